@@ -1,0 +1,49 @@
+"""What every platform's sender offers the outbox, and the few ways a delivery can fail."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from commands.types import Reply
+
+
+@dataclass(frozen=True)
+class Target:
+    kind: str  # member | channel
+    key: str  # the platform's user id or channel id
+    label: str = ""
+
+
+class DeliveryError(Exception):
+    """A delivery failed; the subclass tells the outbox what to do next."""
+
+
+class RateLimited(DeliveryError):
+    def __init__(self, retry_after: float, detail: str = "rate limited") -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class TargetGone(DeliveryError):
+    """The person or channel cannot be reached any more (blocked the bot, channel deleted)."""
+
+
+class AuthBroken(DeliveryError):
+    """Our credentials are refused; retrying will not help until an operator fixes them."""
+
+
+class Transient(DeliveryError):
+    """A passing fault (timeout, 5xx): try again later."""
+
+
+class Sender(Protocol):
+    platform: str
+
+    async def send(self, target: Target, reply: Reply) -> str:
+        """Deliver; return the platform's reference to the message (for later updates)."""
+        ...
+
+    async def update(self, message_ref: str, reply: Reply) -> None:
+        """Replace a message sent earlier (an approval card after the decision)."""
+        ...

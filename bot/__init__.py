@@ -1,0 +1,1 @@
+"""Assembly: settings, wiring, the `dealbot` CLI, the ASGI web app."""

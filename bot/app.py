@@ -1,0 +1,39 @@
+"""Wiring: one place that builds the engine, dispatcher, senders and delivery from settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy.engine import Engine
+
+from adapters.base import Sender
+from bot.settings import Settings
+from commands import Dispatcher
+from models.clock import Clock, SystemClock
+from models.db import make_engine
+from models.migrate import upgrade
+from reminders.outbox import OutboxDelivery
+
+
+@dataclass
+class Bot:
+    settings: Settings
+    engine: Engine
+    clock: Clock
+    dispatcher: Dispatcher
+    senders: dict[str, Sender] = field(default_factory=dict)
+
+    def delivery(self) -> OutboxDelivery:
+        return OutboxDelivery(self.engine, self.senders, self.clock)
+
+
+def build(settings: Settings | None = None, *, clock: Clock | None = None, database_url: str | None = None,
+          migrate: bool = True) -> Bot:
+    settings = settings or Settings()
+    url = database_url or settings.database_url
+    engine = make_engine(url)
+    if migrate:
+        upgrade(engine)
+    clock = clock or SystemClock()
+    dispatcher = Dispatcher(engine, clock, admins=settings.admin_keys)
+    return Bot(settings=settings, engine=engine, clock=clock, dispatcher=dispatcher)

@@ -1,0 +1,156 @@
+"""`dealbot`: run, console, serve, worker, db upgrade, outbox."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import select, update
+from sqlmodel import col
+
+from adapters.console import ConsoleAdapter, ConsoleSender
+from bot.app import Bot, build
+from bot.settings import Settings
+from models.db import make_engine, unit_of_work
+from models.migrate import upgrade
+from models.tables import Outbox
+
+app = typer.Typer(help="dealbot — your sales team's process, in the chat it already uses.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.")
+outbox_app = typer.Typer(help="Pending and dead pushes.", invoke_without_command=True)
+app.add_typer(db_app, name="db")
+app.add_typer(outbox_app, name="outbox")
+
+DbOption = Annotated[str | None, typer.Option("--db", help="Database URL (default: DEALBOT_DATABASE_URL or sqlite:///dealbot.db)")]
+
+
+def _settings() -> Settings:
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # Migration chatter would drown the console; real problems still surface as warnings.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    return settings
+
+
+@app.command()
+def run(db: DbOption = None, user: Annotated[str, typer.Option(help="Console user")] = "me",
+        team: Annotated[str, typer.Option(help="Console team")] = "demo") -> None:
+    """Run everything on this machine: the web server for configured platforms, else the console."""
+    settings = _settings()
+    if settings.platforms:
+        serve(host="0.0.0.0", port=8000, db=db)
+        return
+    console(user=user, team=team, db=db)
+
+
+@app.command()
+def console(user: Annotated[str, typer.Option(help="Who you are in the console")] = "me",
+            team: Annotated[str, typer.Option(help="The console team")] = "demo", db: DbOption = None) -> None:
+    """A REPL: type commands as USER; `[bob] …` acts as bob. Reads stdin line by line when piped."""
+    settings = _settings()
+    bot = build(settings, database_url=db)
+    interactive = sys.stdin.isatty()
+    sender = ConsoleSender()
+    bot.senders["console"] = sender
+    adapter = ConsoleAdapter(bot.dispatcher.dispatch, bot.clock, team=team, user=user)
+    delivery = bot.delivery()
+    if interactive:
+        print(f"dealbot console — team {team}, you are {user}. /help for commands, Ctrl-D to leave.")
+    while True:
+        try:
+            line = input(f"{adapter.user}> " if interactive else "")
+        except EOFError:
+            break
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        if not interactive:
+            print(f"{adapter.user}> {line}" if not line.startswith("[") else line)
+        print(adapter.say(line), flush=True)
+        asyncio.run(delivery.run_once())
+    raise typer.Exit(0)
+
+
+@app.command()
+def serve(host: Annotated[str, typer.Option()] = "127.0.0.1",
+          port: Annotated[int, typer.Option(envvar="PORT")] = 8000, db: DbOption = None) -> None:
+    """Serve the web app (platform webhooks, /healthz) with uvicorn."""
+    import uvicorn
+
+    from bot.web import create_app
+
+    settings = _settings()
+    bot = build(settings, database_url=db)
+    uvicorn.run(create_app(bot), host=host, port=port, log_level=settings.log_level.lower())
+
+
+@app.command()
+def worker(db: DbOption = None,
+           once: Annotated[bool, typer.Option("--once", help="Run what is due now once, then exit")] = False) -> None:
+    """Deliver the outbox (the scheduler of reminders and digests arrives with the reminders issue)."""
+    settings = _settings()
+    bot = build(settings, database_url=db)
+    bot.senders["console"] = ConsoleSender()
+    report = asyncio.run(bot.delivery().run_once())
+    typer.echo(f"sent {report.sent}, retried {report.retried}, dead {report.dead}")
+    if not once:
+        typer.echo("the reminder scheduler is not configured yet; ran the outbox once")
+
+
+@db_app.command("upgrade")
+def db_upgrade(db: DbOption = None) -> None:
+    """Create or migrate the schema to the newest revision."""
+    settings = _settings()
+    upgrade(make_engine(db or settings.database_url))
+    typer.echo("database is up to date")
+
+
+def _bot(db: str | None) -> Bot:
+    return build(_settings(), database_url=db)
+
+
+@outbox_app.callback()
+def outbox_list(ctx: typer.Context, db: DbOption = None,
+                dead: Annotated[bool, typer.Option("--dead", help="Show dead rows instead of pending")] = False) -> None:
+    """List pending (or dead) pushes."""
+    if ctx.invoked_subcommand:
+        return
+    bot = _bot(db)
+    wanted = ["dead"] if dead else ["pending", "sending"]
+    with unit_of_work(bot.engine) as session:
+        rows = list(session.execute(select(Outbox).where(col(Outbox.status).in_(wanted))
+                                    .order_by(col(Outbox.id)).limit(200)).scalars())
+    table = Table("id", "status", "platform", "to", "kind", "attempts", "next attempt", "error")
+    for row in rows:
+        table.add_row(str(row.id), row.status, row.platform, row.target_label or row.target, row.kind,
+                      str(row.attempts), row.next_attempt_at.isoformat(timespec="seconds"), (row.last_error or "")[:60])
+    Console().print(table)
+    typer.echo(f"{len(rows)} {'dead' if dead else 'pending'}")
+
+
+@outbox_app.command("retry")
+def outbox_retry(row_id: int, db: DbOption = None) -> None:
+    """Queue a dead (or pending) push again, now."""
+    bot = _bot(db)
+    with unit_of_work(bot.engine) as session:
+        result = session.execute(update(Outbox).where(col(Outbox.id) == row_id, col(Outbox.status) != "sent")
+                                 .values(status="pending", attempts=0, next_attempt_at=bot.clock.now(),
+                                         claimed_until=None))
+    if not result.rowcount:
+        typer.echo(f"no unsent outbox row {row_id}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"outbox row {row_id} queued again")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

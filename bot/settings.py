@@ -1,0 +1,48 @@
+"""Deployment settings, from the environment or a `.env` file."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    database_url: str = Field("sqlite:///dealbot.db", validation_alias="DEALBOT_DATABASE_URL")
+    admins: str = Field("", validation_alias="DEALBOT_ADMINS")  # comma-separated user keys
+    log_level: str = Field("INFO", validation_alias="DEALBOT_LOG_LEVEL")
+
+    slack_bot_token: str | None = Field(None, validation_alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: str | None = Field(None, validation_alias="SLACK_SIGNING_SECRET")
+    slack_app_token: str | None = Field(None, validation_alias="SLACK_APP_TOKEN")
+    slack_api_url: str = Field("https://slack.com/api/", validation_alias="SLACK_API_URL")
+
+    telegram_bot_token: str | None = Field(None, validation_alias="TELEGRAM_BOT_TOKEN")
+    telegram_webhook_secret: str | None = Field(None, validation_alias="TELEGRAM_WEBHOOK_SECRET")
+    telegram_webhook_url: str | None = Field(None, validation_alias="TELEGRAM_WEBHOOK_URL")
+    telegram_api_url: str = Field("https://api.telegram.org", validation_alias="TELEGRAM_API_URL")
+
+    wecom_corp_id: str | None = Field(None, validation_alias="WECOM_CORP_ID")
+    wecom_agent_id: str | None = Field(None, validation_alias="WECOM_AGENT_ID")
+    wecom_secret: str | None = Field(None, validation_alias="WECOM_SECRET")
+    wecom_token: str | None = Field(None, validation_alias="WECOM_TOKEN")
+    wecom_encoding_aes_key: str | None = Field(None, validation_alias="WECOM_ENCODING_AES_KEY")
+    wecom_webhook_key: str | None = Field(None, validation_alias="WECOM_WEBHOOK_KEY")
+    wecom_api_url: str = Field("https://qyapi.weixin.qq.com", validation_alias="WECOM_API_URL")
+
+    @property
+    def admin_keys(self) -> list[str]:
+        return [key.strip() for key in self.admins.split(",") if key.strip()]
+
+    @property
+    def platforms(self) -> list[str]:
+        """The chat platforms whose credentials are set."""
+        found = []
+        if self.slack_bot_token and (self.slack_signing_secret or self.slack_app_token):
+            found.append("slack")
+        if self.telegram_bot_token:
+            found.append("telegram")
+        if self.wecom_corp_id and self.wecom_secret:
+            found.append("wecom")
+        return found

@@ -1,0 +1,104 @@
+"""Every chat verb, registered in one list you can read top to bottom.
+
+The first family whose word matches the command's first word wins; within it, the first verb whose
+word matches the second word; otherwise the family's default verb (name ""). That is the whole rule.
+Adapters call `Dispatcher.dispatch(invocation) -> Reply` and nothing else.
+"""
+
+from __future__ import annotations
+
+from commands import followups, help, leads, quotes, reports, targets, team
+from commands.registry import Family, Verb
+
+FAMILIES: list[Family] = [
+    Family("lead", ("lead", "线索", "leads", "客户"), "register, list and move leads", "登记、查看、推进线索"),
+    Family("follow", ("follow", "跟进", "fu", "followup"), "log a follow-up and the next date", "记录跟进和下次跟进日期"),
+    Family("quote", ("quote", "报价", "审批", "quotes"), "quotes and their approval", "报价与审批"),
+    Family("report", ("report", "日报", "周报", "月报", "报表"), "the digest on demand", "随时查看日报/周报",
+           implied={"日报": ("today",), "周报": ("week",), "月报": ("month",)}),
+    Family("target", ("target", "目标", "targets"), "monthly targets against won", "月度目标与完成"),
+    Family("team", ("team", "团队"), "members, roles, settings, handoff", "成员、角色、设置、交接"),
+    Family("help", ("help", "帮助", "?", "start"), "this help", "帮助"),
+]
+
+LEAD_FIELDS = frozenset({"company", "contact", "phone", "email", "source", "value", "tag"})
+
+VERBS: list[Verb] = [
+    Verb("lead", "add", ("add", "new", "新建", "添加", "新增"), leads.add,
+         "/lead add <name> [company=] [contact=] [phone=] [email=] [source=] [value=] [tag=] [owner=@x] [force=yes]",
+         "/线索 新建 <名称> [公司=] [联系人=] [电话=] [邮箱=] [来源=] [预计=] [标签=] [负责人=@x] [强制=是]",
+         "/lead add Acme Trading phone=138-0013-8000 value=120k source=fair",
+         "/线索 新建 华为技术 电话=13912345678 预计=12.5万 来源=展会",
+         LEAD_FIELDS | {"owner", "force"}),
+    Verb("lead", "list", ("list", "ls", "列表", "查询"), leads.list_,
+         "/lead list [mine|team|pool|overdue|won|lost] [stage=<stage>] [page=<n>]",
+         "/线索 列表 [我的|团队|公海|逾期|赢单|输单] [阶段=<阶段>] [页=<n>]",
+         "/lead list overdue", "/线索 列表 公海", frozenset({"stage", "page"})),
+    Verb("lead", "show", ("show", "view", "查看", "详情"), leads.show,
+         "/lead show <L> [history]", "/线索 查看 <L> [历史]", "/lead show L12", "/线索 查看 L3"),
+    Verb("lead", "stage", ("stage", "阶段"), leads.stage,
+         "/lead stage <L> <stage>", "/线索 阶段 <L> <阶段>", "/lead stage L12 proposal", "/线索 阶段 L3 方案报价"),
+    Verb("lead", "next", ("next", "advance", "推进", "下一阶段"), leads.next_,
+         "/lead next <L>", "/线索 推进 <L>", "/lead next L12", "/线索 推进 L3"),
+    Verb("lead", "assign", ("assign", "分配"), leads.assign,
+         "/lead assign <L> @user", "/线索 分配 <L> @成员", "/lead assign L12 @carol", "/线索 分配 L3 @李四"),
+    Verb("lead", "claim", ("claim", "领取"), leads.claim,
+         "/lead claim <L>", "/线索 领取 <L>", "/lead claim L12", "/线索 领取 L3"),
+    Verb("lead", "release", ("release", "释放"), leads.release,
+         "/lead release <L>", "/线索 释放 <L>", "/lead release L12", "/线索 释放 L3"),
+    Verb("lead", "won", ("won", "win", "赢单", "成交"), leads.won,
+         "/lead won <L> [amount]", "/线索 赢单 <L> [金额]", "/lead won L12 80k", "/线索 赢单 L3 80万"),
+    Verb("lead", "lost", ("lost", "lose", "输单", "丢单"), leads.lost,
+         "/lead lost <L> <reason>", "/线索 输单 <L> <原因>", "/lead lost L12 went with a competitor",
+         "/线索 输单 L3 选择了竞品"),
+    Verb("lead", "edit", ("edit", "set", "update", "编辑", "修改"), leads.edit,
+         "/lead edit <L> [name=] [company=] [contact=] [phone=] [email=] [source=] [value=] [tag=]",
+         "/线索 编辑 <L> [名称=] [公司=] [联系人=] [电话=] [邮箱=] [来源=] [预计=] [标签=]",
+         "/lead edit L12 contact=Mr Li value=150k", "/线索 编辑 L3 联系人=王经理 预计=15万",
+         LEAD_FIELDS | {"name"}),
+    Verb("follow", "", (), followups.follow,
+         "/follow <L> <note> [next=<when>] [via=call|visit|wechat|email|meeting]",
+         "/跟进 <L> <内容> [下次=<日期>] [方式=电话|拜访|微信|邮件|会议]",
+         "/follow L12 demo went well, they want a quote next=fri via=visit",
+         "/跟进 L3 已电话沟通，客户要方案 下次=下周一", frozenset({"next", "via"})),
+    Verb("quote", "approve", ("approve", "ok", "同意", "批准", "通过"), quotes.approve,
+         "/quote approve <Q> [note]", "/审批 同意 <Q> [备注]", "/quote approve Q7 ok for this quarter", "/审批 同意 Q5"),
+    Verb("quote", "reject", ("reject", "deny", "驳回", "拒绝"), quotes.reject,
+         "/quote reject <Q> <reason>", "/审批 驳回 <Q> <原因>", "/quote reject Q7 discount too deep",
+         "/审批 驳回 Q5 折扣太大"),
+    Verb("quote", "list", ("list", "ls", "pending", "列表", "待审批"), quotes.list_,
+         "/quote list [pending]", "/报价 列表 [待审批]", "/quote list pending", "/审批 列表 待审批"),
+    Verb("quote", "", (), quotes.create,
+         "/quote <L> <amount> [discount=<pct>] [note]", "/报价 <L> <金额> [折扣=<百分比>] [备注]",
+         "/quote L12 80k discount=5%", "/报价 L3 80万 折扣=25%", frozenset({"discount"})),
+    Verb("report", "", (), reports.report,
+         "/report [today|week|month] [@user]", "/日报 · /周报 · /报表 [今天|本周|本月] [@成员]",
+         "/report week", "/周报"),
+    Verb("target", "", (), targets.target,
+         "/target [@user <amount>] [month]", "/目标 [@成员 <金额>] [月份]", "/target @alice 2m 2026-12", "/目标 @张三 200万 12月"),
+    Verb("team", "role", ("role", "角色"), team.role,
+         "/team role @user rep|manager|admin [manager=@boss]", "/团队 角色 @成员 rep|manager|admin [经理=@上级]",
+         "/team role @bob manager", "/团队 角色 @李四 manager", frozenset({"manager"})),
+    Verb("team", "config", ("config", "settings", "set", "配置", "设置"), team.config,
+         "/team config [<key>=<value> …]", "/团队 配置 [<设置项>=<值> …]",
+         "/team config locale=zh timezone=Asia/Shanghai", "/团队 配置 日报时间=18:00 免打扰=20:00-08:30",
+         frozenset(team.SETTINGS)),
+    Verb("team", "handoff", ("handoff", "handover", "交接"), team.handoff,
+         "/team handoff @from @to", "/团队 交接 @原负责人 @新负责人", "/team handoff @alice @carol", "/团队 交接 @张三 @李四"),
+    Verb("team", "", ("members", "list", "成员"), team.show,
+         "/team", "/团队", "/team", "/团队"),
+    Verb("help", "", (), help.help_, "/help [command]", "/帮助 [命令]", "/help quote", "/帮助 报价"),
+]
+
+
+def find_family(word: str) -> Family | None:
+    lowered = word.casefold()
+    for family in FAMILIES:
+        if lowered in family.words:
+            return family
+    return None
+
+
+from commands.dispatch import Dispatcher  # noqa: E402  (the dispatcher reads the lists above)
+
+__all__ = ["FAMILIES", "VERBS", "Dispatcher", "find_family"]

@@ -1,0 +1,90 @@
+"""Splitting a command line into words and `key=value` options, Chinese keys included."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+
+# Chinese (and short) spellings of option keys → the canonical key.
+KEY_ALIASES: dict[str, str] = {
+    "电话": "phone", "手机": "phone", "tel": "phone",
+    "邮箱": "email", "mail": "email", "e-mail": "email",
+    "公司": "company",
+    "联系人": "contact",
+    "来源": "source",
+    "预计": "value", "金额": "value", "预计金额": "value",
+    "标签": "tag",
+    "下次": "next", "下次跟进": "next",
+    "方式": "via",
+    "折扣": "discount",
+    "强制": "force",
+    "负责人": "owner",
+    "页": "page", "页码": "page",
+    "阶段": "stage",
+    "经理": "manager",
+    "名称": "name",
+}
+
+_QUOTES = {'"': '"', "“": "”", "「": "」", "'": "'", "‘": "’"}
+_OPTION = re.compile(r"^([^\W\d][\w.\-]*)=(.*)$", re.S)
+_MAX_LINE = 8000
+
+
+def normalize_line(text: str) -> str:
+    """Full-width punctuation people type on Chinese keyboards → plain ASCII where it is syntax."""
+    text = text.replace("＝", "=").replace("／", "/").replace("＠", "@").replace("\u3000", " ")
+    return unicodedata.normalize("NFC", text).strip()
+
+
+def tokenize(text: str) -> list[str]:
+    """Words separated by spaces; "quoted words" stay together, quotes of any kind removed."""
+    tokens: list[str] = []
+    current: list[str] = []
+    closing: str | None = None
+    started = False
+    for char in text[:_MAX_LINE]:
+        if closing is not None:
+            if char == closing:
+                closing = None
+            else:
+                current.append(char)
+        elif char in _QUOTES and not current:
+            closing = _QUOTES[char]
+            started = True
+        elif char.isspace():
+            if current or started:
+                tokens.append("".join(current))
+            current, started = [], False
+        else:
+            current.append(char)
+    if current or started:
+        tokens.append("".join(current))
+    return tokens
+
+
+@dataclass
+class Args:
+    words: list[str] = field(default_factory=list)
+    options: dict[str, str] = field(default_factory=dict)
+    unknown: list[tuple[str, str]] = field(default_factory=list)  # key=value pairs no verb option matches
+
+    def text(self) -> str:
+        """The free words (and unknown key=value pairs) as the user typed them, e.g. a note."""
+        return " ".join(self.words).strip()
+
+
+def split(tokens: list[str], known: frozenset[str]) -> Args:
+    """Options the verb knows become `options`; other `a=b` words stay in the text (a note may say x=y)."""
+    args = Args()
+    for token in tokens:
+        match = _OPTION.match(token)
+        if match:
+            raw_key = match.group(1)
+            key = KEY_ALIASES.get(raw_key, KEY_ALIASES.get(raw_key.casefold(), raw_key.casefold()))
+            if key in known:
+                args.options[key] = match.group(2).strip()
+                continue
+            args.unknown.append((raw_key, match.group(2)))
+        args.words.append(token)
+    return args

@@ -1,0 +1,178 @@
+"""What every verb gets: the invocation, the domain scope, the reply language, and small helpers
+that turn typed words into domain values or a friendly usage error."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from commands import i18n
+from commands.parsing_values import parse_amount, parse_date, parse_percent
+from commands.types import Button, Invocation, Reply
+from models import outbox, teams
+from models.config import Stage
+from models.errors import DomainError
+from models.scope import Scope
+from models.tables import Lead, Member, Quote
+
+
+class UsageError(DomainError):
+    """The command line itself was wrong; the answer adds the verb's correct form."""
+
+
+_LEAD_REF = re.compile(r"^[Ll#]?(\d{1,9})$")
+_QUOTE_REF = re.compile(r"^[Qq#]?(\d{1,9})$")
+MAX_TEXT = 2000
+MAX_FIELD = 200
+
+
+@dataclass
+class Ctx:
+    inv: Invocation
+    scope: Scope
+    locale: str
+    admins: Sequence[str] = ()
+
+    # --- words -----------------------------------------------------------------------------------
+    def t(self, key: str, **params: Any) -> str:
+        return i18n.translate(self.locale, key, **params)
+
+    def pick(self, en: str, zh: str, **params: Any) -> str:
+        """The same sentence in both languages, side by side where the reply is worded."""
+        return (zh if self.locale == "zh" else en).format(**params)
+
+    @property
+    def zh(self) -> bool:
+        return self.locale == "zh"
+
+    @property
+    def currency(self) -> str:
+        return self.scope.config.currency_for(self.locale)
+
+    def money(self, minor: int | None) -> str:
+        return i18n.money(minor, self.currency, self.locale)
+
+    def money_short(self, minor: int) -> str:
+        return i18n.money_short(minor, self.currency, self.locale)
+
+    def day(self, value: date | None) -> str:
+        return i18n.day(value, self.locale) if value else "-"
+
+    def clock(self, moment: Any) -> str:
+        return i18n.clock(moment, self.scope.config.tz, self.scope.today)
+
+    def stage_label(self, key: str) -> str:
+        stage = self.scope.config.stage(key)
+        return stage.label(self.locale) if stage else key
+
+    def role_label(self, role: str) -> str:
+        return self.t(f"role.{role}")
+
+    def member_name(self, member_id: int | None) -> str:
+        if member_id is None:
+            return self.t("word.pool")
+        member = self.scope.session.get(Member, member_id)
+        return member.name if member else "?"
+
+    def lead_label(self, lead: Lead) -> str:
+        return f"L{lead.number} {lead.name}"
+
+    # --- typed words → values --------------------------------------------------------------------
+    def lead_number(self, token: str | None) -> int:
+        if not token:
+            raise UsageError("usage.missing", what=self.t("what.lead"))
+        match = _LEAD_REF.match(token.strip())
+        if not match:
+            raise UsageError("usage.bad_lead_ref", text=token)
+        return int(match.group(1))
+
+    def quote_number(self, token: str | None) -> int:
+        if not token:
+            raise UsageError("usage.missing", what=self.t("what.quote"))
+        match = _QUOTE_REF.match(token.strip())
+        if not match:
+            raise UsageError("usage.bad_quote_ref", text=token)
+        return int(match.group(1))
+
+    def amount(self, text: str | None, *, what: str = "what.amount") -> int:
+        """An amount in minor units; zero and negative amounts are refused here."""
+        if not text:
+            raise UsageError("usage.missing", what=self.t(what))
+        value = parse_amount(text)
+        if value is None or value <= 0:
+            raise UsageError("usage.bad_amount", text=text)
+        return int((value * 100).to_integral_value())
+
+    def percent_bp(self, text: str) -> int:
+        value = parse_percent(text)
+        if value is None:
+            raise UsageError("usage.bad_percent", text=text)
+        return int((value * 100).to_integral_value())
+
+    def date(self, text: str) -> date:
+        value = parse_date(text, self.scope.today)
+        if value is None:
+            raise UsageError("usage.bad_date", text=text)
+        return value
+
+    def yes(self, text: str) -> bool:
+        lowered = text.strip().casefold()
+        if lowered in ("yes", "y", "true", "on", "1", "是", "对", "开", "开启"):
+            return True
+        if lowered in ("no", "n", "false", "off", "0", "否", "关", "关闭"):
+            return False
+        raise UsageError("usage.yes_no", text=text)
+
+    def bounded(self, text: str, *, what: str, limit: int = MAX_TEXT) -> str:
+        if len(text) > limit:
+            raise UsageError("usage.too_long", what=self.t(what), length=len(text), limit=limit)
+        return text
+
+    def stage(self, text: str) -> Stage:
+        stage = self.scope.config.find_stage(text)
+        if stage is None:
+            names = ", ".join(s.label(self.locale) for s in self.scope.config.stages)
+            raise UsageError("usage.bad_stage", text=text, stages=names)
+        return stage
+
+    def is_mention(self, token: str) -> bool:
+        return token in self.inv.mentions
+
+    def member(self, token: str | None, *, create: bool = False) -> Member:
+        """The member a mention names. Only mentions the platform resolved count: typed look-alikes don't."""
+        if not token:
+            raise UsageError("usage.missing", what=self.t("what.member"))
+        mention = self.inv.mentions.get(token)
+        if mention is None:
+            raise UsageError("usage.unknown_member", name=token)
+        if mention.user_key == self.inv.user_key:
+            return self.scope.actor
+        session, team = self.scope.session, self.scope.team
+        found = teams.find_member(session, team, mention.user_key)
+        if found:
+            return found
+        if create:
+            return teams.ensure_member(session, team, user_key=mention.user_key, name=mention.name,
+                                       now=self.scope.now, admins=self.admins or ["\0"])
+        raise UsageError("usage.unknown_member", name=token)
+
+    # --- pushes to other people ------------------------------------------------------------------
+    def notify(self, member: Member, *, kind: str, key: str, reply: Reply) -> None:
+        """Tell someone else, through the outbox, in the same transaction as the change."""
+        if member.id == self.scope.actor.id:
+            return
+        outbox.enqueue(self.scope.session, team=self.scope.team, kind=kind, dedupe_key=key,
+                       payload=reply.model_dump(mode="json"), now=self.scope.now, member=member)
+
+    def quote_buttons(self, quote: Quote) -> list[Button]:
+        approve, reject = ("/审批 同意", "/审批 驳回") if self.zh else ("/quote approve", "/quote reject")
+        return [Button(label=self.pick("Approve", "同意"), command=f"{approve} Q{quote.number}", style="primary"),
+                Button(label=self.pick("Reject", "驳回"), command=f"{reject} Q{quote.number} ", style="danger")]
+
+
+def decimal_to_minor(value: Decimal) -> int:
+    return int((value * 100).to_integral_value())

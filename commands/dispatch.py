@@ -1,0 +1,140 @@
+"""The one door into the verbs: an `Invocation` in, a `Reply` out, never an exception."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy.engine import Engine
+
+from commands import FAMILIES, VERBS, find_family
+from commands.args import Args, normalize_line, split, tokenize
+from commands.context import Ctx, UsageError
+from commands.i18n import MESSAGES, translate
+from commands.registry import ParsedCommand
+from commands.types import Invocation, Reply
+from models import teams
+from models.clock import Clock
+from models.db import unit_of_work
+from models.errors import DomainError
+from models.scope import Scope
+from models.tables import CommandLog
+
+log = logging.getLogger("dealbot.commands")
+
+_CJK = re.compile(r"[\u3400-\u9fff]")
+MAX_LINE = 6000
+
+
+def guess_locale(text: str) -> str | None:
+    return "zh" if _CJK.search(text) else None
+
+
+def parse_command(text: str) -> ParsedCommand:
+    """Find the verb a line names; the rest becomes its words and options."""
+    tokens = tokenize(normalize_line(text))
+    if not tokens:
+        return ParsedCommand(verb=None, family=None, args=Args(), locale=None)
+    word = tokens[0].lstrip("/").split("@", 1)[0]
+    family = find_family(word)
+    locale = "zh" if _CJK.search(word) else ("en" if family else None)
+    if family is None:
+        return ParsedCommand(verb=None, family=None, args=Args(words=tokens), locale=guess_locale(text))
+    rest = [*family.implied.get(word, ()), *tokens[1:]]
+    verbs = [verb for verb in VERBS if verb.family == family.name]
+    chosen = None
+    if rest:
+        sub = rest[0].casefold()
+        for verb in verbs:
+            if verb.name and (sub == verb.name or sub in verb.words):
+                chosen, rest = verb, rest[1:]
+                if _CJK.search(sub):
+                    locale = "zh"
+                break
+    if chosen is None:
+        chosen = next((verb for verb in verbs if verb.name == ""), None)
+    args = split(rest, chosen.options) if chosen else Args(words=rest)
+    return ParsedCommand(verb=chosen, family=family, args=args, locale=locale)
+
+
+class Dispatcher:
+    """Holds what every command needs (database, clock, deployment's admins) and runs commands."""
+
+    def __init__(self, engine: Engine, clock: Clock, *, admins: Sequence[str] = ()) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.admins = tuple(admins)
+
+    def dispatch(self, invocation: Invocation) -> Reply:
+        started = time.perf_counter()
+        now = self.clock.now()
+        locale = invocation.locale if invocation.locale in ("zh", "en") else (guess_locale(invocation.text) or "en")
+        parsed: ParsedCommand | None = None
+        outcome, error_key = "ok", None
+        try:
+            with unit_of_work(self.engine) as session:
+                team = teams.get_or_create_team(session, platform=invocation.platform, key=invocation.team_key,
+                                                name=invocation.team_name, now=now)
+                member = teams.ensure_member(session, team, user_key=invocation.user_key,
+                                             name=invocation.user_name, now=now, admins=self.admins)
+                scope = Scope(session=session, team=team, actor=member, now=now)
+                parsed = parse_command(invocation.text)
+                locale = scope.config.locale or parsed.locale or locale
+                ctx = Ctx(inv=invocation, scope=scope, locale=locale, admins=self.admins)
+                if len(invocation.text) > MAX_LINE:
+                    raise UsageError("usage.too_long", what="message", length=len(invocation.text), limit=MAX_LINE)
+                if parsed.verb is None:
+                    if parsed.family is not None:
+                        raise UsageError("usage.missing", what=ctx.pick("what to do", "要做的操作"))
+                    first = parsed.args.words[0] if parsed.args.words else ""
+                    raise UsageError("usage.unknown_verb", word=first[:40])
+                reply = parsed.verb.handler(ctx, parsed.args)
+                locale = ctx.locale
+            if not reply.ok:
+                outcome = "refused"
+            return reply
+        except DomainError as error:
+            outcome, error_key = "error", error.key
+            return self._error_reply(error, locale, parsed)
+        except Exception:
+            ref = uuid.uuid4().hex[:8]
+            outcome, error_key = "crash", ref
+            log.exception("command failed (ref %s)", ref)
+            return Reply(text=translate(locale, "error.internal", ref=ref), ok=False, private=True)
+        finally:
+            self._record(invocation, now, outcome, error_key, (time.perf_counter() - started) * 1000)
+
+    def _error_reply(self, error: DomainError, locale: str, parsed: ParsedCommand | None) -> Reply:
+        params = dict(error.params)
+        if error.key == "forbidden.role":
+            params["role"] = translate(locale, f"role.{params.get('role')}")
+            action_key = f"action.{params.get('action')}"
+            if action_key in MESSAGES:
+                params["action"] = translate(locale, action_key)
+        text = translate(locale, error.key, **params)
+        if isinstance(error, UsageError):
+            text = "❓ " + text
+            if parsed and parsed.verb:
+                text += "\n" + translate(locale, "usage.form", usage=parsed.verb.usage(locale))
+                text += "\n" + translate(locale, "usage.example", example=parsed.verb.example(locale))
+            elif parsed and parsed.family:
+                usages = [v.usage(locale) for v in VERBS if v.family == parsed.family.name]
+                text += "\n" + "\n".join(f"· {u}" for u in usages)
+            elif error.key == "usage.unknown_verb":
+                words = " ".join(f"/{f.words[1] if locale == 'zh' else f.name}" for f in FAMILIES)
+                text += "\n" + words
+        return Reply(text=text, ok=False, private=True)
+
+    def _record(self, invocation: Invocation, now: object, outcome: str, error: str | None, ms: float) -> None:
+        """Keep every line typed, whatever became of it; a failure here must not cost the reply."""
+        try:
+            with unit_of_work(self.engine) as session:
+                session.add(CommandLog(platform=invocation.platform, team_key=invocation.team_key,
+                                       user_key=invocation.user_key, channel=invocation.channel,
+                                       text=invocation.text[:20000], received_at=self.clock.now(),
+                                       outcome=outcome, error=error, duration_ms=round(ms, 2)))
+        except Exception:
+            log.exception("could not record the command")

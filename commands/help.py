@@ -1,0 +1,30 @@
+"""`/help [verb]` (`/帮助`): usage and an example for every verb, read from the registry itself."""
+
+from __future__ import annotations
+
+from commands.args import Args
+from commands.context import Ctx
+from commands.types import Reply
+
+
+def help_(ctx: Ctx, args: Args) -> Reply:
+    from commands import FAMILIES, VERBS, find_family
+
+    if args.words:
+        family = find_family(args.words[0].lstrip("/"))
+        if family is not None:
+            lines = [f"**/{family.words[1] if ctx.zh and len(family.words) > 1 else family.name}** — "
+                     f"{family.summary_zh if ctx.zh else family.summary_en}"]
+            for verb in VERBS:
+                if verb.family == family.name:
+                    lines.append(f"· `{verb.usage(ctx.locale)}`")
+                    lines.append(f"  {ctx.t('usage.example', example=verb.example(ctx.locale))}")
+            return Reply(text="\n".join(lines), private=True)
+    lines = [ctx.pick("**dealbot** — what I can do (/help <command> for details):",
+                      "**dealbot** — 可用命令（/帮助 <命令> 查看详情）：")]
+    for family in FAMILIES:
+        word = family.words[1] if ctx.zh and len(family.words) > 1 else family.name
+        lines.append(f"· /{word} — {family.summary_zh if ctx.zh else family.summary_en}")
+    lines.append(ctx.pick("Dates: tomorrow, fri, next mon, +3d, 12/1. Amounts: 120k, 12万, ¥120,000.",
+                          "日期：明天、周五、下周一、3天后、12/1。金额：120k、12万、¥120,000。"))
+    return Reply(text="\n".join(lines), private=True)

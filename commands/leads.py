@@ -1,0 +1,330 @@
+"""`/lead …` (`/线索 …`): register, list, show, move, own and close leads."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from commands.args import Args
+from commands.context import MAX_FIELD, Ctx, UsageError
+from commands.types import Button, Reply
+from models import audit, leads
+from models.errors import DomainError
+from models.normalize import looks_like_email, looks_like_phone
+from models.permissions import rank
+from models.tables import Lead, Member
+
+LIST_FILTERS = {
+    "mine": "mine", "my": "mine", "我的": "mine",
+    "team": "team", "all": "team", "团队": "team", "全部": "team",
+    "pool": "pool", "公海": "pool",
+    "overdue": "overdue", "逾期": "overdue", "超期": "overdue",
+    "won": "won", "赢单": "won",
+    "lost": "lost", "输单": "lost",
+}
+
+
+def _lead_facts(ctx: Ctx, args: Args) -> dict[str, object]:
+    """The lead fields typed as options, validated; used by add and edit."""
+    facts: dict[str, object] = {}
+    for key in ("company", "contact", "source", "tag", "name"):
+        if key in args.options:
+            facts[key] = ctx.bounded(args.options[key], what="what.field", limit=MAX_FIELD) or None
+    if "phone" in args.options:
+        phone = args.options["phone"]
+        if phone and not looks_like_phone(phone):
+            raise UsageError("usage.bad_choice", text=phone, choices="138-0013-8000, +86 13800138000")
+        facts["phone"] = phone or None
+    if "email" in args.options:
+        email = args.options["email"]
+        if email and not looks_like_email(email):
+            raise UsageError("usage.bad_choice", text=email, choices="name@example.com")
+        facts["email"] = email or None
+    if "value" in args.options:
+        facts["value"] = ctx.amount(args.options["value"]) if args.options["value"] else None
+    return facts
+
+
+def _reject_unknown(ctx: Ctx, args: Args, known: str) -> None:
+    if args.unknown:
+        raise UsageError("usage.unknown_option", key=args.unknown[0][0], known=known)
+
+
+def _next_buttons(ctx: Ctx, lead: Lead) -> list[Button]:
+    follow, quote = ("/跟进", "/报价") if ctx.zh else ("/follow", "/quote")
+    return [Button(label=ctx.pick("Log follow-up", "写跟进"), command=f"{follow} L{lead.number} "),
+            Button(label=ctx.pick("Quote", "报价"), command=f"{quote} L{lead.number} ")]
+
+
+def add(ctx: Ctx, args: Args) -> Reply:
+    _reject_unknown(ctx, args, "company= contact= phone= email= source= value= tag= owner= force=")
+    name = ctx.bounded(args.text(), what="what.name", limit=MAX_FIELD)
+    if not name:
+        raise UsageError("usage.missing", what=ctx.t("what.name"))
+    facts = _lead_facts(ctx, args)
+    force = ctx.yes(args.options["force"]) if "force" in args.options else False
+    scope = ctx.scope
+    owner: Member | None = None
+    to_pool = False
+    if "owner" in args.options:
+        if rank(scope.actor) < 1:
+            raise DomainError("forbidden.role", action=ctx.t("action.assign"), role=ctx.role_label("manager"))
+        wanted = args.options["owner"]
+        to_pool = wanted.casefold() in ("pool", "公海")
+        owner = None if to_pool else ctx.member(wanted)
+    elif rank(scope.actor) >= 1 and scope.config.assignment != "author":
+        to_pool = scope.config.assignment == "pool"
+        if not to_pool:
+            owner = leads.pick_owner_by_balance(scope.session, scope.team.id or 0, scope.actor)
+    data = leads.NewLead(name=name, **facts)  # type: ignore[arg-type]
+    try:
+        lead, duplicates = leads.add_lead(scope, data, owner=owner, to_pool=to_pool, force=force)
+    except DomainError as error:
+        if error.key != "lead.duplicate":
+            raise
+        return _duplicate_reply(ctx, error.params["lead"])
+    owner_text = (ctx.t("word.pool") if lead.owner_id is None
+                  else ctx.t("word.yours") if lead.owner_id == scope.actor.id
+                  else ctx.member_name(lead.owner_id))
+    text = ctx.pick("✅ L{n} {name} — {owner}, stage {stage}", "✅ L{n} {name} · 负责人 {owner} · 阶段 {stage}",
+                    n=lead.number, name=lead.name, owner=owner_text, stage=ctx.stage_label(lead.stage))
+    if lead.value:
+        text += ctx.pick(" · est. {v}", " · 预计 {v}", v=ctx.money(lead.value))
+    if duplicates:
+        text += "\n" + ctx.pick("⚠️ Added anyway; similar to {refs}.", "⚠️ 已强制添加；与 {refs} 相似。",
+                                refs=", ".join(f"L{d.number} ({ctx.member_name(d.owner_id)})" for d in duplicates))
+    if lead.owner_id and lead.owner_id != scope.actor.id:
+        new_owner = scope.session.get(Member, lead.owner_id)
+        if new_owner:
+            ctx.notify(new_owner, kind="assigned", key=f"assigned:{lead.id}:{lead.version}:{new_owner.id}",
+                       reply=Reply(text=ctx.pick("📥 L{n} {name} is yours now (from {by}).",
+                                                 "📥 {by} 把 L{n} {name} 分配给了你。",
+                                                 n=lead.number, name=lead.name, by=scope.actor.name),
+                                   buttons=_next_buttons(ctx, lead)))
+    return Reply(text=text, buttons=_next_buttons(ctx, lead))
+
+
+def _duplicate_reply(ctx: Ctx, existing: Lead) -> Reply:
+    owner = ctx.member_name(existing.owner_id)
+    text = ctx.t("lead.duplicate", lead=ctx.lead_label(existing), owner=owner, stage=ctx.stage_label(existing.stage))
+    again = ctx.inv.text.strip()
+    buttons = []
+    if existing.owner_id is None:
+        claim = "/线索 领取" if ctx.zh else "/lead claim"
+        buttons.append(Button(label=ctx.pick("Claim it", "领取"), command=f"{claim} L{existing.number}"))
+    buttons.append(Button(label=ctx.pick("Add anyway", "仍然添加"), command=f"{again} force=yes"))
+    return Reply(text=text, buttons=buttons, ok=False, private=True)
+
+
+def list_(ctx: Ctx, args: Args) -> Reply:
+    _reject_unknown(ctx, args, "stage= page=")
+    scope = ctx.scope
+    which = "mine" if rank(scope.actor) == 0 else "team"
+    page = 1
+    for word in args.words:
+        if word.casefold() in LIST_FILTERS:
+            which = LIST_FILTERS[word.casefold()]
+        elif word.isdigit():
+            page = int(word)
+        else:
+            raise UsageError("usage.bad_choice", text=word, choices="mine, team, pool, overdue, won, lost, stage=…")
+    if "page" in args.options:
+        if not args.options["page"].isdigit() or int(args.options["page"]) < 1:
+            raise UsageError("usage.bad_page", text=args.options["page"])
+        page = int(args.options["page"])
+    page = max(page, 1)
+    stage = ctx.stage(args.options["stage"]).key if "stage" in args.options else None
+    rows, total = leads.list_leads(scope, which=which, stage=stage, page=page)
+    size = scope.config.page_size
+    pages = max((total + size - 1) // size, 1)
+    titles = {
+        "mine": ("Your leads", "我的线索"), "team": ("Team leads", "团队线索"), "pool": ("Pool", "公海线索"),
+        "overdue": ("Overdue follow-ups", "逾期未跟进"), "won": ("Won", "赢单"), "lost": ("Lost", "输单"),
+    }
+    title = ctx.pick(*titles[which])
+    if stage:
+        title += f" · {ctx.stage_label(stage)}"
+    if not total:
+        return Reply(text=ctx.pick("{title}: none.", "{title}：暂无。", title=title))
+    header = [ctx.pick("Lead", "线索"), ctx.pick("Stage", "阶段"), ctx.pick("Owner", "负责人"), ctx.pick("Next", "下次跟进")]
+    table = [header] + [[ctx.lead_label(lead), ctx.stage_label(lead.stage) if lead.status == "open"
+                         else ctx.t(f"status.{lead.status}"), ctx.member_name(lead.owner_id),
+                         _next_text(ctx, lead)] for lead in rows]
+    text = ctx.pick("**{title}** — {total} (page {page}/{pages})", "**{title}** — 共 {total} 条（第 {page}/{pages} 页）",
+                    title=title, total=total, page=page, pages=pages)
+    buttons = []
+    if page < pages:
+        command = f"{'/线索 列表' if ctx.zh else '/lead list'} {which}"
+        if stage:
+            command += f" stage={stage}"
+        buttons.append(Button(label=ctx.pick("Next page", "下一页"), command=f"{command} page={page + 1}"))
+    return Reply(text=text, table=table, buttons=buttons)
+
+
+def _next_text(ctx: Ctx, lead: Lead) -> str:
+    if not lead.next_followup_on:
+        return "-"
+    text = ctx.day(lead.next_followup_on)
+    if lead.next_followup_on < ctx.scope.today:
+        text = "⚠️ " + text
+    return text
+
+
+def show(ctx: Ctx, args: Args) -> Reply:
+    lead = leads.visible_lead(ctx.scope, ctx.lead_number(args.words[0] if args.words else None))
+    session = ctx.scope.session
+    status = ctx.stage_label(lead.stage) if lead.status == "open" else ctx.t(f"status.{lead.status}")
+    text = f"**{ctx.lead_label(lead)}** · {status} · {ctx.pick('owner', '负责人')} {ctx.member_name(lead.owner_id)}"
+    labels = [("company", "Company", "公司"), ("contact", "Contact", "联系人"), ("phone", "Phone", "电话"),
+              ("email", "E-mail", "邮箱"), ("source", "Source", "来源"), ("tag", "Tag", "标签")]
+    fields = [(ctx.pick(en, zh), str(getattr(lead, key))) for key, en, zh in labels if getattr(lead, key)]
+    if lead.value:
+        fields.append((ctx.pick("Estimate", "预计金额"), ctx.money(lead.value)))
+    if lead.status == "won":
+        fields.append((ctx.pick("Won", "赢单金额"), ctx.money(lead.won_amount)))
+    if lead.status == "lost":
+        fields.append((ctx.pick("Lost because", "输单原因"), lead.lost_reason or "-"))
+    if lead.status == "open":
+        fields.append((ctx.pick("Next follow-up", "下次跟进"), _next_text(ctx, lead)))
+    quotes = leads.open_quotes(session, lead)
+    if quotes:
+        fields.append((ctx.pick("Quotes", "报价"), " · ".join(
+            f"Q{quote.number} {ctx.money(quote.amount)} {ctx.t('status.' + quote.status)}" for quote in quotes)))
+    for item in leads.recent_followups(session, lead):
+        via = f" ({ctx.t('via.' + item.via)})" if item.via else ""
+        fields.append((f"{ctx.clock(item.created_at)} {ctx.member_name(item.author_id)}{via}", item.note[:200]))
+    table: list[list[str]] = []
+    if any(word.casefold() in ("history", "历史", "log") for word in args.words[1:]):
+        table.append([ctx.pick("When", "时间"), ctx.pick("Who", "操作人"), ctx.pick("What", "变更")])
+        for event in audit.history(session, team_id=ctx.scope.team.id or 0, entity="lead",
+                                   entity_id=lead.id or 0, limit=20):
+            table.append([ctx.clock(event.at), ctx.member_name(event.actor_id),
+                          f"{event.action} {_changes(ctx, event.before, event.after)}".strip()])
+    buttons = _next_buttons(ctx, lead) if lead.status == "open" else []
+    if not table:
+        show_cmd = "/线索 查看" if ctx.zh else "/lead show"
+        buttons.append(Button(label=ctx.pick("History", "变更记录"), command=f"{show_cmd} L{lead.number} history"))
+    return Reply(text=text, fields=fields, table=table, buttons=buttons)
+
+
+_HIDDEN = {"last_activity_at", "version", "closed_at", "followup_id", "stage_changed_at", "norm_phone",
+           "norm_email", "norm_company", "snoozed_until"}
+
+
+def _value(ctx: Ctx, key: str, value: object) -> str:
+    if value is None:
+        return "-"
+    if key in ("value", "won_amount", "amount") and isinstance(value, int):
+        return ctx.money(value)
+    if key in ("owner_id",) and isinstance(value, int):
+        return ctx.member_name(value)
+    if key == "stage" and isinstance(value, str):
+        return ctx.stage_label(value)
+    if key == "next_followup_on" and isinstance(value, str):
+        return ctx.day(date.fromisoformat(value))
+    return str(value)
+
+
+def _changes(ctx: Ctx, before: dict | None, after: dict | None) -> str:
+    """An audit event as a short human line: `stage: Lead → Contacted; owner: alice → carol`."""
+    before, after = before or {}, after or {}
+    parts = []
+    for key, new in after.items():
+        if key in _HIDDEN:
+            continue
+        label = key.removesuffix("_id")
+        if key in before:
+            parts.append(f"{label}: {_value(ctx, key, before[key])} → {_value(ctx, key, new)}")
+        else:
+            parts.append(f"{label}={_value(ctx, key, new)}")
+    return "; ".join(parts)[:300]
+
+
+def stage(ctx: Ctx, args: Args) -> Reply:
+    if len(args.words) < 2:
+        raise UsageError("usage.missing", what=ctx.t("what.stage"))
+    lead = leads.get_lead(ctx.scope, ctx.lead_number(args.words[0]))
+    target = ctx.stage(" ".join(args.words[1:]))
+    return _moved(ctx, lead, _translate_requirements(ctx, lambda: leads.move_to_stage(ctx.scope, lead, target)))
+
+
+def next_(ctx: Ctx, args: Args) -> Reply:
+    lead = leads.get_lead(ctx.scope, ctx.lead_number(args.words[0] if args.words else None))
+    return _moved(ctx, lead, _translate_requirements(ctx, lambda: leads.next_stage(ctx.scope, lead)))
+
+
+def _translate_requirements(ctx: Ctx, move):  # type: ignore[no-untyped-def]
+    """Stage errors name stages and missing facts; word them for this reader."""
+    try:
+        return move()
+    except DomainError as error:
+        params = dict(error.params)
+        for key in ("stage", "next"):
+            if key in params and hasattr(params[key], "label"):
+                params[key] = params[key].label(ctx.locale)
+        if "missing" in params:
+            params["missing"] = "; ".join(ctx.t(f"need.{need}", lead=params["lead"]) for need in params["missing"])
+        raise DomainError(error.key, **params) from error
+
+
+def _moved(ctx: Ctx, lead: Lead, stage_obj) -> Reply:  # type: ignore[no-untyped-def]
+    text = ctx.pick("➡️ L{n} {name} is now in {stage}.", "➡️ L{n} {name} 已进入“{stage}”。",
+                    n=lead.number, name=lead.name, stage=stage_obj.label(ctx.locale))
+    return Reply(text=text, buttons=_next_buttons(ctx, lead))
+
+
+def assign(ctx: Ctx, args: Args) -> Reply:
+    lead = leads.get_lead(ctx.scope, ctx.lead_number(args.words[0] if args.words else None))
+    member = ctx.member(args.words[1] if len(args.words) > 1 else None)
+    leads.assign(ctx.scope, lead, member)
+    ctx.notify(member, kind="assigned", key=f"assigned:{lead.id}:{lead.version}:{member.id}",
+               reply=Reply(text=ctx.pick("📥 L{n} {name} is yours now (from {by}).", "📥 {by} 把 L{n} {name} 分配给了你。",
+                                         n=lead.number, name=lead.name, by=ctx.scope.actor.name),
+                           buttons=_next_buttons(ctx, lead)))
+    return Reply(text=ctx.pick("👤 L{n} {name} now belongs to {who}.", "👤 L{n} {name} 已分配给 {who}。",
+                               n=lead.number, name=lead.name, who=member.name))
+
+
+def claim(ctx: Ctx, args: Args) -> Reply:
+    lead = leads.get_lead(ctx.scope, ctx.lead_number(args.words[0] if args.words else None))
+    leads.claim(ctx.scope, lead)
+    return Reply(text=ctx.pick("🙋 L{n} {name} is yours now.", "🙋 已领取 L{n} {name}。", n=lead.number, name=lead.name),
+                 buttons=_next_buttons(ctx, lead))
+
+
+def release(ctx: Ctx, args: Args) -> Reply:
+    lead = leads.get_lead(ctx.scope, ctx.lead_number(args.words[0] if args.words else None))
+    leads.release(ctx.scope, lead)
+    claim_cmd = "/线索 领取" if ctx.zh else "/lead claim"
+    return Reply(text=ctx.pick("↩️ L{n} {name} is back in the pool.", "↩️ L{n} {name} 已释放到公海。",
+                               n=lead.number, name=lead.name),
+                 buttons=[Button(label=ctx.pick("Claim", "领取"), command=f"{claim_cmd} L{lead.number}")])
+
+
+def won(ctx: Ctx, args: Args) -> Reply:
+    lead = leads.get_lead(ctx.scope, ctx.lead_number(args.words[0] if args.words else None))
+    amount = ctx.amount(args.words[1]) if len(args.words) > 1 else None
+    final = leads.win(ctx.scope, lead, amount)
+    return Reply(text=ctx.pick("🏆 L{n} {name} won: {amount}. Well done!", "🏆 L{n} {name} 赢单：{amount}，恭喜！",
+                               n=lead.number, name=lead.name, amount=ctx.money(final)))
+
+
+def lost(ctx: Ctx, args: Args) -> Reply:
+    lead = leads.get_lead(ctx.scope, ctx.lead_number(args.words[0] if args.words else None))
+    reason = ctx.bounded(" ".join(args.words[1:]).strip(), what="what.reason")
+    if not reason:
+        raise UsageError("usage.missing", what=ctx.t("what.reason"))
+    leads.lose(ctx.scope, lead, reason)
+    return Reply(text=ctx.pick("📉 L{n} {name} closed as lost: {reason}", "📉 L{n} {name} 已输单：{reason}",
+                               n=lead.number, name=lead.name, reason=reason))
+
+
+def edit(ctx: Ctx, args: Args) -> Reply:
+    _reject_unknown(ctx, args, "name= company= contact= phone= email= source= value= tag=")
+    lead = leads.get_lead(ctx.scope, ctx.lead_number(args.words[0] if args.words else None))
+    facts = _lead_facts(ctx, args)
+    if not facts:
+        raise UsageError("usage.missing", what=ctx.t("what.field"))
+    leads.edit(ctx.scope, lead, facts)
+    shown = ", ".join(f"{key}={ctx.money(value) if key == 'value' and isinstance(value, int) else value}"
+                      for key, value in facts.items())
+    return Reply(text=ctx.pick("✏️ L{n} updated: {changes}", "✏️ L{n} 已更新：{changes}", n=lead.number, changes=shown))

@@ -1,0 +1,108 @@
+"""`/report [today|week|month] [@user]` (`/日报`, `/周报`): the digest on demand, and its wording,
+which the scheduled digests use too."""
+
+from __future__ import annotations
+
+from commands import i18n
+from commands.args import Args
+from commands.context import Ctx, UsageError
+from commands.types import Reply
+from models.config import TeamConfig
+from models.permissions import is_manager_of, rank, visible_leads
+from models.reports import Digest, build_digest, period_of
+from models.tables import Lead
+
+PERIODS = {"today": "today", "day": "today", "daily": "today", "今天": "today", "今日": "today", "日报": "today",
+           "week": "week", "weekly": "week", "本周": "week", "周报": "week",
+           "month": "month", "monthly": "month", "本月": "month", "月报": "month"}
+
+
+def report(ctx: Ctx, args: Args) -> Reply:
+    scope = ctx.scope
+    kind = "today"
+    subject = None
+    for word in args.words:
+        if ctx.is_mention(word):
+            subject = ctx.member(word)
+        elif word.casefold() in PERIODS:
+            kind = PERIODS[word.casefold()]
+        else:
+            raise UsageError("usage.bad_choice", text=word, choices="today, week, month, @name")
+    if subject and subject.id != scope.actor.id and not is_manager_of(scope.actor, subject):
+        raise UsageError("forbidden.role", action=ctx.t("action.report_other"), role=ctx.role_label("manager"))
+    lead_filter = visible_leads(scope.actor)
+    member_ids = None
+    if subject is not None:
+        lead_filter = Lead.owner_id == subject.id
+        member_ids = [subject.id or 0]
+    elif rank(scope.actor) == 0:
+        lead_filter = Lead.owner_id == scope.actor.id
+        member_ids = [scope.actor.id or 0]
+    period = period_of(kind, scope.today, scope.config)
+    digest = build_digest(scope.session, team_id=scope.team.id or 0, config=scope.config, period=period,
+                          now=scope.now, lead_filter=lead_filter, member_ids=member_ids)
+    return digest_reply(digest, locale=ctx.locale, config=scope.config, who=subject.name if subject else None)
+
+
+def digest_reply(digest: Digest, *, locale: str, config: TeamConfig, who: str | None = None) -> Reply:
+    """The digest as one screen: totals, funnel, per-rep lines, what is late, what waits."""
+    zh = locale == "zh"
+    currency = config.currency_for(locale)
+
+    def short(minor: int) -> str:
+        return i18n.money_short(minor, currency, locale)
+
+    def pick(en: str, zh_text: str, **params: object) -> str:
+        return (zh_text if zh else en).format(**params)
+
+    period = digest.period
+    titles = {"today": ("Sales daily", "销售日报"), "week": ("Sales weekly", "销售周报"), "month": ("Sales monthly", "销售月报")}
+    title = pick(*titles[period.kind])
+    when = i18n.day(period.first_day, locale)
+    if period.last_day != period.first_day:
+        when += f" – {i18n.day(period.last_day, locale)}"
+    lines = [f"📊 **{title}{' · ' + who if who else ''}** · {when}"]
+    waiting = ""
+    if digest.waiting:
+        oldest = digest.waiting[0]
+        waiting = pick(", {n} waiting (oldest Q{q}, {h}h)", "，{n} 个待审批（最久 Q{q}，{h} 小时）",
+                       n=len(digest.waiting), q=oldest.quote.number, h=int(oldest.hours))
+    lines.append(pick("New leads {n} · Follow-ups {f} · Quotes {q} ({a} approved, {r} rejected{w}) · Won {won}",
+                      "新线索 {n} · 跟进 {f} · 报价 {q}（同意 {a}，驳回 {r}{w}）· 赢单 {won}",
+                      n=digest.new_leads, f=digest.followups, q=digest.quotes_requested, a=digest.quotes_approved,
+                      r=digest.quotes_rejected, w=waiting, won=short(digest.won_amount)))
+    funnel = []
+    for index, step in enumerate(digest.funnel):
+        part = f"{step.stage.label(locale)} {step.count}"
+        if step.value:
+            part += f" ({short(step.value)})"
+        if index and step.conversion is not None:
+            part += f" [{step.conversion}%]"
+        funnel.append(part)
+    lines.append(pick("Funnel  ", "漏斗  ") + " → ".join(funnel))
+    if digest.reps:
+        parts = []
+        for rep in digest.reps[:10]:
+            part = pick("{name} {f} follow-ups · {won} won", "{name} 跟进 {f} · 赢单 {won}",
+                        name=rep.member.name, f=rep.followups, won=short(rep.won))
+            if rep.target:
+                part += f" / {short(rep.target)} ({round(rep.won * 100 / rep.target)}%)"
+            parts.append(part)
+        lines.append(pick("By rep  ", "按成员  ") + " | ".join(parts))
+    if digest.overdue_total:
+        items = " · ".join(pick("L{n} {name} ({owner}, {d}d)", "L{n} {name}（{owner}，{d}天）", n=late.lead.number,
+                                name=late.lead.name, owner=late.owner, d=late.days) for late in digest.overdue)
+        more = " · …" if digest.overdue_total > len(digest.overdue) else ""
+        lines.append(pick("⚠️ Overdue follow-ups {n}: ", "⚠️ 逾期未跟进 {n}：", n=digest.overdue_total) + items + more)
+    if digest.stuck_total:
+        items = " · ".join(pick("L{n} {name} in {stage} {d}d ({owner})", "L{n} {name} 停在“{stage}”{d}天（{owner}）",
+                                n=late.lead.number, name=late.lead.name, stage=_stage(config, late.lead.stage, locale),
+                                d=late.days, owner=late.owner) for late in digest.stuck)
+        more = " · …" if digest.stuck_total > len(digest.stuck) else ""
+        lines.append(pick("🐢 Stuck {n}: ", "🐢 停滞 {n}：", n=digest.stuck_total) + items + more)
+    return Reply(text="\n".join(lines))
+
+
+def _stage(config: TeamConfig, key: str, locale: str) -> str:
+    stage = config.stage(key)
+    return stage.label(locale) if stage else key

@@ -1,0 +1,52 @@
+"""`/target @user <amount> [month]` (`/目标`): monthly targets, shown against what was won."""
+
+from __future__ import annotations
+
+import re
+
+from commands.args import Args
+from commands.context import Ctx, UsageError
+from commands.types import Reply
+from models import targets
+
+_MONTH = re.compile(r"^(?:(\d{4})[-/.年])?(\d{1,2})月?$")
+
+
+def parse_month(ctx: Ctx, text: str | None) -> str:
+    """`2026-12`, `12`, `12月`, `2026年12月` → '2026-12'; a bare month means this year."""
+    today = ctx.scope.today
+    if not text:
+        return today.strftime("%Y-%m")
+    match = _MONTH.match(text.strip())
+    if not match or not 1 <= int(match.group(2)) <= 12:
+        raise UsageError("usage.bad_month", text=text)
+    year = int(match.group(1) or today.year)
+    return f"{year:04d}-{int(match.group(2)):02d}"
+
+
+def target(ctx: Ctx, args: Args) -> Reply:
+    mentions = [w for w in args.words if ctx.is_mention(w)]
+    rest = [w for w in args.words if not ctx.is_mention(w)]
+    if not mentions:
+        if len(rest) > 1:
+            raise UsageError("usage.missing", what=ctx.t("what.member"))
+        return _show(ctx, parse_month(ctx, rest[0] if rest else None))
+    member = ctx.member(mentions[0])
+    amount = ctx.amount(rest[0] if rest else None)
+    month = parse_month(ctx, rest[1] if len(rest) > 1 else None)
+    targets.set_target(ctx.scope, member, month=month, amount=amount)
+    return Reply(text=ctx.pick("🎯 {who}'s target for {month}: {amount}.", "🎯 {who} {month} 目标：{amount}。",
+                               who=member.name, month=month, amount=ctx.money(amount)))
+
+
+def _show(ctx: Ctx, month: str) -> Reply:
+    scope = ctx.scope
+    rows = targets.progress(scope.session, team_id=scope.team.id or 0, month=month, tz=scope.config.tz)
+    if not rows:
+        return Reply(text=ctx.pick("No targets or wins for {m} yet. Set one: /target @name 500k",
+                                   "{m} 还没有目标或赢单。设置目标：/目标 @姓名 50万", m=month))
+    table = [[ctx.pick("Who", "成员"), ctx.pick("Won", "赢单"), ctx.pick("Target", "目标"), "%"]]
+    for row in rows:
+        table.append([row.member.name, ctx.money(row.won), ctx.money(row.target) if row.target else "-",
+                      f"{row.percent}%" if row.percent is not None else "-"])
+    return Reply(text=ctx.pick("🎯 **Targets {m}**", "🎯 **{m} 目标完成情况**", m=month), table=table)

@@ -1,0 +1,224 @@
+"""`/team …` (`/团队`): who is in the team, their roles, the team's settings, handing work over."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from commands.args import KEY_ALIASES, Args
+from commands.context import Ctx, UsageError
+from commands.types import Reply
+from models import teams
+from models.config import REQUIREMENTS, ROLE_RANK
+from models.errors import DomainError
+from models.permissions import require_role
+
+ROLES = {"rep": "rep", "sales": "rep", "销售": "rep", "manager": "manager", "经理": "manager", "主管": "manager",
+         "admin": "admin", "管理员": "admin", "总监": "admin"}
+
+
+def _need_admin(ctx: Ctx) -> None:
+    if ROLE_RANK.get(ctx.scope.actor.role, 0) < ROLE_RANK["admin"]:
+        raise DomainError("forbidden.role", action=ctx.t("action.team"), role=ctx.role_label("admin"))
+
+
+def show(ctx: Ctx, args: Args) -> Reply:
+    scope = ctx.scope
+    people = teams.members(scope.session, scope.team)
+    by_id = {m.id: m for m in people}
+    table = [[ctx.pick("Member", "成员"), ctx.pick("Role", "角色"), ctx.pick("Manager", "经理")]]
+    for member in people:
+        manager = by_id.get(member.manager_id)
+        table.append([member.name, ctx.role_label(member.role), manager.name if manager else "-"])
+    return Reply(text=ctx.pick("👥 **{team}** — {n} members", "👥 **{team}** — {n} 名成员",
+                               team=scope.team.name, n=len(people)), table=table)
+
+
+def role(ctx: Ctx, args: Args) -> Reply:
+    _need_admin(ctx)
+    if len(args.words) < 2:
+        raise UsageError("usage.missing", what=ctx.t("what.role") if args.words else ctx.t("what.member"))
+    member = ctx.member(args.words[0], create=True)
+    wanted = ROLES.get(args.words[1].casefold())
+    if wanted is None:
+        raise UsageError("usage.bad_role", text=args.words[1])
+    manager = ctx.member(args.options["manager"]) if args.options.get("manager") else None
+    if manager is not None and ROLE_RANK[manager.role] < ROLE_RANK["manager"]:
+        raise UsageError("usage.bad_role", text=f"{manager.name}: {ctx.role_label(manager.role)}")
+    teams.set_role(ctx.scope, member, wanted, manager=manager)
+    text = ctx.pick("👤 {who} is now {role}.", "👤 {who} 现在是{role}。", who=member.name, role=ctx.role_label(wanted))
+    if manager:
+        text += ctx.pick(" Reports to {m}.", " 汇报给 {m}。", m=manager.name)
+    return Reply(text=text)
+
+
+def _amount(ctx: Ctx, text: str) -> str:
+    return str(Decimal(ctx.amount(text)) / 100)
+
+
+def _stages(ctx: Ctx, text: str) -> list[dict[str, Any]]:
+    names = [name.strip() for name in text.replace("，", ",").replace("→", ",").split(",") if name.strip()]
+    if not names:
+        raise UsageError("usage.missing", what=ctx.t("what.stage"))
+    config = ctx.scope.config
+    stages = []
+    for name in names:
+        existing = config.find_stage(name)
+        if existing and not name.isdigit():
+            stages.append(existing.model_dump())
+        else:
+            stages.append({"key": name, "zh": name, "en": name, "required": [], "stale_days": None})
+    return stages
+
+
+def _requirements(ctx: Ctx, text: str) -> list[str]:
+    if text.casefold() in ("none", "无", "-", ""):
+        return []
+    items = [item.strip() for item in text.replace("，", ",").split(",") if item.strip()]
+    for item in items:
+        if item not in REQUIREMENTS:
+            raise UsageError("usage.bad_choice", text=item, choices=", ".join(REQUIREMENTS))
+    return items
+
+
+def _int(ctx: Ctx, text: str) -> int:
+    if not text.strip().isdigit():
+        raise UsageError("usage.bad_config_value", key="", value=text, detail=ctx.pick("a whole number", "需要整数"))
+    return int(text)
+
+
+def _hours(ctx: Ctx, text: str) -> float:
+    try:
+        value = float(text.removesuffix("h").removesuffix("小时"))
+    except ValueError:
+        value = -1
+    if not 0 < value <= 720:
+        raise UsageError("usage.bad_config_value", key="", value=text, detail=ctx.pick("hours, like 4", "小时数，如 4"))
+    return value
+
+
+def _locale(ctx: Ctx, text: str) -> str | None:
+    value = {"zh": "zh", "中文": "zh", "cn": "zh", "en": "en", "english": "en", "英文": "en", "auto": None}
+    if text.casefold() not in value:
+        raise UsageError("usage.bad_choice", text=text, choices="zh, en, auto")
+    return value[text.casefold()]
+
+
+def _choice(*choices: str) -> Callable[[Ctx, str], str]:
+    def parse(ctx: Ctx, text: str) -> str:
+        if text.casefold() not in choices:
+            raise UsageError("usage.bad_choice", text=text, choices=", ".join(choices))
+        return text.casefold()
+    return parse
+
+
+def _text(ctx: Ctx, text: str) -> str | None:
+    return text.strip() or None
+
+
+# Settings people type → (where in TeamConfig, how to read the typed value).
+SETTINGS: dict[str, tuple[str, Callable[[Ctx, str], Any]]] = {
+    "timezone": ("timezone", lambda ctx, text: text.strip()),
+    "locale": ("locale", _locale),
+    "currency": ("currency", lambda ctx, text: text.strip().upper() or None),
+    "stages": ("stages", _stages),
+    "allow_skip": ("allow_skip", lambda ctx, text: ctx.yes(text)),
+    "auto_below": ("approval.auto_below", _amount),
+    "manager_limit": ("approval.levels.0.up_to", _amount),
+    "discount_raise": ("approval.discount_raise_pct", lambda ctx, text: str(Decimal(ctx.percent_bp(text)) / 100)),
+    "approval_wait_hours": ("approval.wait_hours", _hours),
+    "stale_days": ("stale_days", _int),
+    "followup_sla_days": ("followup_sla_days", _int),
+    "pool_return_days": ("pool_return_days", _int),
+    "digest_time": ("digest_time", lambda ctx, text: text.strip()),
+    "weekly_digest_time": ("weekly_digest_time", lambda ctx, text: text.strip()),
+    "digest_channel": ("digest_channel", _text),
+    "quiet_hours": ("quiet_hours", lambda ctx, text: text.strip() or None),
+    "quiet_weekends": ("quiet_weekends", lambda ctx, text: ctx.yes(text)),
+    "assignment": ("assignment", _choice("author", "pool", "balanced")),
+    "page_size": ("page_size", _int),
+}
+SETTING_ALIASES = {"时区": "timezone", "语言": "locale", "币种": "currency", "阶段": "stages", "日报时间": "digest_time",
+                   "日报频道": "digest_channel", "免打扰": "quiet_hours", "分配": "assignment", "停滞天数": "stale_days",
+                   "自动通过": "auto_below", "经理额度": "manager_limit"}
+PER_STAGE = {"stale_days": "stale_days", "required": "required"}
+
+
+def config(ctx: Ctx, args: Args) -> Reply:
+    pairs = [*args.options.items(), *args.unknown]
+    if not pairs:
+        if args.words:
+            raise UsageError("usage.missing", what=ctx.t("what.setting"))
+        return _show_config(ctx)
+    _need_admin(ctx)
+    scope = ctx.scope
+    changes: dict[str, Any] = {}
+    for raw_key, raw_value in pairs:
+        key = SETTING_ALIASES.get(raw_key, KEY_ALIASES.get(raw_key, raw_key)).casefold()
+        head, _, stage_name = key.partition(".")
+        if stage_name and head in PER_STAGE:
+            stage = ctx.stage(stage_name)
+            index = scope.config.stage_index(stage.key)
+            value = _int(ctx, raw_value) if head == "stale_days" else _requirements(ctx, raw_value)
+            changes[f"stages.{index}.{PER_STAGE[head]}"] = value
+            continue
+        if key not in SETTINGS:
+            known = ", ".join([*SETTINGS, "stale_days.<stage>", "required.<stage>"])
+            raise UsageError("usage.unknown_config", key=raw_key, known=known)
+        path, parse = SETTINGS[key]
+        try:
+            changes[path] = parse(ctx, raw_value)
+        except UsageError as error:
+            if error.key == "usage.bad_config_value":
+                raise UsageError(error.key, **{**error.params, "key": key}) from error
+            raise
+    _before, after = teams.update_config(scope, changes)
+    if "locale" in changes and changes["locale"]:
+        ctx.locale = changes["locale"]
+    shown = ", ".join(f"{path}={_shown(value)}" for path, value in after.items())
+    return Reply(text=ctx.pick("⚙️ Saved: {s}", "⚙️ 已保存：{s}", s=shown))
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, list):
+        return " → ".join(item.get("key", str(item)) if isinstance(item, dict) else str(item) for item in value)
+    return str(value)
+
+
+def _show_config(ctx: Ctx) -> Reply:
+    config = ctx.scope.config
+    stages = " → ".join(stage.label(ctx.locale) for stage in config.stages)
+    fields = [
+        ("timezone", config.timezone), ("locale", config.locale or "auto"), ("currency", ctx.currency),
+        ("stages", stages), ("allow_skip", "yes" if config.allow_skip else "no"),
+        ("auto_below", ctx.money(int(config.approval.auto_below * 100))),
+        ("manager_limit", ctx.money(int(config.approval.levels[0].up_to * 100)) if config.approval.levels[0].up_to else "-"),
+        ("discount_raise", f"{config.approval.discount_raise_pct:g}%"),
+        ("approval_wait_hours", f"{config.approval.wait_hours:g}"),
+        ("stale_days", str(config.stale_days)), ("followup_sla_days", str(config.followup_sla_days)),
+        ("pool_return_days", str(config.pool_return_days) if config.pool_return_days else "off"),
+        ("digest_time", config.digest_time), ("digest_channel", config.digest_channel or "-"),
+        ("quiet_hours", config.quiet_hours or "off"), ("quiet_weekends", "yes" if config.quiet_weekends else "no"),
+        ("assignment", config.assignment),
+    ]
+    cmd = "/团队 配置" if ctx.zh else "/team config"
+    return Reply(text=ctx.pick("⚙️ **Settings** — change with {cmd} key=value", "⚙️ **团队设置** — 修改：{cmd} 键=值", cmd=cmd),
+                 fields=fields)
+
+
+def handoff(ctx: Ctx, args: Args) -> Reply:
+    require_role(ctx.scope.actor, "manager", "handoff")
+    if len(args.words) < 2:
+        raise UsageError("usage.missing", what=ctx.t("what.member"))
+    source, target = ctx.member(args.words[0]), ctx.member(args.words[1])
+    moved_leads, moved_quotes = teams.handoff(ctx.scope, source, target)
+    refs = ", ".join(f"L{lead.number}" for lead in moved_leads[:20]) or "-"
+    text = ctx.pick("🔁 {a} → {b}: {n} open leads ({refs}) and {q} pending quotes moved.",
+                    "🔁 {a} → {b}：已移交 {n} 条进行中的线索（{refs}）和 {q} 个待审批报价。",
+                    a=source.name, b=target.name, n=len(moved_leads), refs=refs, q=len(moved_quotes))
+    stamp = ctx.scope.now.strftime("%Y%m%d%H%M%S%f")
+    for person in (source, target):
+        ctx.notify(person, kind="handoff", key=f"handoff:{source.id}:{target.id}:{stamp}:{person.id}",
+                   reply=Reply(text=text))
+    return Reply(text=text)

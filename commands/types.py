@@ -1,0 +1,54 @@
+"""The seam between adapters and verbs: `Invocation` in, `Reply` out. No platform knows more."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Mention(BaseModel):
+    """A person the adapter resolved from the platform's mention syntax."""
+
+    user_key: str
+    name: str
+
+
+class Invocation(BaseModel):
+    platform: Literal["slack", "telegram", "wecom", "console"]
+    team_key: str
+    team_name: str = ""
+    channel: str | None = None
+    user_key: str
+    user_name: str
+    text: str  # exactly as a command: "/quote approve Q7 fine"; a click arrives as its button's command
+    mentions: dict[str, Mention] = Field(default_factory=dict)  # token as typed ("@bob", "<@U1>") → person
+    locale: str | None = None  # the platform's hint about the user's language
+    received_at: datetime
+
+
+class Button(BaseModel):
+    label: str
+    command: str
+    style: Literal["default", "primary", "danger"] = "default"
+
+
+class Image(BaseModel):
+    model_config = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
+
+    png: bytes
+    alt: str
+    filename: str = "chart.png"
+
+
+class Reply(BaseModel):
+    """What a verb answers, in a markup subset every platform renders: **bold**, `code`, newlines."""
+
+    text: str
+    fields: list[tuple[str, str]] = Field(default_factory=list)
+    table: list[list[str]] = Field(default_factory=list)  # first row is the header
+    buttons: list[Button] = Field(default_factory=list)
+    image: Image | None = None
+    private: bool = False  # show only to the caller where the platform can
+    ok: bool = True  # False for errors: adapters may show them privately

@@ -1,0 +1,37 @@
+"""Follow-ups: what happened with a customer, how, and when to talk next."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from models import audit
+from models.errors import DomainError
+from models.permissions import require_change
+from models.scope import Scope
+from models.tables import FollowUp, Lead
+
+CHANNELS = ("call", "visit", "wechat", "email", "meeting")
+
+
+def log_followup(scope: Scope, lead: Lead, *, note: str, via: str | None, next_on: date | None) -> FollowUp:
+    """Record a follow-up; it becomes the lead's last activity and sets (or clears) the next date."""
+    require_change(scope.session, scope.actor, lead)
+    if lead.status != "open":
+        raise DomainError("lead.closed", lead=lead.number, status=lead.status)
+    if via is not None and via not in CHANNELS:
+        raise DomainError("followup.bad_via", via=via)
+    if next_on is not None and next_on < scope.today:
+        raise DomainError("followup.next_in_past", date=next_on)
+    followup = FollowUp(team_id=scope.team.id or 0, lead_id=lead.id or 0, author_id=scope.actor.id or 0,
+                        note=note, via=via, next_on=next_on, created_at=scope.now)
+    scope.session.add(followup)
+    scope.session.flush()
+    before = {"next_followup_on": lead.next_followup_on}
+    lead.next_followup_on = next_on
+    lead.snoozed_until = None
+    lead.last_activity_at = scope.now
+    lead.version += 1
+    scope.session.add(lead)
+    audit.record(scope, entity="lead", entity_id=lead.id or 0, action="followup", before=before,
+                 after={"next_followup_on": next_on, "followup_id": followup.id, "via": via})
+    return followup

@@ -1,0 +1,56 @@
+"""Writing pushes: an outbox row per message, idempotent by its dedupe key."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session
+
+from models.tables import Member, Outbox, Team
+
+
+def enqueue(
+    session: Session,
+    *,
+    team: Team,
+    kind: str,
+    dedupe_key: str,
+    payload: dict[str, Any],
+    now: datetime,
+    member: Member | None = None,
+    channel: str | None = None,
+    not_before: datetime | None = None,
+) -> bool:
+    """Queue one message for a member or a channel; False when that dedupe key was queued before."""
+    if (member is None) == (channel is None):
+        raise ValueError("a push goes to exactly one member or one channel")
+    values = {
+        "team_id": team.id,
+        "platform": team.platform,
+        "target_kind": "member" if member else "channel",
+        "target": member.user_key if member else channel,
+        "target_label": member.name if member else channel,
+        "kind": kind,
+        "dedupe_key": dedupe_key[:200],
+        "payload": payload,
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": not_before or now,
+        "created_at": now,
+    }
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        statement = postgresql.insert(Outbox).values(**values).on_conflict_do_nothing(
+            index_elements=["dedupe_key"]
+        )
+    elif dialect == "sqlite":
+        statement = sqlite.insert(Outbox).values(**values).on_conflict_do_nothing(
+            index_elements=["dedupe_key"]
+        )
+    else:  # pragma: no cover - only the two supported backends run
+        statement = insert(Outbox).values(**values)
+    result = session.execute(statement)
+    return bool(result.rowcount)

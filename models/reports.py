@@ -1,0 +1,202 @@
+"""The numbers behind `/report` and the scheduled digests, computed in a handful of queries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_
+from sqlmodel import Session, col, func, select
+
+from models.config import Stage, TeamConfig
+from models.tables import ApprovalStep, FollowUp, Lead, Member, Quote
+from models.targets import progress
+
+
+@dataclass
+class Period:
+    kind: str  # today | week | month
+    first_day: date
+    last_day: date  # inclusive
+    start: datetime  # UTC
+    end: datetime  # UTC, exclusive
+
+
+def period_of(kind: str, today: date, config: TeamConfig) -> Period:
+    """The calendar day, Monday-based week or month containing `today`, in the team's timezone."""
+    if kind == "week":
+        first = today - timedelta(days=today.weekday())
+        last = first + timedelta(days=6)
+    elif kind == "month":
+        first = today.replace(day=1)
+        last = (first.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+    else:
+        kind, first, last = "today", today, today
+    tz = config.tz
+    start = datetime.combine(first, time(), tz).astimezone(UTC)
+    end = datetime.combine(last + timedelta(days=1), time(), tz).astimezone(UTC)
+    return Period(kind=kind, first_day=first, last_day=last, start=start, end=end)
+
+
+@dataclass
+class RepLine:
+    member: Member
+    new_leads: int = 0
+    followups: int = 0
+    won: int = 0
+    target: int | None = None
+
+
+@dataclass
+class FunnelStep:
+    stage: Stage
+    count: int
+    value: int
+    conversion: int | None  # percent of leads that reached the previous stage and went on to this one
+
+
+@dataclass
+class LateLead:
+    lead: Lead
+    owner: str
+    days: int
+
+
+@dataclass
+class WaitingApproval:
+    quote: Quote
+    role: str
+    hours: float
+
+
+@dataclass
+class Digest:
+    period: Period
+    new_leads: int = 0
+    followups: int = 0
+    quotes_requested: int = 0
+    quotes_approved: int = 0
+    quotes_rejected: int = 0
+    won_count: int = 0
+    won_amount: int = 0
+    target_total: int = 0
+    reps: list[RepLine] = field(default_factory=list)
+    funnel: list[FunnelStep] = field(default_factory=list)
+    overdue: list[LateLead] = field(default_factory=list)
+    overdue_total: int = 0
+    stuck: list[LateLead] = field(default_factory=list)
+    stuck_total: int = 0
+    waiting: list[WaitingApproval] = field(default_factory=list)
+
+
+def build_digest(session: Session, *, team_id: int, config: TeamConfig, period: Period, now: datetime,
+                 lead_filter: Any = None, member_ids: list[int] | None = None, top: int = 5) -> Digest:
+    """Everything the digest shows; `lead_filter` narrows it to what a person may see or one rep."""
+    today = now.astimezone(config.tz).date()
+    scope_leads = [Lead.team_id == team_id] + ([lead_filter] if lead_filter is not None else [])
+    digest = Digest(period=period)
+    members = {m.id: m for m in session.exec(select(Member).where(Member.team_id == team_id))}
+
+    def in_period(column: Any) -> Any:
+        return and_(column >= period.start, column < period.end)
+
+    new_by_owner = dict(session.exec(select(Lead.owner_id, func.count()).where(*scope_leads, in_period(Lead.created_at))
+                                     .group_by(col(Lead.owner_id))).all())
+    digest.new_leads = sum(new_by_owner.values())
+    followups_by_author = dict(session.exec(
+        select(FollowUp.author_id, func.count()).join(Lead, col(Lead.id) == FollowUp.lead_id)
+        .where(*scope_leads, in_period(FollowUp.created_at)).group_by(col(FollowUp.author_id))).all())
+    digest.followups = sum(followups_by_author.values())
+
+    quote_scope = [Quote.team_id == team_id, col(Quote.lead_id).in_(select(Lead.id).where(*scope_leads))]
+    digest.quotes_requested = int(session.exec(select(func.count()).select_from(Quote)
+                                               .where(*quote_scope, in_period(Quote.created_at))).one())
+    decided = dict(session.exec(select(Quote.status, func.count()).where(*quote_scope, in_period(Quote.decided_at))
+                                .group_by(col(Quote.status))).all())
+    digest.quotes_approved = int(decided.get("approved", 0))
+    digest.quotes_rejected = int(decided.get("rejected", 0))
+
+    won_rows = session.exec(select(Lead.owner_id, func.count(), func.coalesce(func.sum(Lead.won_amount), 0))
+                            .where(*scope_leads, Lead.status == "won", in_period(Lead.closed_at))
+                            .group_by(col(Lead.owner_id))).all()
+    won_by_owner = {owner: int(amount) for owner, _count, amount in won_rows}
+    digest.won_count = sum(int(count) for _owner, count, _amount in won_rows)
+    digest.won_amount = sum(won_by_owner.values())
+
+    month = period.first_day.strftime("%Y-%m")
+    targets = {p.member.id: p.target for p in progress(session, team_id=team_id, month=month, tz=config.tz,
+                                                          member_ids=member_ids)}
+    digest.target_total = sum(t for t in targets.values() if t) if period.kind == "month" else 0
+    rep_ids = {i for i in (*new_by_owner, *followups_by_author, *won_by_owner, *targets) if i in members}
+    if member_ids is not None:
+        rep_ids &= set(member_ids)
+    digest.reps = sorted(
+        (RepLine(member=members[i], new_leads=int(new_by_owner.get(i, 0)),
+                 followups=int(followups_by_author.get(i, 0)), won=won_by_owner.get(i, 0),
+                 target=targets.get(i)) for i in rep_ids),
+        key=lambda r: (-r.won, -r.followups, r.member.name))
+
+    digest.funnel = _funnel(session, scope_leads, config)
+    _late_lists(session, digest, scope_leads, config, now, today, members, top)
+    _waiting(session, digest, quote_scope, now)
+    return digest
+
+
+def _funnel(session: Session, scope_leads: list[Any], config: TeamConfig) -> list[FunnelStep]:
+    rows = session.exec(select(Lead.stage, Lead.status, func.count(), func.coalesce(func.sum(Lead.value), 0))
+                        .where(*scope_leads).group_by(col(Lead.stage), col(Lead.status))).all()
+    last = len(config.stages) - 1
+    reached = [0] * len(config.stages)
+    open_count = [0] * len(config.stages)
+    open_value = [0] * len(config.stages)
+    for stage_key, status, count, value in rows:
+        index = last if status == "won" else config.stage_index(stage_key)
+        for i in range(index + 1):
+            reached[i] += int(count)
+        if status == "open":
+            open_count[index] += int(count)
+            open_value[index] += int(value)
+    funnel = []
+    for index, stage in enumerate(config.stages):
+        conversion = None
+        if index and reached[index - 1]:
+            conversion = round(reached[index] * 100 / reached[index - 1])
+        funnel.append(FunnelStep(stage=stage, count=open_count[index], value=open_value[index], conversion=conversion))
+    return funnel
+
+
+def stuck_condition(config: TeamConfig, now: datetime) -> Any:
+    """Open leads whose stage has not changed for that stage's stale-days."""
+    per_stage = [and_(Lead.stage == stage.key,
+                      col(Lead.stage_changed_at) < now - timedelta(days=config.stale_days_for(stage.key)))
+                 for stage in config.stages]
+    return and_(Lead.status == "open", or_(*per_stage))
+
+
+def _late_lists(session: Session, digest: Digest, scope_leads: list[Any], config: TeamConfig, now: datetime,
+                today: date, members: dict[Any, Member], top: int) -> None:
+    def owner(lead: Lead) -> str:
+        member = members.get(lead.owner_id)
+        return member.name if member else "-"
+
+    overdue = [*scope_leads, Lead.status == "open", col(Lead.next_followup_on) < today]
+    digest.overdue_total = int(session.exec(select(func.count()).select_from(Lead).where(*overdue)).one())
+    digest.overdue = [LateLead(lead=lead, owner=owner(lead), days=(today - lead.next_followup_on).days)
+                      for lead in session.exec(select(Lead).where(*overdue)
+                                               .order_by(col(Lead.next_followup_on), col(Lead.number)).limit(top))
+                      if lead.next_followup_on]
+    stuck = [*scope_leads, stuck_condition(config, now)]
+    digest.stuck_total = int(session.exec(select(func.count()).select_from(Lead).where(*stuck)).one())
+    digest.stuck = [LateLead(lead=lead, owner=owner(lead), days=(now - lead.stage_changed_at).days)
+                    for lead in session.exec(select(Lead).where(*stuck)
+                                             .order_by(col(Lead.stage_changed_at), col(Lead.number)).limit(top))]
+
+
+def _waiting(session: Session, digest: Digest, quote_scope: list[Any], now: datetime) -> None:
+    rows = session.exec(select(Quote, ApprovalStep).join(ApprovalStep, col(ApprovalStep.quote_id) == Quote.id)
+                        .where(*quote_scope, Quote.status == "pending", ApprovalStep.status == "waiting")
+                        .order_by(col(ApprovalStep.waiting_since))).all()
+    digest.waiting = [WaitingApproval(quote=quote, role=step.role,
+                                      hours=(now - step.waiting_since).total_seconds() / 3600 if step.waiting_since else 0)
+                      for quote, step in rows]

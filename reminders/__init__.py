@@ -1,0 +1,1 @@
+"""What to push and when (scans, digests), and the outbox that delivers it reliably."""

@@ -1,0 +1,75 @@
+"""Fixtures: a fresh database per test (SQLite always; Postgres too when DEALBOT_TEST_DATABASE_URL is
+set), a clock tests move by hand, and a chat driver."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+from models.clock import FixedClock
+from models.db import create_schema, make_engine
+from models.tables import SQLModel
+from tests.chat import Chat
+
+POSTGRES_URL = os.environ.get("DEALBOT_TEST_DATABASE_URL")
+BACKENDS = ["sqlite"] + (["postgres"] if POSTGRES_URL else [])
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+_postgres_engine: Engine | None = None
+
+
+def _postgres() -> Engine:
+    global _postgres_engine
+    if _postgres_engine is None:
+        assert POSTGRES_URL
+        _postgres_engine = make_engine(POSTGRES_URL)
+        SQLModel.metadata.drop_all(_postgres_engine)
+        create_schema(_postgres_engine)
+    return _postgres_engine
+
+
+@pytest.fixture(params=BACKENDS)
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    if request.param == "sqlite":
+        engine = make_engine(f"sqlite:///{tmp_path / 'dealbot.db'}")
+        create_schema(engine)
+        yield engine
+        engine.dispose()
+        return
+    engine = _postgres()
+    names = ", ".join(f'"{table.name}"' for table in SQLModel.metadata.sorted_tables)
+    with engine.begin() as connection:
+        connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    yield engine
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    """Thursday 26 Nov 2026, 09:00 in Shanghai."""
+    return FixedClock(datetime(2026, 11, 26, 9, 0, tzinfo=SHANGHAI))
+
+
+@pytest.fixture
+def chat(engine: Engine, clock: FixedClock) -> Chat:
+    return Chat(engine, clock)
+
+
+@pytest.fixture
+def team(chat: Chat) -> Chat:
+    """A small English team: alice (admin, the first member), bob (manager), carol and dan (reps),
+    and erin, a second admin."""
+    chat.say("/team config locale=en")
+    chat.say("[bob] /help")
+    chat.say("/team role @bob manager")
+    chat.say("[carol] /help")
+    chat.say("[dan] /help")
+    chat.say("/team role @erin admin")
+    chat.say("/team role @alice rep")
+    return chat
