@@ -7,12 +7,14 @@ from dataclasses import dataclass, field
 from sqlalchemy.engine import Engine
 
 from adapters.base import Sender
+from adapters.console import ConsoleSender
 from bot.settings import Settings
 from commands import Dispatcher
 from models.clock import Clock, SystemClock
 from models.db import make_engine
 from models.migrate import upgrade
 from reminders.outbox import OutboxDelivery
+from reminders.worker import Worker
 
 
 @dataclass
@@ -26,6 +28,9 @@ class Bot:
     def delivery(self) -> OutboxDelivery:
         return OutboxDelivery(self.engine, self.senders, self.clock)
 
+    def worker(self) -> Worker:
+        return Worker(self.engine, self.clock, self.delivery())
+
 
 def build(settings: Settings | None = None, *, clock: Clock | None = None, database_url: str | None = None,
           migrate: bool = True) -> Bot:
@@ -36,4 +41,6 @@ def build(settings: Settings | None = None, *, clock: Clock | None = None, datab
         upgrade(engine)
     clock = clock or SystemClock()
     dispatcher = Dispatcher(engine, clock, admins=settings.admin_keys)
-    return Bot(settings=settings, engine=engine, clock=clock, dispatcher=dispatcher)
+    # Console teams' pushes print where the process runs (`→ bob: …`).
+    senders: dict[str, Sender] = {"console": ConsoleSender()}
+    return Bot(settings=settings, engine=engine, clock=clock, dispatcher=dispatcher, senders=senders)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import threading
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -14,9 +16,10 @@ from rich.table import Table
 from sqlalchemy import select, update
 from sqlmodel import col
 
-from adapters.console import ConsoleAdapter, ConsoleSender
+from adapters.console import ConsoleAdapter
 from bot.app import Bot, build
 from bot.settings import Settings
+from models.clock import FixedClock
 from models.db import make_engine, unit_of_work
 from models.migrate import upgrade
 from models.tables import Outbox
@@ -41,13 +44,29 @@ def _settings() -> Settings:
 
 @app.command()
 def run(db: DbOption = None, user: Annotated[str, typer.Option(help="Console user")] = "me",
-        team: Annotated[str, typer.Option(help="Console team")] = "demo") -> None:
-    """Run everything on this machine: the web server for configured platforms, else the console."""
+        team: Annotated[str, typer.Option(help="Console team")] = "demo",
+        port: Annotated[int, typer.Option(envvar="PORT")] = 8000) -> None:
+    """Run everything on one machine: the reminder worker beside the web server (when a platform is
+    configured) or beside the console."""
     settings = _settings()
+    _start_worker_thread(db)
     if settings.platforms:
-        serve(host="0.0.0.0", port=8000, db=db)
+        serve(host="0.0.0.0", port=port, db=db)
         return
     console(user=user, team=team, db=db)
+
+
+def _start_worker_thread(db: str | None) -> None:
+    """The worker's scheduler on its own event loop, so the console can keep reading input."""
+    bot = build(Settings(), database_url=db)
+
+    def loop() -> None:
+        try:
+            asyncio.run(bot.worker().serve())
+        except Exception:  # noqa: BLE001 - the console must go on even if reminders cannot
+            logging.getLogger("dealbot.worker").exception("the reminder worker stopped")
+
+    threading.Thread(target=loop, name="dealbot-worker", daemon=True).start()
 
 
 @app.command()
@@ -57,8 +76,6 @@ def console(user: Annotated[str, typer.Option(help="Who you are in the console")
     settings = _settings()
     bot = build(settings, database_url=db)
     interactive = sys.stdin.isatty()
-    sender = ConsoleSender()
-    bot.senders["console"] = sender
     adapter = ConsoleAdapter(bot.dispatcher.dispatch, bot.clock, team=team, user=user)
     delivery = bot.delivery()
     if interactive:
@@ -92,15 +109,34 @@ def serve(host: Annotated[str, typer.Option()] = "127.0.0.1",
 
 @app.command()
 def worker(db: DbOption = None,
-           once: Annotated[bool, typer.Option("--once", help="Run what is due now once, then exit")] = False) -> None:
-    """Deliver the outbox (the scheduler of reminders and digests arrives with the reminders issue)."""
+           once: Annotated[bool, typer.Option("--once", help="Run every job due now once, deliver, exit")] = False,
+           now: Annotated[str | None, typer.Option(help="With --once: the moment to act at, ISO 8601 with offset")] = None
+           ) -> None:
+    """Run the reminder scheduler and deliver the outbox (or, with --once, one catch-up pass)."""
     settings = _settings()
-    bot = build(settings, database_url=db)
-    bot.senders["console"] = ConsoleSender()
-    report = asyncio.run(bot.delivery().run_once())
-    typer.echo(f"sent {report.sent}, retried {report.retried}, dead {report.dead}")
-    if not once:
-        typer.echo("the reminder scheduler is not configured yet; ran the outbox once")
+    clock = None
+    if now is not None:
+        if not once:
+            raise typer.BadParameter("--now goes with --once")
+        try:
+            moment = datetime.fromisoformat(now)
+        except ValueError as error:
+            raise typer.BadParameter(f"{now!r} is not an ISO 8601 moment like 2026-12-01T09:00:00+08:00") from error
+        if moment.tzinfo is None:
+            raise typer.BadParameter("give the moment with its offset, e.g. 2026-12-01T09:00:00+08:00")
+        clock = FixedClock(moment)
+    bot = build(settings, database_url=db, clock=clock)
+    if once:
+        report = asyncio.run(bot.worker().run_once())
+        scans = report.scans
+        typer.echo(f"scans: {scans.overdue} overdue, {scans.overdue_escalated} escalated to managers, "
+                   f"{scans.stuck} stuck, {scans.approvals_reminded} approvals reminded, "
+                   f"{scans.approvals_escalated} escalated, {scans.pool_warned} pool warnings, "
+                   f"{scans.pool_returned} returned to the pool; digests: {report.digests}; "
+                   f"outbox: {report.delivery.sent} sent, {report.delivery.retried} retried, "
+                   f"{report.delivery.dead} dead")
+        return
+    asyncio.run(bot.worker().serve())
 
 
 @db_app.command("upgrade")

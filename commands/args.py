@@ -74,9 +74,21 @@ class Args:
         return " ".join(self.words).strip()
 
 
+# Options whose value is free text: the words after them belong to them up to the next option, so
+# `contact=Mr Li` and `company=ACME Ltd.` need no quotes. A phone may be typed in digit groups.
+TEXT_OPTIONS = frozenset({"company", "contact", "source", "tag", "name"})
+_DIGIT_GROUP = re.compile(r"^[\d\-()]+$")
+
+
+def _phone_incomplete(value: str) -> bool:
+    digits = re.sub(r"\D", "", value)
+    return len(digits) < (13 if value.startswith("+") or digits.startswith("00") else 11)
+
+
 def split(tokens: list[str], known: frozenset[str]) -> Args:
     """Options the verb knows become `options`; other `a=b` words stay in the text (a note may say x=y)."""
     args = Args()
+    open_key: str | None = None  # the option the following plain words may still belong to
     for token in tokens:
         match = _OPTION.match(token)
         if match:
@@ -84,7 +96,15 @@ def split(tokens: list[str], known: frozenset[str]) -> Args:
             key = KEY_ALIASES.get(raw_key, KEY_ALIASES.get(raw_key.casefold(), raw_key.casefold()))
             if key in known:
                 args.options[key] = match.group(2).strip()
+                open_key = key
                 continue
             args.unknown.append((raw_key, match.group(2)))
+            open_key = None
+        elif open_key in TEXT_OPTIONS or (open_key == "phone" and _DIGIT_GROUP.match(token)
+                                          and _phone_incomplete(args.options["phone"])):
+            args.options[open_key] = f"{args.options[open_key]} {token}".strip()
+            continue
+        else:
+            open_key = None
         args.words.append(token)
     return args

@@ -21,7 +21,7 @@ from models.clock import Clock
 from models.db import unit_of_work
 from models.errors import DomainError
 from models.scope import Scope
-from models.tables import CommandLog
+from models.tables import CommandLog, Team
 
 log = logging.getLogger("dealbot.commands")
 
@@ -60,6 +60,14 @@ def parse_command(text: str) -> ParsedCommand:
     return ParsedCommand(verb=chosen, family=family, args=args, locale=locale)
 
 
+def _remember_where_team_talks(team: Team, channel: str | None, locale: str | None) -> None:
+    """The channel and language pushes use when the team has not configured them."""
+    if channel and not team.channel:
+        team.channel = channel
+    if locale and team.last_locale != locale:
+        team.last_locale = locale
+
+
 class Dispatcher:
     """Holds what every command needs (database, clock, deployment's admins) and runs commands."""
 
@@ -88,11 +96,15 @@ class Dispatcher:
                     raise UsageError("usage.too_long", what="message", length=len(invocation.text), limit=MAX_LINE)
                 if parsed.verb is None:
                     if parsed.family is not None:
+                        if parsed.args.words:
+                            family = parsed.family.words[1] if ctx.zh else parsed.family.name
+                            raise UsageError("usage.unknown_sub", word=parsed.args.words[0][:40], family=family)
                         raise UsageError("usage.missing", what=ctx.pick("what to do", "要做的操作"))
                     first = parsed.args.words[0] if parsed.args.words else ""
                     raise UsageError("usage.unknown_verb", word=first[:40])
                 reply = parsed.verb.handler(ctx, parsed.args)
                 locale = ctx.locale
+                _remember_where_team_talks(team, invocation.channel, parsed.locale)
             if not reply.ok:
                 outcome = "refused"
             return reply
@@ -110,19 +122,21 @@ class Dispatcher:
     def _error_reply(self, error: DomainError, locale: str, parsed: ParsedCommand | None) -> Reply:
         params = dict(error.params)
         if error.key == "forbidden.role":
-            params["role"] = translate(locale, f"role.{params.get('role')}")
+            role_key = f"role.{params.get('role')}"
+            if role_key in MESSAGES:  # some callers pass the role already worded for the reader
+                params["role"] = translate(locale, role_key)
             action_key = f"action.{params.get('action')}"
             if action_key in MESSAGES:
                 params["action"] = translate(locale, action_key)
         text = translate(locale, error.key, **params)
         if isinstance(error, UsageError):
             text = "❓ " + text
-            if parsed and parsed.verb:
+            if parsed and parsed.verb and error.key != "usage.unknown_sub":
                 text += "\n" + translate(locale, "usage.form", usage=parsed.verb.usage(locale))
                 text += "\n" + translate(locale, "usage.example", example=parsed.verb.example(locale))
             elif parsed and parsed.family:
                 usages = [v.usage(locale) for v in VERBS if v.family == parsed.family.name]
-                text += "\n" + "\n".join(f"· {u}" for u in usages)
+                text += "\n" + translate(locale, "usage.form", usage="").rstrip() + "\n" + "\n".join(f"· {u}" for u in usages)
             elif error.key == "usage.unknown_verb":
                 words = " ".join(f"/{f.words[1] if locale == 'zh' else f.name}" for f in FAMILIES)
                 text += "\n" + words

@@ -20,6 +20,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "不认识的命令“{word}”。发送 /帮助 查看可用命令。",
     },
     "usage.missing": {"en": "Missing {what}.", "zh": "缺少{what}。"},
+    "usage.unknown_sub": {
+        "en": "I don't know “{word}” after /{family}.",
+        "zh": "/{family} 没有“{word}”这个操作。",
+    },
     "usage.bad_amount": {
         "en": "“{text}” is not an amount. Amounts look like 80000, 80k, 8万, ¥80,000.",
         "zh": "“{text}”不是有效金额。金额示例：80000、80k、8万、¥80,000。",
@@ -138,6 +142,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "L{lead} was changed by someone else a moment ago; nothing was done. Look again: /lead show L{lead}",
         "zh": "L{lead} 刚被他人修改，本次操作未执行。请重新查看：/线索 查看 L{lead}",
     },
+    "lead.snooze_past": {
+        "en": "Snooze until a day after today ({date} is not).",
+        "zh": "暂缓日期需要晚于今天（{date} 不行）。",
+    },
     "followup.bad_via": {"en": "“{via}” is not a way of contact.", "zh": "“{via}”不是跟进方式。"},
     "followup.next_in_past": {
         "en": "The next follow-up ({date}) is in the past. Pick today or later.",
@@ -183,6 +191,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "team.own_manager": {"en": "Nobody can be their own manager.", "zh": "不能设置自己为自己的经理。"},
     "team.bad_config": {"en": "That setting was not saved: {detail}", "zh": "设置未保存：{detail}"},
     "team.handoff_same": {"en": "Hand over to someone else.", "zh": "不能交接给同一个人。"},
+    "team.handoff_not_yours": {
+        "en": "{member} doesn't report to you, so you can't hand their work over.",
+        "zh": "{member} 不是你的下属，不能交接其工作。",
+    },
     "forbidden.role": {"en": "Only a {role} can {action}.", "zh": "只有{role}可以{action}。"},
     # --- words ---------------------------------------------------------------------------------
     "role.rep": {"en": "rep", "zh": "销售"},
@@ -191,6 +203,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "action.assign": {"en": "assign leads", "zh": "分配线索"},
     "action.target": {"en": "set targets", "zh": "设置目标"},
     "action.team": {"en": "change the team", "zh": "管理团队"},
+    "action.handoff": {"en": "hand work over", "zh": "交接工作"},
     "action.report_other": {"en": "see someone else's report", "zh": "查看他人报表"},
     "status.open": {"en": "open", "zh": "进行中"},
     "status.won": {"en": "won", "zh": "赢单"},
@@ -210,7 +223,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "via.meeting": {"en": "meeting", "zh": "会议"},
     "word.pool": {"en": "pool", "zh": "公海"},
     "word.none": {"en": "none", "zh": "无"},
-    "word.yours": {"en": "yours", "zh": "你负责"},
+    "word.yours": {"en": "yours", "zh": "你"},
     "what.name": {"en": "the lead's name", "zh": "线索名称"},
     "what.lead": {"en": "a lead id like L12", "zh": "线索编号（如 L12）"},
     "what.quote": {"en": "a quote id like Q7", "zh": "报价编号（如 Q7）"},
@@ -225,7 +238,7 @@ MESSAGES: dict[str, dict[str, str]] = {
 }
 
 
-def translate(locale: str, key: str, **params: Any) -> str:
+def translate(locale: str, key: str, /, **params: Any) -> str:
     """The sentence for `key` in `locale` (English when a sentence has no translation)."""
     entry = MESSAGES.get(key)
     if entry is None:

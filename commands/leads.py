@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import date
+import re
+from datetime import date, timedelta
 
 from commands.args import Args
 from commands.context import MAX_FIELD, Ctx, UsageError
@@ -240,9 +241,10 @@ def _changes(ctx: Ctx, before: dict | None, after: dict | None) -> str:
 
 
 def stage(ctx: Ctx, args: Args) -> Reply:
+    number = ctx.lead_number(args.words[0] if args.words else None)
     if len(args.words) < 2:
         raise UsageError("usage.missing", what=ctx.t("what.stage"))
-    lead = leads.get_lead(ctx.scope, ctx.lead_number(args.words[0]))
+    lead = leads.get_lead(ctx.scope, number)
     target = ctx.stage(" ".join(args.words[1:]))
     return _moved(ctx, lead, _translate_requirements(ctx, lambda: leads.move_to_stage(ctx.scope, lead, target)))
 
@@ -328,3 +330,21 @@ def edit(ctx: Ctx, args: Args) -> Reply:
     shown = ", ".join(f"{key}={ctx.money(value) if key == 'value' and isinstance(value, int) else value}"
                       for key, value in facts.items())
     return Reply(text=ctx.pick("✏️ L{n} updated: {changes}", "✏️ L{n} 已更新：{changes}", n=lead.number, changes=shown))
+
+
+_SNOOZE = re.compile(r"^(\d{1,3})\s*(d|day|days|天|日|w|week|weeks|周)$", re.I)
+
+
+def snooze(ctx: Ctx, args: Args) -> Reply:
+    """`/lead snooze L3 1d` (or a date): no nudges about L3 until then."""
+    lead = leads.get_lead(ctx.scope, ctx.lead_number(args.words[0] if args.words else None))
+    when = " ".join(args.words[1:]).strip() or "1d"
+    match = _SNOOZE.match(when)
+    if match:
+        days = int(match.group(1)) * (7 if match.group(2).lower() in ("w", "week", "weeks", "周") else 1)
+        until = ctx.scope.today + timedelta(days=days)
+    else:
+        until = ctx.date(when)
+    leads.snooze(ctx.scope, lead, until)
+    return Reply(text=ctx.pick("😴 L{n} {name}: no nudges until {day}.", "😴 L{n} {name}：{day} 前不再提醒。",
+                               n=lead.number, name=lead.name, day=ctx.day(until)))

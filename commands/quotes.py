@@ -54,23 +54,30 @@ def create(ctx: Ctx, args: Args) -> Reply:
                     q=quote.number, n=lead.number, name=lead.name, amount=_amount_text(ctx, quote))
     if not steps:
         limit = ctx.money(int(ctx.scope.config.approval.auto_below * 100))
-        return Reply(text=head + " " + ctx.pick("Approved automatically (below {limit}).", "低于 {limit}，已自动通过。",
-                                                limit=limit))
+        auto = ctx.pick(" Approved automatically (below {limit}).", "低于 {limit}，已自动通过。", limit=limit)
+        return Reply(text=head + auto)
     first = steps[0]
     approvers = _ask(ctx, quote, lead, first)
-    raised = Decimal(quote.discount_bp) / 100 > ctx.scope.config.approval.discount_raise_pct
+    # Say "one level up" only when the discount really raised the level (not when it was already the top).
+    policy = ctx.scope.config.approval
+    raised = quotes.levels_needed(policy, Decimal(quote.amount) / 100, Decimal(quote.discount_bp) / 100) > \
+        quotes.levels_needed(policy, Decimal(quote.amount) / 100, Decimal(0))
     role = ctx.role_label(steps[-1].role)
     why = ctx.pick(" (discount above {p}, one level up)", "（折扣超过 {p}，升一级）",
                    p=f"{ctx.scope.config.approval.discount_raise_pct:g}%") if raised else ""
     names = ", ".join(a.name for a in approvers) or ctx.t("word.none")
     if len(steps) == 1:
-        text = ctx.pick("Needs a {role}{why} — asked {names}.", "需要{role}审批{why}，已通知 {names}。",
-                        role=role, why=why, names=names)
+        text = ctx.pick("Needs {a} {role}{why} — asked {names}.", "需要{role}审批{why}，已通知 {names}。",
+                        a=_article(role), role=role, why=why, names=names)
     else:
         text = ctx.pick("Needs {k} approvals up to {role}{why} — asked {names} first.",
                         "需要 {k} 级审批（至{role}）{why}，已先通知 {names}。",
                         k=len(steps), role=role, why=why, names=names)
-    return Reply(text=f"{head} {text}")
+    return Reply(text=f"{head}{'' if ctx.zh else ' '}{text}")
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1].casefold() in "aeiou" else "a"
 
 
 def approve(ctx: Ctx, args: Args) -> Reply:
@@ -91,6 +98,8 @@ def _decide(ctx: Ctx, args: Args, *, approve: bool) -> Reply:
     except DomainError as error:
         if error.key == "quote.already_decided":
             raise _already(ctx, error.params["quote"]) from error
+        if error.key == "quote.level_too_low":  # the domain names the role by key; word it for the reader
+            raise DomainError(error.key, **{**error.params, "role": ctx.role_label(error.params["role"])}) from error
         raise
     lead = ctx.scope.session.get(Lead, quote.lead_id)
     assert lead is not None
@@ -107,9 +116,10 @@ def _decide(ctx: Ctx, args: Args, *, approve: bool) -> Reply:
     else:
         assert decision.next_step is not None
         approvers = _ask(ctx, quote, lead, decision.next_step)
-        text = ctx.pick("✅ Q{q}: approved by {who} · {at}. Now waiting for a {role} — asked {names}.",
+        text = ctx.pick("✅ Q{q}: approved by {who} · {at}. Now waiting for {a} {role} — asked {names}.",
                         "✅ Q{q}：{who} 已同意 · {at}。等待{role}审批，已通知 {names}。",
                         q=quote.number, who=actor, at=at, role=ctx.role_label(decision.next_step.role),
+                        a=_article(ctx.role_label(decision.next_step.role)),
                         names=", ".join(a.name for a in approvers) or ctx.t("word.none"))
     if requester and (decision.finished or not approve):
         ctx.notify(requester, kind="decision", key=f"decision:{quote.id}:{quote.version}:{requester.id}",

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from commands import i18n
 from commands.args import Args
+from commands.charts import funnel_chart
 from commands.context import Ctx, UsageError
 from commands.types import Reply
+from models.errors import DomainError
 from models.config import TeamConfig
 from models.permissions import is_manager_of, rank, visible_leads
 from models.reports import Digest, build_digest, period_of
@@ -29,7 +31,7 @@ def report(ctx: Ctx, args: Args) -> Reply:
         else:
             raise UsageError("usage.bad_choice", text=word, choices="today, week, month, @name")
     if subject and subject.id != scope.actor.id and not is_manager_of(scope.actor, subject):
-        raise UsageError("forbidden.role", action=ctx.t("action.report_other"), role=ctx.role_label("manager"))
+        raise DomainError("forbidden.role", action=ctx.t("action.report_other"), role=ctx.role_label("manager"))
     lead_filter = visible_leads(scope.actor)
     member_ids = None
     if subject is not None:
@@ -41,7 +43,9 @@ def report(ctx: Ctx, args: Args) -> Reply:
     period = period_of(kind, scope.today, scope.config)
     digest = build_digest(scope.session, team_id=scope.team.id or 0, config=scope.config, period=period,
                           now=scope.now, lead_filter=lead_filter, member_ids=member_ids)
-    return digest_reply(digest, locale=ctx.locale, config=scope.config, who=subject.name if subject else None)
+    reply = digest_reply(digest, locale=ctx.locale, config=scope.config, who=subject.name if subject else None)
+    reply.image = funnel_chart(digest, locale=ctx.locale)
+    return reply
 
 
 def digest_reply(digest: Digest, *, locale: str, config: TeamConfig, who: str | None = None) -> Reply:

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from commands.args import KEY_ALIASES, Args
 from commands.context import Ctx, UsageError
 from commands.types import Reply
 from models import teams
-from models.config import REQUIREMENTS, ROLE_RANK
+from models.config import REQUIREMENTS, ROLE_RANK, parse_clock
 from models.errors import DomainError
 from models.permissions import require_role
 
@@ -24,6 +25,8 @@ def _need_admin(ctx: Ctx) -> None:
 
 
 def show(ctx: Ctx, args: Args) -> Reply:
+    if args.words:
+        raise UsageError("usage.unknown_sub", word=args.words[0][:40], family=ctx.pick("team", "团队"))
     scope = ctx.scope
     people = teams.members(scope.session, scope.team)
     by_id = {m.id: m for m in people}
@@ -113,13 +116,45 @@ def _choice(*choices: str) -> Callable[[Ctx, str], str]:
     return parse
 
 
+def _timezone(ctx: Ctx, text: str) -> str:
+    value = text.strip()
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise UsageError("usage.bad_config_value", key="", value=text,
+                         detail=ctx.pick("a timezone like Asia/Shanghai", "时区，如 Asia/Shanghai")) from None
+    return value
+
+
+def _clock(ctx: Ctx, text: str) -> str:
+    try:
+        return parse_clock(text).strftime("%H:%M")
+    except ValueError:
+        raise UsageError("usage.bad_config_value", key="", value=text,
+                         detail=ctx.pick("a time of day like 18:00", "时刻，如 18:00")) from None
+
+
+def _quiet_hours(ctx: Ctx, text: str) -> str | None:
+    value = text.strip()
+    if value.casefold() in ("", "off", "none", "关", "关闭", "无"):
+        return None
+    start, sep, end = value.partition("-")
+    try:
+        if not sep:
+            raise ValueError(value)
+        return f"{parse_clock(start):%H:%M}-{parse_clock(end):%H:%M}"
+    except ValueError:
+        raise UsageError("usage.bad_config_value", key="", value=text,
+                         detail=ctx.pick("a range like 20:00-08:30, or off", "时间段，如 20:00-08:30，或 off")) from None
+
+
 def _text(ctx: Ctx, text: str) -> str | None:
     return text.strip() or None
 
 
 # Settings people type → (where in TeamConfig, how to read the typed value).
 SETTINGS: dict[str, tuple[str, Callable[[Ctx, str], Any]]] = {
-    "timezone": ("timezone", lambda ctx, text: text.strip()),
+    "timezone": ("timezone", _timezone),
     "locale": ("locale", _locale),
     "currency": ("currency", lambda ctx, text: text.strip().upper() or None),
     "stages": ("stages", _stages),
@@ -131,10 +166,10 @@ SETTINGS: dict[str, tuple[str, Callable[[Ctx, str], Any]]] = {
     "stale_days": ("stale_days", _int),
     "followup_sla_days": ("followup_sla_days", _int),
     "pool_return_days": ("pool_return_days", _int),
-    "digest_time": ("digest_time", lambda ctx, text: text.strip()),
-    "weekly_digest_time": ("weekly_digest_time", lambda ctx, text: text.strip()),
+    "digest_time": ("digest_time", _clock),
+    "weekly_digest_time": ("weekly_digest_time", _clock),
     "digest_channel": ("digest_channel", _text),
-    "quiet_hours": ("quiet_hours", lambda ctx, text: text.strip() or None),
+    "quiet_hours": ("quiet_hours", _quiet_hours),
     "quiet_weekends": ("quiet_weekends", lambda ctx, text: ctx.yes(text)),
     "assignment": ("assignment", _choice("author", "pool", "balanced")),
     "page_size": ("page_size", _int),
@@ -198,10 +233,17 @@ def _show_config(ctx: Ctx) -> Reply:
         ("approval_wait_hours", f"{config.approval.wait_hours:g}"),
         ("stale_days", str(config.stale_days)), ("followup_sla_days", str(config.followup_sla_days)),
         ("pool_return_days", str(config.pool_return_days) if config.pool_return_days else "off"),
-        ("digest_time", config.digest_time), ("digest_channel", config.digest_channel or "-"),
+        ("digest_time", config.digest_time), ("weekly_digest_time", config.weekly_digest_time),
+        ("digest_channel", config.digest_channel or "-"),
         ("quiet_hours", config.quiet_hours or "off"), ("quiet_weekends", "yes" if config.quiet_weekends else "no"),
-        ("assignment", config.assignment),
+        ("assignment", config.assignment), ("page_size", str(config.page_size)),
     ]
+    # What each stage requires and its own stale-days: set with required.<stage>= and stale_days.<stage>=.
+    rules = [f"{stage.label(ctx.locale)}: " + ", ".join(
+        [*stage.required, *([f"stale {stage.stale_days}d"] if stage.stale_days else [])])
+        for stage in config.stages if stage.required or stage.stale_days]
+    if rules:
+        fields.append(("stage rules", " · ".join(rules)))
     cmd = "/团队 配置" if ctx.zh else "/team config"
     return Reply(text=ctx.pick("⚙️ **Settings** — change with {cmd} key=value", "⚙️ **团队设置** — 修改：{cmd} 键=值", cmd=cmd),
                  fields=fields)

@@ -29,17 +29,34 @@ def record(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
 ) -> AuditEvent:
+    return record_event(scope.session, team_id=scope.team.id or 0, actor_id=scope.actor.id, at=scope.now,
+                        entity=entity, entity_id=entity_id, action=action, before=before, after=after)
+
+
+def record_event(
+    session: Session,
+    *,
+    team_id: int,
+    actor_id: int | None,
+    at: datetime,
+    entity: str,
+    entity_id: int,
+    action: str,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """An audit event; `actor_id` is None when the bot itself acted (a reminder scan)."""
     event = AuditEvent(
-        team_id=scope.team.id,
-        actor_id=scope.actor.id,
-        at=scope.now,
+        team_id=team_id,
+        actor_id=actor_id,
+        at=at,
         entity=entity,
         entity_id=entity_id,
         action=action,
         before={k: _plain(v) for k, v in before.items()} if before is not None else None,
         after={k: _plain(v) for k, v in after.items()} if after is not None else None,
     )
-    scope.session.add(event)
+    session.add(event)
     return event
 
 

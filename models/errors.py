@@ -8,7 +8,7 @@ from typing import Any
 class DomainError(Exception):
     """A rule said no. Nothing was changed; the user gets `key` worded in their language."""
 
-    def __init__(self, key: str, **params: Any) -> None:
+    def __init__(self, key: str, /, **params: Any) -> None:
         super().__init__(key)
         self.key = key
         self.params = params

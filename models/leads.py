@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from sqlalchemy import update
@@ -290,3 +291,12 @@ def recent_followups(session: Session, lead: Lead, limit: int = 3) -> list[Follo
 def open_quotes(session: Session, lead: Lead) -> list[Quote]:
     return list(session.exec(select(Quote).where(Quote.lead_id == lead.id)
                              .order_by(col(Quote.number).desc()).limit(5)))
+
+
+def snooze(scope: Scope, lead: Lead, until: date) -> None:
+    """Quiet the nudges about a lead until `until`: its next follow-up moves there."""
+    require_change(scope.session, scope.actor, lead)
+    _require_open(lead)
+    if until <= scope.today:
+        raise DomainError("lead.snooze_past", date=until)
+    guarded_update(scope, lead, action="snooze", snoozed_until=until, next_followup_on=until)

@@ -47,6 +47,8 @@ class Team(SQLModel, table=True):
     key: str = Field(max_length=128)
     name: str = Field(default="", max_length=200)
     config: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    channel: str | None = Field(default=None, max_length=128)  # where the team talks to the bot
+    last_locale: str | None = Field(default=None, max_length=8)  # language of the latest command
     lead_seq: int = 0
     quote_seq: int = 0
     created_at: datetime = _utc_column()
@@ -71,9 +73,10 @@ class Lead(SQLModel, table=True):
         Index("ix_lead_team_email", "team_id", "norm_email"),
         Index("ix_lead_team_company", "team_id", "norm_company"),
         Index("ix_lead_team_owner_activity", "team_id", "owner_id", "last_activity_at"),
-        Index("ix_lead_team_activity", "team_id", "last_activity_at"),
-        Index("ix_lead_open_next_followup", "status", "next_followup_on"),
-        Index("ix_lead_open_stage_changed", "status", "stage_changed_at"),
+        Index("ix_lead_scan_activity", "team_id", "status", "last_activity_at"),
+        # The reminder scans: each reads only the due rows of one team.
+        Index("ix_lead_scan_followup", "team_id", "status", "next_followup_on"),
+        Index("ix_lead_scan_stage", "team_id", "status", "stage_changed_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -163,6 +166,7 @@ class ApprovalStep(SQLModel, table=True):
     decided_at: datetime | None = _utc_column(nullable=True)
     note: str | None = Field(default=None, sa_column=Column(Text))
     escalations: int = 0
+    escalated_at: datetime | None = _utc_column(nullable=True)
 
 
 class Target(SQLModel, table=True):
@@ -235,3 +239,15 @@ class Outbox(SQLModel, table=True):
     sent_at: datetime | None = _utc_column(nullable=True)
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     message_ref: str | None = Field(default=None, max_length=200)
+
+
+class Nudge(SQLModel, table=True):
+    """One reminder fact already pushed (`overdue:<lead>:<due date>`), so scans never repeat it."""
+
+    __table_args__ = (UniqueConstraint("key", name="uq_nudge_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: int = Field(foreign_key="team.id")
+    key: str = Field(max_length=200)
+    member_id: int | None = Field(default=None, foreign_key="member.id")
+    created_at: datetime = _utc_column()

@@ -14,6 +14,7 @@ from sqlmodel import Session, col, func, select
 from models import audit
 from models.config import ROLE_RANK, TeamConfig
 from models.errors import DomainError
+from models.permissions import is_manager_of, rank
 from models.scope import Scope
 from models.tables import ApprovalStep, Lead, Member, Quote, Team
 
@@ -155,6 +156,9 @@ def handoff(scope: Scope, source: Member, target: Member) -> tuple[list[Lead], l
     """Move every open lead and pending quote of `source` to `target`, one audit event each."""
     if source.id == target.id:
         raise DomainError("team.handoff_same")
+    actor = scope.actor
+    if rank(actor) < ROLE_RANK["admin"] and source.id != actor.id and not is_manager_of(actor, source):
+        raise DomainError("team.handoff_not_yours", member=source.name)
     session = scope.session
     leads = list(session.exec(
         select(Lead).where(Lead.team_id == scope.team.id, Lead.owner_id == source.id, Lead.status == "open")
@@ -196,3 +200,23 @@ def waiting_steps_for(session: Session, team: Team) -> list[ApprovalStep]:
         .where(Quote.team_id == team.id, ApprovalStep.status == "waiting")
     )
     return list(session.exec(query))
+
+
+def managers_of(session: Session, member: Member) -> list[Member]:
+    """Who oversees `member`: their manager; else every manager of the team; else its admins."""
+    if member.manager_id:
+        manager = session.get(Member, member.manager_id)
+        if manager:
+            return [manager]
+    people = list(session.exec(select(Member).where(Member.team_id == member.team_id).order_by(col(Member.id))))
+    for role in ("manager", "admin"):
+        found = [m for m in people if m.role == role and m.id != member.id]
+        if found:
+            return found
+    return []
+
+
+def locale_of(team: Team) -> str:
+    """The language of pushes: the configured one, else the one the team last typed in."""
+    configured = (team.config or {}).get("locale")
+    return configured or team.last_locale or "en"

@@ -4,7 +4,9 @@ push the command caused is delivered through the real outbox and recorded per re
 from __future__ import annotations
 
 import asyncio
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
@@ -24,9 +26,10 @@ class Chat:
         self.engine = engine
         self.clock = clock
         self.dispatcher = Dispatcher(engine, clock, admins=admins)
-        self.adapter = ConsoleAdapter(self.dispatcher.dispatch, clock, team=team, user=user)
+        self.image_dir = Path(tempfile.mkdtemp(prefix="dealbot-charts-"))
+        self.adapter = ConsoleAdapter(self.dispatcher.dispatch, clock, team=team, user=user, image_dir=self.image_dir)
         self.lines: list[str] = []
-        self.sender = ConsoleSender(write=self.lines.append)
+        self.sender = ConsoleSender(write=self.lines.append, image_dir=self.image_dir)
         self.delivery = OutboxDelivery(engine, {"console": self.sender}, clock)
 
     def reply(self, line: str) -> Reply:
@@ -36,7 +39,7 @@ class Chat:
         return reply
 
     def say(self, line: str) -> str:
-        return render(self.reply(line))
+        return render(self.reply(line), image_dir=self.image_dir)
 
     def deliver(self) -> None:
         asyncio.run(self.delivery.run_once())

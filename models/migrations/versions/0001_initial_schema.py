@@ -2,7 +2,6 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 12:13:18.426123
 """
 from collections.abc import Sequence
 
@@ -43,6 +42,8 @@ def upgrade() -> None:
     sa.Column('key', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
     sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
     sa.Column('config', sa.JSON(), nullable=False),
+    sa.Column('channel', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=True),
+    sa.Column('last_locale', sqlmodel.sql.sqltypes.AutoString(length=8), nullable=True),
     sa.Column('lead_seq', sa.Integer(), nullable=False),
     sa.Column('quote_seq', sa.Integer(), nullable=False),
     sa.Column('created_at', models.tables.UTCDateTime(timezone=True), nullable=False),
@@ -142,14 +143,25 @@ def upgrade() -> None:
     sa.UniqueConstraint('team_id', 'number', name='uq_lead_team_number')
     )
     with op.batch_alter_table('lead', schema=None) as batch_op:
-        batch_op.create_index('ix_lead_open_next_followup', ['status', 'next_followup_on'], unique=False)
-        batch_op.create_index('ix_lead_open_stage_changed', ['status', 'stage_changed_at'], unique=False)
-        batch_op.create_index('ix_lead_team_activity', ['team_id', 'last_activity_at'], unique=False)
+        batch_op.create_index('ix_lead_scan_activity', ['team_id', 'status', 'last_activity_at'], unique=False)
+        batch_op.create_index('ix_lead_scan_followup', ['team_id', 'status', 'next_followup_on'], unique=False)
+        batch_op.create_index('ix_lead_scan_stage', ['team_id', 'status', 'stage_changed_at'], unique=False)
         batch_op.create_index('ix_lead_team_company', ['team_id', 'norm_company'], unique=False)
         batch_op.create_index('ix_lead_team_email', ['team_id', 'norm_email'], unique=False)
         batch_op.create_index('ix_lead_team_owner_activity', ['team_id', 'owner_id', 'last_activity_at'], unique=False)
         batch_op.create_index('ix_lead_team_phone', ['team_id', 'norm_phone'], unique=False)
 
+    op.create_table('nudge',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('team_id', sa.Integer(), nullable=False),
+    sa.Column('key', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('member_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', models.tables.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['member_id'], ['member.id'], ),
+    sa.ForeignKeyConstraint(['team_id'], ['team.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('key', name='uq_nudge_key')
+    )
     op.create_table('target',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('team_id', sa.Integer(), nullable=False),
@@ -218,6 +230,7 @@ def upgrade() -> None:
     sa.Column('decided_at', models.tables.UTCDateTime(timezone=True), nullable=True),
     sa.Column('note', sa.Text(), nullable=True),
     sa.Column('escalations', sa.Integer(), nullable=False),
+    sa.Column('escalated_at', models.tables.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['decided_by_id'], ['member.id'], ),
     sa.ForeignKeyConstraint(['quote_id'], ['quote.id'], ),
     sa.PrimaryKeyConstraint('id'),
@@ -246,14 +259,15 @@ def downgrade() -> None:
 
     op.drop_table('followup')
     op.drop_table('target')
+    op.drop_table('nudge')
     with op.batch_alter_table('lead', schema=None) as batch_op:
         batch_op.drop_index('ix_lead_team_phone')
         batch_op.drop_index('ix_lead_team_owner_activity')
         batch_op.drop_index('ix_lead_team_email')
         batch_op.drop_index('ix_lead_team_company')
-        batch_op.drop_index('ix_lead_team_activity')
-        batch_op.drop_index('ix_lead_open_stage_changed')
-        batch_op.drop_index('ix_lead_open_next_followup')
+        batch_op.drop_index('ix_lead_scan_stage')
+        batch_op.drop_index('ix_lead_scan_followup')
+        batch_op.drop_index('ix_lead_scan_activity')
 
     op.drop_table('lead')
     with op.batch_alter_table('audit_event', schema=None) as batch_op:
