@@ -13,6 +13,7 @@ from commands import Dispatcher
 from models.clock import Clock, SystemClock
 from models.db import make_engine
 from models.migrate import upgrade
+from reminders.limits import Pacer, default_limits
 from reminders.outbox import OutboxDelivery
 from reminders.worker import Worker
 
@@ -26,7 +27,8 @@ class Bot:
     senders: dict[str, Sender] = field(default_factory=dict)
 
     def delivery(self) -> OutboxDelivery:
-        return OutboxDelivery(self.engine, self.senders, self.clock)
+        return OutboxDelivery(self.engine, self.senders, self.clock, pacer=Pacer(default_limits(self.settings.rates)),
+                              max_attempts=self.settings.outbox_max_attempts)
 
     def worker(self) -> Worker:
         return Worker(self.engine, self.clock, self.delivery())

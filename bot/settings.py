@@ -31,6 +31,23 @@ class Settings(BaseSettings):
     wecom_webhook_key: str | None = Field(None, validation_alias="WECOM_WEBHOOK_KEY")
     wecom_api_url: str = Field("https://qyapi.weixin.qq.com", validation_alias="WECOM_API_URL")
 
+    # Pacing below each platform's limits ("count/seconds"); see ../shared/platforms.md.
+    slack_channel_rate: str = Field("1/1s", validation_alias="DEALBOT_SLACK_CHANNEL_RATE")
+    slack_bot_rate: str = Field("50/60s", validation_alias="DEALBOT_SLACK_BOT_RATE")
+    telegram_chat_rate: str = Field("1/1s", validation_alias="DEALBOT_TELEGRAM_CHAT_RATE")
+    telegram_group_rate: str = Field("20/60s", validation_alias="DEALBOT_TELEGRAM_GROUP_RATE")
+    telegram_bot_rate: str = Field("30/1s", validation_alias="DEALBOT_TELEGRAM_BOT_RATE")
+    wecom_robot_rate: str = Field("20/60s", validation_alias="DEALBOT_WECOM_ROBOT_RATE")
+    wecom_app_rate: str = Field("30/1s", validation_alias="DEALBOT_WECOM_APP_RATE")
+    outbox_max_attempts: int = Field(6, validation_alias="DEALBOT_OUTBOX_MAX_ATTEMPTS")
+
+    @property
+    def rates(self) -> dict[str, str]:
+        return {"slack_channel": self.slack_channel_rate, "slack_bot": self.slack_bot_rate,
+                "telegram_chat": self.telegram_chat_rate, "telegram_group": self.telegram_group_rate,
+                "telegram_bot": self.telegram_bot_rate, "wecom_robot": self.wecom_robot_rate,
+                "wecom_app": self.wecom_app_rate}
+
     @property
     def admin_keys(self) -> list[str]:
         return [key.strip() for key in self.admins.split(",") if key.strip()]

@@ -8,8 +8,9 @@ send that one message again — the only duplicate possible, bounded to the rows
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,6 +24,7 @@ from commands.types import Reply
 from models.clock import Clock
 from models.db import unit_of_work
 from models.tables import Outbox
+from reminders.limits import Pacer
 
 log = logging.getLogger("dealbot.outbox")
 
@@ -52,10 +54,20 @@ class Claimed:
     attempts: int
 
 
+Sleep = Callable[[float], Awaitable[None]]
+
+
 class OutboxDelivery:
+    """Claims due rows and delivers them, paced below the platforms' limits.
+
+    A row whose booked slot is only a little ahead (`max_wait`) is waited for with `sleep`; a row whose
+    slot is further away goes back to the outbox with that moment as its next attempt.
+    """
+
     def __init__(self, engine: Engine, senders: Mapping[str, Sender], clock: Clock, *, max_attempts: int = 6,
                  batch: int = 100, lease: timedelta = timedelta(minutes=2),
-                 backoff: timedelta = timedelta(seconds=30)) -> None:
+                 backoff: timedelta = timedelta(seconds=30), pacer: Pacer | None = None,
+                 sleep: Sleep = asyncio.sleep, max_wait: timedelta = timedelta(seconds=2)) -> None:
         self.engine = engine
         self.senders = senders
         self.clock = clock
@@ -63,6 +75,9 @@ class OutboxDelivery:
         self.batch = batch
         self.lease = lease
         self.backoff = backoff
+        self.pacer = pacer or Pacer({})
+        self.sleep = sleep
+        self.max_wait = max_wait
 
     def due_condition(self, now: datetime) -> Any:
         return or_(
@@ -103,6 +118,14 @@ class OutboxDelivery:
 
     async def deliver(self, row: Claimed, report: DeliveryReport) -> None:
         sender = self.senders[row.platform]
+        now = self.clock.now()
+        slot = self.pacer.reserve(row.platform, row.target.kind, row.target.key, now, within=self.max_wait)
+        if slot - now > self.max_wait:
+            self._finish(row, status="pending", delay=slot - now, refund=True)
+            report.postponed += 1
+            return
+        if slot > now:
+            await self.sleep((slot - now).total_seconds())
         try:
             reply = Reply.model_validate(row.payload)
             ref = await sender.send(row.target, reply)

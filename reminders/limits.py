@@ -1,0 +1,111 @@
+"""Pacing pushes below each platform's published limits, before the platform has to say 429.
+
+Each limit is "count per seconds" kept as a virtual schedule (the generic cell rate algorithm): a
+message asks for the earliest moment it may go, which books that slot. A message whose slot is later
+than now waits in the outbox until then instead of being retried in a loop. Time comes from the
+injected clock, so tests move it instead of waiting. Buckets live in the worker's memory: with several
+workers each paces its own share, so run one worker per bot token when limits are tight.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+_RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)?\s*(s|sec|m|min)?\s*$")
+
+
+@dataclass(frozen=True)
+class Limit:
+    count: int
+    seconds: float
+
+    @classmethod
+    def parse(cls, text: str) -> Limit:
+        """`20/60s`, `20/1m`, `1/1s`, `30/s` → a limit."""
+        match = _RATE.match(text)
+        if not match:
+            raise ValueError(f"{text!r} is not a rate like 20/60s")
+        count = int(match.group(1))
+        amount = float(match.group(2) or 1)
+        seconds = amount * (60 if match.group(3) in ("m", "min") else 1)
+        if count < 1 or seconds <= 0:
+            raise ValueError(f"{text!r} must allow at least one message")
+        return cls(count, seconds)
+
+    @property
+    def interval(self) -> timedelta:
+        return timedelta(seconds=self.seconds / self.count)
+
+    @property
+    def burst(self) -> timedelta:
+        return self.interval * (self.count - 1)
+
+
+@dataclass
+class Schedule:
+    """The next free moment of one limit for one key (a channel, a chat, the bot)."""
+
+    limit: Limit
+    theoretical: datetime | None = None
+
+    def earliest(self, now: datetime) -> datetime:
+        if self.theoretical is None:
+            return now
+        return max(now, self.theoretical - self.limit.burst)
+
+    def book(self, at: datetime) -> None:
+        base = at if self.theoretical is None else max(self.theoretical, at)
+        self.theoretical = base + self.limit.interval
+
+
+@dataclass
+class PlatformLimits:
+    """The limits of one platform: per member chat, per channel or group, and per bot."""
+
+    member: list[Limit] = field(default_factory=list)
+    channel: list[Limit] = field(default_factory=list)
+    bot: list[Limit] = field(default_factory=list)
+
+
+class Pacer:
+    def __init__(self, limits: dict[str, PlatformLimits]) -> None:
+        self.limits = limits
+        self._schedules: dict[tuple[str, str, int], Schedule] = {}
+
+    def _schedules_for(self, platform: str, kind: str, key: str) -> list[Schedule]:
+        limits = self.limits.get(platform)
+        if limits is None:
+            return []
+        found = []
+        for scope, scope_limits in ((f"{kind}:{key}", limits.channel if kind == "channel" else limits.member),
+                                    ("bot", limits.bot)):
+            for index, limit in enumerate(scope_limits):
+                found.append(self._schedules.setdefault((platform, scope, index), Schedule(limit)))
+        return found
+
+    def reserve(self, platform: str, kind: str, key: str, now: datetime, *,
+                within: timedelta = timedelta(0)) -> datetime:
+        """The earliest moment a message to this target may go without breaking any limit. The slot is
+        booked only when it is no further than `within`: a message that will wait in the outbox instead
+        books its slot when it comes back, so nothing is booked twice."""
+        schedules = self._schedules_for(platform, kind, key)
+        at = max((schedule.earliest(now) for schedule in schedules), default=now)
+        if at - now <= within:
+            for schedule in schedules:
+                schedule.book(at)
+        return at
+
+
+def default_limits(rates: dict[str, str]) -> dict[str, PlatformLimits]:
+    """Each platform's limits (../shared/platforms.md), overridable per deployment."""
+    def limits(*names: str) -> list[Limit]:
+        return [Limit.parse(rates[name]) for name in names if rates.get(name)]
+
+    return {
+        "slack": PlatformLimits(member=limits("slack_channel"), channel=limits("slack_channel"), bot=limits("slack_bot")),
+        "telegram": PlatformLimits(member=limits("telegram_chat"), channel=limits("telegram_chat", "telegram_group"),
+                                   bot=limits("telegram_bot")),
+        "wecom": PlatformLimits(member=[], channel=limits("wecom_robot"), bot=limits("wecom_app")),
+    }
