@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.engine import Engine
 
@@ -25,6 +26,7 @@ class Bot:
     clock: Clock
     dispatcher: Dispatcher
     senders: dict[str, Sender] = field(default_factory=dict)
+    slack: Any = None  # adapters.slack.SlackAdapter when Slack is configured
 
     def delivery(self) -> OutboxDelivery:
         return OutboxDelivery(self.engine, self.senders, self.clock, pacer=Pacer(default_limits(self.settings.rates)),
@@ -45,4 +47,11 @@ def build(settings: Settings | None = None, *, clock: Clock | None = None, datab
     dispatcher = Dispatcher(engine, clock, admins=settings.admin_keys)
     # Console teams' pushes print where the process runs (`→ bob: …`).
     senders: dict[str, Sender] = {"console": ConsoleSender()}
-    return Bot(settings=settings, engine=engine, clock=clock, dispatcher=dispatcher, senders=senders)
+    bot = Bot(settings=settings, engine=engine, clock=clock, dispatcher=dispatcher, senders=senders)
+    if "slack" in settings.platforms:
+        from adapters.slack import SlackAdapter, SlackSender
+
+        bot.slack = SlackAdapter(dispatcher.dispatch, token=settings.slack_bot_token or "",
+                                 signing_secret=settings.slack_signing_secret, api_url=settings.slack_api_url)
+        senders["slack"] = SlackSender(bot.slack.client)
+    return bot

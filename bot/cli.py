@@ -97,14 +97,25 @@ def console(user: Annotated[str, typer.Option(help="Who you are in the console")
 @app.command()
 def serve(host: Annotated[str, typer.Option()] = "127.0.0.1",
           port: Annotated[int, typer.Option(envvar="PORT")] = 8000, db: DbOption = None) -> None:
-    """Serve the web app (platform webhooks, /healthz) with uvicorn."""
+    """Serve the web app (platform webhooks, /healthz) with uvicorn; Slack Socket Mode too when
+    SLACK_APP_TOKEN is set (no public URL needed)."""
     import uvicorn
 
     from bot.web import create_app
 
     settings = _settings()
     bot = build(settings, database_url=db)
-    uvicorn.run(create_app(bot), host=host, port=port, log_level=settings.log_level.lower())
+    server = uvicorn.Server(uvicorn.Config(create_app(bot), host=host, port=port,
+                                           log_level=settings.log_level.lower()))
+
+    async def main() -> None:
+        if bot.slack is not None and settings.slack_app_token:
+            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+            await AsyncSocketModeHandler(bot.slack.app, settings.slack_app_token).connect_async()
+        await server.serve()
+
+    asyncio.run(main())
 
 
 @app.command()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot.app import Bot
@@ -20,4 +20,14 @@ def create_app(bot: Bot) -> Starlette:
             return JSONResponse({"ok": False, "database": type(error).__name__}, status_code=503)
         return JSONResponse({"ok": True, "database": "ok", "platforms": bot.settings.platforms})
 
-    return Starlette(routes=[Route("/healthz", healthz)])
+    routes = [Route("/healthz", healthz)]
+    if bot.slack is not None:
+        from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+
+        slack_handler = AsyncSlackRequestHandler(bot.slack.app)
+
+        async def slack_events(request: Request) -> Response:
+            return await slack_handler.handle(request)
+
+        routes.append(Route("/slack/events", slack_events, methods=["POST"]))
+    return Starlette(routes=routes)

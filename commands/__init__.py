@@ -7,7 +7,7 @@ Adapters call `Dispatcher.dispatch(invocation) -> Reply` and nothing else.
 
 from __future__ import annotations
 
-from commands import followups, help, leads, quotes, reports, targets, team
+from commands import followups, help, leads, me, quotes, reports, targets, team
 from commands.registry import Family, Verb
 
 FAMILIES: list[Family] = [
@@ -18,6 +18,7 @@ FAMILIES: list[Family] = [
            implied={"日报": ("today",), "周报": ("week",), "月报": ("month",)}),
     Family("target", ("target", "目标", "targets"), "monthly targets against won", "月度目标与完成"),
     Family("team", ("team", "团队"), "members, roles, settings, handoff", "成员、角色、设置、交接"),
+    Family("me", ("me", "我的", "mine"), "my leads, overdue follow-ups, approvals for me", "我的线索、逾期与待审批"),
     Family("help", ("help", "帮助", "?", "start"), "this help", "帮助"),
 ]
 
@@ -90,6 +91,7 @@ VERBS: list[Verb] = [
          "/team handoff @from @to", "/团队 交接 @原负责人 @新负责人", "/team handoff @alice @carol", "/团队 交接 @张三 @李四"),
     Verb("team", "", ("members", "list", "成员"), team.show,
          "/team", "/团队", "/team", "/团队"),
+    Verb("me", "", (), me.dashboard, "/me", "/我的", "/me", "/我的"),
     Verb("help", "", (), help.help_, "/help [command]", "/帮助 [命令]", "/help quote", "/帮助 报价"),
 ]
 

@@ -29,27 +29,34 @@ KEY_ALIASES: dict[str, str] = {
 _QUOTES = {'"': '"', "“": "”", "「": "」", "'": "'", "‘": "’"}
 _OPTION = re.compile(r"^([^\W\d][\w.\-]*)=(.*)$", re.S)
 _MAX_LINE = 8000
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def normalize_line(text: str) -> str:
     """Full-width punctuation people type on Chinese keyboards → plain ASCII where it is syntax."""
     text = text.replace("＝", "=").replace("／", "/").replace("＠", "@").replace("\u3000", " ")
+    text = _CONTROL.sub("", text)  # NUL and other control characters are never meant, and Postgres refuses NUL
     return unicodedata.normalize("NFC", text).strip()
 
 
 def tokenize(text: str) -> list[str]:
-    """Words separated by spaces; "quoted words" stay together, quotes of any kind removed."""
+    """Words separated by spaces; "quoted words" stay together, quotes of any kind removed.
+
+    A quote that is never closed is an ordinary character (`'; DROP …` or `"unterminated` stay as typed).
+    """
+    text = text[:_MAX_LINE]
+    last = {closer: text.rfind(closer) for closer in set(_QUOTES.values())}
     tokens: list[str] = []
     current: list[str] = []
     closing: str | None = None
     started = False
-    for char in text[:_MAX_LINE]:
+    for index, char in enumerate(text):
         if closing is not None:
             if char == closing:
                 closing = None
             else:
                 current.append(char)
-        elif char in _QUOTES and not current:
+        elif char in _QUOTES and not current and last[_QUOTES[char]] > index:
             closing = _QUOTES[char]
             started = True
         elif char.isspace():
@@ -75,8 +82,9 @@ class Args:
 
 
 # Options whose value is free text: the words after them belong to them up to the next option, so
-# `contact=Mr Li` and `company=ACME Ltd.` need no quotes. A phone may be typed in digit groups.
-TEXT_OPTIONS = frozenset({"company", "contact", "source", "tag", "name"})
+# `contact=Mr Li`, `company=ACME Ltd.` and `stages=Lead, Demo` need no quotes. A phone may be typed
+# in digit groups (`phone=+86 139 1234 5678`).
+TEXT_OPTIONS = frozenset({"company", "contact", "source", "tag", "name", "stages"})
 _DIGIT_GROUP = re.compile(r"^[\d\-()]+$")
 
 

@@ -16,7 +16,7 @@ from commands.context import Ctx, UsageError
 from commands.i18n import MESSAGES, translate
 from commands.registry import ParsedCommand
 from commands.types import Invocation, Reply
-from models import teams
+from models import outbox, teams
 from models.clock import Clock
 from models.db import unit_of_work
 from models.errors import DomainError
@@ -84,6 +84,10 @@ class Dispatcher:
         outcome, error_key = "ok", None
         try:
             with unit_of_work(self.engine) as session:
+                if invocation.delivery_id and not outbox.first_delivery(
+                        session, platform=invocation.platform, key=invocation.delivery_id, now=now):
+                    outcome = "duplicate"
+                    return Reply(text="", duplicate=True)
                 team = teams.get_or_create_team(session, platform=invocation.platform, key=invocation.team_key,
                                                 name=invocation.team_name, now=now)
                 member = teams.ensure_member(session, team, user_key=invocation.user_key,
@@ -121,10 +125,11 @@ class Dispatcher:
 
     def _error_reply(self, error: DomainError, locale: str, parsed: ParsedCommand | None) -> Reply:
         params = dict(error.params)
+        role_key = f"role.{params.get('role')}"
+        if role_key in MESSAGES:  # some callers pass the role already worded for the reader
+            params["role"] = translate(locale, role_key)
         if error.key == "forbidden.role":
-            role_key = f"role.{params.get('role')}"
-            if role_key in MESSAGES:  # some callers pass the role already worded for the reader
-                params["role"] = translate(locale, role_key)
+            params["a"] = "an" if str(params.get("role") or "x")[0].lower() in "aeiou" else "a"  # "an admin"
             action_key = f"action.{params.get('action')}"
             if action_key in MESSAGES:
                 params["action"] = translate(locale, action_key)
@@ -148,7 +153,7 @@ class Dispatcher:
             with unit_of_work(self.engine) as session:
                 session.add(CommandLog(platform=invocation.platform, team_key=invocation.team_key,
                                        user_key=invocation.user_key, channel=invocation.channel,
-                                       text=invocation.text[:20000], received_at=self.clock.now(),
+                                       text=invocation.text[:20000].replace("\x00", ""), received_at=self.clock.now(),
                                        outcome=outcome, error=error, duration_ms=round(ms, 2)))
         except Exception:
             log.exception("could not record the command")

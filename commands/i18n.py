@@ -195,7 +195,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "{member} doesn't report to you, so you can't hand their work over.",
         "zh": "{member} 不是你的下属，不能交接其工作。",
     },
-    "forbidden.role": {"en": "Only a {role} can {action}.", "zh": "只有{role}可以{action}。"},
+    "forbidden.role": {"en": "Only {a} {role} can {action}.", "zh": "只有{role}可以{action}。"},
     # --- words ---------------------------------------------------------------------------------
     "role.rep": {"en": "rep", "zh": "销售"},
     "role.manager": {"en": "manager", "zh": "经理"},

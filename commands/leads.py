@@ -24,12 +24,20 @@ LIST_FILTERS = {
 }
 
 
+# The longest text each lead column holds (models/tables.py).
+_FIELD_LIMITS = {"company": MAX_FIELD, "contact": MAX_FIELD, "name": MAX_FIELD, "source": 100, "tag": 100,
+                 "phone": 64, "email": MAX_FIELD}
+
+
 def _lead_facts(ctx: Ctx, args: Args) -> dict[str, object]:
     """The lead fields typed as options, validated; used by add and edit."""
     facts: dict[str, object] = {}
+    for key, limit in _FIELD_LIMITS.items():
+        if key in args.options:
+            ctx.bounded(args.options[key], what=key, limit=limit)
     for key in ("company", "contact", "source", "tag", "name"):
         if key in args.options:
-            facts[key] = ctx.bounded(args.options[key], what="what.field", limit=MAX_FIELD) or None
+            facts[key] = args.options[key] or None
     if "phone" in args.options:
         phone = args.options["phone"]
         if phone and not looks_like_phone(phone):
@@ -124,15 +132,17 @@ def list_(ctx: Ctx, args: Args) -> Reply:
     for word in args.words:
         if word.casefold() in LIST_FILTERS:
             which = LIST_FILTERS[word.casefold()]
-        elif word.isdigit():
+        elif word.isdecimal():
             page = int(word)
         else:
             raise UsageError("usage.bad_choice", text=word, choices="mine, team, pool, overdue, won, lost, stage=…")
     if "page" in args.options:
-        if not args.options["page"].isdigit() or int(args.options["page"]) < 1:
+        if not args.options["page"].isdecimal() or int(args.options["page"]) < 1:
             raise UsageError("usage.bad_page", text=args.options["page"])
         page = int(args.options["page"])
     page = max(page, 1)
+    if page > 100_000:  # a database offset has limits; nobody pages that far
+        raise UsageError("usage.bad_page", text=str(page)[:40])
     stage = ctx.stage(args.options["stage"]).key if "stage" in args.options else None
     rows, total = leads.list_leads(scope, which=which, stage=stage, page=page)
     size = scope.config.page_size

@@ -8,7 +8,9 @@ from commands.args import Args
 from commands.context import Ctx, UsageError
 from commands.types import Reply
 from models import leads, quotes
+from models.config import ROLE_RANK
 from models.errors import DomainError
+from models.permissions import rank
 from models.tables import ApprovalStep, Lead, Member, Quote
 
 
@@ -98,8 +100,6 @@ def _decide(ctx: Ctx, args: Args, *, approve: bool) -> Reply:
     except DomainError as error:
         if error.key == "quote.already_decided":
             raise _already(ctx, error.params["quote"]) from error
-        if error.key == "quote.level_too_low":  # the domain names the role by key; word it for the reader
-            raise DomainError(error.key, **{**error.params, "role": ctx.role_label(error.params["role"])}) from error
         raise
     lead = ctx.scope.session.get(Lead, quote.lead_id)
     assert lead is not None
@@ -155,6 +155,8 @@ def list_(ctx: Ctx, args: Args) -> Reply:
             status += f" ({ctx.role_label(step.role)})"
         table.append([f"Q{quote.number}", ctx.lead_label(lead) if lead else "-", _amount_text(ctx, quote),
                       ctx.member_name(quote.requester_id), status])
-        if pending and step and quote.requester_id != ctx.scope.actor.id and len(buttons) < 6:
+        may_decide = (step is not None and quote.requester_id != ctx.scope.actor.id
+                      and rank(ctx.scope.actor) >= ROLE_RANK[step.role])  # no button that can only say no
+        if pending and may_decide and len(buttons) < 6:
             buttons += ctx.quote_buttons(quote)
     return Reply(text=f"**{title}** — {len(rows)}", table=table, buttons=buttons)

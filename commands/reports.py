@@ -89,8 +89,13 @@ def digest_reply(digest: Digest, *, locale: str, config: TeamConfig, who: str | 
         for rep in digest.reps[:10]:
             part = pick("{name} {f} follow-ups · {won} won", "{name} 跟进 {f} · 赢单 {won}",
                         name=rep.member.name, f=rep.followups, won=short(rep.won))
-            if rep.target:
-                part += f" / {short(rep.target)} ({round(rep.won * 100 / rep.target)}%)"
+            if rep.target:  # a monthly target: measured against the month's won, also in a day or week digest
+                percent = round(rep.month_won * 100 / rep.target)
+                if period.kind == "month":
+                    part += f" / {short(rep.target)} ({percent}%)"
+                else:
+                    part += pick(" · month {won} / {target} ({p}%)", " · 本月 {won} / {target}（{p}%）",
+                                 won=short(rep.month_won), target=short(rep.target), p=percent)
             parts.append(part)
         lines.append(pick("By rep  ", "按成员  ") + " | ".join(parts))
     if digest.overdue_total:

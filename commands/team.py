@@ -86,7 +86,7 @@ def _requirements(ctx: Ctx, text: str) -> list[str]:
 
 
 def _int(ctx: Ctx, text: str) -> int:
-    if not text.strip().isdigit():
+    if not text.strip().isdecimal():
         raise UsageError("usage.bad_config_value", key="", value=text, detail=ctx.pick("a whole number", "需要整数"))
     return int(text)
 
@@ -126,6 +126,14 @@ def _timezone(ctx: Ctx, text: str) -> str:
     return value
 
 
+def _currency(ctx: Ctx, text: str) -> str | None:
+    value = text.strip().upper()
+    if value and not (len(value) == 3 and value.isascii() and value.isalpha()):
+        raise UsageError("usage.bad_config_value", key="", value=text,
+                         detail=ctx.pick("a currency code like CNY or USD", "币种代码，如 CNY、USD"))
+    return value or None
+
+
 def _clock(ctx: Ctx, text: str) -> str:
     try:
         return parse_clock(text).strftime("%H:%M")
@@ -156,7 +164,7 @@ def _text(ctx: Ctx, text: str) -> str | None:
 SETTINGS: dict[str, tuple[str, Callable[[Ctx, str], Any]]] = {
     "timezone": ("timezone", _timezone),
     "locale": ("locale", _locale),
-    "currency": ("currency", lambda ctx, text: text.strip().upper() or None),
+    "currency": ("currency", _currency),
     "stages": ("stages", _stages),
     "allow_skip": ("allow_skip", lambda ctx, text: ctx.yes(text)),
     "auto_below": ("approval.auto_below", _amount),
@@ -186,6 +194,11 @@ def config(ctx: Ctx, args: Args) -> Reply:
         if args.words:
             raise UsageError("usage.missing", what=ctx.t("what.setting"))
         return _show_config(ctx)
+    stray = [word for word in args.words if "=" not in word]
+    if stray:  # a word without key= would otherwise be dropped silently (`stages=Lead, Demo` lost Demo)
+        raise UsageError("usage.bad_config_value", key=pairs[0][0], value=stray[0],
+                         detail=ctx.pick('write key=value; a value with spaces goes in quotes: key="a b"',
+                                         '请写成 键=值；含空格的值请加引号：键="a b"'))
     _need_admin(ctx)
     scope = ctx.scope
     changes: dict[str, Any] = {}

@@ -26,6 +26,7 @@ class Invocation(BaseModel):
     mentions: dict[str, Mention] = Field(default_factory=dict)  # token as typed ("@bob", "<@U1>") → person
     locale: str | None = None  # the platform's hint about the user's language
     received_at: datetime
+    delivery_id: str | None = None  # the platform's id of this delivery; a retry with the same id runs once
 
 
 class Button(BaseModel):
@@ -52,3 +53,4 @@ class Reply(BaseModel):
     image: Image | None = None
     private: bool = False  # show only to the caller where the platform can
     ok: bool = True  # False for errors: adapters may show them privately
+    duplicate: bool = False  # a retried delivery already handled: adapters answer nothing

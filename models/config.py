@@ -153,7 +153,7 @@ class TeamConfig(BaseModel):
     def find_stage(self, text: str) -> Stage | None:
         """A stage by key, either name, or its 1-based position, as a user may type it."""
         wanted = text.strip().casefold()
-        if wanted.isdigit() and 1 <= int(wanted) <= len(self.stages):
+        if wanted.isdecimal() and 1 <= int(wanted) <= len(self.stages):
             return self.stages[int(wanted) - 1]
         for stage in self.stages:
             if wanted in (stage.key.casefold(), stage.zh.casefold(), stage.en.casefold()):

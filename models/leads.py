@@ -16,7 +16,7 @@ from models.normalize import normalize_company, normalize_email, normalize_phone
 from models.permissions import require_change, require_role, require_see, visible_leads
 from models.scope import Scope
 from models.tables import FollowUp, Lead, Member, Quote
-from models.teams import next_number
+from models.teams import lock_team, next_number
 
 EDITABLE = ("name", "company", "contact", "phone", "email", "source", "tag", "value")
 
@@ -55,6 +55,8 @@ def add_lead(scope: Scope, data: NewLead, *, owner: Member | None, to_pool: bool
     norm_phone = normalize_phone(data.phone)
     norm_email = normalize_email(data.email)
     norm_company = normalize_company(data.company or data.name)
+    # Two reps adding the same customer at once: the second waits here and then finds the first's lead.
+    lock_team(scope.session, scope.team)
     duplicates = find_duplicates(scope.session, team_id=scope.team.id or 0, phone=norm_phone,
                                  email=norm_email, company=norm_company)
     if duplicates and not force:

@@ -5,11 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
-from models.tables import Member, Outbox, Team
+from models.tables import InboundDelivery, Member, Outbox, Team
 
 
 def enqueue(
@@ -42,15 +41,17 @@ def enqueue(
         "created_at": now,
     }
     dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        statement = postgresql.insert(Outbox).values(**values).on_conflict_do_nothing(
-            index_elements=["dedupe_key"]
-        )
-    elif dialect == "sqlite":
-        statement = sqlite.insert(Outbox).values(**values).on_conflict_do_nothing(
-            index_elements=["dedupe_key"]
-        )
-    else:  # pragma: no cover - only the two supported backends run
-        statement = insert(Outbox).values(**values)
+    insert_for = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert_for(Outbox).values(**values).on_conflict_do_nothing(index_elements=["dedupe_key"])
     result = session.execute(statement)
     return bool(result.rowcount)
+
+
+def first_delivery(session: Session, *, platform: str, key: str, now: datetime) -> bool:
+    """Record an inbound delivery id; False when it was recorded before (a platform's retry)."""
+    values = {"platform": platform, "key": key[:200], "received_at": now}
+    dialect = session.get_bind().dialect.name
+    insert_for = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert_for(InboundDelivery).values(**values).on_conflict_do_nothing(
+        index_elements=["platform", "key"])
+    return bool(session.execute(statement).rowcount)

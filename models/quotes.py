@@ -207,3 +207,15 @@ def list_quotes(scope: Scope, *, pending_only: bool, limit: int = 20) -> list[Qu
         if len(visible) >= limit:
             break
     return visible
+
+
+def waiting_for(scope: Scope, limit: int = 10) -> list[Quote]:
+    """Pending quotes the actor is asked to decide now."""
+    session = scope.session
+    rows = session.exec(select(Quote, ApprovalStep).join(ApprovalStep, col(ApprovalStep.quote_id) == Quote.id)
+                        .where(Quote.team_id == scope.team.id, Quote.status == "pending",
+                               ApprovalStep.status == "waiting", Quote.requester_id != scope.actor.id)
+                        .order_by(col(ApprovalStep.waiting_since))).all()
+    mine = [quote for quote, step in rows
+            if any(member.id == scope.actor.id for member in approvers_for(session, quote, step))]
+    return mine[:limit]

@@ -46,6 +46,7 @@ class RepLine:
     followups: int = 0
     won: int = 0
     target: int | None = None
+    month_won: int = 0  # won in the target's month: what the target is measured against, whatever the period
 
 
 @dataclass
@@ -125,8 +126,9 @@ def build_digest(session: Session, *, team_id: int, config: TeamConfig, period: 
     digest.won_amount = sum(won_by_owner.values())
 
     month = period.first_day.strftime("%Y-%m")
-    targets = {p.member.id: p.target for p in progress(session, team_id=team_id, month=month, tz=config.tz,
-                                                          member_ids=member_ids)}
+    month_rows = progress(session, team_id=team_id, month=month, tz=config.tz, member_ids=member_ids)
+    targets = {p.member.id: p.target for p in month_rows}
+    month_won = {p.member.id: p.won for p in month_rows}
     digest.target_total = sum(t for t in targets.values() if t) if period.kind == "month" else 0
     rep_ids = {i for i in (*new_by_owner, *followups_by_author, *won_by_owner, *targets) if i in members}
     if member_ids is not None:
@@ -134,7 +136,7 @@ def build_digest(session: Session, *, team_id: int, config: TeamConfig, period: 
     digest.reps = sorted(
         (RepLine(member=members[i], new_leads=int(new_by_owner.get(i, 0)),
                  followups=int(followups_by_author.get(i, 0)), won=won_by_owner.get(i, 0),
-                 target=targets.get(i)) for i in rep_ids),
+                 target=targets.get(i), month_won=month_won.get(i, 0)) for i in rep_ids),
         key=lambda r: (-r.won, -r.followups, r.member.name))
 
     digest.funnel = _funnel(session, scope_leads, config)

@@ -251,3 +251,16 @@ class Nudge(SQLModel, table=True):
     key: str = Field(max_length=200)
     member_id: int | None = Field(default=None, foreign_key="member.id")
     created_at: datetime = _utc_column()
+
+
+class InboundDelivery(SQLModel, table=True):
+    """A platform delivery already handled (Slack event id, Telegram update id, WeCom MsgId):
+    platforms retry, and a retried delivery must not run its command twice."""
+
+    __tablename__ = "inbound_delivery"
+    __table_args__ = (UniqueConstraint("platform", "key", name="uq_inbound_delivery"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=16)
+    key: str = Field(max_length=200)
+    received_at: datetime = _utc_column()

@@ -14,7 +14,7 @@ from sqlmodel import Session, col, func, select
 from models import audit
 from models.config import ROLE_RANK, TeamConfig
 from models.errors import DomainError
-from models.permissions import is_manager_of, rank
+from models.permissions import is_manager_of, rank, require_role
 from models.scope import Scope
 from models.tables import ApprovalStep, Lead, Member, Quote, Team
 
@@ -86,7 +86,14 @@ def members(session: Session, team: Team) -> list[Member]:
 def set_role(scope: Scope, member: Member, role: str, *, manager: Member | None = None) -> None:
     if role not in ROLE_RANK:
         raise DomainError("team.unknown_role", role=role)
-    if member.id == scope.actor.id and role != "admin" and _admin_count(scope) <= 1:
+    # Two admins stepping down (or demoting each other) at once must not leave the team without one:
+    # take the team lock, then look again at who is admin now.
+    lock_team(scope.session, scope.team)
+    scope.session.refresh(scope.actor)
+    if member is not scope.actor:
+        scope.session.refresh(member)
+    require_role(scope.actor, "admin", "team")
+    if member.role == "admin" and role != "admin" and _admin_count(scope) <= 1:
         raise DomainError("team.last_admin")
     if manager is not None and manager.id == member.id:
         raise DomainError("team.own_manager")
@@ -164,26 +171,45 @@ def handoff(scope: Scope, source: Member, target: Member) -> tuple[list[Lead], l
         select(Lead).where(Lead.team_id == scope.team.id, Lead.owner_id == source.id, Lead.status == "open")
         .order_by(col(Lead.number))
     ))
+    moved_leads = []
     for lead in leads:
-        session.execute(
-            update(Lead).where(col(Lead.id) == lead.id)
+        # Only if it is still the source's open lead: an assignment or claim that won a race stays.
+        result = session.execute(
+            update(Lead).where(col(Lead.id) == lead.id, col(Lead.owner_id) == source.id, col(Lead.status) == "open")
             .values(owner_id=target.id, version=Lead.version + 1, last_activity_at=scope.now)
         )
+        if result.rowcount != 1:
+            continue
+        moved_leads.append(lead)
         audit.record(scope, entity="lead", entity_id=lead.id or 0, action="handoff",
                      before={"owner": source.name}, after={"owner": target.name})
     quotes = list(session.exec(
         select(Quote).where(Quote.team_id == scope.team.id, Quote.requester_id == source.id, Quote.status == "pending")
         .order_by(col(Quote.number))
     ))
+    moved_quotes = []
     for quote in quotes:
-        session.execute(
-            update(Quote).where(col(Quote.id) == quote.id)
+        result = session.execute(
+            update(Quote).where(col(Quote.id) == quote.id, col(Quote.requester_id) == source.id,
+                                col(Quote.status) == "pending")
             .values(requester_id=target.id, version=Quote.version + 1)
         )
+        if result.rowcount != 1:
+            continue
+        moved_quotes.append(quote)
         audit.record(scope, entity="quote", entity_id=quote.id or 0, action="handoff",
                      before={"requester": source.name}, after={"requester": target.name})
     session.expire_all()
-    return leads, quotes
+    return moved_leads, moved_quotes
+
+
+def lock_team(session: Session, team: Team) -> None:
+    """Serialise this team's writers that read first and decide after (duplicate check, last admin).
+
+    Postgres: a row lock on the team that conflicts with itself and with `next_number`, not with the
+    foreign-key locks inserts take. SQLite: every unit of work already holds the write lock.
+    """
+    session.execute(select(Team.id).where(col(Team.id) == team.id).with_for_update(key_share=True))
 
 
 def next_number(session: Session, team: Team, counter: str) -> int:

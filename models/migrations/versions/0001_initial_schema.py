@@ -36,6 +36,14 @@ def upgrade() -> None:
     with op.batch_alter_table('command_log', schema=None) as batch_op:
         batch_op.create_index('ix_command_log_received', ['received_at'], unique=False)
 
+    op.create_table('inbound_delivery',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('platform', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('key', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('received_at', models.tables.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('platform', 'key', name='uq_inbound_delivery')
+    )
     op.create_table('team',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('platform', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
@@ -283,6 +291,7 @@ def downgrade() -> None:
 
     op.drop_table('member')
     op.drop_table('team')
+    op.drop_table('inbound_delivery')
     with op.batch_alter_table('command_log', schema=None) as batch_op:
         batch_op.drop_index('ix_command_log_received')
 

@@ -1,0 +1,245 @@
+"""Slack: slash commands, button clicks and App Home through one slack-bolt `AsyncApp`; replies as
+Block Kit; the outbox's `SlackSender`. The adapter translates and nothing else: every command goes
+through `dispatch`, whose permission checks apply to typed and clicked commands alike."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import re
+from collections import OrderedDict
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.base import AuthBroken, RateLimited, Target, TargetGone, Transient
+from commands.types import Invocation, Mention, Reply
+
+log = logging.getLogger("dealbot.slack")
+
+COMMANDS = ("/lead", "/follow", "/quote", "/report", "/target", "/team", "/help", "/me", "/dealbot")
+ACTION_PREFIX = "dealbot_cmd"
+_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|([^>]*))?>")
+_GONE = {"channel_not_found", "is_archived", "not_in_channel", "user_not_found", "cannot_dm_bot", "user_disabled",
+         "account_inactive_user", "messages_tab_disabled"}
+_AUTH = {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired", "no_permission",
+         "missing_scope", "not_allowed_token_type"}
+
+Dispatch = Callable[[Invocation], Reply]
+
+
+# --- Reply → Block Kit --------------------------------------------------------------------------
+
+def mrkdwn(text: str) -> str:
+    """Our markup (**bold**, `code`) in Slack's mrkdwn, with &, <, > escaped as Slack requires."""
+    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return re.sub(r"\*\*(.+?)\*\*", r"*\1*", escaped)
+
+
+def blocks(reply: Reply) -> list[dict[str, Any]]:
+    """Section text, fields, a compact table in a code block, and buttons whose value is the command."""
+    out: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": mrkdwn(reply.text)[:3000]}}]
+    fields = [{"type": "mrkdwn", "text": f"*{mrkdwn(label)}*\n{mrkdwn(value)}"[:2000]} for label, value in reply.fields]
+    for start in range(0, len(fields), 10):
+        out.append({"type": "section", "fields": fields[start:start + 10]})
+    if reply.table:
+        widths = [max(len(row[i]) for row in reply.table if i < len(row)) for i in range(len(reply.table[0]))]
+        lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in reply.table]
+        out.append({"type": "section", "text": {"type": "mrkdwn", "text": ("```" + mrkdwn("\n".join(lines)) + "```")[:3000]}})
+    if reply.buttons:
+        elements = []
+        for index, button in enumerate(reply.buttons[:25]):
+            element: dict[str, Any] = {"type": "button", "action_id": f"{ACTION_PREFIX}_{index}",
+                                       "text": {"type": "plain_text", "text": button.label[:75]},
+                                       "value": button.command[:2000]}
+            if button.style != "default":
+                element["style"] = button.style
+            elements.append(element)
+        out.append({"type": "actions", "elements": elements})
+    return out
+
+
+def fallback_text(reply: Reply) -> str:
+    """The notification text (and what clients without blocks show)."""
+    return reply.text.replace("**", "")[:3000]
+
+
+# --- inbound ------------------------------------------------------------------------------------
+
+class UserNames:
+    """Display names from users.info, cached: a member is named as Slack shows them."""
+
+    def __init__(self, client: AsyncWebClient, size: int = 2048) -> None:
+        self.client = client
+        self.size = size
+        self._names: OrderedDict[str, str] = OrderedDict()
+
+    async def name(self, user_id: str, fallback: str = "") -> str:
+        if user_id in self._names:
+            self._names.move_to_end(user_id)
+            return self._names[user_id]
+        name = fallback or user_id
+        try:
+            answer = await self.client.users_info(user=user_id)
+            user = answer.get("user") or {}
+            profile = user.get("profile") or {}
+            name = profile.get("display_name") or profile.get("real_name") or user.get("name") or name
+        except SlackApiError as error:
+            log.warning("users.info failed for %s: %s", user_id, error.response.get("error"))
+        self._names[user_id] = name
+        if len(self._names) > self.size:
+            self._names.popitem(last=False)
+        return name
+
+
+async def mentions_in(text: str, names: UserNames) -> dict[str, Mention]:
+    """Mentions Slack itself encoded (`<@U123|bob>`). Typed look-alikes arrive escaped (`&lt;@U…`) and
+    are not matched, so nobody can mention a person they only typed."""
+    found = {}
+    for match in _MENTION.finditer(text):
+        user_id, label = match.group(1), match.group(2) or ""
+        found[match.group(0)] = Mention(user_key=user_id, name=await names.name(user_id, label))
+    return found
+
+
+def command_text(command: str, text: str) -> str:
+    """`/dealbot lead add X` is `/lead add X`; other slash commands keep their name."""
+    if command == "/dealbot":
+        return "/" + text.strip() if text.strip() else "/help"
+    return f"{command} {text}".strip()
+
+
+def plain(text: str) -> str:
+    """Slack escapes &, < and > in what people type; commands see the characters they typed."""
+    return html.unescape(text)
+
+
+class SlackAdapter:
+    def __init__(self, dispatch: Dispatch, *, token: str, signing_secret: str | None, api_url: str,
+                 client: AsyncWebClient | None = None) -> None:
+        self.dispatch = dispatch
+        self.client = client or AsyncWebClient(token=token, base_url=api_url)
+        self.names = UserNames(self.client)
+        self.app = AsyncApp(client=self.client, signing_secret=signing_secret,
+                            request_verification_enabled=signing_secret is not None, process_before_response=False,
+                            ignoring_self_events_enabled=True)
+        for command in COMMANDS:
+            self.app.command(command)(self._on_command)
+        self.app.action(re.compile(f"^{ACTION_PREFIX}_\\d+$"))(self._on_click)
+        self.app.event("app_home_opened")(self._on_home)
+
+    async def _invocation(self, *, team_id: str, user_id: str, user_name: str, channel: str | None, text: str,
+                          delivery_id: str | None = None) -> Invocation:
+        return Invocation(platform="slack", team_key=team_id, channel=channel, user_key=user_id,
+                          user_name=await self.names.name(user_id, user_name),
+                          text=plain(text), mentions=await mentions_in(text, self.names),
+                          received_at=datetime.now(UTC), delivery_id=delivery_id)
+
+    async def _run(self, invocation: Invocation) -> Reply:
+        return await asyncio.to_thread(self.dispatch, invocation)
+
+    async def _on_command(self, ack: Any, body: dict[str, Any], respond: Any) -> None:
+        await ack()
+        invocation = await self._invocation(team_id=body.get("team_id", ""), user_id=body.get("user_id", ""),
+                                            user_name=body.get("user_name", ""), channel=body.get("channel_id"),
+                                            text=command_text(body.get("command", ""), body.get("text", "")))
+        reply = await self._run(invocation)
+        await self._answer(respond, reply, channel=body.get("channel_id"))
+
+    async def _answer(self, respond: Any, reply: Reply, *, channel: str | None, replace: bool = False) -> None:
+        if reply.duplicate:
+            return
+        ephemeral = reply.private or not reply.ok
+        await respond(text=fallback_text(reply), blocks=blocks(reply),
+                      response_type="ephemeral" if ephemeral else "in_channel",
+                      replace_original=replace and not ephemeral)
+        if reply.image is not None and channel and not ephemeral:
+            await self.client.files_upload_v2(channel=channel, content=reply.image.png,
+                                              filename=reply.image.filename, title=reply.image.alt[:250])
+
+    async def _on_click(self, ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any) -> None:
+        """A button runs its command as the person who clicked; the message then shows the outcome."""
+        await ack()
+        user = body.get("user") or {}
+        team = body.get("team") or {}
+        channel = (body.get("channel") or {}).get("id")
+        command = str(action.get("value", ""))
+        invocation = await self._invocation(team_id=team.get("id") or user.get("team_id", ""),
+                                            user_id=user.get("id", ""), user_name=user.get("name", ""),
+                                            channel=channel, text=command,
+                                            delivery_id=f"click:{body.get('trigger_id') or action.get('action_ts')}")
+        reply = await self._run(invocation)
+        await self._answer(respond, reply, channel=channel, replace=reply.ok and _decides(command))
+
+    async def _on_home(self, event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient) -> None:
+        if event.get("tab", "home") != "home":
+            return
+        user_id = event.get("user", "")
+        invocation = await self._invocation(team_id=body.get("team_id", ""), user_id=user_id, user_name="",
+                                            channel=None, text="/me", delivery_id=f"event:{body.get('event_id')}")
+        reply = await self._run(invocation)
+        if reply.duplicate:
+            return
+        await client.views_publish(user_id=user_id, view={"type": "home", "blocks": blocks(reply)})
+
+
+def _decides(command: str) -> bool:
+    """Clicks that settle something replace the card they were on (Approve/Reject, Claim)."""
+    words = command.split()
+    return len(words) >= 2 and words[1] in ("approve", "reject", "同意", "驳回", "claim", "领取")
+
+
+# --- outbound -----------------------------------------------------------------------------------
+
+class SlackSender:
+    """Delivers outbox messages: chat.postMessage to channels, and to people through their DM."""
+
+    platform = "slack"
+
+    def __init__(self, client: AsyncWebClient) -> None:
+        self.client = client
+        self._dm: dict[str, str] = {}
+
+    async def _channel(self, target: Target) -> str:
+        if target.kind != "member":
+            return target.key
+        if target.key not in self._dm:
+            answer = await self._call(self.client.conversations_open, users=target.key)
+            self._dm[target.key] = answer["channel"]["id"]
+        return self._dm[target.key]
+
+    async def send(self, target: Target, reply: Reply) -> str:
+        channel = await self._channel(target)
+        answer = await self._call(self.client.chat_postMessage, channel=channel, text=fallback_text(reply),
+                                  blocks=blocks(reply))
+        if reply.image is not None:
+            await self._call(self.client.files_upload_v2, channel=answer.get("channel", channel),
+                             content=reply.image.png, filename=reply.image.filename, title=reply.image.alt[:250])
+        return f"{answer.get('channel', channel)}:{answer.get('ts', '')}"
+
+    async def update(self, message_ref: str, reply: Reply) -> None:
+        channel, _, ts = message_ref.partition(":")
+        await self._call(self.client.chat_update, channel=channel, ts=ts, text=fallback_text(reply),
+                         blocks=blocks(reply))
+
+    async def _call(self, method: Any, **kwargs: Any) -> Any:
+        try:
+            return await method(**kwargs)
+        except SlackApiError as error:
+            response = error.response
+            code = response.get("error", "") if hasattr(response, "get") else ""
+            if response.status_code == 429 or code == "ratelimited":
+                retry_after = float(response.headers.get("Retry-After", response.headers.get("retry-after", 1)))
+                raise RateLimited(retry_after, "slack 429") from error
+            if code in _AUTH:
+                raise AuthBroken(f"slack refused our token: {code}") from error
+            if code in _GONE:
+                raise TargetGone(f"slack: {code}") from error
+            raise Transient(f"slack: {code or response.status_code}") from error
+        except (TimeoutError, OSError) as error:
+            raise Transient(f"slack unreachable: {error}") from error
