@@ -13,9 +13,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from adapters.base import AuthBroken, RateLimited, Target, TargetGone, Transient
 from commands.types import Invocation, Mention, Reply
@@ -120,6 +124,25 @@ def plain(text: str) -> str:
 
 
 class SlackAdapter:
+    platform = "slack"
+
+    @classmethod
+    def from_settings(cls, settings: Any, dispatch: Dispatch) -> SlackAdapter:
+        return cls(dispatch, token=settings.slack_bot_token or "", signing_secret=settings.slack_signing_secret,
+                   api_url=settings.slack_api_url)
+
+    def routes(self) -> list[Route]:
+        """`POST /slack/events`: slash commands, interactivity and events, all verified by bolt."""
+        handler = AsyncSlackRequestHandler(self.app)
+
+        async def events(request: Request) -> Response:
+            return await handler.handle(request)
+
+        return [Route("/slack/events", events, methods=["POST"])]
+
+    def sender(self) -> SlackSender:
+        return SlackSender(self.client)
+
     def __init__(self, dispatch: Dispatch, *, token: str, signing_secret: str | None, api_url: str,
                  client: AsyncWebClient | None = None) -> None:
         self.dispatch = dispatch

@@ -26,7 +26,11 @@ class Bot:
     clock: Clock
     dispatcher: Dispatcher
     senders: dict[str, Sender] = field(default_factory=dict)
-    slack: Any = None  # adapters.slack.SlackAdapter when Slack is configured
+    adapters: list[Any] = field(default_factory=list)  # each offers routes() for the web app
+
+    @property
+    def slack(self) -> Any:
+        return next((adapter for adapter in self.adapters if adapter.platform == "slack"), None)
 
     def delivery(self) -> OutboxDelivery:
         return OutboxDelivery(self.engine, self.senders, self.clock, pacer=Pacer(default_limits(self.settings.rates)),
@@ -48,10 +52,19 @@ def build(settings: Settings | None = None, *, clock: Clock | None = None, datab
     # Console teams' pushes print where the process runs (`→ bob: …`).
     senders: dict[str, Sender] = {"console": ConsoleSender()}
     bot = Bot(settings=settings, engine=engine, clock=clock, dispatcher=dispatcher, senders=senders)
+    # Each configured platform: an adapter (inbound routes) and its sender (outbox deliveries).
     if "slack" in settings.platforms:
-        from adapters.slack import SlackAdapter, SlackSender
+        from adapters.slack import SlackAdapter
 
-        bot.slack = SlackAdapter(dispatcher.dispatch, token=settings.slack_bot_token or "",
-                                 signing_secret=settings.slack_signing_secret, api_url=settings.slack_api_url)
-        senders["slack"] = SlackSender(bot.slack.client)
+        bot.adapters.append(SlackAdapter.from_settings(settings, dispatcher.dispatch))
+    if "telegram" in settings.platforms:
+        from adapters.telegram import TelegramAdapter
+
+        bot.adapters.append(TelegramAdapter.from_settings(settings, dispatcher.dispatch))
+    if "wecom" in settings.platforms:
+        from adapters.wecom import WeComAdapter
+
+        bot.adapters.append(WeComAdapter.from_settings(settings, dispatcher.dispatch))
+    for adapter in bot.adapters:
+        senders[adapter.platform] = adapter.sender()
     return bot

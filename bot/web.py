@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from bot.app import Bot
@@ -21,13 +21,6 @@ def create_app(bot: Bot) -> Starlette:
         return JSONResponse({"ok": True, "database": "ok", "platforms": bot.settings.platforms})
 
     routes = [Route("/healthz", healthz)]
-    if bot.slack is not None:
-        from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
-
-        slack_handler = AsyncSlackRequestHandler(bot.slack.app)
-
-        async def slack_events(request: Request) -> Response:
-            return await slack_handler.handle(request)
-
-        routes.append(Route("/slack/events", slack_events, methods=["POST"]))
+    for adapter in bot.adapters:
+        routes += adapter.routes()
     return Starlette(routes=routes)

@@ -101,7 +101,7 @@ class SlackHarness:
         adapter = SlackAdapter(dispatcher.dispatch, token="xoxb-test", signing_secret=SECRET,
                                api_url=f"{api.url}/api/", client=client)
         self.bot = Bot(settings=settings, engine=engine, clock=clock, dispatcher=dispatcher,
-                       senders={"slack": SlackSender(client)}, slack=adapter)
+                       senders={"slack": adapter.sender()}, adapters=[adapter])
         self.server = LiveServer(create_app(self.bot))
         self.http = httpx.Client(base_url=self.server.url, timeout=10)
         self.responses_seen = 0
