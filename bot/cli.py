@@ -26,9 +26,11 @@ from models.tables import Outbox
 
 app = typer.Typer(help="dealbot — your sales team's process, in the chat it already uses.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.")
+telegram_app = typer.Typer(help="Telegram set-up.")
 outbox_app = typer.Typer(help="Pending and dead pushes.", invoke_without_command=True)
 app.add_typer(db_app, name="db")
 app.add_typer(outbox_app, name="outbox")
+app.add_typer(telegram_app, name="telegram")
 
 DbOption = Annotated[str | None, typer.Option("--db", help="Database URL (default: DEALBOT_DATABASE_URL or sqlite:///dealbot.db)")]
 
@@ -109,10 +111,13 @@ def serve(host: Annotated[str, typer.Option()] = "127.0.0.1",
                                            log_level=settings.log_level.lower()))
 
     async def main() -> None:
-        if bot.slack is not None and settings.slack_app_token:
-            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+        for adapter in bot.adapters:
+            if adapter.platform == "slack" and settings.slack_app_token:
+                from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-            await AsyncSocketModeHandler(bot.slack.app, settings.slack_app_token).connect_async()
+                await AsyncSocketModeHandler(adapter.app, settings.slack_app_token).connect_async()
+            if adapter.platform == "telegram" and adapter.polling:
+                await adapter.start_polling()
         await server.serve()
 
     asyncio.run(main())
@@ -193,6 +198,21 @@ def outbox_retry(row_id: int, db: DbOption = None) -> None:
         typer.echo(f"no unsent outbox row {row_id}", err=True)
         raise typer.Exit(1)
     typer.echo(f"outbox row {row_id} queued again")
+
+
+@telegram_app.command("set-webhook")
+def telegram_set_webhook() -> None:
+    """Register TELEGRAM_WEBHOOK_URL with Telegram (with the secret token) and publish the command
+    menu in English and Chinese."""
+    from adapters.telegram import TelegramAdapter
+
+    settings = _settings()
+    if not settings.telegram_bot_token or not settings.telegram_webhook_url or not settings.telegram_webhook_secret:
+        typer.echo("set TELEGRAM_BOT_TOKEN, TELEGRAM_WEBHOOK_URL and TELEGRAM_WEBHOOK_SECRET first", err=True)
+        raise typer.Exit(2)
+    adapter = TelegramAdapter.from_settings(settings, lambda invocation: None)  # type: ignore[arg-type,return-value]
+    asyncio.run(adapter.set_webhook(settings.telegram_webhook_url))
+    typer.echo(f"webhook set to {settings.telegram_webhook_url}; command menu published (en, zh)")
 
 
 def main() -> None:

@@ -149,9 +149,14 @@ class Ctx:
         mention = self.inv.mentions.get(token)
         if mention is None:
             raise UsageError("usage.unknown_member", name=token)
-        if mention.user_key == self.inv.user_key:
+        if mention.user_key and mention.user_key == self.inv.user_key:
             return self.scope.actor
         session, team = self.scope.session, self.scope.team
+        if not mention.user_key:
+            by_handle = teams.find_member_by_handle(session, team, mention.handle or "") if mention.handle else None
+            if by_handle is None:
+                raise UsageError("usage.unknown_member", name=token)
+            return by_handle
         found = teams.find_member(session, team, mention.user_key)
         if found:
             return found

@@ -82,16 +82,25 @@ class Dispatcher:
         locale = invocation.locale if invocation.locale in ("zh", "en") else (guess_locale(invocation.text) or "en")
         parsed: ParsedCommand | None = None
         outcome, error_key = "ok", None
+        team_key = invocation.team_key
         try:
             with unit_of_work(self.engine) as session:
                 if invocation.delivery_id and not outbox.first_delivery(
                         session, platform=invocation.platform, key=invocation.delivery_id, now=now):
                     outcome = "duplicate"
                     return Reply(text="", duplicate=True)
-                team = teams.get_or_create_team(session, platform=invocation.platform, key=invocation.team_key,
-                                                name=invocation.team_name, now=now)
+                if invocation.team_key:
+                    team = teams.get_or_create_team(session, platform=invocation.platform,
+                                                    key=invocation.team_key, name=invocation.team_name, now=now)
+                else:
+                    found = teams.home_team(session, platform=invocation.platform, user_key=invocation.user_key)
+                    if found is None:
+                        outcome = "no team"
+                        return Reply(text=translate(locale, "error.no_team"), ok=False, private=True)
+                    team, team_key = found, found.key
                 member = teams.ensure_member(session, team, user_key=invocation.user_key,
-                                             name=invocation.user_name, now=now, admins=self.admins)
+                                             name=invocation.user_name, now=now, admins=self.admins,
+                                             handle=invocation.user_handle)
                 scope = Scope(session=session, team=team, actor=member, now=now)
                 parsed = parse_command(invocation.text)
                 locale = scope.config.locale or parsed.locale or locale
@@ -121,7 +130,7 @@ class Dispatcher:
             log.exception("command failed (ref %s)", ref)
             return Reply(text=translate(locale, "error.internal", ref=ref), ok=False, private=True)
         finally:
-            self._record(invocation, now, outcome, error_key, (time.perf_counter() - started) * 1000)
+            self._record(invocation, team_key, outcome, error_key, (time.perf_counter() - started) * 1000)
 
     def _error_reply(self, error: DomainError, locale: str, parsed: ParsedCommand | None) -> Reply:
         params = dict(error.params)
@@ -147,11 +156,11 @@ class Dispatcher:
                 text += "\n" + words
         return Reply(text=text, ok=False, private=True)
 
-    def _record(self, invocation: Invocation, now: object, outcome: str, error: str | None, ms: float) -> None:
+    def _record(self, invocation: Invocation, team_key: str, outcome: str, error: str | None, ms: float) -> None:
         """Keep every line typed, whatever became of it; a failure here must not cost the reply."""
         try:
             with unit_of_work(self.engine) as session:
-                session.add(CommandLog(platform=invocation.platform, team_key=invocation.team_key,
+                session.add(CommandLog(platform=invocation.platform, team_key=team_key,
                                        user_key=invocation.user_key, channel=invocation.channel,
                                        text=invocation.text[:20000].replace("\x00", ""), received_at=self.clock.now(),
                                        outcome=outcome, error=error, duration_ms=round(ms, 2)))

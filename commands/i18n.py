@@ -88,6 +88,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "usage.yes_no": {"en": "“{text}” should be yes or no.", "zh": "“{text}”应为 yes 或 no（是/否）。"},
     "usage.form": {"en": "Usage: {usage}", "zh": "用法：{usage}"},
     "usage.example": {"en": "Example: {example}", "zh": "示例：{example}"},
+    "error.no_team": {
+        "en": "I don't know your team yet. Add me to your team's group and send a command there first.",
+        "zh": "还不知道你属于哪个团队。请先把我拉进团队群，并在群里发一条命令。",
+    },
     "error.internal": {
         "en": "Sorry, something went wrong on my side and nothing was changed. Please try again (ref {ref}).",
         "zh": "抱歉，系统出错了，没有做任何修改。请稍后重试（编号 {ref}）。",

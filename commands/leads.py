@@ -223,7 +223,7 @@ _HIDDEN = {"last_activity_at", "version", "closed_at", "followup_id", "stage_cha
 
 def _value(ctx: Ctx, key: str, value: object) -> str:
     if value is None:
-        return "-"
+        return ctx.t("word.pool") if key == "owner_id" else "-"  # no owner: the lead is in the pool
     if key in ("value", "won_amount", "amount") and isinstance(value, int):
         return ctx.money(value)
     if key in ("owner_id",) and isinstance(value, int):

@@ -8,8 +8,8 @@ from commands.args import Args
 from commands.charts import funnel_chart
 from commands.context import Ctx, UsageError
 from commands.types import Reply
-from models.errors import DomainError
 from models.config import TeamConfig
+from models.errors import DomainError
 from models.permissions import is_manager_of, rank, visible_leads
 from models.reports import Digest, build_digest, period_of
 from models.tables import Lead

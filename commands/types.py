@@ -9,19 +9,22 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class Mention(BaseModel):
-    """A person the adapter resolved from the platform's mention syntax."""
+    """A person the adapter resolved from the platform's mention syntax: by their platform id, or
+    (Telegram `@username`) by the unique handle the platform vouches for."""
 
-    user_key: str
+    user_key: str = ""
     name: str
+    handle: str | None = None
 
 
 class Invocation(BaseModel):
     platform: Literal["slack", "telegram", "wecom", "console"]
-    team_key: str
+    team_key: str  # "" in a private chat: the user's own team is meant
     team_name: str = ""
     channel: str | None = None
     user_key: str
     user_name: str
+    user_handle: str | None = None  # the platform's @username, when it has one
     text: str  # exactly as a command: "/quote approve Q7 fine"; a click arrives as its button's command
     mentions: dict[str, Mention] = Field(default_factory=dict)  # token as typed ("@bob", "<@U1>") → person
     locale: str | None = None  # the platform's hint about the user's language

@@ -55,7 +55,7 @@ def add_lead(scope: Scope, data: NewLead, *, owner: Member | None, to_pool: bool
     norm_phone = normalize_phone(data.phone)
     norm_email = normalize_email(data.email)
     norm_company = normalize_company(data.company or data.name)
-    # Two reps adding the same customer at once: the second waits here and then finds the first's lead.
+    # Two reps adding one customer at once: the second waits here, then finds the first's lead.
     lock_team(scope.session, scope.team)
     duplicates = find_duplicates(scope.session, team_id=scope.team.id or 0, phone=norm_phone,
                                  email=norm_email, company=norm_company)

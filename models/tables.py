@@ -55,12 +55,14 @@ class Team(SQLModel, table=True):
 
 
 class Member(SQLModel, table=True):
-    __table_args__ = (UniqueConstraint("team_id", "user_key", name="uq_member_team_user"),)
+    __table_args__ = (UniqueConstraint("team_id", "user_key", name="uq_member_team_user"),
+                      Index("ix_member_team_handle", "team_id", "handle"))
 
     id: int | None = Field(default=None, primary_key=True)
     team_id: int = Field(foreign_key="team.id", index=True)
     user_key: str = Field(max_length=128)
     name: str = Field(max_length=200)
+    handle: str | None = Field(default=None, max_length=64)  # the platform's @username, lower-cased
     role: str = Field(default="rep", max_length=16)
     manager_id: int | None = Field(default=None, foreign_key="member.id")
     created_at: datetime = _utc_column()
@@ -200,7 +202,8 @@ class CommandLog(SQLModel, table=True):
     """Every line a user sent, kept whatever its outcome: nothing typed is lost."""
 
     __tablename__ = "command_log"
-    __table_args__ = (Index("ix_command_log_received", "received_at"),)
+    __table_args__ = (Index("ix_command_log_received", "received_at"),
+                      Index("ix_command_log_user", "platform", "user_key", "id"))
 
     id: int | None = Field(default=None, primary_key=True)
     platform: str = Field(max_length=16)

@@ -16,7 +16,7 @@ from models.config import ROLE_RANK, TeamConfig
 from models.errors import DomainError
 from models.permissions import is_manager_of, rank, require_role
 from models.scope import Scope
-from models.tables import ApprovalStep, Lead, Member, Quote, Team
+from models.tables import ApprovalStep, CommandLog, Lead, Member, Quote, Team
 
 
 def get_or_create_team(session: Session, *, platform: str, key: str, name: str, now: datetime) -> Team:
@@ -37,6 +37,26 @@ def find_member(session: Session, team: Team, user_key: str) -> Member | None:
     return session.exec(select(Member).where(Member.team_id == team.id, Member.user_key == user_key)).first()
 
 
+def find_member_by_handle(session: Session, team: Team, handle: str) -> Member | None:
+    wanted = handle.lower().lstrip("@")
+    return session.exec(select(Member).where(Member.team_id == team.id, Member.handle == wanted)).first()
+
+
+def home_team(session: Session, *, platform: str, user_key: str) -> Team | None:
+    """The team a user means in a private chat with the bot: the one they last used the bot in."""
+    last = session.exec(select(CommandLog.team_key).where(CommandLog.platform == platform,
+                                                          CommandLog.user_key == user_key,
+                                                          CommandLog.team_key != "")
+                        .order_by(col(CommandLog.id).desc()).limit(1)).first()
+    if last is not None:
+        team = session.exec(select(Team).where(Team.platform == platform, Team.key == last)).first()
+        if team is not None:
+            return team
+    return session.exec(select(Team).join(Member, col(Member.team_id) == Team.id)
+                        .where(Team.platform == platform, Member.user_key == user_key)
+                        .order_by(col(Team.id))).first()
+
+
 def find_member_by_name(session: Session, team: Team, name: str) -> Member | None:
     wanted = name.strip().lstrip("@").casefold()
     for member in session.exec(select(Member).where(Member.team_id == team.id)):
@@ -53,15 +73,19 @@ def ensure_member(
     name: str,
     now: datetime,
     admins: Iterable[str] = (),
+    handle: str | None = None,
 ) -> Member:
     """The member behind a platform user, created on first contact.
 
     The first member of a team becomes its admin, unless the deployment names its admins.
     """
+    handle = handle.lower().lstrip("@")[:64] if handle else None
     member = find_member(session, team, user_key)
     if member:
         if name and member.name != name and name != user_key:
             member.name = name[:200]
+        if handle and member.handle != handle:
+            member.handle = handle
         return member
     admin_keys = {key.strip() for key in admins if key.strip()}
     if admin_keys:
@@ -71,7 +95,8 @@ def ensure_member(
         role = "rep" if has_members else "admin"
     try:
         with session.begin_nested():
-            member = Member(team_id=team.id, user_key=user_key, name=(name or user_key)[:200], role=role, created_at=now)
+            member = Member(team_id=team.id, user_key=user_key, name=(name or user_key)[:200], handle=handle,
+                            role=role, created_at=now)
             session.add(member)
     except IntegrityError:
         member = find_member(session, team, user_key)
@@ -123,7 +148,9 @@ def update_config(scope: Scope, changes: dict[str, Any]) -> tuple[dict[str, Any]
         validated = TeamConfig.model_validate(updated)
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise DomainError("team.bad_config", detail=str(first.get("msg", "")).removeprefix("Value error, ")) from exc
+        detail = str(first.get("msg", "")).removeprefix("Value error, ")
+        where = ".".join(str(part) for part in first.get("loc", ()))  # name the setting: "page_size: …"
+        raise DomainError("team.bad_config", detail=f"{where}: {detail}" if where else detail) from exc
     stored = validated.model_dump(mode="json")
     before = {p: _get_path(current, p.split(".")) for p in changes}
     after = {p: _get_path(stored, p.split(".")) for p in changes}
@@ -175,7 +202,8 @@ def handoff(scope: Scope, source: Member, target: Member) -> tuple[list[Lead], l
     for lead in leads:
         # Only if it is still the source's open lead: an assignment or claim that won a race stays.
         result = session.execute(
-            update(Lead).where(col(Lead.id) == lead.id, col(Lead.owner_id) == source.id, col(Lead.status) == "open")
+            update(Lead)
+            .where(col(Lead.id) == lead.id, col(Lead.owner_id) == source.id, col(Lead.status) == "open")
             .values(owner_id=target.id, version=Lead.version + 1, last_activity_at=scope.now)
         )
         if result.rowcount != 1:

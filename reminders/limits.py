@@ -73,6 +73,12 @@ class Pacer:
     def __init__(self, limits: dict[str, PlatformLimits]) -> None:
         self.limits = limits
         self._schedules: dict[tuple[str, str, int], Schedule] = {}
+        self._held: dict[tuple[str, str], datetime] = {}  # (platform, target) → the platform's retry-after
+
+    def hold(self, platform: str, kind: str, key: str, until: datetime) -> None:
+        """The platform answered 429: nothing more goes to this target before `until`."""
+        scope = (platform, f"{kind}:{key}")
+        self._held[scope] = max(until, self._held.get(scope, until))
 
     def _schedules_for(self, platform: str, kind: str, key: str) -> list[Schedule]:
         limits = self.limits.get(platform)
@@ -91,7 +97,8 @@ class Pacer:
         booked only when it is no further than `within`: a message that will wait in the outbox instead
         books its slot when it comes back, so nothing is booked twice."""
         schedules = self._schedules_for(platform, kind, key)
-        at = max((schedule.earliest(now) for schedule in schedules), default=now)
+        held = self._held.get((platform, f"{kind}:{key}"), now)
+        at = max([now, held, *(schedule.earliest(now) for schedule in schedules)])
         if at - now <= within:
             for schedule in schedules:
                 schedule.book(at)

@@ -130,6 +130,9 @@ class OutboxDelivery:
             reply = Reply.model_validate(row.payload)
             ref = await sender.send(row.target, reply)
         except RateLimited as error:
+            # Obey it for the whole chat, not just this row: the rest of the batch waits too.
+            self.pacer.hold(row.platform, row.target.kind, row.target.key,
+                            self.clock.now() + timedelta(seconds=error.retry_after))
             self._finish(row, status="pending", delay=timedelta(seconds=error.retry_after), refund=True,
                          error=str(error))
             report.postponed += 1

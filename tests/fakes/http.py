@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import threading
+from email import policy
+from email.parser import BytesParser
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -38,6 +40,18 @@ class Answer:
 Handler = Callable[[Recorded], Answer]
 
 
+def _multipart(content_type: str, body: bytes) -> dict[str, str]:
+    """Text fields of a multipart body; file parts are kept as their size."""
+    message = BytesParser(policy=policy.HTTP).parsebytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode() + body)
+    fields = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True) or b""
+        fields[str(name)] = f"<{len(payload)} bytes>" if part.get_filename() else payload.decode(errors="replace")
+    return fields
+
+
 class FakeServer:
     def __init__(self, handler: Handler) -> None:
         self.handler = handler
@@ -56,8 +70,14 @@ class FakeServer:
                 content_type = self.headers.get("Content-Type", "")
                 if "json" in content_type and body:
                     record.json = json.loads(body)
+                elif "multipart/form-data" in content_type and body:
+                    record.form = _multipart(content_type, body)
                 elif "form" in content_type and body:
                     record.form = {k: v[-1] for k, v in parse_qs(body.decode()).items()}
+                # Recorded before answering, so a client that has its answer finds the request recorded.
+                with fake._changed:
+                    fake.requests.append(record)
+                    fake._changed.notify_all()
                 answer = fake.handler(record)
                 payload = answer.body if isinstance(answer.body, bytes) else json.dumps(answer.body).encode()
                 self.send_response(answer.status)
@@ -67,9 +87,6 @@ class FakeServer:
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
-                with fake._changed:
-                    fake.requests.append(record)
-                    fake._changed.notify_all()
 
             do_GET = do_POST = _serve  # noqa: N815
 

@@ -35,6 +35,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('command_log', schema=None) as batch_op:
         batch_op.create_index('ix_command_log_received', ['received_at'], unique=False)
+        batch_op.create_index('ix_command_log_user', ['platform', 'user_key', 'id'], unique=False)
 
     op.create_table('inbound_delivery',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -63,6 +64,7 @@ def upgrade() -> None:
     sa.Column('team_id', sa.Integer(), nullable=False),
     sa.Column('user_key', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
     sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('handle', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
     sa.Column('role', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
     sa.Column('manager_id', sa.Integer(), nullable=True),
     sa.Column('created_at', models.tables.UTCDateTime(timezone=True), nullable=False),
@@ -72,6 +74,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('team_id', 'user_key', name='uq_member_team_user')
     )
     with op.batch_alter_table('member', schema=None) as batch_op:
+        batch_op.create_index('ix_member_team_handle', ['team_id', 'handle'], unique=False)
         batch_op.create_index(batch_op.f('ix_member_team_id'), ['team_id'], unique=False)
 
     op.create_table('outbox',
@@ -288,11 +291,13 @@ def downgrade() -> None:
     op.drop_table('outbox')
     with op.batch_alter_table('member', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_member_team_id'))
+        batch_op.drop_index('ix_member_team_handle')
 
     op.drop_table('member')
     op.drop_table('team')
     op.drop_table('inbound_delivery')
     with op.batch_alter_table('command_log', schema=None) as batch_op:
+        batch_op.drop_index('ix_command_log_user')
         batch_op.drop_index('ix_command_log_received')
 
     op.drop_table('command_log')
