@@ -197,8 +197,8 @@ def config(ctx: Ctx, args: Args) -> Reply:
     stray = [word for word in args.words if "=" not in word]
     if stray:  # a word without key= would otherwise be dropped silently (`stages=Lead, Demo` lost Demo)
         raise UsageError("usage.bad_config_value", key=pairs[0][0], value=stray[0],
-                         detail=ctx.pick('write key=value; a value with spaces goes in quotes: key="a b"',
-                                         '请写成 键=值；含空格的值请加引号：键="a b"'))
+                         detail=ctx.pick('write key=value; quote a value with spaces: "key=a b"',
+                                         '请写成 键=值；含空格的值请整体加引号："键=a b"'))
     _need_admin(ctx)
     scope = ctx.scope
     changes: dict[str, Any] = {}

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import date
 
-from models import audit
 from models.errors import DomainError
 from models.permissions import require_change
 from models.scope import Scope
+from models.leads import guarded_update
 from models.tables import FollowUp, Lead
 
 CHANNELS = ("call", "visit", "wechat", "email", "meeting")
@@ -22,16 +22,11 @@ def log_followup(scope: Scope, lead: Lead, *, note: str, via: str | None, next_o
         raise DomainError("followup.bad_via", via=via)
     if next_on is not None and next_on < scope.today:
         raise DomainError("followup.next_in_past", date=next_on)
+    # Conditional on the version read, so a follow-up racing `/lead won` cannot reopen a next date.
+    guarded_update(scope, lead, action="followup", extra_where=Lead.status == "open", same_version=False,
+                   next_followup_on=next_on, snoozed_until=None, last_activity_at=scope.now)
     followup = FollowUp(team_id=scope.team.id or 0, lead_id=lead.id or 0, author_id=scope.actor.id or 0,
                         note=note, via=via, next_on=next_on, created_at=scope.now)
     scope.session.add(followup)
     scope.session.flush()
-    before = {"next_followup_on": lead.next_followup_on}
-    lead.next_followup_on = next_on
-    lead.snoozed_until = None
-    lead.last_activity_at = scope.now
-    lead.version += 1
-    scope.session.add(lead)
-    audit.record(scope, entity="lead", entity_id=lead.id or 0, action="followup", before=before,
-                 after={"next_followup_on": next_on, "followup_id": followup.id, "via": via})
     return followup

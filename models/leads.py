@@ -139,18 +139,26 @@ def list_leads(scope: Scope, *, which: str, stage: str | None, page: int) -> tup
 
 
 def guarded_update(scope: Scope, lead: Lead, *, action: str, conflict: str = "lead.changed",
-                   extra_where: Any = None, **changes: Any) -> None:
-    """Change a lead only if nobody changed it since we read it (version column); audit the change."""
+                   extra_where: Any = None, same_version: bool = True, **changes: Any) -> None:
+    """Change a lead only if nobody changed it since we read it (version column); audit the change.
+
+    `same_version=False` lets changes that commute (two follow-ups logged at once) both land, guarded
+    only by `extra_where` (still open, say).
+    """
     before = {key: getattr(lead, key) for key in changes}
-    where = [col(Lead.id) == lead.id, Lead.version == lead.version]
+    where = [col(Lead.id) == lead.id]
+    if same_version:
+        where.append(Lead.version == lead.version)
     if extra_where is not None:
         where.append(extra_where)
     result = scope.session.execute(
-        update(Lead).where(*where).values(**changes, version=lead.version + 1)
+        update(Lead).where(*where).values(**changes, version=Lead.version + 1)
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:
         scope.session.refresh(lead)
+        if lead.status != "open" and conflict == "lead.changed":
+            raise DomainError("lead.closed", lead=lead.number, status=lead.status)
         raise DomainError(conflict, lead=lead.number, owner=owner_name(scope.session, lead))
     scope.session.refresh(lead)
     audit.record(scope, entity="lead", entity_id=lead.id or 0, action=action, before=before,

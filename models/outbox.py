@@ -42,9 +42,10 @@ def enqueue(
     }
     dialect = session.get_bind().dialect.name
     insert_for = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert_for(Outbox).values(**values).on_conflict_do_nothing(index_elements=["dedupe_key"])
-    result = session.execute(statement)
-    return bool(result.rowcount)
+    # RETURNING, not rowcount: psycopg reports -1 rows for INSERT … ON CONFLICT DO NOTHING.
+    statement = (insert_for(Outbox).values(**values).on_conflict_do_nothing(index_elements=["dedupe_key"])
+                 .returning(Outbox.id))
+    return session.execute(statement).first() is not None
 
 
 def first_delivery(session: Session, *, platform: str, key: str, now: datetime) -> bool:
@@ -52,6 +53,6 @@ def first_delivery(session: Session, *, platform: str, key: str, now: datetime) 
     values = {"platform": platform, "key": key[:200], "received_at": now}
     dialect = session.get_bind().dialect.name
     insert_for = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert_for(InboundDelivery).values(**values).on_conflict_do_nothing(
-        index_elements=["platform", "key"])
-    return bool(session.execute(statement).rowcount)
+    statement = (insert_for(InboundDelivery).values(**values)
+                 .on_conflict_do_nothing(index_elements=["platform", "key"]).returning(InboundDelivery.id))
+    return session.execute(statement).first() is not None

@@ -1,7 +1,7 @@
 """Pacing pushes below each platform's published limits, before the platform has to say 429.
 
-Each limit is "count per seconds" kept as a virtual schedule (the generic cell rate algorithm): a
-message asks for the earliest moment it may go, which books that slot. A message whose slot is later
+Each limit is "count per seconds" kept as a sliding window of booked send moments: a message asks for
+the earliest moment it may go, which books that slot. A message whose slot is later
 than now waits in the outbox until then instead of being retried in a loop. Time comes from the
 injected clock, so tests move it instead of waiting. Buckets live in the worker's memory: with several
 workers each paces its own share, so run one worker per bot token when limits are tight.
@@ -10,6 +10,7 @@ workers each paces its own share, so run one worker per bot token when limits ar
 from __future__ import annotations
 
 import re
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -45,19 +46,24 @@ class Limit:
 
 @dataclass
 class Schedule:
-    """The next free moment of one limit for one key (a channel, a chat, the bot)."""
+    """The booked send moments of one limit for one key (a channel, a chat, the bot).
+
+    A sliding window: at most `count` messages in any `seconds`. Only the last `count` bookings
+    matter, and bookings never go back in time, so the window is exact and small.
+    """
 
     limit: Limit
-    theoretical: datetime | None = None
+    booked: deque[datetime] = field(default_factory=deque)
 
     def earliest(self, now: datetime) -> datetime:
-        if self.theoretical is None:
+        if len(self.booked) < self.limit.count:
             return now
-        return max(now, self.theoretical - self.limit.burst)
+        return max(now, self.booked[0] + timedelta(seconds=self.limit.seconds))
 
     def book(self, at: datetime) -> None:
-        base = at if self.theoretical is None else max(self.theoretical, at)
-        self.theoretical = base + self.limit.interval
+        self.booked.append(at)
+        while len(self.booked) > self.limit.count:
+            self.booked.popleft()
 
 
 @dataclass
@@ -74,6 +80,7 @@ class Pacer:
         self.limits = limits
         self._schedules: dict[tuple[str, str, int], Schedule] = {}
         self._held: dict[tuple[str, str], datetime] = {}  # (platform, target) → the platform's retry-after
+        self._tickets: dict[int, datetime] = {}  # outbox row → the slot booked for it
 
     def hold(self, platform: str, kind: str, key: str, until: datetime) -> None:
         """The platform answered 429: nothing more goes to this target before `until`."""
@@ -92,16 +99,27 @@ class Pacer:
         return found
 
     def reserve(self, platform: str, kind: str, key: str, now: datetime, *,
-                within: timedelta = timedelta(0)) -> datetime:
-        """The earliest moment a message to this target may go without breaking any limit. The slot is
-        booked only when it is no further than `within`: a message that will wait in the outbox instead
-        books its slot when it comes back, so nothing is booked twice."""
-        schedules = self._schedules_for(platform, kind, key)
+                within: timedelta = timedelta(0), ticket: int | None = None) -> datetime:
+        """The earliest moment a message to this target may go without breaking any limit, booked.
+
+        A message that will wait in the outbox for a later slot keeps it under its `ticket` (the outbox
+        row): when it comes back it uses that slot instead of booking another, so a burst to one chat
+        is laid out once, in order, rather than re-queued on every run.
+        """
         held = self._held.get((platform, f"{kind}:{key}"), now)
+        if ticket is not None and ticket in self._tickets:
+            slot = max(self._tickets[ticket], held)
+            if slot - now <= within:
+                del self._tickets[ticket]
+            return slot
+        schedules = self._schedules_for(platform, kind, key)
         at = max([now, held, *(schedule.earliest(now) for schedule in schedules)])
-        if at - now <= within:
-            for schedule in schedules:
-                schedule.book(at)
+        if ticket is None and at - now > within:
+            return at  # nobody would come back for this slot: leave it free
+        for schedule in schedules:
+            schedule.book(at)
+        if ticket is not None and at - now > within:
+            self._tickets[ticket] = at
         return at
 
 

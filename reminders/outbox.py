@@ -119,7 +119,8 @@ class OutboxDelivery:
     async def deliver(self, row: Claimed, report: DeliveryReport) -> None:
         sender = self.senders[row.platform]
         now = self.clock.now()
-        slot = self.pacer.reserve(row.platform, row.target.kind, row.target.key, now, within=self.max_wait)
+        slot = self.pacer.reserve(row.platform, row.target.kind, row.target.key, now, within=self.max_wait,
+                                  ticket=row.id)
         if slot - now > self.max_wait:
             self._finish(row, status="pending", delay=slot - now, refund=True)
             report.postponed += 1
