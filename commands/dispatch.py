@@ -6,7 +6,9 @@ import logging
 import re
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy.engine import Engine
 
@@ -75,6 +77,23 @@ class Dispatcher:
         self.engine = engine
         self.clock = clock
         self.admins = tuple(admins)
+        self._known: OrderedDict[tuple[str, str, str], None] = OrderedDict()
+
+    def _register(self, invocation: Invocation, now: datetime, locale: str) -> None:
+        """First contact creates the team and the member in a transaction of their own, so that a
+        first command that fails still leaves the person registered (and the first one admin)."""
+        identity = (invocation.platform, invocation.team_key, invocation.user_key)
+        if not invocation.team_key or identity in self._known:
+            return
+        with unit_of_work(self.engine) as session:
+            team = teams.get_or_create_team(session, platform=invocation.platform, key=invocation.team_key,
+                                            name=invocation.team_name, now=now,
+                                            currency="CNY" if locale == "zh" else "USD")
+            teams.ensure_member(session, team, user_key=invocation.user_key, name=invocation.user_name, now=now,
+                                admins=self.admins, handle=invocation.user_handle)
+        self._known[identity] = None
+        if len(self._known) > 10_000:
+            self._known.popitem(last=False)
 
     def dispatch(self, invocation: Invocation) -> Reply:
         started = time.perf_counter()
@@ -84,6 +103,7 @@ class Dispatcher:
         outcome, error_key = "ok", None
         team_key = invocation.team_key
         try:
+            self._register(invocation, now, locale)
             with unit_of_work(self.engine) as session:
                 if invocation.delivery_id and not outbox.first_delivery(
                         session, platform=invocation.platform, key=invocation.delivery_id, now=now):

@@ -19,13 +19,17 @@ from models.scope import Scope
 from models.tables import ApprovalStep, CommandLog, Lead, Member, Quote, Team
 
 
-def get_or_create_team(session: Session, *, platform: str, key: str, name: str, now: datetime) -> Team:
+def get_or_create_team(session: Session, *, platform: str, key: str, name: str, now: datetime,
+                       currency: str | None = None) -> Team:
+    """The team of a workspace / corp / group, created on first contact. Its currency is fixed then
+    (from the language of that first contact) so amounts never change symbol with the speaker."""
     team = session.exec(select(Team).where(Team.platform == platform, Team.key == key)).first()
     if team:
         return team
     try:
         with session.begin_nested():
-            team = Team(platform=platform, key=key, name=name or key, config={}, created_at=now)
+            config = {"currency": currency} if currency else {}
+            team = Team(platform=platform, key=key, name=name or key, config=config, created_at=now)
             session.add(team)
     except IntegrityError:
         # Another process created it between our read and our insert.

@@ -110,11 +110,10 @@ class Scan:
             return set()
         dialect = self.session.get_bind().dialect.name
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        inserted: set[str] = set()
-        for start in range(0, len(rows), 500):
-            statement = (insert(Nudge).values(rows[start:start + 500])
-                         .on_conflict_do_nothing(index_elements=["key"]).returning(Nudge.key))
-            inserted.update(self.session.execute(statement).scalars())
+        # One statement executed with many parameter sets: built and cached once, batched by
+        # SQLAlchemy; RETURNING names only the keys this scan inserted.
+        statement = insert(Nudge).on_conflict_do_nothing(index_elements=["key"]).returning(Nudge.key)
+        inserted: set[str] = set(self.session.execute(statement, rows).scalars())
         return inserted
 
     def push(self, kind: str, member: Member, line: Line) -> None:
