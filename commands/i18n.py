@@ -178,6 +178,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "Q{quote} needs an approval at {role} level; yours doesn't reach it.",
         "zh": "Q{quote} 需要{role}级别审批，你的权限不够。",
     },
+    "quote.not_your_approval": {
+        "en": "Q{quote} is waiting for {approvers}, not for you.",
+        "zh": "Q{quote} 等待 {approvers} 审批，不是你。",
+    },
     "quote.changed": {
         "en": "Q{quote} changed a moment ago; nothing was done. Look again: /quote list",
         "zh": "Q{quote} 刚刚有变化，本次操作未执行。请重新查看：/报价 列表",

@@ -54,6 +54,9 @@ def create(ctx: Ctx, args: Args) -> Reply:
     quote, steps = quotes.create_quote(ctx.scope, lead, amount=amount, discount_bp=discount, note=note)
     head = ctx.pick("🧾 Q{q} for L{n} {name}: {amount}.", "🧾 Q{q} · L{n} {name}：{amount}。",
                     q=quote.number, n=lead.number, name=lead.name, amount=_amount_text(ctx, quote))
+    if not steps and quote.levels_required:
+        return Reply(text=head + ctx.pick(" Approved on your own authority: nobody else in the team can approve it.",
+                                          "团队中没有其他人可以审批，已按你的权限通过。"))
     if not steps:
         limit = ctx.money(int(ctx.scope.config.approval.auto_below * 100))
         auto = ctx.pick(" Approved automatically (below {limit}).", "低于 {limit}，已自动通过。", limit=limit)

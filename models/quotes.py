@@ -74,7 +74,8 @@ def create_quote(scope: Scope, lead: Lead, *, amount: int, discount_bp: int, not
     audit.record(scope, entity="quote", entity_id=quote.id or 0, action="create",
                  after={"lead": lead.number, "amount": amount, "discount_bp": discount_bp,
                         "levels": needed, "status": quote.status})
-    return quote, steps
+    sign_unattended(scope, quote)
+    return quote, [step for step in steps if step.status in ("waiting", "queued")]
 
 
 def get_quote(scope: Scope, number: int) -> Quote:
@@ -129,6 +130,9 @@ def decide(scope: Scope, quote: Quote, *, approve: bool, note: str | None) -> De
         raise DomainError("quote.reps_cannot_decide")
     if rank(scope.actor) < ROLE_RANK[step.role]:
         raise DomainError("quote.level_too_low", quote=quote.number, role=step.role)
+    if not may_decide(session, scope.actor, quote, step):
+        asked = ", ".join(member.name for member in approvers_for(session, quote, step))
+        raise DomainError("quote.not_your_approval", quote=quote.number, approvers=asked)
     steps = steps_of(session, quote)
     later = [s for s in steps if s.level > step.level]
     if approve:
@@ -174,8 +178,54 @@ def decide(scope: Scope, quote: Quote, *, approve: bool, note: str | None) -> De
     audit.record(scope, entity="quote", entity_id=quote.id or 0, action="approve" if approve else "reject",
                  before={"status": "pending", "level": step.level},
                  after={"status": status, "levels": [s.level for s in signed], "note": note})
+    if next_step is not None and sign_unattended(scope, quote):
+        next_step = current_step(session, quote)
+        final = quote.status != "pending"
     return Decision(quote=quote, approved_levels=[s.level for s in signed] if approve else [],
                     finished=final, next_step=next_step)
+
+
+def may_decide(session: Session, actor: Member, quote: Quote, step: ApprovalStep) -> bool:
+    """Those asked decide; so does anyone above the step's role, or of its role overseeing the lead.
+    A manager of another team's reps cannot approve a quote only their manager was asked about."""
+    if rank(actor) > ROLE_RANK[step.role]:
+        return True
+    if any(member.id == actor.id for member in approvers_for(session, quote, step)):
+        return True
+    lead = session.get(Lead, quote.lead_id)
+    requester = session.get(Member, quote.requester_id)
+    return lead is not None and can_see(session, actor, lead) and lead.owner_id != actor.id and (
+        requester is None or requester.manager_id in (None, actor.id))
+
+
+def sign_unattended(scope: Scope, quote: Quote) -> list[ApprovalStep]:
+    """Steps nobody but the requester could decide (a one-admin team's own big quote) are signed on
+    the requester's authority, so no quote waits forever for an approver who does not exist."""
+    session = scope.session
+    signed = []
+    while quote.status == "pending":
+        step = current_step(session, quote)
+        if step is None or approvers_for(session, quote, step):
+            break
+        step.status, step.decided_by_id, step.decided_at = "approved", quote.requester_id, scope.now
+        step.note = "no other approver"
+        session.add(step)
+        later = [s for s in steps_of(session, quote) if s.level > step.level]
+        if later:
+            quote.current_level = later[0].level
+            later[0].status, later[0].waiting_since = "waiting", scope.now
+            session.add(later[0])
+        else:
+            quote.status, quote.current_level = "approved", 0
+            quote.decided_by_id, quote.decided_at, quote.decision_note = quote.requester_id, scope.now, step.note
+        quote.version += 1
+        session.add(quote)
+        session.flush()
+        signed.append(step)
+        audit.record(scope, entity="quote", entity_id=quote.id or 0, action="approve",
+                     before={"status": "pending", "level": step.level},
+                     after={"status": quote.status, "levels": [step.level], "note": step.note})
+    return signed
 
 
 def _covered(actor: Member, later: list[ApprovalStep]) -> list[ApprovalStep]:

@@ -180,3 +180,22 @@ def test_quoting_needs_a_lead_you_may_change_and_an_amount(team: Chat) -> None:
     assert "no lead L7" in team.say("[carol] /quote L7 80k")
     assert "no quote Q9" in team.say("[bob] /quote approve Q9")
     assert team.snapshot() == before
+
+
+def test_a_manager_who_was_not_asked_cannot_decide_another_managers_reports_quote(team: Chat) -> None:
+    team.say("[erin] /team role @carol rep manager=@bob")
+    team.say("[frank] /help")
+    team.say("[erin] /team role @frank manager")
+    team.say("[carol] /lead add Acme")
+    team.say("[carol] /quote L1 80k")
+    refused = team.reply("[frank] /quote approve Q1")
+    assert not refused.ok and "waiting for bob" in refused.text
+    assert "approved by bob" in team.say("[bob] /quote approve Q1")
+
+
+def test_a_single_admins_own_big_quote_is_not_left_waiting_for_nobody(chat: Chat) -> None:
+    chat.say("/team config locale=en")
+    chat.say("/lead add Acme")
+    answer = chat.say("/quote L1 900k")
+    assert "own authority" in answer
+    assert "approved" in chat.say("/quote list")
