@@ -191,11 +191,13 @@ def outbox_retry(row_id: int, db: DbOption = None) -> None:
     """Queue a dead (or pending) push again, now."""
     bot = _bot(db)
     with unit_of_work(bot.engine) as session:
-        result = session.execute(update(Outbox).where(col(Outbox.id) == row_id, col(Outbox.status) != "sent")
+        # Never a row being sent right now: that could deliver it twice.
+        result = session.execute(update(Outbox).where(col(Outbox.id) == row_id,
+                                                      col(Outbox.status).in_(["dead", "pending"]))
                                  .values(status="pending", attempts=0, next_attempt_at=bot.clock.now(),
                                          claimed_until=None))
     if not result.rowcount:
-        typer.echo(f"no unsent outbox row {row_id}", err=True)
+        typer.echo(f"no dead or pending outbox row {row_id}", err=True)
         raise typer.Exit(1)
     typer.echo(f"outbox row {row_id} queued again")
 

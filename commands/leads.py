@@ -243,6 +243,8 @@ def _changes(ctx: Ctx, before: dict | None, after: dict | None) -> str:
         if key in _HIDDEN:
             continue
         label = key.removesuffix("_id")
+        if key in before and before[key] == new:
+            continue
         if key in before:
             parts.append(f"{label}: {_value(ctx, key, before[key])} → {_value(ctx, key, new)}")
         else:

@@ -87,7 +87,7 @@ def digest_reply(digest: Digest, *, locale: str, config: TeamConfig, who: str | 
     if digest.reps:
         parts = []
         for rep in digest.reps[:10]:
-            part = pick("{name} {f} follow-ups · {won} won", "{name} 跟进 {f} · 赢单 {won}",
+            part = pick("{name} {f} follow-up{s} · {won} won", "{name} 跟进 {f} · 赢单 {won}", s="" if rep.followups == 1 else "s",
                         name=rep.member.name, f=rep.followups, won=short(rep.won))
             if rep.target:  # a monthly target: measured against the month's won, also in a day or week digest
                 percent = round(rep.month_won * 100 / rep.target)

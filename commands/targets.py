@@ -41,7 +41,10 @@ def target(ctx: Ctx, args: Args) -> Reply:
 
 def _show(ctx: Ctx, month: str) -> Reply:
     scope = ctx.scope
-    rows = targets.progress(scope.session, team_id=scope.team.id or 0, month=month, tz=scope.config.tz)
+    # Reps see their own line; managers and admins the whole team's.
+    only = [scope.actor.id or 0] if scope.actor.role == "rep" else None
+    rows = targets.progress(scope.session, team_id=scope.team.id or 0, month=month, tz=scope.config.tz,
+                            member_ids=only)
     if not rows:
         return Reply(text=ctx.pick("No targets or wins for {m} yet. Set one: /target @name 500k",
                                    "{m} 还没有目标或赢单。设置目标：/目标 @姓名 50万", m=month))

@@ -14,6 +14,7 @@ from models.errors import DomainError
 from models.permissions import can_see, rank, require_change
 from models.scope import Scope
 from models.tables import ApprovalStep, Lead, Member, Quote
+from models.leads import guarded_update
 from models.teams import next_number
 
 
@@ -68,9 +69,9 @@ def create_quote(scope: Scope, lead: Lead, *, amount: int, discount_bp: int, not
                             waiting_since=scope.now if level == 1 else None)
         scope.session.add(step)
         steps.append(step)
-    lead.last_activity_at = scope.now
-    scope.session.add(lead)
-    scope.session.flush()
+    # Still open at this moment, or no quote: a quote racing `/lead lost` must not land on a lost lead.
+    guarded_update(scope, lead, action="quote", extra_where=Lead.status == "open", same_version=False,
+                   last_activity_at=scope.now)
     audit.record(scope, entity="quote", entity_id=quote.id or 0, action="create",
                  after={"lead": lead.number, "amount": amount, "discount_bp": discount_bp,
                         "levels": needed, "status": quote.status})
@@ -247,7 +248,7 @@ def list_quotes(scope: Scope, *, pending_only: bool, limit: int = 20) -> list[Qu
     actor = scope.actor
     visible = []
     for quote in quotes:
-        if quote.requester_id == actor.id:
+        if actor.id in (quote.requester_id, quote.decided_by_id):
             visible.append(quote)
         elif rank(actor) >= ROLE_RANK["manager"]:
             step = current_step(session, quote)

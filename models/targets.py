@@ -13,6 +13,7 @@ from models.errors import DomainError
 from models.permissions import is_manager_of, rank, require_role
 from models.scope import Scope
 from models.tables import Lead, Member, Target
+from models.teams import lock_team
 
 
 def month_bounds(month: str, tz: ZoneInfo) -> tuple[datetime, datetime]:
@@ -29,6 +30,7 @@ def set_target(scope: Scope, member: Member, *, month: str, amount: int) -> Targ
         raise DomainError("target.not_your_report", member=member.name)
     if amount <= 0:
         raise DomainError("target.amount_positive")
+    lock_team(scope.session, scope.team)  # two managers setting the same target at once: one row
     target = scope.session.exec(select(Target).where(Target.team_id == scope.team.id, Target.member_id == member.id,
                                                      Target.month == month)).first()
     before = {"amount": target.amount} if target else None

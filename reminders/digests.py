@@ -11,7 +11,7 @@ from commands.charts import funnel_chart
 from commands.reports import digest_reply
 from models import outbox
 from models.config import TeamConfig, parse_clock
-from models.reports import build_digest, period_of
+from models.reports import Period, build_digest, period_of
 from models.tables import Team
 from models.teams import locale_of
 
@@ -22,17 +22,32 @@ def digest_channel(team: Team, config: TeamConfig) -> str | None:
     return config.digest_channel or team.channel
 
 
+def latest_moments(config: TeamConfig, now: datetime) -> dict[str, tuple[datetime, Period]]:
+    """For each digest, the latest moment it was due at or before `now`, and the period it covers.
+
+    A daily digest due at 18:00 covers that day; the weekly one due on Monday covers the week before.
+    Working from the moment rather than from `now` keeps a late run (a job fired after midnight, a
+    cron catching up in the morning) on the right day.
+    """
+    tz = config.tz
+    local = now.astimezone(tz)
+    daily_time, weekly_time = parse_clock(config.digest_time), parse_clock(config.weekly_digest_time)
+    day = local.date() if local.time() >= daily_time else local.date() - timedelta(days=1)
+    monday = local.date() - timedelta(days=local.weekday())
+    if local < datetime.combine(monday, weekly_time, tz):
+        monday -= timedelta(days=7)
+    return {
+        "daily": (datetime.combine(day, daily_time, tz), period_of("today", day, config)),
+        "weekly": (datetime.combine(monday, weekly_time, tz), period_of("week", monday - timedelta(days=7), config)),
+    }
+
+
 def due_digests(team: Team, now: datetime) -> list[str]:
-    """Which digests are due at `now` for a catch-up run: today's daily once its time has passed, and the
-    weekly one on Mondays once its time has passed."""
+    """Digests whose latest moment has passed for this team; writing one twice is a no-op, so a
+    catch-up run sends what a stopped worker missed, once. A team created after that moment is not
+    sent a digest of the time before it existed."""
     config = TeamConfig.model_validate(team.config or {})
-    local = now.astimezone(config.tz)
-    due = []
-    if local.time() >= parse_clock(config.digest_time):
-        due.append("daily")
-    if local.weekday() == 0 and local.time() >= parse_clock(config.weekly_digest_time):
-        due.append("weekly")
-    return due
+    return [kind for kind, (moment, _period) in latest_moments(config, now).items() if moment >= team.created_at]
 
 
 def write_digest(session: Session, team: Team, now: datetime, kind: str) -> bool:
@@ -44,11 +59,7 @@ def write_digest(session: Session, team: Team, now: datetime, kind: str) -> bool
         log.info("team %s has no digest channel; set one with /team config digest_channel=…", team.id)
         return False
     locale = locale_of(team)
-    today = now.astimezone(config.tz).date()
-    if kind == "weekly":
-        period = period_of("week", today - timedelta(days=7), config)
-    else:
-        period = period_of("today", today, config)
+    _moment, period = latest_moments(config, now)[kind]
     digest = build_digest(session, team_id=team.id or 0, config=config, period=period, now=now)
     reply = digest_reply(digest, locale=locale, config=config)
     reply.image = funnel_chart(digest, locale=locale)

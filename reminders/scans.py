@@ -298,7 +298,7 @@ def pool_return(scan: Scan) -> None:
     warn_before = scan.now - timedelta(days=max(days - 1, 0))
     query = select(Lead).where(Lead.team_id == scan.team.id, Lead.status == "open",
                                col(Lead.last_activity_at) < warn_before, col(Lead.owner_id).is_not(None),
-                               ).order_by(col(Lead.last_activity_at), col(Lead.number))
+                               _not_snoozed(scan.today)).order_by(col(Lead.last_activity_at), col(Lead.number))
     due = list(scan.session.exec(query))
     cutoff = scan.now - timedelta(days=days)
     returning = [lead for lead in due if lead.last_activity_at < cutoff]

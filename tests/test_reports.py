@@ -44,21 +44,21 @@ def test_today_week_and_month_for_the_manager(team: Chat, clock: FixedClock) -> 
     # reached: L1 (won: every stage), L4 (Contacted), L2, L3, L5 (Lead) → 5, 2, 1, 1, 1, 1
     assert ("Funnel  Lead 2 ($250K) → Contacted 1 ($40K) [40%] → Qualified 0 [50%] → Proposal 0 [100%]"
             " → Contract 0 [100%] → Delivery 0 [100%]") in today
-    assert ("By rep  carol 1 follow-ups · $0 won · month $0 / $500K (0%) | dan 1 follow-ups · $0 won"
+    assert ("By rep  carol 1 follow-up · $0 won · month $0 / $500K (0%) | dan 1 follow-up · $0 won"
             " | alice 0 follow-ups · $0 won · month $80K / $200K (40%)") in today
     assert "Overdue" not in today and "Stuck" not in today  # L3 is due today, not overdue
 
     week = team.say("[bob] /report week")
     assert "Sales weekly · Mon 23 Nov – Sun 29 Nov" in week
     assert "New leads 5 · Follow-ups 4 · Quotes 4 (2 approved, 1 rejected, 1 waiting (oldest Q4, 0h)) · Won $80K" in week
-    assert ("By rep  alice 1 follow-ups · $80K won · month $80K / $200K (40%)"
-            " | carol 2 follow-ups · $0 won · month $0 / $500K (0%) | dan 1 follow-ups · $0 won") in week
+    assert ("By rep  alice 1 follow-up · $80K won · month $80K / $200K (40%)"
+            " | carol 2 follow-ups · $0 won · month $0 / $500K (0%) | dan 1 follow-up · $0 won") in week
 
     month = team.say("[bob] /report month")
     assert "Sales monthly · Sun 1 Nov – Mon 30 Nov" in month
     assert "New leads 5 · Follow-ups 4 · Quotes 4 (2 approved, 1 rejected, 1 waiting" in month
-    assert ("By rep  alice 1 follow-ups · $80K won / $200K (40%) | carol 2 follow-ups · $0 won / $500K (0%)"
-            " | dan 1 follow-ups · $0 won") in month
+    assert ("By rep  alice 1 follow-up · $80K won / $200K (40%) | carol 2 follow-ups · $0 won / $500K (0%)"
+            " | dan 1 follow-up · $0 won") in month
     assert "Sales weekly" in team.say("[bob] /周报") and "“yearly” is not one of" in team.say("[bob] /report yearly")
 
 
@@ -67,7 +67,7 @@ def test_a_rep_sees_only_their_own_numbers_and_a_manager_may_pick_a_rep(team: Ch
     alice = team.say("/report week")
     assert "New leads 2 · Follow-ups 1 · Quotes 2 (1 approved, 0 rejected, 1 waiting (oldest Q4, 0h)) · Won $80K" in alice
     assert "Funnel  Lead 1 ($50K) → Contacted 0 [50%] → Qualified 0 [100%]" in alice
-    assert "By rep  alice 1 follow-ups · $80K won · month $80K / $200K (40%)" in alice
+    assert "By rep  alice 1 follow-up · $80K won · month $80K / $200K (40%)" in alice
     assert "carol" not in alice and "dan" not in alice
     assert "Only a manager can see someone else's report." in team.say("/report @carol")
 
@@ -113,7 +113,9 @@ def test_targets_are_set_by_managers_and_shown_with_progress(team: Chat) -> None
     team.say("[carol] /lead won L2 30k")
     progress = team.reply("/target")
     assert "Targets 2026-11" in progress.text
-    assert progress.table[1:] == [["alice", "$50,000", "$200,000", "25%"], ["carol", "$30,000", "-", "-"]]
+    assert progress.table[1:] == [["alice", "$50,000", "$200,000", "25%"]]  # a rep sees their own line
+    assert team.reply("[bob] /target").table[1:] == [["alice", "$50,000", "$200,000", "25%"],
+                                                      ["carol", "$30,000", "-", "-"]]
 
     assert "alice's target for 2026-12: $300,000." in team.say("[bob] /target @alice 300k 12")
     assert "alice's target for 2026-11: $250,000." in team.say("[bob] /target @alice 250k")  # replaces

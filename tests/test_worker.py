@@ -117,10 +117,12 @@ def test_worker_once_at_a_given_moment_prints_the_pushes_and_a_summary(tmp_path:
     assert "→ alice: ⏰ Follow-ups overdue (1)\n· L1 Acme Trading — due Fri 27 Nov (4d ago)" in morning
     assert "[Log follow-up L1 → /follow L1]" in morning
     assert "→ bob: ⏰ Your team's follow-ups overdue past 2 days (1)\n· L1 Acme Trading (alice) — 4d overdue" in morning
-    assert "→ console:" not in morning  # no digest due on a Tuesday morning
+    # No worker ran since Thursday: it catches up with the latest digests, Monday's daily and the weekly.
+    assert "→ console: 📊 Sales daily · Mon 30 Nov" in morning
+    assert "→ console: 📊 Sales weekly · Mon 23 Nov – Sun 29 Nov" in morning
     summary = morning.strip().splitlines()[-1]
     assert summary == ("scans: 1 overdue, 1 escalated to managers, 0 stuck, 0 approvals reminded, 0 escalated, "
-                       "0 pool warnings, 0 returned to the pool; digests: 0; outbox: 2 sent, 0 retried, 0 dead")
+                       "0 pool warnings, 0 returned to the pool; digests: 2; outbox: 4 sent, 0 retried, 0 dead")
 
     again = dealbot(tmp_path, "worker", "--once", "--now", "2026-12-01T09:05:00+08:00", "--db", url).stdout
     assert "→" not in again and "outbox: 0 sent" in again
