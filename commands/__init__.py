@@ -92,6 +92,8 @@ VERBS: list[Verb] = [
     Verb("team", "", ("members", "list", "成员"), team.show,
          "/team", "/团队", "/team", "/团队"),
     Verb("me", "", (), me.dashboard, "/me", "/我的", "/me", "/我的"),
+    # --- teamwork: transfers, delegation, notification settings, points (issue 8) ---
+    # --- after the signature: contracts, payment plans, receivables, care (issue 9) ---
     Verb("help", "", (), help.help_, "/help [command]", "/帮助 [命令]", "/help quote", "/帮助 报价"),
 ]
 

@@ -1,0 +1,1 @@
+"""The domain: tables, rules and queries. Knows nothing of chat platforms."""
