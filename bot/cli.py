@@ -17,7 +17,9 @@ from sqlalchemy import select, update
 from sqlmodel import col
 
 from adapters.console import ConsoleAdapter
+from bot import logs
 from bot.app import Bot, build
+from bot.metrics import Metrics
 from bot.settings import Settings
 from models.clock import FixedClock
 from models.db import make_engine, unit_of_work
@@ -37,10 +39,7 @@ DbOption = Annotated[str | None, typer.Option("--db", help="Database URL (defaul
 
 def _settings() -> Settings:
     settings = Settings()
-    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    # Migration chatter would drown the console; real problems still surface as warnings.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logs.configure(settings.log_level, sys.stderr)  # JSON lines, phones, e-mails and tokens masked
     return settings
 
 
@@ -51,16 +50,17 @@ def run(db: DbOption = None, user: Annotated[str, typer.Option(help="Console use
     """Run everything on one machine: the reminder worker beside the web server (when a platform is
     configured) or beside the console."""
     settings = _settings()
-    _start_worker_thread(db)
+    metrics = Metrics()  # one /metrics for the web app and the worker beside it
+    _start_worker_thread(db, metrics)
     if settings.platforms:
-        serve(host="0.0.0.0", port=port, db=db)
+        _serve(settings, host="0.0.0.0", port=port, db=db, metrics=metrics)
         return
     console(user=user, team=team, db=db)
 
 
-def _start_worker_thread(db: str | None) -> None:
+def _start_worker_thread(db: str | None, metrics: Metrics | None = None) -> None:
     """The worker's scheduler on its own event loop, so the console can keep reading input."""
-    bot = build(Settings(), database_url=db)
+    bot = build(Settings(), database_url=db, metrics=metrics)
 
     def loop() -> None:
         try:
@@ -76,6 +76,7 @@ def console(user: Annotated[str, typer.Option(help="Who you are in the console")
             team: Annotated[str, typer.Option(help="The console team")] = "demo", db: DbOption = None) -> None:
     """A REPL: type commands as USER; `[bob] …` acts as bob. Reads stdin line by line when piped."""
     settings = _settings()
+    logging.getLogger("dealbot.events").setLevel(logging.WARNING)  # the replies are the record here
     bot = build(settings, database_url=db)
     interactive = sys.stdin.isatty()
     adapter = ConsoleAdapter(bot.dispatcher.dispatch, bot.clock, team=team, user=user)
@@ -99,16 +100,20 @@ def console(user: Annotated[str, typer.Option(help="Who you are in the console")
 @app.command()
 def serve(host: Annotated[str, typer.Option()] = "127.0.0.1",
           port: Annotated[int, typer.Option(envvar="PORT")] = 8000, db: DbOption = None) -> None:
-    """Serve the web app (platform webhooks, /healthz) with uvicorn; Slack Socket Mode too when
-    SLACK_APP_TOKEN is set (no public URL needed)."""
+    """Serve the web app (platform webhooks, /healthz, /metrics) with uvicorn; Slack Socket Mode too
+    when SLACK_APP_TOKEN is set (no public URL needed)."""
+    _serve(_settings(), host=host, port=port, db=db)
+
+
+def _serve(settings: Settings, *, host: str, port: int, db: str | None, metrics: Metrics | None = None) -> None:
     import uvicorn
 
     from bot.web import create_app
 
-    settings = _settings()
-    bot = build(settings, database_url=db)
-    server = uvicorn.Server(uvicorn.Config(create_app(bot), host=host, port=port,
-                                           log_level=settings.log_level.lower()))
+    bot = build(settings, database_url=db, metrics=metrics)
+    # uvicorn logs through our JSON handler; no access log: each command has its own line already.
+    server = uvicorn.Server(uvicorn.Config(create_app(bot), host=host, port=port, log_config=None,
+                                           access_log=False, log_level=settings.log_level.lower()))
 
     async def main() -> None:
         for adapter in bot.adapters:
@@ -126,7 +131,12 @@ def serve(host: Annotated[str, typer.Option()] = "127.0.0.1",
 @app.command()
 def worker(db: DbOption = None,
            once: Annotated[bool, typer.Option("--once", help="Run every job due now once, deliver, exit")] = False,
-           now: Annotated[str | None, typer.Option(help="With --once: the moment to act at, ISO 8601 with offset")] = None
+           now: Annotated[str | None, typer.Option(help="With --once: the moment to act at, ISO 8601 with offset")] = None,
+           tick: Annotated[float | None, typer.Option(help="Instead of the scheduler: a catch-up pass (every job "
+                                                      "due at the clock's moment, then the outbox) every TICK "
+                                                      "seconds; for clocks that jump (DEALBOT_CLOCK_FILE)")] = None,
+           metrics_port: Annotated[int | None, typer.Option(envvar="DEALBOT_METRICS_PORT",
+                                                            help="Serve this worker's /metrics on this port")] = None
            ) -> None:
     """Run the reminder scheduler and deliver the outbox (or, with --once, one catch-up pass)."""
     settings = _settings()
@@ -152,7 +162,24 @@ def worker(db: DbOption = None,
                    f"outbox: {report.delivery.sent} sent, {report.delivery.retried} retried, "
                    f"{report.delivery.dead} dead")
         return
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, registry=bot.metrics.registry)
+    if tick is not None:
+        asyncio.run(_catch_up_forever(bot, tick))
+        return
     asyncio.run(bot.worker().serve())
+
+
+async def _catch_up_forever(bot: Bot, every: float) -> None:
+    worker = bot.worker()
+    while True:
+        try:
+            await worker.run_once()
+        except Exception:  # noqa: BLE001 - a failed pass is logged and the next one tries again
+            logging.getLogger("dealbot.worker").exception("catch-up pass failed")
+        await asyncio.sleep(every)
 
 
 @db_app.command("upgrade")
@@ -215,6 +242,45 @@ def telegram_set_webhook() -> None:
     adapter = TelegramAdapter.from_settings(settings, lambda invocation: None)  # type: ignore[arg-type,return-value]
     asyncio.run(adapter.set_webhook(settings.telegram_webhook_url))
     typer.echo(f"webhook set to {settings.telegram_webhook_url}; command menu published (en, zh)")
+
+
+@app.command("export")
+def export_(kind: Annotated[str, typer.Argument(help="leads, followups, quotes, or all (one sheet each)")],
+            out: Annotated[Path, typer.Option("--out", help="The file to write (.xlsx or .csv)")],
+            fmt: Annotated[str | None, typer.Option("--format", help="xlsx or csv (default: from --out)")] = None,
+            team: Annotated[str | None, typer.Option(help="Team key, name or platform:key")] = None,
+            db: DbOption = None) -> None:
+    """Export leads, follow-ups or quotes to Excel or CSV (dates in the team's timezone)."""
+    from bot import exchange
+
+    try:
+        exchange.run_export(_bot(db).engine, kind=kind, fmt=fmt, out=out, team_ref=team, echo=typer.echo)
+    except exchange.ExchangeError as error:
+        typer.echo(str(error), err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command("import")
+def import_(kind: Annotated[str, typer.Argument(help="leads")],
+            file: Annotated[Path, typer.Argument(help="An .xlsx or .csv file (UTF-8 or GBK/GB18030)")],
+            team: Annotated[str, typer.Option(help="Team key, name or platform:key")],
+            owner: Annotated[str, typer.Option(help="@name for every row, auto (the owner column, else the "
+                                                    "team's rule) or pool")],
+            dry_run: Annotated[bool, typer.Option("--dry-run", help="Check every row, write nothing")] = False,
+            db: DbOption = None) -> None:
+    """Import leads from Excel or CSV: one line per row (created, merged as a duplicate, rejected)."""
+    from bot import exchange
+
+    if kind not in ("leads", "lead", "线索"):
+        typer.echo("only leads can be imported: dealbot import leads FILE --team T --owner @x|auto", err=True)
+        raise typer.Exit(2)
+    bot = _bot(db)
+    try:
+        exchange.run_import(bot.engine, path=file, team_ref=team, owner_ref=owner, dry_run=dry_run,
+                            now=bot.clock.now(), echo=typer.echo)
+    except exchange.ExchangeError as error:
+        typer.echo(str(error), err=True)
+        raise typer.Exit(2) from None
 
 
 def main() -> None:
