@@ -36,6 +36,12 @@ def render(reply: Reply, *, image_dir: Path | None = None) -> str:
         path = folder / reply.image.filename
         path.write_bytes(reply.image.png)
         lines.append(f"  🖼 {reply.image.alt}: {path}")
+    if reply.file is not None:
+        folder = image_dir or Path("dealbot-files")
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / Path(reply.file.filename).name  # never a path the reply chose outside the folder
+        path.write_bytes(reply.file.data)
+        lines.append(f"  📎 {reply.file.filename}: {path}")
     return "\n".join(lines)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 from starlette.requests import Request
 from starlette.responses import Response
@@ -136,7 +137,16 @@ class SlackAdapter:
         handler = AsyncSlackRequestHandler(self.app)
 
         async def events(request: Request) -> Response:
-            return await handler.handle(request)
+            # bolt parses the body before it checks the signature and answers 500 to a body or a
+            # timestamp it cannot parse: the signature is checked first here, and what bolt still
+            # cannot parse is a 400 (the body is already bounded by the web app's size limit).
+            body = await request.body()
+            if self.signing_secret is not None and not signed(self.signing_secret, request, body):
+                return Response(status_code=401)
+            try:
+                return await handler.handle(request)
+            except ValueError:  # JSONDecodeError, UnicodeDecodeError: never from Slack itself
+                return Response(status_code=400)
 
         return [Route("/slack/events", events, methods=["POST"])]
 
@@ -146,6 +156,7 @@ class SlackAdapter:
     def __init__(self, dispatch: Dispatch, *, token: str, signing_secret: str | None, api_url: str,
                  client: AsyncWebClient | None = None) -> None:
         self.dispatch = dispatch
+        self.signing_secret = signing_secret
         self.client = client or AsyncWebClient(token=token, base_url=api_url)
         self.names = UserNames(self.client)
         self.app = AsyncApp(client=self.client, signing_secret=signing_secret,
@@ -166,15 +177,20 @@ class SlackAdapter:
     async def _run(self, invocation: Invocation) -> Reply:
         return await asyncio.to_thread(self.dispatch, invocation)
 
-    async def _on_command(self, ack: Any, body: dict[str, Any], respond: Any) -> None:
+    async def _on_command(self, ack: Any, body: dict[str, Any], respond: Any, request: Any) -> None:
         await ack()
+        # Slash commands carry no delivery id, and a signed request replayed within the five minutes
+        # bolt accepts would run twice: the signature (unique per timestamp and body) is its id.
+        signature = (request.headers.get("x-slack-signature") or [None])[0]
         invocation = await self._invocation(team_id=body.get("team_id", ""), user_id=body.get("user_id", ""),
                                             user_name=body.get("user_name", ""), channel=body.get("channel_id"),
-                                            text=command_text(body.get("command", ""), body.get("text", "")))
+                                            text=command_text(body.get("command", ""), body.get("text", "")),
+                                            delivery_id=f"command:{signature}" if signature else None)
         reply = await self._run(invocation)
-        await self._answer(respond, reply, channel=body.get("channel_id"))
+        await self._answer(respond, reply, channel=body.get("channel_id"), user=body.get("user_id"))
 
-    async def _answer(self, respond: Any, reply: Reply, *, channel: str | None, replace: bool = False) -> None:
+    async def _answer(self, respond: Any, reply: Reply, *, channel: str | None, replace: bool = False,
+                      user: str | None = None) -> None:
         if reply.duplicate:
             return
         ephemeral = reply.private or not reply.ok
@@ -184,6 +200,13 @@ class SlackAdapter:
         if reply.image is not None and channel and not ephemeral:
             await self.client.files_upload_v2(channel=channel, content=reply.image.png,
                                               filename=reply.image.filename, title=reply.image.alt[:250])
+        if reply.file is not None:
+            # A private file (an export) goes to the person's DM, never to everyone in the channel.
+            where = channel if not ephemeral else (
+                (await self.client.conversations_open(users=user))["channel"]["id"] if user else None)
+            if where:
+                await self.client.files_upload_v2(channel=where, content=reply.file.data,
+                                                  filename=reply.file.filename, title=reply.file.filename)
 
     async def _on_click(self, ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any) -> None:
         """A button runs its command as the person who clicked; the message then shows the outcome."""
@@ -197,7 +220,8 @@ class SlackAdapter:
                                             channel=channel, text=command,
                                             delivery_id=f"click:{body.get('trigger_id') or action.get('action_ts')}")
         reply = await self._run(invocation)
-        await self._answer(respond, reply, channel=channel, replace=reply.ok and _decides(command))
+        await self._answer(respond, reply, channel=channel, replace=reply.ok and _decides(command),
+                           user=user.get("id"))
 
     async def _on_home(self, event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient) -> None:
         if event.get("tab", "home") != "home":
@@ -209,6 +233,20 @@ class SlackAdapter:
         if reply.duplicate:
             return
         await client.views_publish(user_id=user_id, view={"type": "home", "blocks": blocks(reply)})
+
+
+def signed(secret: str, request: Request, body: bytes) -> bool:
+    """Whether Slack signed this request within the last five minutes (a malformed timestamp,
+    signature or body is simply not signed)."""
+    stamp = request.headers.get("x-slack-request-timestamp", "")
+    signature = request.headers.get("x-slack-signature", "")
+    if not (stamp.isascii() and stamp.isdigit() and len(stamp) < 16 and signature.isascii()):
+        return False
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return SignatureVerifier(secret).is_valid(text, stamp, signature)
 
 
 def _decides(command: str) -> bool:
@@ -243,6 +281,9 @@ class SlackSender:
         if reply.image is not None:
             await self._call(self.client.files_upload_v2, channel=answer.get("channel", channel),
                              content=reply.image.png, filename=reply.image.filename, title=reply.image.alt[:250])
+        if reply.file is not None:
+            await self._call(self.client.files_upload_v2, channel=answer.get("channel", channel),
+                             content=reply.file.data, filename=reply.file.filename, title=reply.file.filename)
         return f"{answer.get('channel', channel)}:{answer.get('ts', '')}"
 
     async def update(self, message_ref: str, reply: Reply) -> None:

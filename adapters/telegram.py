@@ -200,6 +200,21 @@ class TelegramAdapter:
                                  do_quote=not reply.ok)
         if reply.image is not None:
             await message.reply_photo(reply.image.png, caption=reply.image.alt[:1024])
+        if reply.file is not None:
+            await self._send_file(message, reply)
+
+    async def _send_file(self, message: Message, reply: Reply) -> None:
+        """A private file (an export) asked for in a group goes to the person's private chat."""
+        assert reply.file is not None
+        if message.chat.type == ChatType.PRIVATE or not reply.private or message.from_user is None:
+            await message.reply_document(reply.file.data, filename=reply.file.filename)
+            return
+        try:
+            await message.get_bot().send_document(chat_id=message.from_user.id, document=reply.file.data,
+                                                   filename=reply.file.filename)
+        except Forbidden:
+            await message.reply_text("📎 Open a private chat with me and press Start, then ask again. "
+                                     "请先私聊我并点击“开始”，再重新导出。")
 
     async def _on_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message, user = update.effective_message, update.effective_user
@@ -305,6 +320,9 @@ class TelegramSender:
                                              reply_markup=keyboard(reply))
             if reply.image is not None:
                 await bot.send_photo(chat_id=message.chat_id, photo=reply.image.png, caption=reply.image.alt[:1024])
+            if reply.file is not None:
+                await bot.send_document(chat_id=message.chat_id, document=reply.file.data,
+                                        filename=reply.file.filename)
         except RetryAfter as error:
             retry = error.retry_after
             seconds = retry.total_seconds() if hasattr(retry, "total_seconds") else float(retry)

@@ -78,6 +78,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--db", choices=("sqlite", "postgres", "both"), default="both")
     parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="the quick sizes 100000,200000 instead of --sizes (what `python -m bench` runs)",
+    )
+    parser.add_argument(
         "--repeats", type=int, default=7, help="timed runs per measurement (median)"
     )
     parser.add_argument("--pg", default="127.0.0.1:5432", help="Postgres host:port (user postgres)")
@@ -308,7 +313,7 @@ def fresh_database(db: str, pg: str) -> Iterator[str]:
             shutil.rmtree(folder, ignore_errors=True)
         return
     host, _, port = pg.partition(":")
-    name = f"dealbot_bench_{os.getpid()}"
+    name = f"dealbot_scale_bench_{os.getpid()}"
     where = ["-h", host, "-p", port or "5432", "-U", "postgres"]
     subprocess.run(
         ["dropdb", *where, "--if-exists", "--force", name], check=True, capture_output=True
@@ -561,7 +566,8 @@ def measure(db: str, n: int, due: int, args: argparse.Namespace, plans: bool) ->
 
 
 def run(args: argparse.Namespace) -> Table:
-    sizes = sorted(int(size.replace("_", "")) for size in args.sizes.split(",") if size.strip())
+    chosen = "100000,200000" if args.quick else args.sizes
+    sizes = sorted(int(size.replace("_", "")) for size in chosen.split(",") if size.strip())
     dbs = ["sqlite", "postgres"] if args.db == "both" else [args.db]
     table = Table(
         title=f"Reminder scan vs table size: {args.due} overdue + {args.due} stuck due leads "
@@ -635,3 +641,20 @@ def run(args: argparse.Namespace) -> Table:
         f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} (shared machine: see best ms).",
     )
     return table
+
+
+def headline(table: Table) -> list[tuple[str, str, str, str]]:
+    """For `python -m bench`'s summary: the scan-time ratio, largest size vs smallest, per db."""
+    rows = []
+    for row in table.rows:
+        if row[8] != "-":
+            ratio = float(str(row[8]).rstrip("x"))
+            rows.append(
+                (
+                    f"scan {row[0]} {row[1]} vs smallest",
+                    str(row[8]),
+                    "< 2x",
+                    "yes" if ratio < 2 else "NO",
+                )
+            )
+    return rows

@@ -2,21 +2,50 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
 from adapters.base import Sender
 from adapters.console import ConsoleSender
+from bot import logs
+from bot.metrics import Metrics
 from bot.settings import Settings
 from commands import Dispatcher
+from commands.dispatch import Handled
+from commands.throttle import Throttle
 from models.clock import Clock, SystemClock
 from models.db import make_engine
 from models.migrate import upgrade
 from reminders.limits import Pacer, default_limits
-from reminders.outbox import OutboxDelivery
+from reminders.outbox import Delivered, OutboxDelivery
 from reminders.worker import Worker
+
+
+class FileClock:
+    """The moment written in a file (ISO 8601 with offset), running on in real time from when the file
+    was written. Set by DEALBOT_CLOCK_FILE so a test can move the clock of processes it started;
+    replace the file (write, then rename) to jump."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._stamp: int | None = None
+        self._moment = datetime.now(UTC)
+
+    def now(self) -> datetime:
+        stamp = self.path.stat().st_mtime_ns
+        if stamp != self._stamp:
+            try:
+                moment = datetime.fromisoformat(self.path.read_text().strip())
+            except ValueError:
+                moment = None  # caught mid-write: keep the moment read before
+            if moment is not None and moment.tzinfo is not None:
+                self._moment, self._stamp = moment.astimezone(UTC), stamp
+        return self._moment + timedelta(seconds=max(0.0, time.time() - (self._stamp or stamp) / 1e9))
 
 
 @dataclass
@@ -27,6 +56,7 @@ class Bot:
     dispatcher: Dispatcher
     senders: dict[str, Sender] = field(default_factory=dict)
     adapters: list[Any] = field(default_factory=list)  # each offers routes() for the web app
+    metrics: Metrics = field(default_factory=Metrics)
 
     @property
     def slack(self) -> Any:
@@ -34,24 +64,38 @@ class Bot:
 
     def delivery(self) -> OutboxDelivery:
         return OutboxDelivery(self.engine, self.senders, self.clock, pacer=Pacer(default_limits(self.settings.rates)),
-                              max_attempts=self.settings.outbox_max_attempts)
+                              max_attempts=self.settings.outbox_max_attempts, observer=self._delivered,
+                              lease=timedelta(seconds=self.settings.outbox_lease_seconds))
 
     def worker(self) -> Worker:
-        return Worker(self.engine, self.clock, self.delivery())
+        return Worker(self.engine, self.clock, self.delivery(), observer=self.metrics.on_job)
+
+    def _handled(self, event: Handled) -> None:
+        self.metrics.on_command(event)
+        logs.log_command(event)
+
+    def _delivered(self, event: Delivered) -> None:
+        self.metrics.on_delivery(event)
+        logs.log_delivery(event)
 
 
 def build(settings: Settings | None = None, *, clock: Clock | None = None, database_url: str | None = None,
-          migrate: bool = True) -> Bot:
+          migrate: bool = True, metrics: Metrics | None = None) -> Bot:
+    """`metrics`: share one registry between builds in one process (`dealbot run`)."""
     settings = settings or Settings()
     url = database_url or settings.database_url
     engine = make_engine(url)
     if migrate:
         upgrade(engine)
-    clock = clock or SystemClock()
-    dispatcher = Dispatcher(engine, clock, admins=settings.admin_keys)
+    clock = clock or (FileClock(settings.clock_file) if settings.clock_file else SystemClock())
+    dispatcher = Dispatcher(engine, clock, admins=settings.admin_keys,
+                            throttle=Throttle.from_settings(settings))
     # Console teams' pushes print where the process runs (`→ bob: …`).
     senders: dict[str, Sender] = {"console": ConsoleSender()}
-    bot = Bot(settings=settings, engine=engine, clock=clock, dispatcher=dispatcher, senders=senders)
+    bot = Bot(settings=settings, engine=engine, clock=clock, dispatcher=dispatcher, senders=senders,
+              metrics=metrics or Metrics())
+    dispatcher.observer = bot._handled
+    bot.metrics.watch_outbox(engine)
     # Each configured platform: an adapter (inbound routes) and its sender (outbox deliveries).
     if "slack" in settings.platforms:
         from adapters.slack import SlackAdapter

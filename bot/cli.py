@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
 import sys
 import threading
 from datetime import datetime
@@ -173,13 +175,19 @@ def worker(db: DbOption = None,
 
 
 async def _catch_up_forever(bot: Bot, every: float) -> None:
+    """Catch-up passes until SIGTERM or SIGINT; the pass in hand is finished first, so no message
+    is left sent but not marked sent."""
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        asyncio.get_running_loop().add_signal_handler(signum, stop.set)
     worker = bot.worker()
-    while True:
+    while not stop.is_set():
         try:
             await worker.run_once()
         except Exception:  # noqa: BLE001 - a failed pass is logged and the next one tries again
             logging.getLogger("dealbot.worker").exception("catch-up pass failed")
-        await asyncio.sleep(every)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=every)
 
 
 @db_app.command("upgrade")
@@ -245,19 +253,52 @@ def telegram_set_webhook() -> None:
 
 
 @app.command("export")
-def export_(kind: Annotated[str, typer.Argument(help="leads, followups, quotes, or all (one sheet each)")],
-            out: Annotated[Path, typer.Option("--out", help="The file to write (.xlsx or .csv)")],
+def export_(kind: Annotated[str | None, typer.Argument(help="leads, followups, quotes, or all (one sheet each)")] = None,
+            out: Annotated[Path | None, typer.Option("--out", help="The file to write (.xlsx or .csv)")] = None,
             fmt: Annotated[str | None, typer.Option("--format", help="xlsx or csv (default: from --out)")] = None,
             team: Annotated[str | None, typer.Option(help="Team key, name or platform:key")] = None,
+            personal_data: Annotated[str | None, typer.Option(
+                "--personal-data", metavar="PHONE|EMAIL",
+                help="Instead: everything held about the person with this phone number or e-mail "
+                     "address, in every team, as JSON (to --out, or printed)")] = None,
             db: DbOption = None) -> None:
-    """Export leads, follow-ups or quotes to Excel or CSV (dates in the team's timezone)."""
+    """Export leads, follow-ups or quotes to Excel or CSV (dates in the team's timezone); or, with
+    --personal-data, everything held about one person (a subject access request)."""
     from bot import exchange
 
+    if personal_data is not None:
+        _subject_access(personal_data, out, db)
+        return
+    if kind is None or out is None:
+        typer.echo("name what to export and where: dealbot export leads --out leads.xlsx", err=True)
+        raise typer.Exit(2)
     try:
         exchange.run_export(_bot(db).engine, kind=kind, fmt=fmt, out=out, team_ref=team, echo=typer.echo)
     except exchange.ExchangeError as error:
         typer.echo(str(error), err=True)
         raise typer.Exit(2) from None
+
+
+def _subject_access(value: str, out: Path | None, db: str | None) -> None:
+    """Read only: no migration, no change (issue 10)."""
+    import json
+
+    from models import privacy
+
+    engine = make_engine(db or _settings().database_url)
+    try:
+        with unit_of_work(engine) as session:
+            found = privacy.subject_access(session, value)
+    except ValueError as error:
+        typer.echo(str(error), err=True)
+        raise typer.Exit(2) from None
+    text = json.dumps(found, ensure_ascii=False, indent=2)
+    if out is None:
+        typer.echo(text)
+        return
+    out.write_text(text + "\n", encoding="utf-8")
+    typer.echo(f"{out}: {len(found['leads'])} leads, mentioned in "
+               f"{sum(len(v) for v in found['mentioned_in'].values())} other records", err=True)
 
 
 @app.command("import")
@@ -281,6 +322,36 @@ def import_(kind: Annotated[str, typer.Argument(help="leads")],
     except exchange.ExchangeError as error:
         typer.echo(str(error), err=True)
         raise typer.Exit(2) from None
+
+
+@app.command("backup")
+def backup_(file: Annotated[Path, typer.Argument(help="Where to write the backup (replaced if it exists)")],
+            db: DbOption = None) -> None:
+    """Back up the SQLite database online, while the bot runs: a consistent copy in FILE.
+    (Postgres: use pg_dump.)"""
+    from bot import backup
+
+    try:
+        made = backup.backup(db or _settings().database_url, file)
+    except backup.BackupError as error:
+        typer.echo(str(error), err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"{made.path}: {made.rows} rows in {made.tables} tables, {made.bytes} bytes")
+
+
+@app.command("restore")
+def restore_(file: Annotated[Path, typer.Argument(help="A backup made by `dealbot backup`")],
+             db: DbOption = None) -> None:
+    """Restore a backup into an empty database (stop the bot first); refuses one that holds data."""
+    from bot import backup
+
+    try:
+        made = backup.restore(file, db or _settings().database_url)
+    except backup.BackupError as error:
+        typer.echo(str(error), err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"{made.path}: restored {made.rows} rows in {made.tables} tables; "
+               "run `dealbot db upgrade` if this version is newer than the backup")
 
 
 def main() -> None:

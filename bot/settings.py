@@ -40,6 +40,17 @@ class Settings(BaseSettings):
     wecom_robot_rate: str = Field("20/60s", validation_alias="DEALBOT_WECOM_ROBOT_RATE")
     wecom_app_rate: str = Field("30/1s", validation_alias="DEALBOT_WECOM_APP_RATE")
     outbox_max_attempts: int = Field(6, validation_alias="DEALBOT_OUTBOX_MAX_ATTEMPTS")
+    # Issue 10 (hardening): how long a claimed outbox row is the claimer's before another worker may
+    # take it over; command rate limits per member and per team ("count/seconds", or "off"); the
+    # largest request body any endpoint reads.
+    outbox_lease_seconds: float = Field(120.0, gt=0,
+                                        validation_alias="DEALBOT_OUTBOX_LEASE_SECONDS")
+    member_rate: str = Field("60/60s", validation_alias="DEALBOT_MEMBER_RATE")
+    team_rate: str = Field("600/60s", validation_alias="DEALBOT_TEAM_RATE")
+    max_body_bytes: int = Field(1 << 20, gt=0, validation_alias="DEALBOT_MAX_BODY_BYTES")
+    body_timeout_seconds: float = Field(15.0, gt=0, validation_alias="DEALBOT_BODY_TIMEOUT_SECONDS")
+    # Tests only: read "now" from this file (see bot.app.FileClock) instead of the system clock.
+    clock_file: str | None = Field(None, validation_alias="DEALBOT_CLOCK_FILE")
 
     @property
     def rates(self) -> dict[str, str]:

@@ -7,7 +7,10 @@ Adapters call `Dispatcher.dispatch(invocation) -> Reply` and nothing else.
 
 from __future__ import annotations
 
-from commands import followups, help, leads, me, quotes, reports, targets, team
+from commands import aftersale, followups, help, leads, me, quotes, reports, targets, team
+from commands import exchange, points  # issue 8: /report export, /report points
+from commands import teamwork  # issue 8: transfers, delegation, personal settings
+from commands import privacy  # issue 10: /lead forget
 from commands.registry import Family, Verb
 
 FAMILIES: list[Family] = [
@@ -19,6 +22,13 @@ FAMILIES: list[Family] = [
     Family("target", ("target", "目标", "targets"), "monthly targets against won", "月度目标与完成"),
     Family("team", ("team", "团队"), "members, roles, settings, handoff", "成员、角色、设置、交接"),
     Family("me", ("me", "我的", "mine"), "my leads, overdue follow-ups, approvals for me", "我的线索、逾期与待审批"),
+    Family("contract", ("contract", "合同", "contracts"), "contracts on won leads",
+           "合同登记与查看"),
+    Family("plan", ("plan", "回款计划", "付款计划"), "a contract's payment plan", "合同回款计划"),
+    Family("paid", ("paid", "回款", "payment", "收款"), "record money received", "登记回款"),
+    Family("receivables", ("receivables", "应收", "ar", "应收款"), "what is owed, with ageing",
+           "应收账款与账龄"),
+    Family("care", ("care", "回访", "售后"), "after-sales care of customers", "客户售后回访"),
     Family("help", ("help", "帮助", "?", "start"), "this help", "帮助"),
 ]
 
@@ -93,7 +103,75 @@ VERBS: list[Verb] = [
          "/team", "/团队", "/team", "/团队"),
     Verb("me", "", (), me.dashboard, "/me", "/我的", "/me", "/我的"),
     # --- teamwork: transfers, delegation, notification settings, points (issue 8) ---
+    Verb("lead", "transfer", ("transfer", "转移", "转交", "申请转移"), teamwork.transfer,
+         "/lead transfer <L> <reason> · /lead transfer approve|reject|cancel <L> [note]",
+         "/线索 转移 <L> <原因> · /线索 转移 同意|驳回|撤回 <L> [备注]",
+         "/lead transfer L12 I met them at the fair last week", "/线索 转移 L3 客户是我在展会上认识的"),
+    Verb("quote", "show", ("show", "view", "查看", "详情"), quotes.show,
+         "/quote show <Q>", "/报价 查看 <Q>", "/quote show Q7", "/报价 查看 Q5"),
+    Verb("team", "delegate", ("delegate", "deputy", "代理", "委托"), teamwork.delegate,
+         "/team delegate [@user until=<date> [from=<date>] [for=@approver] | off]",
+         "/团队 代理 [@成员 至=<日期> [从=<日期>] [代=@审批人] | 取消]",
+         "/team delegate @li until=2026-12-20", "/团队 代理 @李四 至=2026-12-20", frozenset({"until", "from", "for"})),
+    Verb("me", "notify", ("notify", "notifications", "通知"), teamwork.notify,
+         "/me notify [nudges|approvals|updates|all] realtime|digest|off",
+         "/我的 通知 [提醒|审批|动态|全部] 实时|汇总|关闭", "/me notify nudges realtime", "/我的 通知 提醒 汇总"),
+    Verb("me", "quiet", ("quiet", "dnd", "免打扰"), teamwork.quiet,
+         "/me quiet <21:00-08:00>|off|team", "/我的 免打扰 <21:00-08:00>|关闭|团队", "/me quiet 21:00-08:00",
+         "/我的 免打扰 21:00-08:00"),
+    Verb("me", "lang", ("lang", "language", "locale", "语言"), teamwork.lang,
+         "/me lang zh|en|team", "/我的 语言 中文|英文|团队", "/me lang zh", "/我的 语言 英文"),
+    Verb("me", "timezone", ("timezone", "tz", "时区"), teamwork.timezone,
+         "/me timezone <Area/City>|team", "/我的 时区 <地区/城市>|团队", "/me timezone Europe/Berlin",
+         "/我的 时区 Asia/Shanghai"),
+    Verb("me", "silent", ("silent", "静默"), teamwork.silent,
+         "/me silent on|off", "/我的 静默 开|关", "/me silent on", "/我的 静默 开"),
+    Verb("me", "settings", ("settings", "prefs", "设置"), teamwork.settings,
+         "/me settings", "/我的 设置", "/me settings", "/我的 设置"),
+    Verb("report", "points", ("points", "score", "积分", "过程积分"), points.points,
+         "/report points [today|week|month] [@user]", "/报表 积分 [今天|本周|本月] [@成员]",
+         "/report points week", "/报表 积分 本周"),
+    Verb("report", "export", ("export", "导出"), exchange.export,
+         "/report export [leads|followups|quotes] [xlsx|csv]", "/报表 导出 [线索|跟进|报价] [xlsx|csv]",
+         "/report export", "/报表 导出 线索 csv"),
     # --- after the signature: contracts, payment plans, receivables, care (issue 9) ---
+    Verb("contract", "show", ("show", "view", "查看", "详情"), aftersale.show,
+         "/contract show <C>", "/合同 查看 <C>", "/contract show C2", "/合同 查看 C2"),
+    Verb("contract", "edit", ("edit", "set", "编辑", "修改"), aftersale.edit,
+         "/contract edit <C> [signed=] [start=] [end=] [delivered=] [accepted=] [no=] [amount=]",
+         "/合同 编辑 <C> [签订=] [开始=] [到期=] [交付=] [验收=] [编号=] [金额=]",
+         "/contract edit C2 delivered=today", "/合同 编辑 C2 交付=今天",
+         aftersale.CONTRACT_OPTIONS),
+    Verb("contract", "", (), aftersale.contract,
+         "/contract <L> [amount] [signed=<date>] [start=<date>] [end=<date>] [no=<number>]",
+         "/合同 <L> [金额] [签订=<日期>] [开始=<日期>] [到期=<日期>] [编号=<合同号>]",
+         "/contract L3 500k signed=2026-11-20 end=2027-11-19 no=HT-001",
+         "/合同 L3 50万 签订=2026-11-20 到期=2027-11-19 编号=HT-001", aftersale.CONTRACT_OPTIONS),
+    Verb("plan", "", (), aftersale.plan,
+         "/plan <C> <share>@<when> … (30%@signing, 50k@2026-12-31; "
+         "when: a date or signing|start|delivery|acceptance|end)",
+         "/回款计划 <C> <比例或金额>@<时间> …（30%@签约、50万@2026-12-31；"
+         "时间：日期或 签约|开始|交付|验收|到期）",
+         "/plan C2 30%@signing 40%@2026-12-31 30%@acceptance",
+         "/回款计划 C2 30%@签约 40%@2026-12-31 30%@验收"),
+    Verb("paid", "", (), aftersale.paid,
+         "/paid <C> <amount> [date] [note]", "/回款 <C> <金额> [日期] [备注]",
+         "/paid C2 150000 yesterday wire transfer", "/回款 C2 15万 昨天 银行转账"),
+    Verb("receivables", "snooze", ("snooze", "暂缓", "稍后"), aftersale.snooze,
+         "/receivables snooze <C> [3d|<date>]", "/应收 暂缓 <C> [3天后|<日期>]",
+         "/receivables snooze C2 3d", "/应收 暂缓 C2 3天后"),
+    Verb("receivables", "", (), aftersale.receivables,
+         "/receivables [mine|team] [overdue]", "/应收 [我的|团队] [逾期]", "/receivables overdue",
+         "/应收 逾期"),
+    Verb("care", "", (), aftersale.care,
+         "/care <L> <note> [grade=A|B|C] [via=call|visit|wechat|email|meeting]",
+         "/回访 <L> <内容> [等级=A|B|C] [方式=电话|拜访|微信|邮件|会议]",
+         "/care L3 called, all good, wants a training grade=A",
+         "/回访 L3 电话回访，客户满意 等级=A",
+         aftersale.CARE_OPTIONS),
+    # --- privacy (issue 10) ---
+    Verb("lead", "forget", ("forget", "erase", "遗忘", "删除个人信息"), privacy.forget,
+         "/lead forget <L>", "/线索 遗忘 <L>", "/lead forget L3", "/线索 遗忘 L3"),
     Verb("help", "", (), help.help_, "/help [command]", "/帮助 [命令]", "/help quote", "/帮助 报价"),
 ]
 

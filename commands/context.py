@@ -3,21 +3,25 @@ that turn typed words into domain values or a friendly usage error."""
 
 from __future__ import annotations
 
+import copy
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import models.tables  # noqa: F401  (every table first: models.teams → models.scope read them)
 from commands import i18n
 from commands.parsing_values import parse_amount, parse_date, parse_percent
 from commands.types import Button, Invocation, Reply
-from models import outbox, teams
+from models import teams, teamwork
 from models.config import Stage
 from models.errors import DomainError
 from models.scope import Scope
 from models.tables import Lead, Member, Quote
+from reminders.timing import next_working_moment
 
 
 class UsageError(DomainError):
@@ -36,6 +40,26 @@ class Ctx:
     scope: Scope
     locale: str
     admins: Sequence[str] = ()
+    # The reader's own settings (`/me lang`, `/me timezone` …), and the language the team would use.
+    prefs: teamwork.Prefs = field(init=False, default=teamwork.DEFAULT_PREFS)
+    team_locale: str = field(init=False, default="en")
+
+    def __post_init__(self) -> None:
+        self.team_locale = self.locale
+        self.prefs = teamwork.prefs_of(self.scope.session, self.scope.actor.id)
+        if self.prefs.lang:
+            self.locale = self.prefs.lang
+
+    def for_reader(self, member: Member) -> Ctx:
+        """This command's context worded for someone else: their language and timezone, else the team's."""
+        reader = copy.copy(self)
+        reader.prefs = teamwork.prefs_of(self.scope.session, member.id)
+        reader.locale = reader.prefs.lang or self.team_locale
+        return reader
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return self.prefs.tz or self.scope.config.tz
 
     # --- words -----------------------------------------------------------------------------------
     def t(self, key: str, **params: Any) -> str:
@@ -63,7 +87,7 @@ class Ctx:
         return i18n.day(value, self.locale) if value else "-"
 
     def clock(self, moment: Any) -> str:
-        return i18n.clock(moment, self.scope.config.tz, self.scope.today)
+        return i18n.clock(moment, self.tz, self.scope.now.astimezone(self.tz).date())
 
     def stage_label(self, key: str) -> str:
         stage = self.scope.config.stage(key)
@@ -166,12 +190,21 @@ class Ctx:
         raise UsageError("usage.unknown_member", name=token)
 
     # --- pushes to other people ------------------------------------------------------------------
-    def notify(self, member: Member, *, kind: str, key: str, reply: Reply) -> None:
-        """Tell someone else, through the outbox, in the same transaction as the change."""
+    def notify(self, member: Member, *, kind: str, key: str, reply: Reply | Callable[[Ctx], Reply]) -> None:
+        """Tell someone else, through the outbox, in the same transaction as the change.
+
+        `reply` may be a function of the reader's context, to word it in their language. Their own
+        settings apply: a kind they turned off is dropped, a digest kind waits for their next batched
+        message, and their own quiet hours hold it — except a decision someone asks of them."""
         if member.id == self.scope.actor.id:
             return
-        outbox.enqueue(self.scope.session, team=self.scope.team, kind=kind, dedupe_key=key,
-                       payload=reply.model_dump(mode="json"), now=self.scope.now, member=member)
+        reader = self.for_reader(member)
+        built = reply(reader) if callable(reply) else reply
+        not_before = None
+        if kind not in teamwork.ASKED_BY_A_PERSON and reader.prefs.own_quiet:
+            not_before = next_working_moment(self.scope.now, reader.prefs.quiet_config(self.scope.config))
+        teamwork.deliver(self.scope, member, kind=kind, key=key, payload=built.model_dump(mode="json"),
+                         prefs=reader.prefs, not_before=not_before)
 
     def quote_buttons(self, quote: Quote) -> list[Button]:
         approve, reject = ("/审批 同意", "/审批 驳回") if self.zh else ("/quote approve", "/quote reject")

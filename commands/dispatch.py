@@ -7,7 +7,8 @@ import re
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.engine import Engine
@@ -17,6 +18,7 @@ from commands.args import Args, normalize_line, split, tokenize
 from commands.context import Ctx, UsageError
 from commands.i18n import MESSAGES, translate
 from commands.registry import ParsedCommand
+from commands.throttle import Throttle
 from commands.types import Invocation, Reply
 from models import outbox, teams
 from models.clock import Clock
@@ -70,13 +72,32 @@ def _remember_where_team_talks(team: Team, channel: str | None, locale: str | No
         team.last_locale = locale
 
 
+@dataclass(frozen=True)
+class Handled:
+    """What an observer (metrics, logs) hears of each command: never its text, which may hold a
+    phone number or an e-mail address."""
+
+    platform: str
+    team_key: str
+    verb: str  # "lead add"; "unknown" when no verb matched; "-" when the line was never parsed
+    outcome: str  # ok | refused | error | crash | duplicate | no team
+    error: str | None
+    duration_ms: float
+
+
+CommandObserver = Callable[[Handled], None]
+
+
 class Dispatcher:
     """Holds what every command needs (database, clock, deployment's admins) and runs commands."""
 
-    def __init__(self, engine: Engine, clock: Clock, *, admins: Sequence[str] = ()) -> None:
+    def __init__(self, engine: Engine, clock: Clock, *, admins: Sequence[str] = (),
+                 observer: CommandObserver | None = None, throttle: Throttle | None = None) -> None:
         self.engine = engine
         self.clock = clock
         self.admins = tuple(admins)
+        self.observer = observer
+        self.throttle = throttle  # per-member and per-team command rate limits (issue 10)
         self._known: OrderedDict[tuple[str, str, str], None] = OrderedDict()
 
     def _register(self, invocation: Invocation, now: datetime, locale: str) -> None:
@@ -103,6 +124,11 @@ class Dispatcher:
         outcome, error_key = "ok", None
         team_key = invocation.team_key
         try:
+            # Before any database work: a flood costs only its command log rows.
+            held = self.throttle.check(invocation, now) if self.throttle is not None else None
+            if held is not None and self.throttle is not None:
+                outcome, error_key = "throttled", held.level
+                return self.throttle.reply(held, locale)
             self._register(invocation, now, locale)
             with unit_of_work(self.engine) as session:
                 if invocation.delivery_id and not outbox.first_delivery(
@@ -125,6 +151,7 @@ class Dispatcher:
                 parsed = parse_command(invocation.text)
                 locale = scope.config.locale or parsed.locale or locale
                 ctx = Ctx(inv=invocation, scope=scope, locale=locale, admins=self.admins)
+                locale = ctx.locale  # the member's own language (/me lang) words errors too
                 if len(invocation.text) > MAX_LINE:
                     raise UsageError("usage.too_long", what="message", length=len(invocation.text), limit=MAX_LINE)
                 if parsed.verb is None:
@@ -150,7 +177,21 @@ class Dispatcher:
             log.exception("command failed (ref %s)", ref)
             return Reply(text=translate(locale, "error.internal", ref=ref), ok=False, private=True)
         finally:
-            self._record(invocation, team_key, outcome, error_key, (time.perf_counter() - started) * 1000)
+            ms = (time.perf_counter() - started) * 1000
+            self._record(invocation, team_key, outcome, error_key, ms)
+            self._observe(invocation, team_key, parsed, outcome, error_key, ms)
+
+    def _observe(self, invocation: Invocation, team_key: str, parsed: ParsedCommand | None, outcome: str,
+                 error: str | None, ms: float) -> None:
+        if self.observer is None:
+            return
+        verb = "-" if parsed is None else "unknown" if parsed.verb is None else \
+            f"{parsed.verb.family} {parsed.verb.name}".strip()
+        try:
+            self.observer(Handled(platform=invocation.platform, team_key=team_key, verb=verb, outcome=outcome,
+                                  error=error, duration_ms=round(ms, 2)))
+        except Exception:
+            log.exception("the command observer failed")
 
     def _error_reply(self, error: DomainError, locale: str, parsed: ParsedCommand | None) -> Reply:
         params = dict(error.params)

@@ -204,6 +204,84 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "{member} 不是你的下属，不能交接其工作。",
     },
     "forbidden.role": {"en": "Only {a} {role} can {action}.", "zh": "只有{role}可以{action}。"},
+    # --- after the signature: contracts, plans, payments, care (issue 9) ---
+    "contract.not_found": {
+        "en": "There is no contract C{contract} in this team. See /receivables or /lead show L….",
+        "zh": "本团队没有合同 C{contract}。发送 /应收 或 /线索 查看 L… 查看。",
+    },
+    "contract.lead_lost": {
+        "en": "L{lead} was lost; a contract needs an open or won lead.",
+        "zh": "L{lead} 已输单，只有进行中或已赢单的线索可以签合同。",
+    },
+    "contract.ends_before_start": {
+        "en": "The contract would end ({end}) before it starts ({start}).",
+        "zh": "合同结束日期（{end}）早于开始日期（{start}）。",
+    },
+    "contract.changed": {
+        "en": "C{contract} changed a moment ago; nothing was done. "
+              "Look again: /contract show C{contract}",
+        "zh": "C{contract} 刚刚有变化，本次操作未执行。请重新查看：/合同 查看 C{contract}",
+    },
+    "contract.amount_has_plan": {
+        "en": "C{contract} has a payment plan, so its amount stays. "
+              "Change the plan first: /plan C{contract} …",
+        "zh": "C{contract} 已有回款计划，金额不能修改。请先修改计划：/回款计划 C{contract} …",
+    },
+    "plan.empty": {"en": "A plan needs at least one instalment.", "zh": "回款计划至少需要一期。"},
+    "plan.too_many": {"en": "A plan has at most {limit} instalments.",
+                      "zh": "回款计划最多 {limit} 期。"},
+    "plan.not_100": {
+        "en": "The percentages add up to {percent}%, not 100%.",
+        "zh": "各期比例合计 {percent}%，不是 100%。",
+    },
+    "plan.not_total": {
+        "en": "The instalments add up to {sum}, not the contract's {total} ({diff} apart).",
+        "zh": "各期金额合计 {sum}，与合同金额 {total} 不符（相差 {diff}）。",
+    },
+    "plan.mixed": {
+        "en": "Use percentages (30%@signing) or amounts (50k@2026-12-31) in one plan, not both.",
+        "zh": "一个计划请统一使用比例（30%@签约）或金额（50万@2026-12-31），不要混用。",
+    },
+    "plan.zero": {"en": "Instalment {n} would be nothing.", "zh": "第 {n} 期金额为零。"},
+    "plan.has_payments": {
+        "en": "C{contract} already has payments recorded, so its plan stays as it is.",
+        "zh": "C{contract} 已有回款记录，回款计划不能再修改。",
+    },
+    "plan.bad_item": {
+        "en": "“{text}” is not an instalment. "
+              "Write share@when: 30%@signing, 50k@2026-12-31, 40%@acceptance.",
+        "zh": "“{text}”不是有效的一期。"
+              "请写成 比例或金额@时间：30%@签约、50万@2026-12-31、40%@验收。",
+    },
+    "plan.bad_when": {
+        "en": "“{text}” is neither a date nor a milestone "
+              "(signing, start, delivery, acceptance, end).",
+        "zh": "“{text}”既不是日期也不是节点（签约、开始、交付、验收、到期）。",
+    },
+    "payment.no_plan": {
+        "en": "C{contract} has no payment plan yet. Set one first: /plan C{contract} 100%@signing",
+        "zh": "C{contract} 还没有回款计划，请先设置：/回款计划 C{contract} 100%@签约",
+    },
+    "payment.fully_paid": {
+        "en": "C{contract} is fully paid ({total}); nothing was recorded.",
+        "zh": "C{contract} 已全部回款（{total}），本次未记录。",
+    },
+    "payment.future": {
+        "en": "{date} is in the future; record a payment on or after the day it arrives.",
+        "zh": "{date} 还没到，请在款项到账当天或之后登记。",
+    },
+    "care.not_customer": {
+        "en": "L{lead} is not a customer yet ({status}); care is for won leads. "
+              "Log a follow-up: /follow L{lead} …",
+        "zh": "L{lead} 还不是客户（{status}），回访只针对已赢单的线索。请用 /跟进 L{lead} …",
+    },
+    "usage.bad_contract_ref": {
+        "en": "“{text}” is not a contract id. Contract ids look like C2.",
+        "zh": "“{text}”不是合同编号。合同编号形如 C2。",
+    },
+    "usage.bad_grade": {"en": "“{text}” is not a grade. Grades: A, B, C.",
+                        "zh": "“{text}”不是客户等级。等级：A、B、C。"},
+    "what.contract": {"en": "a contract id like C2", "zh": "合同编号（如 C2）"},
     # --- words ---------------------------------------------------------------------------------
     "role.rep": {"en": "rep", "zh": "销售"},
     "role.manager": {"en": "manager", "zh": "经理"},
@@ -243,6 +321,77 @@ MESSAGES: dict[str, dict[str, str]] = {
     "what.role": {"en": "a role", "zh": "角色"},
     "what.setting": {"en": "a setting like locale=zh", "zh": "设置项（如 locale=zh）"},
     "what.field": {"en": "a field to change like phone=…", "zh": "要修改的字段（如 电话=…）"},
+    # --- teamwork: transfers, delegation, N-of-M approvals, personal settings (issue 8) -----------
+    "quote.already_signed": {
+        "en": "{by} already approved Q{quote} at {at}; it still needs {missing} more.",
+        "zh": "{by} 已于 {at} 同意 Q{quote}，还需 {missing} 位同意。",
+    },
+    "quote.not_visible": {"en": "Q{quote} is not yours to see.", "zh": "你无权查看 Q{quote}。"},
+    "lead.claim_limit": {
+        "en": "You've claimed {limit} leads from the pool today — the team's daily limit. Ask your manager to assign more.",
+        "zh": "今天已从公海领取 {limit} 条线索，达到团队每日上限。如需更多，请经理分配。",
+    },
+    "transfer.in_pool": {
+        "en": "L{lead} is in the pool: claim it with /lead claim L{lead}",
+        "zh": "L{lead} 在公海中，直接领取：/线索 领取 L{lead}",
+    },
+    "transfer.already_yours": {"en": "L{lead} is already yours.", "zh": "L{lead} 已经是你的线索。"},
+    "transfer.pending": {
+        "en": "{by} already asked for L{lead} at {at}; {owner} is deciding. Nothing was sent.",
+        "zh": "{by} 已于 {at} 申请接手 L{lead}，正等待 {owner} 决定。本次未发送。",
+    },
+    "transfer.asked_already": {
+        "en": "You already asked for L{lead} at {at}; {owner} is deciding.",
+        "zh": "你已于 {at} 申请接手 L{lead}，正等待 {owner} 决定。",
+    },
+    "transfer.already_decided": {
+        "en": "The request by {requester} for L{lead} was already {status} by {by} at {at}.",
+        "zh": "{requester} 对 L{lead} 的转移申请已于 {at} 被 {by}{status}。",
+    },
+    "transfer.none": {
+        "en": "Nobody asked for L{lead}. To ask: /lead transfer L{lead} <reason>",
+        "zh": "没有人申请接手 L{lead}。申请：/线索 转移 L{lead} <原因>",
+    },
+    "transfer.own_request": {
+        "en": "You asked for L{lead} yourself; its owner or their manager decides.",
+        "zh": "这是你自己提出的申请，由 L{lead} 的负责人或其经理决定。",
+    },
+    "transfer.not_yours": {
+        "en": "Only {owner} (the owner) or their manager decides who gets L{lead}.",
+        "zh": "只有负责人 {owner} 或其经理可以决定 L{lead} 的归属。",
+    },
+    "transfer.cancel_not_yours": {
+        "en": "Only the one who asked can withdraw the request for L{lead}.",
+        "zh": "只有申请人可以撤回 L{lead} 的转移申请。",
+    },
+    "transfer.status.approved": {"en": "approved", "zh": "同意"},
+    "transfer.status.rejected": {"en": "rejected", "zh": "驳回"},
+    "transfer.status.cancelled": {"en": "withdrawn", "zh": "撤回"},
+    "transfer.status.stale": {"en": "closed as outdated", "zh": "判定失效"},
+    "delegation.not_yours": {
+        "en": "Only {member} or an admin can choose who decides for {member}.",
+        "zh": "只有 {member} 本人或管理员可以设置其代理人。",
+    },
+    "delegation.not_an_approver": {
+        "en": "{member} approves nothing (a rep), so there is nothing to delegate.",
+        "zh": "{member} 是销售，没有审批权，无需设置代理。",
+    },
+    "delegation.self": {"en": "Pick someone else as the delegate.", "zh": "代理人不能是自己。"},
+    "delegation.past": {"en": "A delegation can't start in the past ({date}).", "zh": "代理不能从过去开始（{date}）。"},
+    "delegation.until_before_from": {
+        "en": "The end ({date}) is before the start.",
+        "zh": "结束日期（{date}）早于开始日期。",
+    },
+    "delegation.too_long": {"en": "A delegation lasts a year at most.", "zh": "代理期限最长一年。"},
+    "delegation.none": {"en": "{member} has no delegate set.", "zh": "{member} 没有设置代理人。"},
+    "prefs.bad_mode": {"en": "“{mode}” is not one of: realtime, digest, off.", "zh": "“{mode}”不是可选值：实时、汇总、关闭。"},
+    "prefs.approvals_off": {
+        "en": "Approvals others ask of you can't be turned off. Use digest to get them batched: /me notify approvals digest",
+        "zh": "别人请你审批的消息不能关闭。可改为汇总：/我的 通知 审批 汇总",
+    },
+    "prefs.bad_quiet": {"en": "“{text}” is not a range like 21:00-08:00.", "zh": "“{text}”不是时间段，如 21:00-08:00。"},
+    "prefs.bad_lang": {"en": "“{text}” is not zh or en.", "zh": "“{text}”不是 zh 或 en。"},
+    "prefs.bad_timezone": {"en": "“{text}” is not a timezone like Asia/Shanghai.", "zh": "“{text}”不是时区，如 Asia/Shanghai。"},
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import date, timedelta
 
+from commands import aftersale
 from commands.args import Args
 from commands.context import MAX_FIELD, Ctx, UsageError
 from commands.types import Button, Reply
@@ -74,19 +75,18 @@ def add(ctx: Ctx, args: Args) -> Reply:
     scope = ctx.scope
     owner: Member | None = None
     to_pool = False
+    rule: str | None = None
     if "owner" in args.options:
         if rank(scope.actor) < 1:
             raise DomainError("forbidden.role", action=ctx.t("action.assign"), role=ctx.role_label("manager"))
         wanted = args.options["owner"]
         to_pool = wanted.casefold() in ("pool", "公海")
         owner = None if to_pool else ctx.member(wanted)
-    elif rank(scope.actor) >= 1 and scope.config.assignment != "author":
-        to_pool = scope.config.assignment == "pool"
-        if not to_pool:
-            owner = leads.pick_owner_by_balance(scope.session, scope.team.id or 0, scope.actor)
+    else:
+        owner, to_pool, rule = leads.auto_owner(scope)  # the team's assignment rule, for managers
     data = leads.NewLead(name=name, **facts)  # type: ignore[arg-type]
     try:
-        lead, duplicates = leads.add_lead(scope, data, owner=owner, to_pool=to_pool, force=force)
+        lead, duplicates = leads.add_lead(scope, data, owner=owner, to_pool=to_pool, force=force, rule=rule)
     except DomainError as error:
         if error.key != "lead.duplicate":
             raise
@@ -105,11 +105,15 @@ def add(ctx: Ctx, args: Args) -> Reply:
         new_owner = scope.session.get(Member, lead.owner_id)
         if new_owner:
             ctx.notify(new_owner, kind="assigned", key=f"assigned:{lead.id}:{lead.version}:{new_owner.id}",
-                       reply=Reply(text=ctx.pick("📥 L{n} {name} is yours now (from {by}).",
-                                                 "📥 {by} 把 L{n} {name} 分配给了你。",
-                                                 n=lead.number, name=lead.name, by=scope.actor.name),
-                                   buttons=_next_buttons(ctx, lead)))
+                       reply=lambda reader: _assigned(reader, lead))
     return Reply(text=text, buttons=_next_buttons(ctx, lead))
+
+
+def _assigned(reader: Ctx, lead: Lead) -> Reply:
+    """The push to a lead's new owner, in their language."""
+    return Reply(text=reader.pick("📥 L{n} {name} is yours now (from {by}).", "📥 {by} 把 L{n} {name} 分配给了你。",
+                                  n=lead.number, name=lead.name, by=reader.scope.actor.name),
+                 buttons=_next_buttons(reader, lead))
 
 
 def _duplicate_reply(ctx: Ctx, existing: Lead) -> Reply:
@@ -120,6 +124,9 @@ def _duplicate_reply(ctx: Ctx, existing: Lead) -> Reply:
     if existing.owner_id is None:
         claim = "/线索 领取" if ctx.zh else "/lead claim"
         buttons.append(Button(label=ctx.pick("Claim it", "领取"), command=f"{claim} L{existing.number}"))
+    elif existing.owner_id != ctx.scope.actor.id and existing.status == "open":
+        transfer = "/线索 转移" if ctx.zh else "/lead transfer"
+        buttons.append(Button(label=ctx.pick("Request transfer", "申请转移"), command=f"{transfer} L{existing.number} "))
     buttons.append(Button(label=ctx.pick("Add anyway", "仍然添加"), command=f"{again} force=yes"))
     return Reply(text=text, buttons=buttons, ok=False, private=True)
 
@@ -200,6 +207,7 @@ def show(ctx: Ctx, args: Args) -> Reply:
     if quotes:
         fields.append((ctx.pick("Quotes", "报价"), " · ".join(
             f"Q{quote.number} {ctx.money(quote.amount)} {ctx.t('status.' + quote.status)}" for quote in quotes)))
+    fields += aftersale.lead_fields(ctx, lead)  # contracts, money owed, customer care
     for item in leads.recent_followups(session, lead):
         via = f" ({ctx.t('via.' + item.via)})" if item.via else ""
         fields.append((f"{ctx.clock(item.created_at)} {ctx.member_name(item.author_id)}{via}", item.note[:200]))
@@ -291,9 +299,7 @@ def assign(ctx: Ctx, args: Args) -> Reply:
     member = ctx.member(args.words[1] if len(args.words) > 1 else None)
     leads.assign(ctx.scope, lead, member)
     ctx.notify(member, kind="assigned", key=f"assigned:{lead.id}:{lead.version}:{member.id}",
-               reply=Reply(text=ctx.pick("📥 L{n} {name} is yours now (from {by}).", "📥 {by} 把 L{n} {name} 分配给了你。",
-                                         n=lead.number, name=lead.name, by=ctx.scope.actor.name),
-                           buttons=_next_buttons(ctx, lead)))
+               reply=lambda reader: _assigned(reader, lead))
     return Reply(text=ctx.pick("👤 L{n} {name} now belongs to {who}.", "👤 L{n} {name} 已分配给 {who}。",
                                n=lead.number, name=lead.name, who=member.name))
 

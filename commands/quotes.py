@@ -8,10 +8,9 @@ from commands.args import Args
 from commands.context import Ctx, UsageError
 from commands.types import Reply
 from models import leads, quotes
-from models.config import ROLE_RANK
 from models.errors import DomainError
-from models.permissions import rank
 from models.tables import ApprovalStep, Lead, Member, Quote
+from models.teamwork import Asked
 
 
 def _amount_text(ctx: Ctx, quote: Quote) -> str:
@@ -26,24 +25,43 @@ def _pct(basis_points: int) -> str:
     return f"{whole}%" if not rest else f"{basis_points / 100:g}%"
 
 
-def _card(ctx: Ctx, quote: Quote, lead: Lead) -> Reply:
+def _card(ctx: Ctx, quote: Quote, lead: Lead, step: ApprovalStep | None = None,
+          asked: Asked | None = None) -> Reply:
     """What an approver sees: the quote, the lead, and the two buttons."""
     requester = ctx.member_name(quote.requester_id)
     text = ctx.pick("🧾 Q{q} · {name} · {amount} · by {who} · L{n} stage {stage}",
                     "🧾 Q{q} · {name} · {amount} · 申请人 {who} · L{n} 阶段 {stage}",
                     q=quote.number, name=lead.name, amount=_amount_text(ctx, quote), who=requester,
                     n=lead.number, stage=ctx.stage_label(lead.stage))
+    if step is not None and step.needed > 1:
+        text += ctx.pick(" · needs {k} {role}s", " · 需 {k} 位{role}同意", k=step.needed, role=ctx.role_label(step.role))
+    if asked is not None and asked.delegated:
+        text += "\n" + ctx.pick("You decide as {p}'s delegate.", "你作为 {p} 的代理人审批。", p=asked.principal.name)
     if quote.note:
         text += "\n" + quote.note
     return Reply(text=text, buttons=ctx.quote_buttons(quote))
 
 
-def _ask(ctx: Ctx, quote: Quote, lead: Lead, step: ApprovalStep) -> list[Member]:
-    approvers = quotes.approvers_for(ctx.scope.session, quote, step)
-    card = _card(ctx, quote, lead)
-    for approver in approvers:
-        ctx.notify(approver, kind="approval", key=f"approval:{quote.id}:{step.level}:{approver.id}", reply=card)
-    return approvers
+def ask_approvers(ctx: Ctx, quote: Quote, lead: Lead, step: ApprovalStep) -> list[Asked]:
+    """Push the card to whoever decides the step now (a delegate stands in for the one away)."""
+    asked = quotes.asked_for(ctx.scope.session, quote, step, ctx.scope.today)
+    for one in asked:
+        ctx.notify(one.member, kind="approval", key=f"approval:{quote.id}:{step.level}:{one.member.id}",
+                   reply=lambda reader, one=one: _card(reader, quote, lead, step, one))
+    return asked
+
+
+def _names(ctx: Ctx, asked: list[Asked]) -> str:
+    return ", ".join(ctx.pick("{m} (for {p})", "{m}（代 {p}）", m=a.member.name, p=a.principal.name) if a.delegated
+                     else a.member.name for a in asked) or ctx.t("word.none")
+
+
+def signer(ctx: Ctx, member_id: int | None, principal_id: int | None) -> str:
+    """Who decided, and as whose delegate when they stood in for someone."""
+    name = ctx.member_name(member_id)
+    if principal_id is None or principal_id == member_id:
+        return name
+    return ctx.pick("{m} as {p}'s delegate", "{m}（代 {p}）", m=name, p=ctx.member_name(principal_id))
 
 
 def create(ctx: Ctx, args: Args) -> Reply:
@@ -62,7 +80,7 @@ def create(ctx: Ctx, args: Args) -> Reply:
         auto = ctx.pick(" Approved automatically (below {limit}).", "低于 {limit}，已自动通过。", limit=limit)
         return Reply(text=head + auto)
     first = steps[0]
-    approvers = _ask(ctx, quote, lead, first)
+    asked = ask_approvers(ctx, quote, lead, first)
     # Say "one level up" only when the discount really raised the level (not when it was already the top).
     policy = ctx.scope.config.approval
     raised = quotes.levels_needed(policy, Decimal(quote.amount) / 100, Decimal(quote.discount_bp) / 100) > \
@@ -70,8 +88,11 @@ def create(ctx: Ctx, args: Args) -> Reply:
     role = ctx.role_label(steps[-1].role)
     why = ctx.pick(" (discount above {p}, one level up)", "（折扣超过 {p}，升一级）",
                    p=f"{ctx.scope.config.approval.discount_raise_pct:g}%") if raised else ""
-    names = ", ".join(a.name for a in approvers) or ctx.t("word.none")
-    if len(steps) == 1:
+    names = _names(ctx, asked)
+    if len(steps) == 1 and first.needed > 1:
+        text = ctx.pick("Needs {k} {role}s{why} — asked {names}.", "需要 {k} 位{role}审批{why}，已通知 {names}。",
+                        k=first.needed, role=role, why=why, names=names)
+    elif len(steps) == 1:
         text = ctx.pick("Needs {a} {role}{why} — asked {names}.", "需要{role}审批{why}，已通知 {names}。",
                         a=_article(role), role=role, why=why, names=names)
     else:
@@ -103,38 +124,69 @@ def _decide(ctx: Ctx, args: Args, *, approve: bool) -> Reply:
     except DomainError as error:
         if error.key == "quote.already_decided":
             raise _already(ctx, error.params["quote"]) from error
+        if error.key == "quote.already_signed":
+            raise _already_signed(ctx, error) from error
         raise
     lead = ctx.scope.session.get(Lead, quote.lead_id)
     assert lead is not None
-    actor = ctx.scope.actor.name
-    at = ctx.clock(ctx.scope.now)
+    actor, principal = ctx.scope.actor, decision.principal or ctx.scope.actor
     requester = ctx.scope.session.get(Member, quote.requester_id)
-    if not approve:
-        text = ctx.pick("❌ Q{q} rejected by {who} · {at}: {why}", "❌ Q{q} 已被 {who} 驳回 · {at}：{why}",
-                        q=quote.number, who=actor, at=at, why=note)
-    elif decision.finished:
-        text = ctx.pick("✅ Q{q} approved by {who} · {at}", "✅ Q{q} 已由 {who} 同意 · {at}", q=quote.number, who=actor, at=at)
-        if note:
-            text += f" — {note}"
+
+    def outcome(reader: Ctx) -> str:
+        who, at = signer(reader, actor.id, principal.id), reader.clock(reader.scope.now)
+        if not approve:
+            return reader.pick("❌ Q{q} rejected by {who} · {at}: {why}", "❌ Q{q} 已被 {who} 驳回 · {at}：{why}",
+                               q=quote.number, who=who, at=at, why=note)
+        text = reader.pick("✅ Q{q} approved by {who} · {at}", "✅ Q{q} 已由 {who} 同意 · {at}",
+                           q=quote.number, who=who, at=at)
+        return text + (f" — {note}" if note else "")
+
+    if not approve or decision.finished:
+        text = outcome(ctx)
     else:
         assert decision.next_step is not None
-        approvers = _ask(ctx, quote, lead, decision.next_step)
-        text = ctx.pick("✅ Q{q}: approved by {who} · {at}. Now waiting for {a} {role} — asked {names}.",
-                        "✅ Q{q}：{who} 已同意 · {at}。等待{role}审批，已通知 {names}。",
-                        q=quote.number, who=actor, at=at, role=ctx.role_label(decision.next_step.role),
-                        a=_article(ctx.role_label(decision.next_step.role)),
-                        names=", ".join(a.name for a in approvers) or ctx.t("word.none"))
+        step = decision.next_step
+        asked = ask_approvers(ctx, quote, lead, step)
+        who, at = signer(ctx, actor.id, principal.id), ctx.clock(ctx.scope.now)
+        if not decision.approved_levels:  # this level needs more signatures than it has
+            text = ctx.pick("✅ Q{q}: approved by {who} · {at} — {k} of {n} {role}s. Waiting for {m} more — asked {names}.",
+                            "✅ Q{q}：{who} 已同意 · {at}（{role} {k}/{n}）。还需 {m} 位，已通知 {names}。",
+                            q=quote.number, who=who, at=at, k=decision.signed, n=decision.needed,
+                            m=decision.needed - decision.signed, role=ctx.role_label(step.role),
+                            names=_names(ctx, asked))
+        elif step.needed > 1:  # the next level needs several signatures, perhaps already one of theirs
+            signed = sum(1 for s in quotes.signatures_of(ctx.scope.session, step) if s.decision == "approve")
+            needed = quotes.needed_now(ctx.scope.session, quote, step)
+            text = ctx.pick("✅ Q{q}: approved by {who} · {at}. Now waiting for {m} more {role}(s) ({k} of {n}) — asked {names}.",
+                            "✅ Q{q}：{who} 已同意 · {at}。还需 {m} 位{role}审批（{k}/{n}），已通知 {names}。",
+                            q=quote.number, who=who, at=at, role=ctx.role_label(step.role), m=needed - signed, k=signed,
+                            n=needed, names=_names(ctx, asked))
+        else:
+            text = ctx.pick("✅ Q{q}: approved by {who} · {at}. Now waiting for {a} {role} — asked {names}.",
+                            "✅ Q{q}：{who} 已同意 · {at}。等待{role}审批，已通知 {names}。",
+                            q=quote.number, who=who, at=at, role=ctx.role_label(step.role),
+                            a=_article(ctx.role_label(step.role)), names=_names(ctx, asked))
     if requester and (decision.finished or not approve):
         ctx.notify(requester, kind="decision", key=f"decision:{quote.id}:{quote.version}:{requester.id}",
-                   reply=Reply(text=f"{text}\nL{lead.number} {lead.name} · {_amount_text(ctx, quote)}"))
+                   reply=lambda reader: Reply(text=f"{outcome(reader)}\nL{lead.number} {lead.name} · "
+                                                   f"{_amount_text(reader, quote)}"))
     return Reply(text=text)
 
 
 def _already(ctx: Ctx, quote: Quote) -> DomainError:
     if quote.decided_by_id is None:
         return DomainError("quote.auto_approved", quote=quote.number)
+    final = quotes.final_signature(ctx.scope.session, quote)
     return DomainError("quote.already_decided", quote=quote.number, status=ctx.t(f"status.{quote.status}"),
-                       by=ctx.member_name(quote.decided_by_id), at=ctx.clock(quote.decided_at))
+                       by=signer(ctx, quote.decided_by_id, final.principal_id if final else None),
+                       at=ctx.clock(quote.decided_at))
+
+
+def _already_signed(ctx: Ctx, error: DomainError) -> DomainError:
+    signature = error.params["signature"]
+    return DomainError("quote.already_signed", quote=error.params["quote"].number, at=ctx.clock(signature.at),
+                       by=signer(ctx, signature.member_id, signature.principal_id),
+                       missing=max(int(error.params["missing"]), 0))
 
 
 def list_(ctx: Ctx, args: Args) -> Reply:
@@ -158,8 +210,49 @@ def list_(ctx: Ctx, args: Args) -> Reply:
             status += f" ({ctx.role_label(step.role)})"
         table.append([f"Q{quote.number}", ctx.lead_label(lead) if lead else "-", _amount_text(ctx, quote),
                       ctx.member_name(quote.requester_id), status])
-        may_decide = (step is not None and quote.requester_id != ctx.scope.actor.id
-                      and rank(ctx.scope.actor) >= ROLE_RANK[step.role])  # no button that can only say no
+        may_decide = step is not None and quotes.authority_for(  # no button that can only say no
+            session, ctx.scope.actor, quote, step, ctx.scope.today) is not None
         if pending and may_decide and len(buttons) < 6:
             buttons += ctx.quote_buttons(quote)
     return Reply(text=f"**{title}** — {len(rows)}", table=table, buttons=buttons)
+
+
+def show(ctx: Ctx, args: Args) -> Reply:
+    """`/quote show Q7`: the quote and every decision on it — who, when, as whose delegate."""
+    scope = ctx.scope
+    quote = quotes.visible_quote(scope, ctx.quote_number(args.words[0] if args.words else None))
+    session = scope.session
+    lead = session.get(Lead, quote.lead_id)
+    status = ctx.t(f"status.{quote.status}")
+    text = ctx.pick("🧾 **Q{q}** · {lead} · {amount} · by {who} · {status}",
+                    "🧾 **Q{q}** · {lead} · {amount} · 申请人 {who} · {status}",
+                    q=quote.number, lead=ctx.lead_label(lead) if lead else "-", amount=_amount_text(ctx, quote),
+                    who=ctx.member_name(quote.requester_id), status=status)
+    if quote.note:
+        text += "\n" + quote.note
+    signatures = quotes.quote_signatures(session, quote)
+    fields = []
+    for step in quotes.steps_of(session, quote):
+        label = ctx.pick("Level {n} · {role}", "第 {n} 级 · {role}", n=step.level, role=ctx.role_label(step.role))
+        if step.needed > 1:
+            label += ctx.pick(" ×{k}", " ×{k}", k=step.needed)
+        parts = []
+        for signature in (s for s in signatures if s.step_id == step.id):
+            mark = "✅" if signature.decision == "approve" else "❌"
+            line = f"{mark} {signer(ctx, signature.member_id, signature.principal_id)} {ctx.clock(signature.at)}"
+            parts.append(line + (f" “{signature.note}”" if signature.note else ""))
+        if step.status == "approved" and not parts and step.decided_by_id:  # signed without a click
+            parts.append(f"✅ {ctx.member_name(step.decided_by_id)} {ctx.clock(step.decided_at)} ({step.note or '-'})")
+        if step.status == "waiting":
+            asked = quotes.asked_for(session, quote, step, scope.today)
+            parts.append(ctx.pick("waiting — asked {names}", "等待中 — 已通知 {names}", names=_names(ctx, asked)))
+        elif step.status in ("queued", "skipped"):
+            parts.append(ctx.pick("queued", "排队中") if step.status == "queued" else ctx.pick("skipped", "未审"))
+        fields.append((label, " · ".join(parts) or "-"))
+    if not fields:
+        fields.append((ctx.pick("Approval", "审批"), ctx.pick("automatic (below the limit)", "低于额度，自动通过")))
+    buttons = []
+    step = quotes.current_step(session, quote)
+    if step is not None and quotes.authority_for(session, scope.actor, quote, step, scope.today):
+        buttons = ctx.quote_buttons(quote)
+    return Reply(text=text, fields=fields, buttons=buttons)

@@ -4,9 +4,11 @@ which the scheduled digests use too."""
 from __future__ import annotations
 
 from commands import i18n
+from commands.aftersale import digest_lines as aftersale_lines
 from commands.args import Args
 from commands.charts import funnel_chart
 from commands.context import Ctx, UsageError
+from commands.points import digest_lines
 from commands.types import Reply
 from models.config import TeamConfig
 from models.errors import DomainError
@@ -109,6 +111,8 @@ def digest_reply(digest: Digest, *, locale: str, config: TeamConfig, who: str | 
                                 d=late.days, owner=late.owner) for late in digest.stuck)
         more = " · …" if digest.stuck_total > len(digest.stuck) else ""
         lines.append(pick("🐢 Stuck {n}: ", "🐢 停滞 {n}：", n=digest.stuck_total) + items + more)
+    lines += aftersale_lines(digest.aftersale, locale=locale, config=config, kind=period.kind)
+    lines += digest_lines(digest.points, locale)  # the week's process points (commands/points.py)
     return Reply(text="\n".join(lines))
 
 

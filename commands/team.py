@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -160,6 +161,55 @@ def _text(ctx: Ctx, text: str) -> str | None:
     return text.strip() or None
 
 
+_ASSIGN = {"round_robin": "round_robin", "roundrobin": "round_robin", "rr": "round_robin", "轮流": "round_robin",
+           "轮询": "round_robin", "manual": "manual", "author": "manual", "手动": "manual", "least_loaded": "least_loaded",
+           "balanced": "least_loaded", "最少": "least_loaded", "均衡": "least_loaded", "pool": "pool", "公海": "pool"}
+
+
+def _assignment(ctx: Ctx, text: str) -> str:
+    """round_robin, manual, least_loaded or pool; the old names author and balanced still work."""
+    value = _ASSIGN.get(text.strip().casefold())
+    if value is None:
+        raise UsageError("usage.bad_choice", text=text, choices="round_robin, manual, least_loaded, pool")
+    return value
+
+
+_LEVEL_ROLES = {"manager": "manager", "managers": "manager", "经理": "manager", "主管": "manager",
+                "admin": "admin", "admins": "admin", "管理员": "admin", "总监": "admin"}
+
+
+def _levels(ctx: Ctx, text: str) -> list[dict[str, Any]]:
+    """`manager:500k, 2*manager:1m, admin` — each level's role, how many must sign, and its limit."""
+    levels = []
+    items = [item.strip() for item in text.replace("，", ",").split(",") if item.strip()]
+    for item in items:
+        who, _, limit = item.replace("≤", ":").replace("<=", ":").partition(":")
+        who = who.strip()
+        match = (re.fullmatch(r"(\d+)\s*[x×*]?\s*(\D+)", who) or re.fullmatch(r"(\D+?)\s*[x×*]\s*(\d+)", who))
+        count, role_word = (1, who) if match is None else (
+            (int(match.group(1)), match.group(2)) if match.group(1).isdigit() else (int(match.group(2)), match.group(1)))
+        role = _LEVEL_ROLES.get(role_word.strip().casefold())
+        if role is None or not 1 <= count <= 10:
+            raise UsageError("usage.bad_config_value", key="approval_levels", value=item,
+                             detail=ctx.pick("levels like manager:500k, 2*manager:1m, admin",
+                                             "层级如 manager:50万, 2*manager:100万, admin"))
+        up_to = _amount(ctx, limit.strip()) if limit.strip() else None
+        levels.append({"role": role, "up_to": up_to, "approvers": count})
+    if not levels:
+        raise UsageError("usage.missing", what=ctx.pick("approval levels", "审批层级"))
+    return levels
+
+
+def level_text(ctx: Ctx, level: dict[str, Any]) -> str:
+    """`2× manager ≤ $1,000,000`: one approval level as the settings card shows it."""
+    text = ctx.role_label(level["role"])
+    if int(level.get("approvers") or 1) > 1:
+        text = f"{level['approvers']}× {text}"
+    if level.get("up_to") is not None:
+        text += f" ≤ {ctx.money(int(Decimal(str(level['up_to'])) * 100))}"
+    return text
+
+
 # Settings people type → (where in TeamConfig, how to read the typed value).
 SETTINGS: dict[str, tuple[str, Callable[[Ctx, str], Any]]] = {
     "timezone": ("timezone", _timezone),
@@ -179,12 +229,31 @@ SETTINGS: dict[str, tuple[str, Callable[[Ctx, str], Any]]] = {
     "digest_channel": ("digest_channel", _text),
     "quiet_hours": ("quiet_hours", _quiet_hours),
     "quiet_weekends": ("quiet_weekends", lambda ctx, text: ctx.yes(text)),
-    "assignment": ("assignment", _choice("author", "pool", "balanced")),
+    "assign": ("assignment", _assignment),
+    "assignment": ("assignment", _assignment),
+    "claim_limit": ("pool_claim_limit", _int),
+    "transfer_wait_hours": ("transfer_wait_hours", _hours),
+    "approval_levels": ("approval.levels", _levels),
     "page_size": ("page_size", _int),
+    "instalment_due_days": ("instalment_due_days", _int),
+    "renewal_days": ("renewal_days", _int),
+    "care_after_won_days": ("care_after_won_days", _int),
+    "care_days_a": ("care_days_a", _int),
+    "care_days_b": ("care_days_b", _int),
+    "care_days_c": ("care_days_c", _int),
+    "care_default_grade": ("care_default_grade",
+                           lambda ctx, text: _choice("a", "b", "c")(ctx, text).upper()),
+    # Process points per action, and what makes a follow-up too empty to earn (models/points.py).
+    **{f"points.{key}": (f"points.{key}", _int) for key in (
+        "followup", "on_time", "stage", "quote_approved", "won", "min_note", "burst_seconds", "burst_count")},
 }
 SETTING_ALIASES = {"时区": "timezone", "语言": "locale", "币种": "currency", "阶段": "stages", "日报时间": "digest_time",
                    "日报频道": "digest_channel", "免打扰": "quiet_hours", "分配": "assignment", "停滞天数": "stale_days",
                    "自动通过": "auto_below", "经理额度": "manager_limit"}
+SETTING_ALIASES.update({"分配规则": "assign", "领取上限": "claim_limit", "审批层级": "approval_levels",
+                        "转移等待": "transfer_wait_hours"})
+SETTING_ALIASES.update({"跟进积分": "points.followup", "按时积分": "points.on_time", "推进积分": "points.stage",
+                        "报价积分": "points.quote_approved", "赢单积分": "points.won"})
 PER_STAGE = {"stale_days": "stale_days", "required": "required"}
 
 
@@ -205,6 +274,13 @@ def config(ctx: Ctx, args: Args) -> Reply:
     for raw_key, raw_value in pairs:
         key = SETTING_ALIASES.get(raw_key, KEY_ALIASES.get(raw_key, raw_key)).casefold()
         head, _, stage_name = key.partition(".")
+        if head == "approvers" and stage_name:  # approvers.2=2: two signatures at level 2
+            levels = scope.config.approval.levels
+            if not stage_name.isdecimal() or not 1 <= int(stage_name) <= len(levels):
+                raise UsageError("usage.bad_config_value", key=key, value=raw_value,
+                                 detail=ctx.pick("levels are 1 to {n}", "层级为 1 到 {n}", n=len(levels)))
+            changes[f"approval.levels.{int(stage_name) - 1}.approvers"] = _int(ctx, raw_value)
+            continue
         if stage_name and head in PER_STAGE:
             stage = ctx.stage(stage_name)
             index = scope.config.stage_index(stage.key)
@@ -212,7 +288,7 @@ def config(ctx: Ctx, args: Args) -> Reply:
             changes[f"stages.{index}.{PER_STAGE[head]}"] = value
             continue
         if key not in SETTINGS:
-            known = ", ".join([*SETTINGS, "stale_days.<stage>", "required.<stage>"])
+            known = ", ".join([*SETTINGS, "stale_days.<stage>", "required.<stage>", "approvers.<level>"])
             raise UsageError("usage.unknown_config", key=raw_key, known=known)
         path, parse = SETTINGS[key]
         try:
@@ -224,12 +300,14 @@ def config(ctx: Ctx, args: Args) -> Reply:
     _before, after = teams.update_config(scope, changes)
     if "locale" in changes and changes["locale"]:
         ctx.locale = changes["locale"]
-    shown = ", ".join(f"{path}={_shown(value)}" for path, value in after.items())
+    shown = ", ".join(f"{path}={_shown(value, ctx)}" for path, value in after.items())
     return Reply(text=ctx.pick("⚙️ Saved: {s}", "⚙️ 已保存：{s}", s=shown))
 
 
-def _shown(value: Any) -> str:
+def _shown(value: Any, ctx: Ctx | None = None) -> str:
     if isinstance(value, list):
+        if ctx is not None and value and isinstance(value[0], dict) and "role" in value[0]:
+            return " · ".join(level_text(ctx, level) for level in value)  # approval levels
         return " → ".join(item.get("key", str(item)) if isinstance(item, dict) else str(item) for item in value)
     return str(value)
 
@@ -250,6 +328,10 @@ def _show_config(ctx: Ctx) -> Reply:
         ("digest_channel", config.digest_channel or "-"),
         ("quiet_hours", config.quiet_hours or "off"), ("quiet_weekends", "yes" if config.quiet_weekends else "no"),
         ("assignment", config.assignment), ("page_size", str(config.page_size)),
+        ("approval_levels", " · ".join(level_text(ctx, level.model_dump(mode="json"))
+                                       for level in config.approval.levels)),
+        ("claim_limit", str(config.pool_claim_limit) if config.pool_claim_limit else "off"),
+        ("transfer_wait_hours", f"{config.transfer_wait_hours:g}"),
     ]
     # What each stage requires and its own stale-days: set with required.<stage>= and stale_days.<stage>=.
     rules = [f"{stage.label(ctx.locale)}: " + ", ".join(
@@ -257,6 +339,7 @@ def _show_config(ctx: Ctx) -> Reply:
         for stage in config.stages if stage.required or stage.stale_days]
     if rules:
         fields.append(("stage rules", " · ".join(rules)))
+    fields.append(("points", " ".join(f"points.{k}={v}" for k, v in config.points.model_dump().items())))
     cmd = "/团队 配置" if ctx.zh else "/team config"
     return Reply(text=ctx.pick("⚙️ **Settings** — change with {cmd} key=value", "⚙️ **团队设置** — 修改：{cmd} 键=值", cmd=cmd),
                  fields=fields)

@@ -46,6 +46,16 @@ class Image(BaseModel):
     filename: str = "chart.png"
 
 
+class Attachment(BaseModel):
+    """A file to hand over (an export), sent as a document where the platform allows."""
+
+    model_config = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
+
+    data: bytes
+    filename: str
+    mime: str = "application/octet-stream"
+
+
 class Reply(BaseModel):
     """What a verb answers, in a markup subset every platform renders: **bold**, `code`, newlines."""
 
@@ -54,6 +64,7 @@ class Reply(BaseModel):
     table: list[list[str]] = Field(default_factory=list)  # first row is the header
     buttons: list[Button] = Field(default_factory=list)
     image: Image | None = None
+    file: Attachment | None = None
     private: bool = False  # show only to the caller where the platform can
     ok: bool = True  # False for errors: adapters may show them privately
     duplicate: bool = False  # a retried delivery already handled: adapters answer nothing

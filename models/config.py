@@ -49,6 +49,7 @@ DEFAULT_STAGES: list[Stage] = [
 class ApprovalLevel(BaseModel):
     role: Role
     up_to: Decimal | None = None  # the largest amount this level may approve; None: no limit
+    approvers: int = Field(default=1, ge=1, le=10)  # distinct people of `role` (or above) who must sign
 
 
 class ApprovalPolicy(BaseModel):
@@ -69,6 +70,22 @@ class ApprovalPolicy(BaseModel):
             raise ValueError("an approval policy needs at least one level")
         return value
 
+
+class PointsConfig(BaseModel):
+    """Process points (过程积分) per action, and what makes an action too empty to earn any."""
+
+    followup: int = Field(default=2, ge=0, le=1000)  # a follow-up logged
+    on_time: int = Field(default=1, ge=0, le=1000)  # extra, when it was done by its planned day
+    stage: int = Field(default=3, ge=0, le=1000)  # a lead moved to a stage it never reached before
+    quote_approved: int = Field(default=5, ge=0, le=1000)  # to the requester, when someone else approves
+    won: int = Field(default=10, ge=0, le=1000)
+    min_note: int = Field(default=10, ge=0, le=500)  # note weight below which a follow-up earns nothing
+    burst_seconds: int = Field(default=60, ge=0, le=3600)  # repeats on one lead within this earn nothing
+    burst_count: int = Field(default=3, ge=2, le=100)  # this many within burst_seconds: none of them earn
+
+
+# The names assignment rules had before issue 8; stored configs and typed commands keep working.
+ASSIGNMENT_ALIASES = {"author": "manual", "balanced": "least_loaded"}
 
 _CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 
@@ -95,8 +112,21 @@ class TeamConfig(BaseModel):
     digest_channel: str | None = None
     quiet_hours: str | None = "20:00-08:30"
     quiet_weekends: bool = False
-    assignment: Literal["author", "pool", "balanced"] = "author"
+    # Who owns a lead a manager adds without owner=: the manager (manual), the reps in turn
+    # (round_robin), the rep with the fewest open leads (least_loaded), or nobody (pool).
+    assignment: Literal["manual", "round_robin", "least_loaded", "pool"] = "manual"
+    pool_claim_limit: int = Field(default=0, ge=0, le=1000)  # leads a rep may claim from the pool per day; 0: no limit
+    transfer_wait_hours: float = Field(default=4.0, gt=0, le=720)  # then a transfer request goes to the owner's manager
     page_size: int = Field(default=10, ge=1, le=50)
+    # After the signature (issue 9): payment and renewal nudges, care per customer grade.
+    instalment_due_days: int = Field(default=3, ge=0, le=60)
+    renewal_days: int = Field(default=30, ge=0, le=365)
+    care_after_won_days: int = Field(default=7, ge=0, le=365)
+    care_days_a: int = Field(default=30, ge=1, le=365)
+    care_days_b: int = Field(default=60, ge=1, le=365)
+    care_days_c: int = Field(default=90, ge=1, le=365)
+    care_default_grade: Literal["A", "B", "C"] = "B"
+    points: PointsConfig = Field(default_factory=PointsConfig)
 
     @field_validator("timezone")
     @classmethod
@@ -120,6 +150,11 @@ class TeamConfig(BaseModel):
     @classmethod
     def _clock(cls, value: str) -> str:
         return parse_clock(value).strftime("%H:%M")
+
+    @field_validator("assignment", mode="before")
+    @classmethod
+    def _assignment_alias(cls, value: object) -> object:
+        return ASSIGNMENT_ALIASES.get(value, value) if isinstance(value, str) else value
 
     @field_validator("quiet_hours")
     @classmethod

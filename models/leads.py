@@ -9,11 +9,11 @@ from typing import Any
 from sqlalchemy import update
 from sqlmodel import Session, col, func, or_, select
 
-from models import audit
-from models.config import Stage
+from models import audit, teamwork
+from models.config import ROLE_RANK, Stage
 from models.errors import DomainError
 from models.normalize import normalize_company, normalize_email, normalize_phone
-from models.permissions import require_change, require_role, require_see, visible_leads
+from models.permissions import rank, require_change, require_role, require_see, visible_leads
 from models.scope import Scope
 from models.tables import FollowUp, Lead, Member, Quote
 from models.teams import lock_team, next_number
@@ -50,8 +50,9 @@ def find_duplicates(session: Session, *, team_id: int, phone: str | None, email:
 
 
 def add_lead(scope: Scope, data: NewLead, *, owner: Member | None, to_pool: bool = False,
-             force: bool = False) -> tuple[Lead, list[Lead]]:
-    """Register a lead; refuses a likely duplicate unless `force` (then it is added and noted)."""
+             force: bool = False, rule: str | None = None) -> tuple[Lead, list[Lead]]:
+    """Register a lead; refuses a likely duplicate unless `force` (then it is added and noted).
+    `rule` names the assignment rule that chose the owner, for the audit trail."""
     norm_phone = normalize_phone(data.phone)
     norm_email = normalize_email(data.email)
     norm_company = normalize_company(data.company or data.name)
@@ -76,14 +77,39 @@ def add_lead(scope: Scope, data: NewLead, *, owner: Member | None, to_pool: bool
     scope.session.add(lead)
     scope.session.flush()
     audit.record(scope, entity="lead", entity_id=lead.id or 0, action="add", after=_snapshot(lead)
-                 | ({"duplicate_of": [d.number for d in duplicates]} if duplicates else {}))
+                 | ({"duplicate_of": [d.number for d in duplicates]} if duplicates else {})
+                 | ({"assignment": rule} if rule else {}))
     return lead, duplicates
+
+
+def auto_owner(scope: Scope) -> tuple[Member | None, bool, str | None]:
+    """Who owns a lead the actor adds without naming an owner: (owner, to_pool, rule).
+
+    Reps own what they add. For managers and admins the team's rule decides: `manual` (they own it),
+    `pool`, `least_loaded` or `round_robin` among their reps (else the team's reps)."""
+    rule = scope.config.assignment
+    if rank(scope.actor) < ROLE_RANK["manager"] or rule == "manual":
+        return None, False, None
+    if rule == "pool":
+        return None, True, rule
+    # Two managers adding at once must not both hand the same turn out.
+    lock_team(scope.session, scope.team)
+    if rule == "least_loaded":
+        return pick_owner_by_balance(scope.session, scope.team.id or 0, scope.actor), False, rule
+    reps = _reps_of(scope.session, scope.team.id or 0, scope.actor)
+    if not reps:
+        return None, False, rule
+    return teamwork.next_in_turn(scope, scope.actor, reps), False, rule
+
+
+def _reps_of(session: Session, team_id: int, manager: Member) -> list[Member]:
+    reps = list(session.exec(select(Member).where(Member.team_id == team_id, Member.role == "rep")))
+    return [rep for rep in reps if rep.manager_id == manager.id] or reps
 
 
 def pick_owner_by_balance(session: Session, team_id: int, manager: Member) -> Member:
     """The rep (of this manager, else of the team) with the fewest open leads; the manager if none."""
-    reps = list(session.exec(select(Member).where(Member.team_id == team_id, Member.role == "rep")))
-    own = [rep for rep in reps if rep.manager_id == manager.id] or reps
+    own = _reps_of(session, team_id, manager)
     if not own:
         return manager
     counts = dict(session.exec(
@@ -231,6 +257,9 @@ def claim(scope: Scope, lead: Lead) -> None:
     _require_open(lead)
     if lead.owner_id is not None:
         raise DomainError("lead.not_in_pool", lead=lead.number, owner=owner_name(scope.session, lead))
+    limit = scope.config.pool_claim_limit
+    if limit and rank(scope.actor) < ROLE_RANK["manager"]:
+        teamwork.take_claim_slot(scope, limit)  # undone with the rest if the claim below loses a race
     guarded_update(scope, lead, action="claim", conflict="lead.not_in_pool",
                    extra_where=col(Lead.owner_id).is_(None),
                    owner_id=scope.actor.id, last_activity_at=scope.now)

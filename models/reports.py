@@ -9,7 +9,9 @@ from typing import Any
 from sqlalchemy import and_, or_
 from sqlmodel import Session, col, func, select
 
+from models.aftersale import AftersaleDigest, aftersale_digest
 from models.config import Stage, TeamConfig
+from models.points import PointsLine, ranking
 from models.tables import ApprovalStep, FollowUp, Lead, Member, Quote
 from models.targets import progress
 
@@ -89,6 +91,8 @@ class Digest:
     stuck: list[LateLead] = field(default_factory=list)
     stuck_total: int = 0
     waiting: list[WaitingApproval] = field(default_factory=list)
+    points: list[PointsLine] = field(default_factory=list)  # the week's process points
+    aftersale: AftersaleDigest | None = None  # money collected, receivables, renewals, care
 
 
 def build_digest(session: Session, *, team_id: int, config: TeamConfig, period: Period, now: datetime,
@@ -142,6 +146,11 @@ def build_digest(session: Session, *, team_id: int, config: TeamConfig, period: 
     digest.funnel = _funnel(session, scope_leads, config)
     _late_lists(session, digest, scope_leads, config, now, today, members, top)
     _waiting(session, digest, quote_scope, now)
+    digest.aftersale = aftersale_digest(session, team_id=team_id, config=config, period=period,
+                                        today=today, lead_filter=and_(*scope_leads), top=top)
+    if period.kind == "week":  # the weekly digest ranks process points (models/points.py)
+        digest.points = ranking(session, team_id=team_id, config=config, start=period.start,
+                                end=period.end, member_ids=member_ids)
     return digest
 
 

@@ -103,6 +103,7 @@ class Lead(SQLModel, table=True):
     lost_reason: str | None = Field(default=None, sa_column=Column(Text))
     next_followup_on: date | None = None
     snoozed_until: date | None = None
+    grade: str | None = Field(default=None, max_length=1)  # A/B/C: how often after-sales care
     last_activity_at: datetime = _utc_column()
     stage_changed_at: datetime = _utc_column()
     closed_at: datetime | None = _utc_column(nullable=True)
@@ -169,6 +170,8 @@ class ApprovalStep(SQLModel, table=True):
     note: str | None = Field(default=None, sa_column=Column(Text))
     escalations: int = 0
     escalated_at: datetime | None = _utc_column(nullable=True)
+    # Distinct signatures the level needs (N of M); each one is an `ApprovalSignature` (models/teamwork.py).
+    needed: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
 
 
 class Target(SQLModel, table=True):
@@ -267,3 +270,12 @@ class InboundDelivery(SQLModel, table=True):
     platform: str = Field(max_length=16)
     key: str = Field(max_length=200)
     received_at: datetime = _utc_column()
+
+
+# Issue 9's tables (contracts, instalments, payments, care plans): a plain import, so that importing
+# models.aftersale first works too.
+import models.aftersale  # noqa: E402,F401
+
+# Issue 8's tables (transfer requests, delegations, signatures, personal settings). A plain import, so
+# that importing models.teamwork first (it reads helpers from this module) works as well.
+import models.teamwork  # noqa: E402,F401

@@ -4,12 +4,16 @@ A row is claimed with a lease (`status='sending'`, `claimed_until`). A worker th
 leaves the lease to run out, and the row is delivered by the next run: nothing is lost. A row is marked
 `sent` only after the platform accepted it, so a crash between the platform's "ok" and our mark can
 send that one message again — the only duplicate possible, bounded to the rows in flight at the crash.
+A worker sends one row at a time, so that is at most one message (with all its parts) per worker per
+crash. A worker whose lease ran out before a row's turn leaves the row to whoever claims it next
+rather than race them; the lease (`DEALBOT_OUTBOX_LEASE_SECONDS`, 2 minutes) must outlast one send.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -52,9 +56,27 @@ class Claimed:
     target: Target
     payload: dict[str, Any]
     attempts: int
+    team_id: int = 0
+    kind: str = ""
+    until: datetime | None = None  # the lease: after this, another worker may have claimed the row
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """What an observer (metrics, logs) hears of each delivery attempt; never the message itself."""
+
+    outbox_id: int
+    team_id: int
+    platform: str
+    kind: str
+    outcome: str  # sent | retried | dead | postponed (paced, or the platform said 429)
+    attempts: int
+    duration_ms: float
+    error: Exception | None = None  # what the platform's sender raised, if anything
 
 
 Sleep = Callable[[float], Awaitable[None]]
+DeliveryObserver = Callable[[Delivered], None]
 
 
 class OutboxDelivery:
@@ -67,7 +89,8 @@ class OutboxDelivery:
     def __init__(self, engine: Engine, senders: Mapping[str, Sender], clock: Clock, *, max_attempts: int = 6,
                  batch: int = 100, lease: timedelta = timedelta(minutes=2),
                  backoff: timedelta = timedelta(seconds=30), pacer: Pacer | None = None,
-                 sleep: Sleep = asyncio.sleep, max_wait: timedelta = timedelta(seconds=2)) -> None:
+                 sleep: Sleep = asyncio.sleep, max_wait: timedelta = timedelta(seconds=2),
+                 observer: DeliveryObserver | None = None) -> None:
         self.engine = engine
         self.senders = senders
         self.clock = clock
@@ -78,6 +101,7 @@ class OutboxDelivery:
         self.pacer = pacer or Pacer({})
         self.sleep = sleep
         self.max_wait = max_wait
+        self.observer = observer
 
     def due_condition(self, now: datetime) -> Any:
         return or_(
@@ -102,7 +126,9 @@ class OutboxDelivery:
                                    .order_by(col(Outbox.next_attempt_at), col(Outbox.id))).scalars()
             return [Claimed(id=row.id or 0, platform=row.platform,
                             target=Target(kind=row.target_kind, key=row.target, label=row.target_label),
-                            payload=row.payload, attempts=row.attempts) for row in rows]
+                            payload=row.payload, attempts=row.attempts, team_id=row.team_id,
+                            kind=row.kind, until=now + self.lease)
+                    for row in rows]
 
     async def run_once(self) -> DeliveryReport:
         """Deliver everything due now, batch after batch, until nothing is due."""
@@ -118,15 +144,19 @@ class OutboxDelivery:
 
     async def deliver(self, row: Claimed, report: DeliveryReport) -> None:
         sender = self.senders[row.platform]
+        started = time.perf_counter()
         now = self.clock.now()
         slot = self.pacer.reserve(row.platform, row.target.kind, row.target.key, now, within=self.max_wait,
                                   ticket=row.id)
         if slot - now > self.max_wait:
             self._finish(row, status="pending", delay=slot - now, refund=True)
             report.postponed += 1
+            self._observe(row, "postponed", started)
             return
         if slot > now:
             await self.sleep((slot - now).total_seconds())
+        if row.until is not None and self.clock.now() >= row.until:
+            return  # our lease ran out: the row may be someone else's now; sending could double it
         try:
             reply = Reply.model_validate(row.payload)
             ref = await sender.send(row.target, reply)
@@ -137,10 +167,12 @@ class OutboxDelivery:
             self._finish(row, status="pending", delay=timedelta(seconds=error.retry_after), refund=True,
                          error=str(error))
             report.postponed += 1
+            self._observe(row, "postponed", started, error)
         except (TargetGone, AuthBroken) as error:
             self._finish(row, status="dead", error=f"{type(error).__name__}: {error}")
             report.dead += 1
             report.errors.append(str(error))
+            self._observe(row, "dead", started, error)
         except Exception as error:  # noqa: BLE001 - any other failure is retried, then given up on
             if row.attempts >= self.max_attempts:
                 self._finish(row, status="dead", error=f"{type(error).__name__}: {error}")
@@ -150,9 +182,21 @@ class OutboxDelivery:
                 self._finish(row, status="pending", delay=delay, error=f"{type(error).__name__}: {error}")
                 report.retried += 1
             log.warning("delivery of outbox row %s failed: %s", row.id, error)
+            self._observe(row, "dead" if row.attempts >= self.max_attempts else "retried", started, error)
         else:
             self._finish(row, status="sent", message_ref=ref)
             report.sent += 1
+            self._observe(row, "sent", started)
+
+    def _observe(self, row: Claimed, outcome: str, started: float, error: Exception | None = None) -> None:
+        if self.observer is None:
+            return
+        try:
+            self.observer(Delivered(outbox_id=row.id, team_id=row.team_id, platform=row.platform, kind=row.kind,
+                                    outcome=outcome, attempts=row.attempts,
+                                    duration_ms=round((time.perf_counter() - started) * 1000, 2), error=error))
+        except Exception:
+            log.exception("the delivery observer failed")
 
     def _finish(self, row: Claimed, *, status: str, delay: timedelta | None = None, refund: bool = False,
                 error: str | None = None, message_ref: str | None = None) -> None:

@@ -1,13 +1,14 @@
 """The reminder scans. Each reads only one team's *due* rows through an index, records which facts it
 has pushed (`Nudge` keys such as `overdue:<lead>:<due date>`), and writes one outbox message per person
-per kind. Running a scan twice, or on two workers at once, pushes nothing twice: the first to insert
+and run, as each person's own settings say (`/me notify`, `/me quiet`, `/me lang`). Running a scan twice, or on two workers at once, pushes nothing twice: the first to insert
 a nudge key owns it."""
 
 from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,11 +19,12 @@ from sqlmodel import Session, col, select
 
 from commands import i18n
 from commands.types import Button, Reply
-from models import audit, outbox
+from models import audit, outbox, teamwork
 from models.config import ROLE_RANK, TeamConfig
-from models.quotes import approvers_for
+from models.quotes import asked_for
 from models.tables import ApprovalStep, Lead, Member, Nudge, Quote, Team
 from models.teams import locale_of, managers_of
+from reminders import aftersale as aftersale_reminders  # a module import: it imports this one too
 from reminders.timing import next_working_moment, working_hours_between
 
 MAX_BUTTONS = 6
@@ -38,12 +40,13 @@ class ScanReport:
     approvals_escalated: int = 0
     pool_warned: int = 0
     pool_returned: int = 0
+    transfers_escalated: int = 0
     messages: int = 0
     counts: dict[str, int] = field(default_factory=dict)
 
     def add(self, other: ScanReport) -> None:
         for name in ("overdue", "overdue_escalated", "stuck", "approvals_reminded", "approvals_escalated",
-                     "pool_warned", "pool_returned", "messages"):
+                     "pool_warned", "pool_returned", "transfers_escalated", "messages"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
@@ -65,10 +68,29 @@ class Scan:
         self.now = now
         self.config = TeamConfig.model_validate(team.config or {})
         self.locale = locale_of(team)
+        self.team_locale = self.locale
         self.today = now.astimezone(self.config.tz).date()
         self.batches: dict[tuple[str, int], list[Line]] = defaultdict(list)
         self.people: dict[int, Member] = {}
+        self.settings: dict[int, teamwork.Prefs] = {}
         self.report = ScanReport()
+
+    # --- each person's own settings ----------------------------------------------------------------
+    def prefs(self, member_id: int) -> teamwork.Prefs:
+        if member_id not in self.settings:
+            self.settings[member_id] = teamwork.prefs_of(self.session, member_id)
+        return self.settings[member_id]
+
+    @contextmanager
+    def reading(self, member: Member | None) -> Iterator[None]:
+        """Word what is built inside for `member`: in their own language, else the team's."""
+        saved = self.locale
+        if member is not None:
+            self.locale = self.prefs(member.id or 0).lang or self.team_locale
+        try:
+            yield
+        finally:
+            self.locale = saved
 
     # --- wording -------------------------------------------------------------------------------
     def pick(self, en: str, zh: str, **params: Any) -> str:
@@ -122,34 +144,90 @@ class Scan:
 
     # --- writing the outbox ----------------------------------------------------------------------
     def flush(self) -> ScanReport:
-        """One message per person and kind, held until quiet hours end."""
-        titles = {
-            "overdue": ("⏰ Follow-ups overdue ({n})", "⏰ 逾期未跟进（{n}）"),
-            "overdue-manager": ("⏰ Your team's follow-ups overdue past {sla} days ({n})",
-                                "⏰ 团队逾期超过 {sla} 天的跟进（{n}）"),
-            "stuck": ("🐢 Deals without progress ({n})", "🐢 长时间未推进的商机（{n}）"),
-            "stuck-manager": ("🐢 Stuck deals in your team ({n})", "🐢 团队停滞商机（{n}）"),
-            "approval-wait": ("🧾 Approvals waiting for you ({n})", "🧾 等待你审批（{n}）"),
-            "approval-escalate": ("🧾 Approvals escalated to you ({n})", "🧾 升级给你的审批（{n}）"),
-            "pool-warning": ("↩️ Back to the pool tomorrow unless you act ({n})", "↩️ 明天将退回公海（{n}）"),
-            "pool-returned": ("↩️ Returned to the pool ({n})", "↩️ 已退回公海（{n}）"),
-        }
-        send_at = next_working_moment(self.now, self.config)
+        """For each person: one message per run with everything they read as a digest (by default
+        their nudges), one message per fact for nudges they want in realtime, nothing for what they
+        turned off. Held through their quiet hours (their own, else the team's), except the
+        approvals people asked of them, which are never held."""
+        for notice in teamwork.take_held(self.session, team_id=self.team.id or 0, now=self.now):
+            member = self.member(notice.member_id)
+            if member is not None:
+                held = Reply.model_validate(notice.payload)
+                self.push(notice.kind, member, Line(f"held:{notice.id}", held.text, held.buttons))
+        by_member: dict[int, list[tuple[str, list[Line]]]] = defaultdict(list)
         for (kind, member_id), lines in sorted(self.batches.items()):
+            by_member[member_id].append((kind, lines))
+        for member_id, groups in by_member.items():
             member = self.people[member_id]
-            title = self.pick(*titles[kind], n=len(lines), sla=self.config.followup_sla_days)
-            shown = lines[:MAX_LINES]
-            text = "\n".join([f"**{title}**", *(f"· {line.text}" for line in shown)])
-            if len(lines) > len(shown):
-                text += "\n" + self.pick("· … and {k} more", "· …… 另有 {k} 条", k=len(lines) - len(shown))
-            buttons = [button for line in shown for button in line.buttons][:MAX_BUTTONS]
-            digest = hashlib.sha1("|".join(sorted(line.key for line in lines)).encode()).hexdigest()[:16]
-            written = outbox.enqueue(self.session, team=self.team, kind=kind, member=member,
-                                     dedupe_key=f"nudge:{kind}:{member_id}:{digest}",
-                                     payload=Reply(text=text, buttons=buttons).model_dump(mode="json"),
-                                     now=self.now, not_before=send_at)
-            self.report.messages += int(written)
+            prefs = self.prefs(member_id)
+            send_at = next_working_moment(self.now, prefs.quiet_config(self.config))
+            asked: list[tuple[str, list[Line]]] = []
+            digest: list[tuple[str, list[Line]]] = []
+            with self.reading(member):
+                for kind, lines in groups:
+                    mode = prefs.mode(kind)
+                    if mode == "off":
+                        continue
+                    if mode == "digest":
+                        (asked if kind in teamwork.ASKED_BY_A_PERSON else digest).append((kind, lines))
+                    elif teamwork.category_of(kind) == "nudges":
+                        for line in lines:  # realtime: each fact its own message
+                            self._write(member, [(kind, [line])], send_at)
+                    else:
+                        self._write(member, [(kind, lines)], send_at)
+                self._write(member, asked, self.now)
+                self._write(member, digest, send_at)
         return self.report
+
+    def _write(self, member: Member, groups: list[tuple[str, list[Line]]], send_at: datetime) -> None:
+        """One outbox message holding each group of lines under its title."""
+        if not groups:
+            return
+        parts: list[str] = []
+        buttons: list[Button] = []
+        keys: list[str] = []
+        for kind, lines in groups:
+            en, zh = TITLES.get(kind, TITLES["updates"])
+            parts.append(f"**{self.pick(en, zh, n=len(lines), sla=self.config.followup_sla_days)}**")
+            shown = lines[:MAX_LINES]
+            parts += [f"· {line.text}" for line in shown]
+            if len(lines) > len(shown):
+                parts.append(self.pick("· … and {k} more", "· …… 另有 {k} 条", k=len(lines) - len(shown)))
+            buttons += [button for line in shown for button in line.buttons]
+            keys += [line.key for line in lines]
+        digest = hashlib.sha1("|".join(sorted(keys)).encode()).hexdigest()[:16]
+        kind = groups[0][0] if len(groups) == 1 else "digest"
+        reply = Reply(text="\n".join(parts), buttons=buttons[:MAX_BUTTONS])
+        written = outbox.enqueue(self.session, team=self.team, kind=kind, member=member,
+                                 dedupe_key=f"nudge:{kind}:{member.id}:{digest}",
+                                 payload=reply.model_dump(mode="json"), now=self.now, not_before=send_at)
+        self.report.messages += int(written)
+
+
+# The title of each kind of line in a batched message.
+TITLES: dict[str, tuple[str, str]] = {
+    "overdue": ("⏰ Follow-ups overdue ({n})", "⏰ 逾期未跟进（{n}）"),
+    "overdue-manager": ("⏰ Your team's follow-ups overdue past {sla} days ({n})",
+                        "⏰ 团队逾期超过 {sla} 天的跟进（{n}）"),
+    "stuck": ("🐢 Deals without progress ({n})", "🐢 长时间未推进的商机（{n}）"),
+    "stuck-manager": ("🐢 Stuck deals in your team ({n})", "🐢 团队停滞商机（{n}）"),
+    "approval-wait": ("🧾 Approvals waiting for you ({n})", "🧾 等待你审批（{n}）"),
+    "approval-escalate": ("🧾 Approvals escalated to you ({n})", "🧾 升级给你的审批（{n}）"),
+    "pool-warning": ("↩️ Back to the pool tomorrow unless you act ({n})", "↩️ 明天将退回公海（{n}）"),
+    "pool-returned": ("↩️ Returned to the pool ({n})", "↩️ 已退回公海（{n}）"),
+    "instalment-due": ("📅 Payments due soon ({n})", "📅 即将到期的回款（{n}）"),
+    "receivable-overdue": ("💸 Payments overdue ({n})", "💸 逾期未回款（{n}）"),
+    "receivable-overdue-manager": ("💸 Your team's payments overdue past {sla} days ({n})",
+                                   "💸 团队逾期超过 {sla} 天的回款（{n}）"),
+    "renewal": ("🔁 Contracts up for renewal ({n})", "🔁 即将到期待续约的合同（{n}）"),
+    "care": ("🤝 After-sales care due ({n})", "🤝 待回访客户（{n}）"),
+    "transfer-escalate": ("🔁 Transfer requests waiting for you ({n})", "🔁 等你决定的线索转移（{n}）"),
+    # Pushes people caused, kept for someone who reads them as a digest.
+    "approval": ("🧾 Approvals asked of you ({n})", "🧾 请你审批（{n}）"),
+    "transfer": ("🔁 Requests for your leads ({n})", "🔁 申请接手你的线索（{n}）"),
+    "decision": ("📬 Decisions on your quotes ({n})", "📬 你的报价审批结果（{n}）"),
+    "assigned": ("📥 Leads given to you ({n})", "📥 分配给你的线索（{n}）"),
+    "updates": ("📬 Updates ({n})", "📬 动态（{n}）"),
+}
 
 
 def run_scans(session: Session, team: Team, now: datetime) -> ScanReport:
@@ -158,7 +236,9 @@ def run_scans(session: Session, team: Team, now: datetime) -> ScanReport:
     overdue_followups(scan)
     stuck_leads(scan)
     waiting_approvals(scan)
+    transfer_requests(scan)
     pool_return(scan)
+    aftersale_reminders.aftersale_scans(scan)
     return scan.flush()
 
 
@@ -182,11 +262,12 @@ def overdue_followups(scan: Scan) -> None:
         owner = scan.member(lead.owner_id)
         if key in fresh and owner and lead.next_followup_on:
             days = (scan.today - lead.next_followup_on).days
-            scan.push("overdue", owner, Line(key, scan.pick("L{n} {name} — due {day} ({d}d ago)",
-                                                            "L{n} {name} — 应于 {day} 跟进（已过 {d} 天）",
-                                                            n=lead.number, name=lead.name, d=days,
-                                                            day=i18n.day(lead.next_followup_on, scan.locale)),
-                                             scan.lead_buttons(lead)))
+            with scan.reading(owner):
+                scan.push("overdue", owner, Line(key, scan.pick("L{n} {name} — due {day} ({d}d ago)",
+                                                                "L{n} {name} — 应于 {day} 跟进（已过 {d} 天）",
+                                                                n=lead.number, name=lead.name, d=days,
+                                                                day=i18n.day(lead.next_followup_on, scan.locale)),
+                                                 scan.lead_buttons(lead)))
             scan.report.overdue += 1
     for key, lead in manager_keys.items():
         owner = scan.member(lead.owner_id)
@@ -194,9 +275,10 @@ def overdue_followups(scan: Scan) -> None:
             continue
         for manager in managers_of(scan.session, owner):
             days = (scan.today - lead.next_followup_on).days
-            scan.push("overdue-manager", manager, Line(key, scan.pick(
-                "L{n} {name} ({owner}) — {d}d overdue", "L{n} {name}（{owner}）— 逾期 {d} 天",
-                n=lead.number, name=lead.name, owner=owner.name, d=days)))
+            with scan.reading(manager):
+                scan.push("overdue-manager", manager, Line(key, scan.pick(
+                    "L{n} {name} ({owner}) — {d}d overdue", "L{n} {name}（{owner}）— 逾期 {d} 天",
+                    n=lead.number, name=lead.name, owner=owner.name, d=days)))
             scan.report.overdue_escalated += 1
 
 
@@ -224,28 +306,48 @@ def stuck_leads(scan: Scan) -> None:
             continue
         days = (scan.now - lead.stage_changed_at).days
         if key.startswith("stuck:"):
-            scan.push("stuck", owner, Line(key, scan.pick("L{n} {name} — {d} days in {stage}",
-                                                          "L{n} {name} — 停在“{stage}”{d} 天",
-                                                          n=lead.number, name=lead.name, d=days,
-                                                          stage=scan.stage(lead.stage)), scan.lead_buttons(lead)))
+            with scan.reading(owner):
+                scan.push("stuck", owner, Line(key, scan.pick("L{n} {name} — {d} days in {stage}",
+                                                              "L{n} {name} — 停在“{stage}”{d} 天",
+                                                              n=lead.number, name=lead.name, d=days,
+                                                              stage=scan.stage(lead.stage)), scan.lead_buttons(lead)))
             scan.report.stuck += 1
         else:
             for manager in managers_of(scan.session, owner):
-                scan.push("stuck-manager", manager, Line(key, scan.pick(
-                    "L{n} {name} ({owner}) — {d} days in {stage}", "L{n} {name}（{owner}）— 停在“{stage}”{d} 天",
-                    n=lead.number, name=lead.name, owner=owner.name, d=days, stage=scan.stage(lead.stage))))
+                with scan.reading(manager):
+                    scan.push("stuck-manager", manager, Line(key, scan.pick(
+                        "L{n} {name} ({owner}) — {d} days in {stage}", "L{n} {name}（{owner}）— 停在“{stage}”{d} 天",
+                        n=lead.number, name=lead.name, owner=owner.name, d=days, stage=scan.stage(lead.stage))))
 
 
-def _approvers(scan: Scan, quote: Quote, role: str) -> list[Member]:
+def _approvers(scan: Scan, quote: Quote, role: str) -> list[teamwork.Asked]:
+    """Who an approval escalates to: that role's members (silent ones only if all are), each routed
+    to their delegate while one is set."""
     needed = ROLE_RANK[role]
     people = list(scan.session.exec(select(Member).where(Member.team_id == scan.team.id).order_by(col(Member.id))))
     exact = [m for m in people if m.role == role and m.id != quote.requester_id]
-    return exact or [m for m in people if ROLE_RANK.get(m.role, 0) >= needed and m.id != quote.requester_id]
+    found = exact or [m for m in people if ROLE_RANK.get(m.role, 0) >= needed and m.id != quote.requester_id]
+    found = [m for m in found if not scan.prefs(m.id or 0).silent] or found
+    return teamwork.route(scan.session, found, scan.today, never={quote.requester_id})
+
+
+def _approval_line(scan: Scan, key: str, quote: Quote, lead: Lead | None, hours: int, asked: teamwork.Asked) -> Line:
+    text = scan.pick("Q{q} · {name} · {amount} · by {who} — waiting {h}h", "Q{q} · {name} · {amount} · 申请人 {who} — 已等待 {h} 小时",
+                     q=quote.number, name=lead.name if lead else "-", amount=scan.money(quote.amount),
+                     who=scan.name(quote.requester_id), h=hours)
+    if asked.delegated:
+        text += scan.pick(" — for {p}", " — 代 {p}", p=asked.principal.name)
+    approve, reject = ("/审批 同意", "/审批 驳回") if scan.locale == "zh" else ("/quote approve", "/quote reject")
+    buttons = [Button(label=scan.pick("Approve Q{q}", "同意 Q{q}", q=quote.number), command=f"{approve} Q{quote.number}",
+                      style="primary"),
+               Button(label=scan.pick("Reject Q{q}", "驳回 Q{q}", q=quote.number), command=f"{reject} Q{quote.number} ",
+                      style="danger")]
+    return Line(key, text, buttons)
 
 
 def waiting_approvals(scan: Scan) -> None:
-    """A step waiting longer than the limit (working hours) → remind its approvers; as long again →
-    escalate to the next role up, recorded in the quote's history."""
+    """A step waiting longer than the limit (working hours) → remind its approvers (or their
+    delegates); as long again → escalate to the next role up, recorded in the quote's history."""
     policy = scan.config.approval
     limit = policy.wait_hours
     query = (select(ApprovalStep, Quote).join(Quote, col(Quote.id) == ApprovalStep.quote_id)
@@ -257,16 +359,8 @@ def waiting_approvals(scan: Scan) -> None:
             continue
         lead = scan.session.get(Lead, quote.lead_id)
         hours = int(working_hours_between(step.waiting_since or scan.now, scan.now, scan.config))
-        text = scan.pick("Q{q} · {name} · {amount} · by {who} — waiting {h}h", "Q{q} · {name} · {amount} · 申请人 {who} — 已等待 {h} 小时",
-                         q=quote.number, name=lead.name if lead else "-", amount=scan.money(quote.amount),
-                         who=scan.name(quote.requester_id), h=hours)
-        approve, reject = ("/审批 同意", "/审批 驳回") if scan.locale == "zh" else ("/quote approve", "/quote reject")
-        buttons = [Button(label=scan.pick("Approve Q{q}", "同意 Q{q}", q=quote.number), command=f"{approve} Q{quote.number}",
-                          style="primary"),
-                   Button(label=scan.pick("Reject Q{q}", "驳回 Q{q}", q=quote.number), command=f"{reject} Q{quote.number} ",
-                          style="danger")]
         if step.escalations == 0:
-            recipients, kind = approvers_for(scan.session, quote, step), "approval-wait"
+            recipients, kind = asked_for(scan.session, quote, step, scan.today), "approval-wait"
         else:
             rank = min(ROLE_RANK[step.role] + step.escalations, ROLE_RANK["admin"])
             if ROLE_RANK[step.role] + step.escalations - 1 >= ROLE_RANK["admin"]:
@@ -280,13 +374,49 @@ def waiting_approvals(scan: Scan) -> None:
                              .values(escalations=step.escalations + 1, escalated_at=scan.now))
         audit.record_event(scan.session, team_id=scan.team.id or 0, actor_id=None, at=scan.now, entity="quote",
                            entity_id=quote.id or 0, action="remind" if kind == "approval-wait" else "escalate",
-                           after={"level": step.level, "to": [m.name for m in recipients], "waited_hours": hours})
-        for member in recipients:
-            scan.push(kind, member, Line(key, text, buttons))
+                           after={"level": step.level, "to": [a.member.name for a in recipients], "waited_hours": hours})
+        for asked in recipients:
+            with scan.reading(asked.member):
+                scan.push(kind, asked.member, _approval_line(scan, key, quote, lead, hours, asked))
         if kind == "approval-wait":
             scan.report.approvals_reminded += 1
         else:
             scan.report.approvals_escalated += 1
+
+
+def transfer_requests(scan: Scan) -> None:
+    """A transfer request the owner left unanswered for the team's limit (working hours) goes to the
+    owner's manager (or their delegate), once, with the buttons to decide it."""
+    hours = scan.config.transfer_wait_hours
+    for request in teamwork.transfers_due(scan.session, scan.team.id or 0, scan.now - timedelta(hours=hours)):
+        waited = working_hours_between(request.created_at, scan.now, scan.config)
+        if waited < hours:
+            continue
+        managers = teamwork.escalate_transfer(scan.session, request, scan.now)
+        lead = scan.session.get(Lead, request.lead_id)
+        if not managers or lead is None:
+            continue
+        asked = teamwork.route(scan.session, managers, scan.today, never={request.requester_id})
+        audit.record_event(scan.session, team_id=scan.team.id or 0, actor_id=None, at=scan.now, entity="lead",
+                           entity_id=lead.id or 0, action="transfer_escalate",
+                           after={"request": request.id, "to": [a.member.name for a in asked], "waited_hours": int(waited)})
+        key = f"transfer-escalate:{request.id}"
+        for one in asked:
+            with scan.reading(one.member):
+                text = scan.pick("L{n} {name} — {req} asks for it; {owner} hasn't answered in {h}h: {why}",
+                                 "L{n} {name} — {req} 申请接手，{owner} {h} 小时未答复：{why}",
+                                 n=lead.number, name=lead.name, req=scan.name(request.requester_id),
+                                 owner=scan.name(request.owner_id), h=int(waited), why=request.reason)
+                if one.delegated:
+                    text += scan.pick(" — for {p}", " — 代 {p}", p=one.principal.name)
+                word = "/线索 转移" if scan.locale == "zh" else "/lead transfer"
+                approve, reject = ("同意", "驳回") if scan.locale == "zh" else ("approve", "reject")
+                buttons = [Button(label=scan.pick("Approve L{n}", "同意 L{n}", n=lead.number),
+                                  command=f"{word} {approve} L{lead.number}", style="primary"),
+                           Button(label=scan.pick("Reject L{n}", "驳回 L{n}", n=lead.number),
+                                  command=f"{word} {reject} L{lead.number} ", style="danger")]
+            scan.push("transfer-escalate", one.member, Line(key, text, buttons))
+        scan.report.transfers_escalated += 1
 
 
 def pool_return(scan: Scan) -> None:
@@ -308,11 +438,12 @@ def pool_return(scan: Scan) -> None:
     for key, lead in warn_keys.items():
         owner = scan.member(lead.owner_id)
         if key in fresh and owner:
-            scan.push("pool-warning", owner, Line(key, scan.pick("L{n} {name} — untouched {d} days",
-                                                                 "L{n} {name} — {d} 天未跟进",
-                                                                 n=lead.number, name=lead.name,
-                                                                 d=(scan.now - lead.last_activity_at).days),
-                                                  scan.lead_buttons(lead)))
+            with scan.reading(owner):
+                scan.push("pool-warning", owner, Line(key, scan.pick("L{n} {name} — untouched {d} days",
+                                                                     "L{n} {name} — {d} 天未跟进",
+                                                                     n=lead.number, name=lead.name,
+                                                                     d=(scan.now - lead.last_activity_at).days),
+                                                      scan.lead_buttons(lead)))
             scan.report.pool_warned += 1
     for lead in returning:
         owner = scan.member(lead.owner_id)
@@ -326,8 +457,10 @@ def pool_return(scan: Scan) -> None:
                            entity_id=lead.id or 0, action="pool_return", before={"owner_id": owner.id},
                            after={"owner_id": None, "untouched_days": days})
         key = f"pool-returned:{lead.id}:{lead.last_activity_at.date()}"
-        claim = "/线索 领取" if scan.locale == "zh" else "/lead claim"
-        scan.push("pool-returned", owner, Line(key, scan.pick("L{n} {name}", "L{n} {name}", n=lead.number, name=lead.name),
-                                               [Button(label=scan.pick("Claim back L{n}", "领回 L{n}", n=lead.number),
-                                                       command=f"{claim} L{lead.number}")]))
+        with scan.reading(owner):
+            claim = "/线索 领取" if scan.locale == "zh" else "/lead claim"
+            scan.push("pool-returned", owner, Line(key, scan.pick("L{n} {name}", "L{n} {name}", n=lead.number,
+                                                                  name=lead.name),
+                                                   [Button(label=scan.pick("Claim back L{n}", "领回 L{n}", n=lead.number),
+                                                           command=f"{claim} L{lead.number}")]))
         scan.report.pool_returned += 1

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, timedelta
 from typing import Any
@@ -44,9 +47,24 @@ class JobSpec:
     signature: str  # what the trigger was derived from; a change reschedules the job
 
 
+@dataclass(frozen=True)
+class JobRun:
+    """What an observer (metrics) hears of each scan or digest job."""
+
+    kind: str  # scan | daily | weekly
+    team_id: int
+    duration_ms: float
+    ok: bool
+
+
+JobObserver = Callable[[JobRun], None]
+
+
 class Worker:
     def __init__(self, engine: Engine, clock: Clock, delivery: OutboxDelivery, *,
-                 scan_every: timedelta = timedelta(minutes=10), deliver_every: timedelta = timedelta(seconds=5)) -> None:
+                 scan_every: timedelta = timedelta(minutes=10), deliver_every: timedelta = timedelta(seconds=5),
+                 observer: JobObserver | None = None) -> None:
+        self.observer = observer
         self.engine = engine
         self.clock = clock
         self.delivery = delivery
@@ -60,13 +78,27 @@ class Worker:
         with unit_of_work(self.engine) as session:
             return [int(team_id) for team_id in session.exec(select(Team.id).order_by(col(Team.id)))]
 
+    @contextmanager
+    def _observed(self, kind: str, team_id: int) -> Iterator[None]:
+        started, ok = time.perf_counter(), False
+        try:
+            yield
+            ok = True
+        finally:
+            if self.observer is not None:
+                try:
+                    self.observer(JobRun(kind=kind, team_id=team_id, ok=ok,
+                                         duration_ms=round((time.perf_counter() - started) * 1000, 2)))
+                except Exception:
+                    log.exception("the job observer failed")
+
     def scan_team(self, team_id: int) -> ScanReport:
-        with unit_of_work(self.engine) as session:
+        with self._observed("scan", team_id), unit_of_work(self.engine) as session:
             team = session.get(Team, team_id)
             return run_scans(session, team, self.clock.now()) if team else ScanReport()
 
     def digest_team(self, team_id: int, kind: str) -> bool:
-        with unit_of_work(self.engine) as session:
+        with self._observed(kind, team_id), unit_of_work(self.engine) as session:
             team = session.get(Team, team_id)
             return bool(team) and write_digest(session, team, self.clock.now(), kind)
 

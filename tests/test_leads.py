@@ -260,7 +260,8 @@ def test_a_team_pipeline_with_its_own_requirements_and_stale_days(team: Chat, cl
 def test_a_manager_adds_leads_by_the_assignment_rule(team: Chat) -> None:
     team.say("[carol] /lead add Carol's own")
     assert "L2 Mine — yours" in team.say("[bob] /lead add Mine")  # default: the author owns it
-    assert "assignment=balanced" in team.say("[erin] /team config assignment=balanced")
+    # the pre-issue-8 name still works; it is stored as the new one
+    assert "assignment=least_loaded" in team.say("[erin] /team config assignment=balanced")
     # the rep with the fewest open leads gets it (alice, then dan; carol already has one)
     assert "L3 First — alice" in team.say("[bob] /lead add First")
     assert "L4 Second — dan" in team.say("[bob] /lead add Second")
@@ -273,4 +274,4 @@ def test_a_manager_adds_leads_by_the_assignment_rule(team: Chat) -> None:
     assert "L7 Pooled" in team.say("[dan] /lead list pool")
     assert "L8 Direct — carol" in team.say("[bob] /lead add Direct owner=@carol")
     assert "Only a manager can assign leads" in team.say("[dan] /lead add Sneaky owner=@dan")
-    assert "not one of: author, pool, balanced" in team.say("[erin] /team config assignment=random")
+    assert "not one of: round_robin, manual, least_loaded, pool" in team.say("[erin] /team config assignment=random")

@@ -1,0 +1,492 @@
+"""Teamwork verbs (issue 8): `/lead transfer`, `/team delegate`, and the personal settings under
+`/me` (`notify`, `quiet`, `lang`, `timezone`, `silent`, `settings`)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from commands.args import Args
+from commands.context import Ctx, UsageError
+from commands.quotes import ask_approvers
+from commands.types import Button, Reply
+from models import leads, quotes, teamwork
+from models.errors import DomainError
+from models.scope import Scope
+from models.tables import Lead, Member
+from models.teams import managers_of
+
+APPROVE = ("approve", "ok", "yes", "accept", "同意", "批准", "通过")
+REJECT = ("reject", "deny", "no", "decline", "驳回", "拒绝")
+CANCEL = ("cancel", "withdraw", "撤回", "取消")
+
+
+# --- transfer requests -----------------------------------------------------------------------
+
+def transfer(ctx: Ctx, args: Args) -> Reply:
+    """`/lead transfer L3 <reason>` asks the owner; `approve|reject|cancel L3` answers a request."""
+    first = args.words[0].casefold() if args.words else ""
+    if first in APPROVE or first in REJECT:
+        return _decide(ctx, args.words[1:], approve=first in APPROVE)
+    if first in CANCEL:
+        return _cancel(ctx, args.words[1:])
+    lead = leads.get_lead(ctx.scope, ctx.lead_number(args.words[0] if args.words else None))
+    if lead.status == "open" and lead.owner_id is None:
+        # Nobody to ask: a lead in the pool is claimed instead.
+        leads.claim(ctx.scope, lead)
+        return Reply(text=ctx.pick("🙋 L{n} {name} was in the pool — claimed, it is yours now.",
+                                   "🙋 L{n} {name} 在公海中，已为你领取。",
+                                   n=lead.number, name=lead.name),
+                     buttons=_next_buttons(ctx, lead))
+    reason = ctx.bounded(" ".join(args.words[1:]).strip(), what="what.reason")
+    if not reason:
+        raise UsageError("usage.missing", what=ctx.t("what.reason"))
+    try:
+        request = teamwork.request_transfer(ctx.scope, lead, reason)
+    except DomainError as error:
+        if error.key == "transfer.pending":
+            raise _pending(ctx, error.params["request"], lead) from error
+        raise
+    session = ctx.scope.session
+    owner = session.get(Member, request.owner_id)
+    assert owner is not None
+    asker = ctx.scope.actor.name
+    ctx.notify(owner, kind="transfer", key=f"transfer:{request.id}:{owner.id}",
+               reply=lambda reader: Reply(
+                   text=reader.pick("🔁 {who} asks for L{n} {name} (yours): {why}",
+                                    "🔁 {who} 申请接手你的 L{n} {name}：{why}",
+                                    who=asker, n=lead.number, name=lead.name, why=reason),
+                   buttons=transfer_buttons(reader, lead)))
+    managers = [m.name for m in managers_of(session, owner) if m.id != ctx.scope.actor.id]
+    text = ctx.pick("📨 Asked {owner} to hand L{n} {name} over to you.",
+                    "📨 已请 {owner} 把 L{n} {name} 转给你。",
+                    owner=owner.name, n=lead.number, name=lead.name)
+    if managers:
+        text += ctx.pick(" If {owner} doesn't answer within {h:g} working hours, {who} decides.",
+                         "{owner} 若 {h:g} 个工作小时内未答复，将由 {who} 决定。",
+                         owner=owner.name, h=ctx.scope.config.transfer_wait_hours,
+                         who=", ".join(managers))
+    cancel = "/线索 转移 撤回" if ctx.zh else "/lead transfer cancel"
+    withdraw = Button(label=ctx.pick("Withdraw", "撤回"), command=f"{cancel} L{lead.number}")
+    return Reply(text=text, buttons=[withdraw])
+
+
+def transfer_buttons(ctx: Ctx, lead: Lead) -> list[Button]:
+    word = "/线索 转移" if ctx.zh else "/lead transfer"
+    approve, reject = ("同意", "驳回") if ctx.zh else ("approve", "reject")
+    return [Button(label=ctx.pick("Approve", "同意"), command=f"{word} {approve} L{lead.number}",
+                   style="primary"),
+            Button(label=ctx.pick("Reject", "驳回"), command=f"{word} {reject} L{lead.number} ",
+                   style="danger")]
+
+
+def _next_buttons(ctx: Ctx, lead: Lead) -> list[Button]:
+    follow, quote = ("/跟进", "/报价") if ctx.zh else ("/follow", "/quote")
+    return [Button(label=ctx.pick("Log follow-up", "写跟进"), command=f"{follow} L{lead.number} "),
+            Button(label=ctx.pick("Quote", "报价"), command=f"{quote} L{lead.number} ")]
+
+
+def _request_of(ctx: Ctx, words: list[str]) -> tuple[Lead, teamwork.TransferRequest]:
+    """The open request on the lead named first; a decided one answers who decided it."""
+    lead = leads.get_lead(ctx.scope, ctx.lead_number(words[0] if words else None))
+    request = teamwork.pending_transfer(ctx.scope.session, lead)
+    if request is None:
+        latest = teamwork.latest_transfer(ctx.scope.session, lead)
+        if latest is None:
+            raise DomainError("transfer.none", lead=lead.number)
+        raise _decided(ctx, latest, lead)
+    return lead, request
+
+
+def _who(ctx: Ctx, member_id: int | None, principal_id: int | None) -> str:
+    name = ctx.member_name(member_id)
+    if principal_id is None or principal_id == member_id:
+        return name
+    return ctx.pick("{m} as {p}'s delegate", "{m}（代 {p}）", m=name,
+                    p=ctx.member_name(principal_id))
+
+
+def _decide(ctx: Ctx, words: list[str], *, approve: bool) -> Reply:
+    lead, request = _request_of(ctx, words)
+    note = ctx.bounded(" ".join(words[1:]).strip(), what="what.reason") or None
+    try:
+        outcome = teamwork.decide_transfer(ctx.scope, request, approve=approve, note=note)
+    except DomainError as error:
+        if error.key == "transfer.already_decided":
+            raise _decided(ctx, error.params["request"], lead) from error
+        raise
+    scope, session = ctx.scope, ctx.scope.session
+    actor, principal = scope.actor, outcome.principal
+    requester = session.get(Member, request.requester_id)
+    owner = session.get(Member, request.owner_id)
+    assert requester is not None and owner is not None
+    key = f"transfer-decision:{request.id}"
+    if request.status == "stale":
+        return _stale(ctx, lead, requester, key)
+
+    def told(reader: Ctx, *, to_requester: bool) -> Reply:
+        who, at = _who(reader, actor.id, principal.id), reader.clock(reader.scope.now)
+        params: dict[str, Any] = {"n": lead.number, "name": lead.name, "who": who, "at": at,
+                                  "req": requester.name, "owner": owner.name,
+                                  "note": f": {note}" if note else ""}
+        if approve and to_requester:
+            text = reader.pick(
+                "✅ L{n} {name} is yours now — {who} approved your request · {at}{note}",
+                "✅ L{n} {name} 现在归你了 — {who} 同意了你的申请 · {at}{note}", **params)
+            return Reply(text=text, buttons=_next_buttons(reader, lead))
+        if approve:
+            return Reply(text=reader.pick(
+                "🔁 L{n} {name} now belongs to {req} — {who} approved {req}'s request · {at}",
+                "🔁 L{n} {name} 已转给 {req} — {who} 同意了申请 · {at}", **params))
+        if to_requester:
+            return Reply(text=reader.pick(
+                "❌ {who} kept L{n} {name} with {owner} · {at}{note}",
+                "❌ {who} 驳回了你对 L{n} {name} 的申请（仍归 {owner}）· {at}{note}", **params))
+        return Reply(text=reader.pick(
+            "❌ {who} turned down {req}'s request for L{n} {name} · {at}{note}",
+            "❌ {who} 驳回了 {req} 对 L{n} {name} 的申请 · {at}{note}", **params))
+
+    ctx.notify(requester, kind="transfer-decision", key=f"{key}:{requester.id}",
+               reply=lambda reader: told(reader, to_requester=True))
+    ctx.notify(owner, kind="transfer-decision", key=f"{key}:{owner.id}",
+               reply=lambda reader: told(reader, to_requester=False))
+    who, at = _who(ctx, actor.id, principal.id), ctx.clock(scope.now)
+    if approve:
+        return Reply(text=ctx.pick(
+            "✅ L{n} {name} now belongs to {req} (approved by {who} · {at}).",
+            "✅ L{n} {name} 已转给 {req}（{who} 同意 · {at}）。",
+            n=lead.number, name=lead.name, req=requester.name, who=who, at=at))
+    return Reply(text=ctx.pick("❌ L{n} {name} stays with {owner} (rejected by {who} · {at}).",
+                               "❌ L{n} {name} 仍归 {owner}（{who} 驳回 · {at}）。",
+                               n=lead.number, name=lead.name, owner=owner.name, who=who, at=at))
+
+
+def _stale(ctx: Ctx, lead: Lead, requester: Member, key: str) -> Reply:
+    """The lead changed hands (or closed) since the request: it was closed, nothing moved."""
+    if lead.status == "open":
+        now_with = ctx.member_name(lead.owner_id)
+    else:
+        now_with = ctx.t(f"status.{lead.status}")
+    ctx.notify(requester, kind="transfer-decision", key=f"{key}:{requester.id}",
+               reply=lambda reader: Reply(text=reader.pick(
+                   "Your request for L{n} {name} is closed: the lead changed hands since "
+                   "(now {now}).",
+                   "你对 L{n} {name} 的转移申请已失效：线索已变更（现为 {now}）。",
+                   n=lead.number, name=lead.name, now=now_with)))
+    return Reply(text=ctx.pick(
+        "L{n} {name} changed hands since {who} asked (now {now}); the request is closed.",
+        "{who} 申请后 L{n} {name} 已变更（现为 {now}），该申请已失效。",
+        n=lead.number, name=lead.name, who=requester.name, now=now_with), ok=False)
+
+
+def _cancel(ctx: Ctx, words: list[str]) -> Reply:
+    lead, request = _request_of(ctx, words)
+    try:
+        teamwork.cancel_transfer(ctx.scope, request)
+    except DomainError as error:
+        if error.key == "transfer.already_decided":
+            raise _decided(ctx, error.params["request"], lead) from error
+        raise
+    owner = ctx.scope.session.get(Member, request.owner_id)
+    asker = ctx.scope.actor.name
+    if owner is not None:
+        ctx.notify(owner, kind="transfer-decision",
+                   key=f"transfer-decision:{request.id}:{owner.id}",
+                   reply=lambda reader: Reply(text=reader.pick(
+                       "↩️ {who} withdrew the request for L{n} {name}.",
+                       "↩️ {who} 撤回了对 L{n} {name} 的转移申请。",
+                       who=asker, n=lead.number, name=lead.name)))
+    return Reply(text=ctx.pick("↩️ Request for L{n} {name} withdrawn.",
+                               "↩️ 已撤回对 L{n} {name} 的转移申请。",
+                               n=lead.number, name=lead.name))
+
+
+def _pending(ctx: Ctx, request: teamwork.TransferRequest, lead: Lead) -> DomainError:
+    params = {"lead": lead.number, "at": ctx.clock(request.created_at),
+              "owner": ctx.member_name(request.owner_id)}
+    if request.requester_id == ctx.scope.actor.id:
+        return DomainError("transfer.asked_already", **params)
+    return DomainError("transfer.pending", by=ctx.member_name(request.requester_id), **params)
+
+
+def _decided(ctx: Ctx, request: teamwork.TransferRequest, lead: Lead) -> DomainError:
+    return DomainError("transfer.already_decided", lead=lead.number,
+                       requester=ctx.member_name(request.requester_id),
+                       status=ctx.t(f"transfer.status.{request.status}"),
+                       by=_who(ctx, request.decided_by_id, request.on_behalf_of_id),
+                       at=ctx.clock(request.decided_at or request.created_at))
+
+
+# --- delegation ------------------------------------------------------------------------------
+
+_OFF = ("off", "none", "end", "stop", "取消", "结束", "关闭")
+_OPTION_ALIASES = {"至": "until", "到": "until", "截止": "until", "从": "from", "开始": "from",
+                   "代": "for", "替": "for"}
+
+
+def _options(args: Args) -> dict[str, str]:
+    """The verb's options, with the Chinese spellings (`至=`, `从=`, `代=`) read as well."""
+    found = dict(args.options)
+    for key, value in args.unknown:
+        if key not in _OPTION_ALIASES:
+            raise UsageError("usage.unknown_option", key=key, known="until= from= for=")
+        found[_OPTION_ALIASES[key]] = value
+    return found
+
+
+def delegate(ctx: Ctx, args: Args) -> Reply:
+    """`/team delegate @li until=2026-12-20` — li decides for you meanwhile; `off` ends it."""
+    options = _options(args)
+    words = [word for word in args.words if "=" not in word]
+    scope = ctx.scope
+    principal = ctx.member(options["for"]) if options.get("for") else scope.actor
+    if not words and not ({"until", "from"} & options.keys()):
+        return _delegations(ctx)
+    if words and words[0].casefold() in _OFF:
+        return _end(ctx, principal)
+    helper = ctx.member(words[0] if words else None)
+    until_text = options.get("until") or (words[1] if len(words) > 1 else "")
+    if not until_text:
+        raise UsageError("usage.missing", what=ctx.pick("until=<date>", "至=<日期>"))
+    until = ctx.date(until_text)
+    start = ctx.date(options["from"]) if options.get("from") else scope.today
+    delegation, replaced = teamwork.set_delegation(scope, principal, helper, from_on=start,
+                                                   until_on=until)
+    sent = _hand_over_waiting(ctx, principal) if start <= scope.today else []
+    ctx.notify(helper, kind="delegation", key=f"delegation:{delegation.id}:{helper.id}",
+               reply=lambda reader: Reply(text=reader.pick(
+                   "🤝 {p} asked you to decide approvals for them {period}.",
+                   "🤝 {p} 请你代为审批，{period}。",
+                   p=principal.name, period=_period(reader, start, until))))
+    period = _period(ctx, start, until)
+    text = ctx.pick("🤝 {period}, approvals for {p} go to {d}.",
+                    "🤝 {period}，{p} 的审批交由 {d} 处理。",
+                    period=period[:1].upper() + period[1:], p=principal.name, d=helper.name)
+    if replaced:
+        text += ctx.pick(" (Replaces the earlier delegation.)", "（替换之前的代理。）")
+    if sent:
+        text += ctx.pick(" Sent {d} what waits now: {refs}.", " 已把待审批的 {refs} 转给 {d}。",
+                         d=helper.name, refs=", ".join(sent))
+    off = "/团队 代理 取消" if ctx.zh else "/team delegate off"
+    if principal.id != scope.actor.id:
+        off += f" for=@{principal.handle or principal.name}"
+    return Reply(text=text, buttons=[Button(label=ctx.pick("End early", "提前结束"), command=off)])
+
+
+def _end(ctx: Ctx, principal: Member) -> Reply:
+    for delegation in teamwork.end_delegations(ctx.scope, principal):
+        helper = ctx.scope.session.get(Member, delegation.delegate_id)
+        if helper is not None:
+            ctx.notify(helper, kind="delegation",
+                       key=f"delegation-end:{delegation.id}:{helper.id}",
+                       reply=lambda reader: Reply(text=reader.pick(
+                           "🤝 You no longer decide for {p}.", "🤝 你不再代 {p} 审批。",
+                           p=principal.name)))
+    return Reply(text=ctx.pick("🤝 {p} decides again; the delegation ended.",
+                               "🤝 代理已结束，{p} 恢复亲自审批。", p=principal.name))
+
+
+def _period(ctx: Ctx, start: date, until: date) -> str:
+    if start <= ctx.scope.today:
+        return ctx.pick("until {u}", "至 {u}", u=ctx.day(until))
+    return ctx.pick("from {s} until {u}", "{s} 至 {u}", s=ctx.day(start), u=ctx.day(until))
+
+
+def _hand_over_waiting(ctx: Ctx, principal: Member) -> list[str]:
+    """Approvals already waiting for the principal go to the delegate as well, now."""
+    scope = ctx.scope
+    as_principal = Scope(session=scope.session, team=scope.team, actor=principal, now=scope.now)
+    sent = []
+    for quote in quotes.waiting_for(as_principal):
+        step = quotes.current_step(scope.session, quote)
+        lead = scope.session.get(Lead, quote.lead_id)
+        if step is not None and lead is not None:
+            ask_approvers(ctx, quote, lead, step)
+            sent.append(f"Q{quote.number}")
+    return sent
+
+
+def _delegations(ctx: Ctx) -> Reply:
+    scope = ctx.scope
+    rows = teamwork.delegations(scope.session, scope.team.id or 0, scope.today)
+    if not rows:
+        form = "/团队 代理 @成员 至=<日期>" if ctx.zh else "/team delegate @user until=<date>"
+        return Reply(text=ctx.pick("🤝 No delegations. Set one: {form}",
+                                   "🤝 当前没有代理。设置：{form}", form=form))
+    table = [[ctx.pick("Approver", "审批人"), ctx.pick("Delegate", "代理人"),
+              ctx.pick("From", "开始"), ctx.pick("Until", "结束")]]
+    table += [[ctx.member_name(row.member_id), ctx.member_name(row.delegate_id),
+               ctx.day(row.from_on), ctx.day(row.until_on)] for row in rows]
+    return Reply(text=ctx.pick("🤝 **Delegations** — {n}", "🤝 **审批代理** — {n}", n=len(rows)),
+                 table=table)
+
+
+# --- personal settings (/me …) ---------------------------------------------------------------
+
+_KINDS = {"nudges": "nudges", "nudge": "nudges", "reminders": "nudges", "提醒": "nudges",
+          "催办": "nudges", "approvals": "approvals", "approval": "approvals", "审批": "approvals",
+          "updates": "updates", "update": "updates", "news": "updates", "动态": "updates",
+          "消息": "updates", "all": "all", "全部": "all"}
+_MODES = {"realtime": "realtime", "now": "realtime", "instant": "realtime", "实时": "realtime",
+          "即时": "realtime", "digest": "digest", "batch": "digest", "batched": "digest",
+          "汇总": "digest", "合并": "digest", "off": "off", "none": "off", "mute": "off",
+          "关闭": "off", "关": "off"}
+_TEAM = ("team", "default", "reset", "auto", "团队", "默认")
+_NONE = ("off", "none", "关", "关闭", "无")
+
+
+def _one_word(ctx: Ctx, args: Args, what: str) -> str:
+    keys = [*args.options, *(key for key, _ in args.unknown)]
+    if keys:
+        raise UsageError("usage.unknown_option", key=keys[0], known="-")
+    if not args.words:
+        raise UsageError("usage.missing", what=what)
+    if len(args.words) > 1:
+        raise UsageError("usage.bad_choice", text=" ".join(args.words)[:60], choices=what)
+    return args.words[0]
+
+
+def _mode_label(ctx: Ctx, mode: str) -> str:
+    labels = {"realtime": ("realtime", "实时"), "off": ("off", "关闭"),
+              "digest": ("digest (one message per run)", "汇总（每轮一条）")}
+    return ctx.pick(*labels[mode])
+
+
+def _kind_label(ctx: Ctx, kind: str) -> str:
+    labels = {"nudges": ("nudges", "提醒"), "approvals": ("approvals", "审批"),
+              "updates": ("updates", "动态")}
+    return ctx.pick(*labels[kind])
+
+
+def notify(ctx: Ctx, args: Args) -> Reply:
+    """`/me notify [nudges|approvals|updates] realtime|digest|off` — how each kind reaches you."""
+    if not args.words and not args.options and not args.unknown:
+        return settings(ctx, args)
+    kind, mode = "all", None
+    for word in args.words:
+        lowered = word.casefold()
+        if lowered in _KINDS:
+            kind = _KINDS[lowered]
+        elif lowered in _MODES:
+            mode = _MODES[lowered]
+        else:
+            raise UsageError("usage.bad_choice", text=word[:40],
+                             choices="nudges, approvals, updates, all · realtime, digest, off")
+    if mode is None:
+        what = ctx.pick("realtime, digest or off", "实时、汇总或关闭")
+        raise UsageError("usage.missing", what=what)
+    changes = dict.fromkeys(teamwork.CATEGORIES if kind == "all" else (kind,), mode)
+    note = ""
+    if kind == "all" and mode == "off":
+        changes["approvals"] = "digest"  # what others ask you to decide still reaches you
+        note = ctx.pick(" Approvals others ask of you can't be turned off: they come as a digest.",
+                        "别人请你审批的消息不能关闭，改为汇总发送。")
+    teamwork.set_prefs(ctx.scope, changes)
+    shown = ", ".join(f"{_kind_label(ctx, name)} {_mode_label(ctx, value)}"
+                      for name, value in changes.items())
+    return Reply(text=ctx.pick("🔔 Saved: {s}.", "🔔 已保存：{s}。", s=shown) + note, private=True)
+
+
+def quiet(ctx: Ctx, args: Args) -> Reply:
+    """`/me quiet 21:00-08:00` — hold what can wait overnight; `off` for none, `team` for the
+    team's hours."""
+    word = _one_word(ctx, args, "21:00-08:00, off, team")
+    lowered = word.casefold()
+    value = None if lowered in _TEAM else "off" if lowered in _NONE else word
+    try:
+        _before, after = teamwork.set_prefs(ctx.scope, {"quiet_hours": value})
+    except DomainError as error:
+        if error.key == "prefs.bad_quiet":
+            raise UsageError("usage.bad_choice", text=word[:40],
+                             choices="21:00-08:00, off, team") from error
+        raise
+    if after.quiet_hours is None:
+        hours = ctx.scope.config.quiet_hours or ctx.pick("none", "无")
+        text = ctx.pick("🌙 You follow the team's quiet hours ({h}).",
+                        "🌙 已改为跟随团队免打扰时段（{h}）。", h=hours)
+    elif after.quiet_hours == "off":
+        text = ctx.pick("🌙 No quiet hours for you: nudges arrive any time.",
+                        "🌙 已关闭免打扰：提醒随时送达。")
+    else:
+        text = ctx.pick("🌙 Quiet {h}: nudges and updates wait until it ends; approvals people "
+                        "ask of you don't.",
+                        "🌙 免打扰 {h}：提醒和动态在此期间暂缓；别人请你审批的消息不受影响。",
+                        h=after.quiet_hours)
+    return Reply(text=text, private=True)
+
+
+def lang(ctx: Ctx, args: Args) -> Reply:
+    """`/me lang zh|en|team` — the language the bot speaks to you."""
+    word = _one_word(ctx, args, "zh, en, team")
+    values = {"zh": "zh", "中文": "zh", "cn": "zh", "chinese": "zh", "en": "en", "english": "en",
+              "英文": "en"}
+    lowered = word.casefold()
+    if lowered not in values and lowered not in _TEAM:
+        raise UsageError("usage.bad_choice", text=word[:40], choices="zh, en, team")
+    value = values.get(lowered)
+    teamwork.set_prefs(ctx.scope, {"lang": value})
+    ctx.locale = value or ctx.team_locale
+    if value is None:
+        text = ctx.pick("🌐 I'll use the team's language with you.", "🌐 将使用团队语言与你交流。")
+    else:
+        text = ctx.pick("🌐 I'll speak English with you.", "🌐 以后用中文和你交流。")
+    return Reply(text=text, private=True)
+
+
+def timezone(ctx: Ctx, args: Args) -> Reply:
+    """`/me timezone Europe/Berlin|team` — your clock for times shown and your quiet hours."""
+    word = _one_word(ctx, args, "Asia/Shanghai, Europe/Berlin, team")
+    value = None if word.casefold() in _TEAM else word
+    try:
+        _before, after = teamwork.set_prefs(ctx.scope, {"timezone": value})
+    except DomainError as error:
+        if error.key == "prefs.bad_timezone":
+            detail = ctx.pick("a timezone like Asia/Shanghai", "时区，如 Asia/Shanghai")
+            raise UsageError("usage.bad_config_value", key="timezone", value=word[:60],
+                             detail=detail) from error
+        raise
+    ctx.prefs = after
+    zone = after.timezone or ctx.scope.config.timezone
+    return Reply(text=ctx.pick("🕒 Your timezone: {z} (now {t}).", "🕒 你的时区：{z}（现在 {t}）。",
+                               z=zone, t=ctx.clock(ctx.scope.now)), private=True)
+
+
+def silent(ctx: Ctx, args: Args) -> Reply:
+    """`/me silent on|off` — not asked for approvals others can give; still able to decide."""
+    on = ctx.yes(_one_word(ctx, args, "on, off"))
+    teamwork.set_prefs(ctx.scope, {"silent": on})
+    if on:
+        text = ctx.pick("🤫 Silent approver: you're asked only when nobody else can decide. "
+                        "You can still approve anything waiting: /me or /quote list pending.",
+                        "🤫 静默审批人：只有在没有其他人可审批时才会通知你。"
+                        "仍可随时审批：/我的 或 /报价 列表 待审批。")
+    else:
+        text = ctx.pick("🔔 You're asked for approvals again.", "🔔 已恢复审批通知。")
+    return Reply(text=text, private=True)
+
+
+def settings(ctx: Ctx, args: Args) -> Reply:
+    """`/me settings` — your notification settings, language and timezone."""
+    if args.words:
+        raise UsageError("usage.bad_choice", text=args.words[0][:40], choices="-")
+    prefs, config = ctx.prefs, ctx.scope.config
+    if prefs.quiet_hours is None:
+        quiet_text = ctx.pick("team's ({h})", "跟随团队（{h}）",
+                              h=config.quiet_hours or ctx.pick("none", "无"))
+    else:
+        quiet_text = ctx.pick("off", "关闭") if prefs.quiet_hours == "off" else prefs.quiet_hours
+    zone = prefs.timezone or ctx.pick("team's ({z})", "跟随团队（{z}）", z=config.timezone)
+    fields = [(_kind_label(ctx, kind), _mode_label(ctx, getattr(prefs, kind)))
+              for kind in teamwork.CATEGORIES]
+    fields += [(ctx.pick("Quiet hours", "免打扰"), quiet_text),
+               (ctx.pick("Language", "语言"), prefs.lang or ctx.pick("team's", "跟随团队")),
+               (ctx.pick("Timezone", "时区"), zone),
+               (ctx.pick("Silent approver", "静默审批"),
+                ctx.pick("yes", "是") if prefs.silent else ctx.pick("no", "否"))]
+    me = "/我的" if ctx.zh else "/me"
+    hint = ctx.pick("Change: {me} notify nudges realtime|digest|off · {me} quiet 21:00-08:00 · "
+                    "{me} lang zh|en · {me} timezone Asia/Shanghai · {me} silent on|off",
+                    "修改：{me} 通知 提醒 实时|汇总|关闭 · {me} 免打扰 21:00-08:00 · "
+                    "{me} 语言 中文|英文 · {me} 时区 Asia/Shanghai · {me} 静默 开|关", me=me)
+    title = ctx.pick("⚙️ **Your settings**", "⚙️ **我的设置**")
+    return Reply(text=f"{title}\n{hint}", fields=fields, private=True)
