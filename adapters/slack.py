@@ -23,11 +23,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from adapters.base import AuthBroken, RateLimited, Target, TargetGone, Transient
+from commands import FAMILIES
 from commands.types import Invocation, Mention, Reply
 
 log = logging.getLogger("dealbot.slack")
 
-COMMANDS = ("/lead", "/follow", "/quote", "/report", "/target", "/team", "/help", "/me", "/dealbot")
+# Every verb family's English word is a slash command; /dealbot is the umbrella for workspaces that
+# limit how many commands an app may have.
+COMMANDS = (*(f"/{family.name}" for family in FAMILIES), "/dealbot")
 ACTION_PREFIX = "dealbot_cmd"
 _MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|([^>]*))?>")
 _GONE = {"channel_not_found", "is_archived", "not_in_channel", "user_not_found", "cannot_dm_bot", "user_disabled",

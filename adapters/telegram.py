@@ -33,11 +33,12 @@ from telegram.error import BadRequest, Forbidden, InvalidToken, RetryAfter, Tele
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, MessageHandler, filters
 
 from adapters.base import AuthBroken, RateLimited, Target, TargetGone, Transient
+from commands import FAMILIES
 from commands.types import Invocation, Mention, Reply
 
 log = logging.getLogger("dealbot.telegram")
 
-COMMANDS = ("lead", "follow", "quote", "report", "target", "team", "help", "me", "start", "dealbot")
+COMMANDS = (*(family.name for family in FAMILIES), "start", "dealbot")
 MAX_BODY = 1 << 20
 MAX_CALLBACK_BYTES = 64
 MAX_TEXT = 4096
@@ -277,8 +278,6 @@ class TelegramAdapter:
 
     async def set_webhook(self, url: str) -> None:
         """Register the webhook with its secret, and the command menu in English and Chinese."""
-        from commands import FAMILIES
-
         bot = (await self.ready()).bot
         await bot.set_webhook(url=url, secret_token=self.webhook_secret,
                               allowed_updates=["message", "callback_query"])

@@ -322,3 +322,11 @@ class TestSender:
         with unit_of_work(engine) as session:
             row = session.execute(select(Outbox)).scalar_one()
         assert row.status == "dead" and "channel_not_found" in (row.last_error or "")
+
+
+def test_every_verb_family_is_a_slash_command(slack: SlackHarness) -> None:
+    slack.say("U1", "/lead", "add Acme value=100k")
+    slack.say("U1", "/lead", "won L1 100k")
+    assert "C1" in slack.say("U1", "/contract", "L1 100k")["text"]
+    slack.say("U1", "/plan", "C1 100%@2026-12-31")
+    assert "C1" in text_of(slack.say("U1", "/receivables", ""))

@@ -322,3 +322,11 @@ def test_set_webhook_registers_the_secret_and_the_menu_in_both_languages(bot_api
     assert {m.get("language_code") for m in menus} == {None, "zh"}
     commands = [m["commands"] if isinstance(m["commands"], list) else json.loads(m["commands"]) for m in menus]
     assert any("线索" in command["description"] for menu in commands for command in menu)
+
+
+def test_every_verb_family_is_a_telegram_command(telegram: TelegramHarness) -> None:
+    telegram.say("alice", "/lead add Acme value=100k")
+    telegram.say("alice", "/lead won L1 100k")
+    assert "C1" in telegram.say("alice", "/contract L1 100k")
+    telegram.say("alice", "/plan C1 100%@2026-12-31")
+    assert "C1" in telegram.say("alice", "/receivables")
