@@ -10,7 +10,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.engine import Engine
 
 from models.clock import FixedClock
@@ -25,11 +25,27 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 _postgres_engine: Engine | None = None
 
 
+def _worker_database(url: str) -> str:
+    """Under pytest-xdist each worker gets its own database (`<name>_gw0` …), created on first use,
+    because every test truncates the tables it runs on."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        return url
+    parsed = make_url(url)
+    name = f"{parsed.database}_{worker}"
+    admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        if connection.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first() is None:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return parsed.set(database=name).render_as_string(hide_password=False)
+
+
 def _postgres() -> Engine:
     global _postgres_engine
     if _postgres_engine is None:
         assert POSTGRES_URL
-        _postgres_engine = make_engine(POSTGRES_URL)
+        _postgres_engine = make_engine(_worker_database(POSTGRES_URL))
         SQLModel.metadata.drop_all(_postgres_engine)
         create_schema(_postgres_engine)
     return _postgres_engine

@@ -336,7 +336,8 @@ def _raw_encrypt(plain: bytes) -> str:
     (_raw_encrypt(pad(b"r" * 16 + struct.pack(">I", 500) + b"short" + CORP.encode())),
      BadCiphertext),  # a length past the end
     (WeComCrypto(TOKEN, AES_KEY, "wwSomebodyElse").encrypt(b"<xml/>"), WrongReceiver),
-])
+], ids=["not-base64", "not-whole-blocks", "pad-0", "pad-33", "inconsistent-pad", "length-past-end",
+        "another-corp"])  # fixed ids: the ciphertexts are random, and parallel workers must agree
 def test_tampered_or_foreign_ciphertexts_are_refused(encrypted: str,
                                                      error: type[Exception]) -> None:
     crypto = WeComCrypto(TOKEN, AES_KEY, CORP, now=lambda: 1_700_000_000.0)
