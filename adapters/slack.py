@@ -15,6 +15,7 @@ from typing import Any
 
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
@@ -148,7 +149,9 @@ class SlackAdapter:
                 return Response(status_code=401)
             try:
                 return await handler.handle(request)
-            except ValueError:  # JSONDecodeError, UnicodeDecodeError: never from Slack itself
+            except (ValueError, LookupError, TypeError, AttributeError) as error:
+                # bolt reading a body of an unexpected shape (never one from Slack itself)
+                log.warning("slack request refused (400): %s", type(error).__name__)
                 return Response(status_code=400)
 
         return [Route("/slack/events", events, methods=["POST"])]
@@ -169,6 +172,19 @@ class SlackAdapter:
             self.app.command(command)(self._on_command)
         self.app.action(re.compile(f"^{ACTION_PREFIX}_\\d+$"))(self._on_click)
         self.app.event("app_home_opened")(self._on_home)
+        self.app.error(self._on_error)
+
+    async def _on_error(self, error: Exception,
+                        response: BoltResponse | None) -> BoltResponse | None:
+        """bolt's unhandled errors. A signed body of a shape Slack never sends (a string where
+        `user` belongs, an empty `actions`) is a 400 and a warning, not a 500; the rest stay errors.
+        (`response` is None for a listener's error: it ran after the request was answered.)"""
+        if isinstance(error, LookupError | TypeError | AttributeError | ValueError):
+            log.warning("slack request of an unexpected shape (%s)", type(error).__name__,
+                        exc_info=error)
+            return BoltResponse(status=400, body="") if response is not None else None
+        log.error("slack request failed", exc_info=error)
+        return None
 
     async def _invocation(self, *, team_id: str, user_id: str, user_name: str, channel: str | None, text: str,
                           delivery_id: str | None = None) -> Invocation:
@@ -188,7 +204,8 @@ class SlackAdapter:
         invocation = await self._invocation(team_id=body.get("team_id", ""), user_id=body.get("user_id", ""),
                                             user_name=body.get("user_name", ""), channel=body.get("channel_id"),
                                             text=command_text(body.get("command", ""), body.get("text", "")),
-                                            delivery_id=f"command:{signature}" if signature else None)
+                                            delivery_id=f"command:{signature}" if signature
+                                            else None)
         reply = await self._run(invocation)
         await self._answer(respond, reply, channel=body.get("channel_id"), user=body.get("user_id"))
 

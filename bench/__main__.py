@@ -22,6 +22,7 @@ BENCHMARKS: dict[str, str] = {
     "digest": "bench.digest",
     "fanout": "bench.fanout",
     "memory": "bench.memory",
+    "floods": "bench.floods",
 }
 
 

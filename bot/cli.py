@@ -325,7 +325,7 @@ def import_(kind: Annotated[str, typer.Argument(help="leads")],
 
 
 @app.command("backup")
-def backup_(file: Annotated[Path, typer.Argument(help="Where to write the backup (replaced if it exists)")],
+def backup_(file: Annotated[Path, typer.Argument(help="Where to write it (replaced if it exists)")],
             db: DbOption = None) -> None:
     """Back up the SQLite database online, while the bot runs: a consistent copy in FILE.
     (Postgres: use pg_dump.)"""

@@ -53,11 +53,14 @@ _KEPT = frozenset(
     }
 )
 _SECRET_KEYS = re.compile(r"token|secret|password|authorization|signature|cookie", re.IGNORECASE)
-_EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+(?:@|＠)[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+")
+# \w is Unicode: internationalised addresses (shaseng@例子.公司) are addresses too.
+_EMAIL = re.compile(r"[\w.%+\-]+(?:@|＠)[\w\-]+(?:[.。][\w\-]+)+")
 # Seven or more digits, possibly split by spaces, dashes, dots or brackets (138-0013-8000,
 # +86 138 0013 8000, (0755) 8888-6666); letters around a run of digits make it an id instead.
 _PHONE = re.compile(
-    r"(?<![0-9A-Za-z])\+?[0-9０-９](?:[\s\-.()（）]{0,2}[0-9０-９]){6,}(?![0-9A-Za-z])"
+    # …except right after an escaped newline or tab inside logged JSON (`\n13944172851`).
+    r"(?:(?<![0-9A-Za-z])|(?<=\\n)|(?<=\\t)|(?<=\\r))"
+    r"\+?[0-9０-９](?:[\s\-.()（）]{0,2}[0-9０-９]){6,}(?![0-9A-Za-z])"
 )
 _TOKEN = re.compile(
     r"xox[a-z]-[A-Za-z0-9\-]+"  # Slack bot and user tokens

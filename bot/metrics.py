@@ -36,16 +36,24 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.
 JOB_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 QUEUED = ("pending", "sending", "dead")  # `sent` only grows: counted as deliveries, not scanned
 _CODE = re.compile(r"^[a-z0-9_]{2,40}$")
+_ERRCODE = re.compile(r"\berrcode (\d+)")
 
 
 def error_code(error: Exception) -> str:
-    """A short, bounded label for a platform failure: the platform's own code when the sender
-    kept it (`slack: channel_not_found` → channel_not_found, a 429 → ratelimited), else the
-    error's kind."""
+    """A short, bounded label for a platform failure: the platform's own code where the sender's
+    message carries one (`slack: channel_not_found`, `telegram: Forbidden: …`, `wecom …: errcode
+    40014 …`, a 429 → ratelimited), else the kind of failure (TargetGone, Transient, …)."""
     if isinstance(error, RateLimited):
         return "ratelimited"
-    detail = str(error).rsplit(":", 1)[-1].strip()
-    return detail if _CODE.match(detail) else type(error).__name__
+    text = str(error)
+    wecom = _ERRCODE.search(text)
+    if wecom:
+        return f"errcode_{wecom.group(1)}"
+    for part in text.split(":")[1:]:
+        candidate = part.split("(")[0].strip().lower()
+        if _CODE.match(candidate):
+            return candidate
+    return type(error).__name__
 
 
 class OutboxGauge(Collector):

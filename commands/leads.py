@@ -344,6 +344,8 @@ def edit(ctx: Ctx, args: Args) -> Reply:
     facts = _lead_facts(ctx, args)
     if not facts:
         raise UsageError("usage.missing", what=ctx.t("what.field"))
+    if "name" in facts and not facts["name"]:  # a lead always has a name (found by the fuzzing)
+        raise UsageError("usage.missing", what=ctx.t("what.name"))
     leads.edit(ctx.scope, lead, facts)
     shown = ", ".join(f"{key}={ctx.money(value) if key == 'value' and isinstance(value, int) else value}"
                       for key, value in facts.items())

@@ -18,10 +18,11 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from adapters.base import RateLimited, Target, TargetGone
+from adapters.base import AuthBroken, RateLimited, Target, TargetGone, Transient
 from adapters.console import ConsoleAdapter
 from bot import logs
 from bot.app import Bot, FileClock, build
+from bot.metrics import error_code
 from bot.settings import Settings
 from bot.web import create_app
 from commands.types import Reply
@@ -241,3 +242,19 @@ def test_the_file_clock_jumps_when_the_file_is_replaced_and_runs_on_in_between(
         <= clock.now() - datetime(2026, 12, 1, 10, 30, tzinfo=UTC)
         < timedelta(minutes=1)
     )
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (RateLimited(7, "slack 429"), "ratelimited"),
+        (TargetGone("slack: channel_not_found"), "channel_not_found"),
+        (AuthBroken("slack refused our token: invalid_auth"), "invalid_auth"),
+        (TargetGone("telegram: Forbidden: bot was blocked by the user"), "forbidden"),
+        (AuthBroken("wecom message/send: errcode 40014 invalid access_token"), "errcode_40014"),
+        (Transient("slack unreachable: [Errno 111] Connection refused"), "Transient"),
+        (RuntimeError("boom"), "RuntimeError"),
+    ],
+)
+def test_platform_errors_are_labelled_by_the_platforms_code(error: Exception, code: str) -> None:
+    assert error_code(error) == code

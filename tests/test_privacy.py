@@ -403,11 +403,6 @@ def test_no_phone_or_email_reaches_a_log_line_or_a_metric(loud_bot: Any) -> None
     assert _leaks(metrics, ASCII) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot/logs.py (issue 7): its e-mail pattern takes ASCII domains "
-    "only, so an internationalised address (shaseng@例子.公司) is logged in clear",
-)
 @pytest.mark.parametrize("loud_bot", ["INFO"], indirect=True)
 def test_internationalised_email_addresses_are_masked_too(loud_bot: Any) -> None:
     bot, client, slack, stream = loud_bot
@@ -415,11 +410,6 @@ def test_internationalised_email_addresses_are_masked_too(loud_bot: Any) -> None
     assert _leaks(stream.getvalue(), IDN) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot/logs.py (issue 7): slack_sdk's DEBUG lines hold JSON "
-    "with escaped newlines, and a phone right after one (`\\n13944172851`) is not masked",
-)
 @pytest.mark.parametrize("loud_bot", ["DEBUG"], indirect=True)
 def test_library_debug_lines_mask_them_too(loud_bot: Any) -> None:
     bot, client, slack, stream = loud_bot

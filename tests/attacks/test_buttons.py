@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 from sqlalchemy import select
+from sqlalchemy.engine import Engine
 
 from models.db import unit_of_work
 from models.tables import Quote
@@ -17,8 +18,8 @@ from tests.test_telegram import PEOPLE, TelegramHarness
 from tests.test_wecom import UPDATE, WeComHarness, shown
 
 
-def _pending(engine: object) -> bool:
-    with unit_of_work(engine) as session:  # type: ignore[arg-type]
+def _pending(engine: Engine) -> bool:
+    with unit_of_work(engine) as session:
         return session.execute(select(Quote.status)).scalar_one() == "pending"
 
 

@@ -89,7 +89,7 @@ def test_hostile_cells_are_text_in_csv(team: Chat) -> None:
         assert any(cell.startswith("'=HYPERLINK") for cell in cells), kind
 
 
-def test_dealbot_export_writes_the_same_neutral_cells(team: Chat, tmp_path: object) -> None:
+def test_dealbot_export_writes_the_same_neutral_cells(team: Chat) -> None:
     _add_hostile_leads(team)
     with unit_of_work(team.engine) as session:
         made = exchange.export(

@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl, urlencode
 import httpx
 import pytest
 from sqlalchemy import select
+from sqlalchemy.engine import Engine
 from sqlmodel import col
 
 from models.db import unit_of_work
@@ -52,8 +53,8 @@ def post_signed(slack: SlackHarness, body: bytes, *, stamp: str, sig: str | None
     return slack.http.post("/slack/events", content=body, headers=headers)
 
 
-def commands_run(engine: object) -> list[tuple[str, str]]:
-    with unit_of_work(engine) as session:  # type: ignore[arg-type]
+def commands_run(engine: Engine) -> list[tuple[str, str]]:
+    with unit_of_work(engine) as session:
         rows = session.execute(
             select(CommandLog.text, CommandLog.outcome).order_by(col(CommandLog.id))
         )
@@ -128,10 +129,11 @@ def test_slack_replayed_slash_command_runs_once(slack: SlackHarness) -> None:
     with unit_of_work(slack.engine) as session:
         assert len(session.execute(select(Lead)).all()) == 1
     ran = commands_run(slack.engine)
-    assert [outcome for text, outcome in ran if "Replayed" in text] == [
+    # The copies race the original on other threads: which one runs first is not fixed.
+    assert sorted(outcome for text, outcome in ran if "Replayed" in text) == [
+        "duplicate",
+        "duplicate",
         "ok",
-        "duplicate",
-        "duplicate",
     ]
     assert len(slack.api.responses()) == 2  # one answer to the lead, one to /help
 
@@ -149,7 +151,7 @@ def test_slack_replayed_click_runs_once(slack: SlackHarness) -> None:
         assert slack.post(body, FORM).status_code == 200
     eventually(lambda: logged(slack.engine) == 4)
     outcomes = [outcome for text, outcome in commands_run(slack.engine) if text == "/lead claim L1"]
-    assert outcomes == ["ok", "duplicate"]
+    assert sorted(outcomes) == ["duplicate", "ok"]
 
 
 # --- Telegram -----------------------------------------------------------------------------------
@@ -217,4 +219,4 @@ def test_wecom_replayed_message_runs_once(wecom: WeComHarness) -> None:
     wecom.wait_handled(3)
     with unit_of_work(wecom.engine) as session:
         assert len(session.execute(select(Lead)).all()) == 1
-    assert [reply.duplicate for reply in wecom.handled] == [False, True, True]
+    assert sorted(reply.duplicate for reply in wecom.handled) == [False, True, True]
