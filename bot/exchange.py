@@ -38,7 +38,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, func, select
 
 from commands.parsing_values import parse_amount, parse_date
-from models import leads
+from models import aftersale, leads
 from models.config import TeamConfig
 from models.errors import DomainError
 from models.normalize import (
@@ -1084,6 +1084,11 @@ class _Batch:
                 "after": _plain(facts) | {"file": self.source, "row": lead.row},
             })  # fmt: skip
         session.execute(insert(AuditEvent), events)
+        plans = [{"team_id": team.id, "lead_id": ids[row["number"]], "created_at": now,
+                  "next_due_on": aftersale.first_care_due(scope.config, now)}
+                 for row in values if row["status"] == "won"]  # fmt: skip
+        if plans:
+            session.execute(insert(aftersale.CarePlan), plans)
 
 
 # What the "import" audit event shows of a new lead: what `/lead add` records, and the outcome.

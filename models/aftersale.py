@@ -499,8 +499,12 @@ def next_care_due(session: Session, config: TeamConfig, lead: Lead) -> date:
         return _local_date(since_win, config) + timedelta(days=care_interval(config, lead.grade))
     delivered = session.exec(select(func.min(Contract.delivered_on))
                              .where(Contract.lead_id == lead.id)).one()
-    after_win = timedelta(days=config.care_after_won_days)
-    return delivered or _local_date(_won_at(lead), config) + after_win
+    return delivered or first_care_due(config, _won_at(lead))
+
+
+def first_care_due(config: TeamConfig, won_at: datetime) -> date:
+    """A new customer's first care contact, before any delivery date is known."""
+    return _local_date(won_at, config) + timedelta(days=config.care_after_won_days)
 
 
 def schedule_care(session: Session, config: TeamConfig, lead: Lead, *, now: datetime) -> date:
@@ -549,20 +553,40 @@ class CareDue:
 
 def care_overdue(session: Session, *, team_id: int, config: TeamConfig, today: date,
                  lead_filter: Any, top: int) -> tuple[list[CareDue], int]:
-    """The first `top` customers not contacted for longer than their grade allows (longest first),
-    and how many there are."""
-    latest = (select(FollowUp.lead_id, func.max(FollowUp.created_at).label("at"))
-              .where(FollowUp.team_id == team_id).group_by(col(FollowUp.lead_id)).subquery())
-    rows = session.exec(select(Lead, latest.c.at).outerjoin(latest, latest.c.lead_id == Lead.id)
-                        .where(Lead.team_id == team_id, Lead.status == "won", lead_filter)).all()
+    """The first `top` customers whose care contact is overdue (longest first), and how many there
+    are. Reads due care plans through their index; the latest contact is looked up for those shown."""
+    overdue = (select(CarePlan, Lead).join(Lead, col(Lead.id) == CarePlan.lead_id)
+               .where(CarePlan.team_id == team_id, col(CarePlan.next_due_on) < today,
+                      Lead.status == "won", lead_filter))
+    total = int(session.exec(select(func.count()).select_from(overdue.subquery())).one())
+    if not total:
+        return [], 0
+    shown = [lead for _plan, lead in session.exec(
+        overdue.order_by(col(CarePlan.next_due_on), col(Lead.number)).limit(top)).all()]
+    latest = dict(session.exec(
+        select(FollowUp.lead_id, func.max(FollowUp.created_at))
+        .where(col(FollowUp.lead_id).in_([lead.id for lead in shown]))
+        .group_by(col(FollowUp.lead_id))).all())
     members = {m.id: m.name for m in session.exec(select(Member).where(Member.team_id == team_id))}
-    found = []
-    for lead, at in rows:
-        days = (today - _last_contact(lead, at, config)).days
-        if days > care_interval(config, lead.grade):
-            found.append(CareDue(lead=lead, owner=members.get(lead.owner_id, "-"), days=days))
-    found.sort(key=lambda item: (-item.days, item.lead.number))
-    return found[:top], len(found)
+    found = [CareDue(lead=lead, owner=members.get(lead.owner_id, "-"),
+                     days=(today - _last_contact(lead, latest.get(lead.id), config)).days)
+             for lead in shown]
+    return found, total
+
+
+def plan_new_customers(session: Session, *, team_id: int, config: TeamConfig,
+                       now: datetime) -> int:
+    """Give each won lead without a care schedule its first one — leads won before care plans
+    existed, or written by hand; returns how many were planned."""
+    unscheduled = select(Lead).where(Lead.team_id == team_id, Lead.status == "won",
+                                     ~exists().where(CarePlan.lead_id == Lead.id))
+    leads = session.exec(unscheduled).all()
+    for lead in leads:
+        due = schedule_care(session, config, lead, now=now)
+        audit.record_event(session, team_id=team_id, actor_id=None, at=now, entity="lead",
+                           entity_id=lead.id or 0, action="care_scheduled",
+                           after={"next_due_on": due})
+    return len(leads)
 
 
 # --- renewals ------------------------------------------------------------------------------------

@@ -287,6 +287,8 @@ def win(scope: Scope, lead: Lead, amount: int | None) -> int:
         raise DomainError("lead.won_needs_amount", lead=lead.number)
     guarded_update(scope, lead, action="won", status="won", won_amount=amount, closed_at=scope.now,
                    next_followup_on=None, last_activity_at=scope.now)
+    from models.aftersale import schedule_care  # after-sales builds on leads, not the reverse
+    schedule_care(scope.session, scope.config, lead, now=scope.now)
     return amount
 
 

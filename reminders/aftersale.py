@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlmodel import col, exists, select
+from sqlmodel import col, select
 
 from commands import i18n
 from commands.types import Button
-from models import aftersale, audit
+from models import aftersale
 from models.aftersale import CarePlan, Contract, Instalment
 from models.tables import Lead
 from models.teams import managers_of
@@ -126,16 +126,8 @@ def renewals(scan: scans.Scan) -> None:
 
 
 def care(scan: scans.Scan) -> None:
-    """Customers whose care contact (回访) is due → their owner, once per due date. A lead won
-    by any route gets its schedule the first time a scan sees it."""
+    """Customers whose care contact (回访) is due → their owner, once per due date."""
     session, team_id = scan.session, scan.team.id or 0
-    unscheduled = select(Lead).where(Lead.team_id == team_id, Lead.status == "won",
-                                     ~exists().where(CarePlan.lead_id == Lead.id))
-    for lead in session.exec(unscheduled).all():
-        due = aftersale.schedule_care(session, scan.config, lead, now=scan.now)
-        audit.record_event(session, team_id=team_id, actor_id=None, at=scan.now, entity="lead",
-                           entity_id=lead.id or 0, action="care_scheduled",
-                           after={"next_due_on": due})
     query = (select(CarePlan, Lead).join(Lead, col(Lead.id) == CarePlan.lead_id)
              .where(CarePlan.team_id == team_id, col(CarePlan.next_due_on) <= scan.today,
                     Lead.status == "won", col(Lead.owner_id).is_not(None))

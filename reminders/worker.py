@@ -20,6 +20,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
+from models.aftersale import plan_new_customers
 from models.clock import Clock
 from models.config import TeamConfig, parse_clock
 from models.db import unit_of_work
@@ -72,6 +73,7 @@ class Worker:
         self.deliver_every = deliver_every
         self.scheduler: AsyncIOScheduler | None = None
         self._signatures: dict[str, str] = {}
+        self._customers_planned: set[int] = set()
 
     # --- the work ------------------------------------------------------------------------------
     def team_ids(self) -> list[int]:
@@ -95,7 +97,15 @@ class Worker:
     def scan_team(self, team_id: int) -> ScanReport:
         with self._observed("scan", team_id), unit_of_work(self.engine) as session:
             team = session.get(Team, team_id)
-            return run_scans(session, team, self.clock.now()) if team else ScanReport()
+            if team is None:
+                return ScanReport()
+            # Leads get a care plan when won; once per process, plan any won some other way.
+            if team_id not in self._customers_planned:
+                plan_new_customers(session, team_id=team_id, now=self.clock.now(),
+                                   config=TeamConfig.model_validate(team.config or {}))
+            report = run_scans(session, team, self.clock.now())
+        self._customers_planned.add(team_id)
+        return report
 
     def digest_team(self, team_id: int, kind: str) -> bool:
         with self._observed(kind, team_id), unit_of_work(self.engine) as session:

@@ -5,8 +5,15 @@ settings."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from sqlalchemy import delete
+
+from models.aftersale import CarePlan
+from models.db import unit_of_work
 from reminders.worker import Worker
 from tests.chat import Chat
+from tests.test_exchange import import_file
 from tests.test_scans import at
 
 SOON = "Payments due soon"
@@ -190,3 +197,40 @@ def test_quiet_hours_hold_the_nudge_to_one_morning_message_and_snooze_quiets_it(
     scan_days(chat, (2026, 11, 30))
     assert "(10d)" in pushed(chat, "alice", OVERDUE)[-1]
     assert len(pushed(chat, "alice", OVERDUE)) == 2
+
+
+def test_customers_won_by_import_or_without_a_care_plan_are_still_cared_for(
+    team: Chat, tmp_path: Path
+) -> None:
+    chat = team
+    chat.say("/lead add Acme Trading")
+    chat.say("/lead won L1 50k")
+    with unit_of_work(chat.engine) as session:  # as a lead won before care plans existed
+        session.execute(delete(CarePlan))
+    path = tmp_path / "crm.csv"
+    path.write_text("Name,Status,Won Amount\nVega,won,95000\nSirius,open,\n", encoding="utf-8")
+    assert import_file(chat, path, owner="@carol")[-1] == (
+        "2 rows: 2 created, 0 merged as duplicates, 0 rejected."
+    )
+    scan_days(chat, (2026, 12, 2))
+    assert pushed(chat, "alice", CARE) == pushed(chat, "carol", CARE) == []
+    scan_days(chat, (2026, 12, 3))  # a week after the win and the import
+    assert "· L1 Acme Trading — grade B (every 60 days), due Thu 3 Dec" in pushed(
+        chat, "alice", CARE
+    )[0]
+    [vega] = pushed(chat, "carol", CARE)
+    assert "· L2 Vega — grade B (every 60 days), due Thu 3 Dec" in vega and "Sirius" not in vega
+
+
+def test_the_digest_lists_a_customer_never_contacted_after_the_first_care_date(team: Chat) -> None:
+    chat = team
+    chat.say("/lead add Acme Trading")
+    chat.say("/lead won L1 50k")
+    chat.clock.set(at(2026, 12, 3, 18))  # the first care contact is due today: not late yet
+    assert "🤝" not in chat.say("[erin] /report today")
+    chat.clock.set(at(2026, 12, 4, 18))
+    assert "🤝 Customers without care 1: L1 Acme Trading (alice, B, 8d)" in chat.say(
+        "[erin] /report today"
+    )
+    chat.say("/care L1 called, all good")
+    assert "🤝" not in chat.say("[erin] /report today")
