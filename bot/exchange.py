@@ -27,11 +27,6 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from openpyxl import Workbook, load_workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-from openpyxl.styles import Font
-from openpyxl.utils import get_column_letter
 from sqlalchemy import insert, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -258,6 +253,33 @@ def risky(value: str) -> bool:
 
 def to_xlsx(sheets: Sequence[Sheet]) -> bytes:
     """A workbook, one sheet per kind: bold frozen header, numbers as numbers, dates as dates."""
+    # openpyxl (and the numpy it loads) is imported here, not at start-up: it is ~30 MB of
+    # resident memory that a server answering chat commands never needs until someone exports.
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+    from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
+
+    def typed_cell(ws: Any, value: Any) -> Any:
+        formats = {Decimal: "#,##0.00" if isinstance(value, Decimal)
+                   and value != value.to_integral_value() else "#,##0",
+                   datetime: "yyyy-mm-dd hh:mm", date: "yyyy-mm-dd"}  # fmt: skip
+        if isinstance(value, str):
+            value = ILLEGAL_CHARACTERS_RE.sub("", value)
+            if not risky(value):
+                return value
+            cell = WriteOnlyCell(ws, value=value)
+            cell.data_type = "s"  # openpyxl would otherwise store "=…" as a formula
+            cell.quotePrefix = True
+            return cell
+        for kind, number_format in formats.items():  # datetime before date: it is one
+            if isinstance(value, kind):
+                cell = WriteOnlyCell(ws, value=value)
+                cell.number_format = number_format
+                return cell
+        return value
+
     book = Workbook(write_only=True)
     bold = Font(bold=True)
     for sheet in sheets:
@@ -274,21 +296,10 @@ def to_xlsx(sheets: Sequence[Sheet]) -> bytes:
             header.append(cell)
         ws.append(header)
         for row in sheet.rows:
-            ws.append([_xlsx_cell(ws, value) for value in row])
+            ws.append([typed_cell(ws, value) for value in row])
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()
-
-
-def _xlsx_cell(ws: Any, value: Any) -> Any:
-    if isinstance(value, str):
-        value = ILLEGAL_CHARACTERS_RE.sub("", value)
-        if risky(value):
-            cell = WriteOnlyCell(ws, value=value)
-            cell.data_type = "s"  # openpyxl would otherwise store "=…" as a formula
-            cell.quotePrefix = True
-            return cell
-        return value
     if isinstance(value, Decimal):
         cell = WriteOnlyCell(ws, value=value)
         cell.number_format = "#,##0.00" if value != value.to_integral_value() else "#,##0"
@@ -474,6 +485,8 @@ def _no_header(locale: str) -> ExchangeError:
 
 
 def _read_xlsx(data: bytes, locale: str) -> SourceTable:
+    from openpyxl import load_workbook  # see to_xlsx
+
     try:
         book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception as error:  # noqa: BLE001 - any unreadable workbook is the same answer
