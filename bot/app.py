@@ -89,7 +89,9 @@ def build(settings: Settings | None = None, *, clock: Clock | None = None, datab
         upgrade(engine)
     clock = clock or (FileClock(settings.clock_file) if settings.clock_file else SystemClock())
     dispatcher = Dispatcher(engine, clock, admins=settings.admin_keys,
-                            throttle=Throttle.from_settings(settings))
+                            throttle=Throttle.from_settings(settings),
+                            at_once=settings.command_threads
+                            or (1 if engine.dialect.name == "sqlite" else 4))
     # Console teams' pushes print where the process runs (`→ bob: …`).
     senders: dict[str, Sender] = {"console": ConsoleSender()}
     bot = Bot(settings=settings, engine=engine, clock=clock, dispatcher=dispatcher, senders=senders,

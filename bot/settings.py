@@ -47,6 +47,9 @@ class Settings(BaseSettings):
                                         validation_alias="DEALBOT_OUTBOX_LEASE_SECONDS")
     member_rate: str = Field("60/60s", validation_alias="DEALBOT_MEMBER_RATE")
     team_rate: str = Field("600/60s", validation_alias="DEALBOT_TEAM_RATE")
+    # Commands run at once in one process; 0: one on SQLite (it takes one writer at a time, and more
+    # threads would only sleep in its lock) and 4 on Postgres.
+    command_threads: int = Field(0, ge=0, validation_alias="DEALBOT_COMMAND_THREADS")
     max_body_bytes: int = Field(1 << 20, gt=0, validation_alias="DEALBOT_MAX_BODY_BYTES")
     body_timeout_seconds: float = Field(15.0, gt=0, validation_alias="DEALBOT_BODY_TIMEOUT_SECONDS")
     # Tests only: read "now" from this file (see bot.app.FileClock) instead of the system clock.

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
+import threading
 import time
 import uuid
 from collections import OrderedDict
@@ -92,8 +94,13 @@ class Dispatcher:
     """Holds what every command needs (database, clock, deployment's admins) and runs commands."""
 
     def __init__(self, engine: Engine, clock: Clock, *, admins: Sequence[str] = (),
-                 observer: CommandObserver | None = None, throttle: Throttle | None = None) -> None:
+                 observer: CommandObserver | None = None, throttle: Throttle | None = None,
+                 at_once: int | None = None) -> None:
+        """`at_once`: how many commands may run at the same time (None: no limit). Adapters run
+        each command in a thread; past the database's useful concurrency, more threads only fight
+        for the GIL and for locks, and the server's event loop (acks, health checks) starves."""
         self.engine = engine
+        self._slots = threading.BoundedSemaphore(at_once) if at_once else contextlib.nullcontext()
         self.clock = clock
         self.admins = tuple(admins)
         self.observer = observer
@@ -117,12 +124,17 @@ class Dispatcher:
             self._known.popitem(last=False)
 
     def dispatch(self, invocation: Invocation) -> Reply:
+        with self._slots:
+            return self._dispatch(invocation)
+
+    def _dispatch(self, invocation: Invocation) -> Reply:
         started = time.perf_counter()
         now = self.clock.now()
         locale = invocation.locale if invocation.locale in ("zh", "en") else (guess_locale(invocation.text) or "en")
         parsed: ParsedCommand | None = None
         outcome, error_key = "ok", None
         team_key = invocation.team_key
+        logged = False  # whether the command log row commits with the command's own work
         try:
             # Before any database work: a flood costs only its command log rows.
             held = self.throttle.check(invocation, now) if self.throttle is not None else None
@@ -131,54 +143,67 @@ class Dispatcher:
                 return self.throttle.reply(held, locale)
             self._register(invocation, now, locale)
             with unit_of_work(self.engine) as session:
-                if invocation.delivery_id and not outbox.first_delivery(
-                        session, platform=invocation.platform, key=invocation.delivery_id, now=now):
-                    outcome = "duplicate"
-                    return Reply(text="", duplicate=True)
-                if invocation.team_key:
-                    team = teams.get_or_create_team(session, platform=invocation.platform,
-                                                    key=invocation.team_key, name=invocation.team_name, now=now)
-                else:
-                    found = teams.home_team(session, platform=invocation.platform, user_key=invocation.user_key)
-                    if found is None:
-                        outcome = "no team"
-                        return Reply(text=translate(locale, "error.no_team"), ok=False, private=True)
-                    team, team_key = found, found.key
-                member = teams.ensure_member(session, team, user_key=invocation.user_key,
-                                             name=invocation.user_name, now=now, admins=self.admins,
-                                             handle=invocation.user_handle)
-                scope = Scope(session=session, team=team, actor=member, now=now)
-                parsed = parse_command(invocation.text)
-                locale = scope.config.locale or parsed.locale or locale
-                ctx = Ctx(inv=invocation, scope=scope, locale=locale, admins=self.admins)
-                locale = ctx.locale  # the member's own language (/me lang) words errors too
-                if len(invocation.text) > MAX_LINE:
-                    raise UsageError("usage.too_long", what="message", length=len(invocation.text), limit=MAX_LINE)
-                if parsed.verb is None:
-                    if parsed.family is not None:
-                        if parsed.args.words:
-                            family = parsed.family.words[1] if ctx.zh else parsed.family.name
-                            raise UsageError("usage.unknown_sub", word=parsed.args.words[0][:40], family=family)
-                        raise UsageError("usage.missing", what=ctx.pick("what to do", "要做的操作"))
-                    first = parsed.args.words[0] if parsed.args.words else ""
-                    raise UsageError("usage.unknown_verb", word=first[:40])
-                reply = parsed.verb.handler(ctx, parsed.args)
-                locale = ctx.locale
-                _remember_where_team_talks(team, invocation.channel, parsed.locale)
-            if not reply.ok:
-                outcome = "refused"
-            return reply
+                failed = False
+                try:
+                    if invocation.delivery_id and not outbox.first_delivery(
+                            session, platform=invocation.platform, key=invocation.delivery_id, now=now):
+                        outcome = "duplicate"
+                        return Reply(text="", duplicate=True)
+                    if invocation.team_key:
+                        team = teams.get_or_create_team(session, platform=invocation.platform,
+                                                        key=invocation.team_key, name=invocation.team_name, now=now)
+                    else:
+                        found = teams.home_team(session, platform=invocation.platform, user_key=invocation.user_key)
+                        if found is None:
+                            outcome = "no team"
+                            return Reply(text=translate(locale, "error.no_team"), ok=False, private=True)
+                        team, team_key = found, found.key
+                    member = teams.ensure_member(session, team, user_key=invocation.user_key,
+                                                 name=invocation.user_name, now=now, admins=self.admins,
+                                                 handle=invocation.user_handle)
+                    scope = Scope(session=session, team=team, actor=member, now=now)
+                    parsed = parse_command(invocation.text)
+                    locale = scope.config.locale or parsed.locale or locale
+                    ctx = Ctx(inv=invocation, scope=scope, locale=locale, admins=self.admins)
+                    locale = ctx.locale  # the member's own language (/me lang) words errors too
+                    if len(invocation.text) > MAX_LINE:
+                        raise UsageError("usage.too_long", what="message", length=len(invocation.text), limit=MAX_LINE)
+                    if parsed.verb is None:
+                        if parsed.family is not None:
+                            if parsed.args.words:
+                                family = parsed.family.words[1] if ctx.zh else parsed.family.name
+                                raise UsageError("usage.unknown_sub", word=parsed.args.words[0][:40], family=family)
+                            raise UsageError("usage.missing", what=ctx.pick("what to do", "要做的操作"))
+                        first = parsed.args.words[0] if parsed.args.words else ""
+                        raise UsageError("usage.unknown_verb", word=first[:40])
+                    reply = parsed.verb.handler(ctx, parsed.args)
+                    locale = ctx.locale
+                    _remember_where_team_talks(team, invocation.channel, parsed.locale)
+                    if not reply.ok:
+                        outcome = "refused"
+                    return reply
+                except BaseException:
+                    failed = True
+                    raise
+                finally:
+                    # One commit, not two: a command that did not raise is logged with its work.
+                    if not failed:
+                        session.add(self._log_row(invocation, team_key, outcome, error_key, started))
+                        logged = True
         except DomainError as error:
+            logged = False  # rolled back with the command's work: logged below on its own
             outcome, error_key = "error", error.key
             return self._error_reply(error, locale, parsed)
         except Exception:
+            logged = False
             ref = uuid.uuid4().hex[:8]
             outcome, error_key = "crash", ref
             log.exception("command failed (ref %s)", ref)
             return Reply(text=translate(locale, "error.internal", ref=ref), ok=False, private=True)
         finally:
             ms = (time.perf_counter() - started) * 1000
-            self._record(invocation, team_key, outcome, error_key, ms)
+            if not logged:
+                self._record(invocation, team_key, outcome, error_key, started)
             self._observe(invocation, team_key, parsed, outcome, error_key, ms)
 
     def _observe(self, invocation: Invocation, team_key: str, parsed: ParsedCommand | None, outcome: str,
@@ -217,13 +242,18 @@ class Dispatcher:
                 text += "\n" + words
         return Reply(text=text, ok=False, private=True)
 
-    def _record(self, invocation: Invocation, team_key: str, outcome: str, error: str | None, ms: float) -> None:
+    def _log_row(self, invocation: Invocation, team_key: str, outcome: str, error: str | None,
+                 started: float) -> CommandLog:
+        return CommandLog(platform=invocation.platform, team_key=team_key, user_key=invocation.user_key,
+                          channel=invocation.channel, text=invocation.text[:20000].replace("\x00", ""),
+                          received_at=self.clock.now(), outcome=outcome, error=error,
+                          duration_ms=round((time.perf_counter() - started) * 1000, 2))
+
+    def _record(self, invocation: Invocation, team_key: str, outcome: str, error: str | None,
+                started: float) -> None:
         """Keep every line typed, whatever became of it; a failure here must not cost the reply."""
         try:
             with unit_of_work(self.engine) as session:
-                session.add(CommandLog(platform=invocation.platform, team_key=team_key,
-                                       user_key=invocation.user_key, channel=invocation.channel,
-                                       text=invocation.text[:20000].replace("\x00", ""), received_at=self.clock.now(),
-                                       outcome=outcome, error=error, duration_ms=round(ms, 2)))
+                session.add(self._log_row(invocation, team_key, outcome, error, started))
         except Exception:
             log.exception("could not record the command")

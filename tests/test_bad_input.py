@@ -4,8 +4,11 @@ changes. And nothing anyone can type makes `Dispatcher.dispatch` raise or crash.
 from __future__ import annotations
 
 import pytest
+from sqlmodel import col, select
 
 from commands.types import Invocation, Reply
+from models.db import unit_of_work
+from models.tables import CommandLog, Lead
 from tests.chat import Chat
 
 LONG = "x" * 5000
@@ -222,3 +225,23 @@ def test_dispatch_always_answers(chat: Chat, text: str) -> None:
     assert isinstance(reply, Reply) and reply.text.strip()
     assert "went wrong" not in reply.text and "出错" not in reply.text, reply.text
     assert "L1 Acme Trading" in chat.say("/lead show L1")  # and the team still works
+
+
+def test_every_line_typed_is_in_the_command_log_with_what_became_of_it(team: Chat) -> None:
+    """A command that ran is logged with its work; one that failed is rolled back and still logged."""
+    lines = {
+        "/lead add Acme Trading": "ok",
+        "/lead add ACME trading": "refused",  # the duplicate warning
+        "/quote L1 eighty": "error",
+        "/lead show L99": "error",
+        "/fly me to the moon": "error",
+    }
+    for line in lines:
+        team.reply(line)
+    with unit_of_work(team.engine) as session:
+        logged = session.exec(
+            select(CommandLog.text, CommandLog.outcome).where(CommandLog.user_key == "alice")
+            .order_by(col(CommandLog.id))).all()
+        leads = session.exec(select(Lead.name)).all()
+    assert [tuple(row) for row in logged][-len(lines):] == list(lines.items())
+    assert leads == ["Acme Trading"]
