@@ -203,6 +203,15 @@ def seed(engine: Engine, leads: int, followups: int) -> int:
             FROM quote WHERE status = 'pending'
         """)
         )
+        # Every customer has its care schedule (a won lead gets one when won), due within ±60 days.
+        connection.execute(
+            text(f"""
+            INSERT INTO care_plan (team_id, lead_id, next_due_on, created_at)
+            SELECT team_id, id, {sql.day("(number * 37) % 120 - 60")}, :now
+            FROM lead WHERE team_id = :team AND status = 'won'
+        """),
+            values,
+        )
         connection.execute(
             text(f"UPDATE team SET lead_seq = {leads}, quote_seq = {QUOTES} WHERE id = :team"),
             values,

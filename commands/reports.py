@@ -72,7 +72,7 @@ def digest_reply(digest: Digest, *, locale: str, config: TeamConfig, who: str | 
     if digest.waiting:
         oldest = digest.waiting[0]
         waiting = pick(", {n} waiting (oldest Q{q}, {h}h)", "，{n} 个待审批（最久 Q{q}，{h} 小时）",
-                       n=len(digest.waiting), q=oldest.quote.number, h=int(oldest.hours))
+                       n=digest.waiting_total, q=oldest.quote.number, h=int(oldest.hours))
     lines.append(pick("New leads {n} · Follow-ups {f} · Quotes {q} ({a} approved, {r} rejected{w}) · Won {won}",
                       "新线索 {n} · 跟进 {f} · 报价 {q}（同意 {a}，驳回 {r}{w}）· 赢单 {won}",
                       n=digest.new_leads, f=digest.followups, q=digest.quotes_requested, a=digest.quotes_approved,

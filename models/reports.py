@@ -90,7 +90,8 @@ class Digest:
     overdue_total: int = 0
     stuck: list[LateLead] = field(default_factory=list)
     stuck_total: int = 0
-    waiting: list[WaitingApproval] = field(default_factory=list)
+    waiting: list[WaitingApproval] = field(default_factory=list)  # the oldest first
+    waiting_total: int = 0
     points: list[PointsLine] = field(default_factory=list)  # the week's process points
     aftersale: AftersaleDigest | None = None  # money collected, receivables, renewals, care
 
@@ -109,12 +110,18 @@ def build_digest(session: Session, *, team_id: int, config: TeamConfig, period: 
     new_by_owner = dict(session.exec(select(Lead.owner_id, func.count()).where(*scope_leads, in_period(Lead.created_at))
                                      .group_by(col(Lead.owner_id))).all())
     digest.new_leads = sum(new_by_owner.values())
-    followups_by_author = dict(session.exec(
-        select(FollowUp.author_id, func.count()).join(Lead, col(Lead.id) == FollowUp.lead_id)
-        .where(*scope_leads, in_period(FollowUp.created_at)).group_by(col(FollowUp.author_id))).all())
+    # Rows carry their team: the period is read through the (team, time) indexes, and the leads
+    # are consulted only when the digest is narrowed to some of them.
+    followups = (select(FollowUp.author_id, func.count())
+                 .where(FollowUp.team_id == team_id, in_period(FollowUp.created_at)))
+    if lead_filter is not None:
+        followups = followups.join(Lead, col(Lead.id) == FollowUp.lead_id).where(*scope_leads)
+    followups_by_author = dict(session.exec(followups.group_by(col(FollowUp.author_id))).all())
     digest.followups = sum(followups_by_author.values())
 
-    quote_scope = [Quote.team_id == team_id, col(Quote.lead_id).in_(select(Lead.id).where(*scope_leads))]
+    quote_scope = [Quote.team_id == team_id]
+    if lead_filter is not None:
+        quote_scope.append(col(Quote.lead_id).in_(select(Lead.id).where(*scope_leads)))
     digest.quotes_requested = int(session.exec(select(func.count()).select_from(Quote)
                                                .where(*quote_scope, in_period(Quote.created_at))).one())
     decided = dict(session.exec(select(Quote.status, func.count()).where(*quote_scope, in_period(Quote.decided_at))
@@ -145,7 +152,7 @@ def build_digest(session: Session, *, team_id: int, config: TeamConfig, period: 
 
     digest.funnel = _funnel(session, scope_leads, config)
     _late_lists(session, digest, scope_leads, config, now, today, members, top)
-    _waiting(session, digest, quote_scope, now)
+    _waiting(session, digest, quote_scope, now, top)
     digest.aftersale = aftersale_digest(session, team_id=team_id, config=config, period=period,
                                         today=today, lead_filter=and_(*scope_leads), top=top)
     if period.kind == "week":  # the weekly digest ranks process points (models/points.py)
@@ -182,7 +189,10 @@ def stuck_condition(config: TeamConfig, now: datetime) -> Any:
     per_stage = [and_(Lead.stage == stage.key,
                       col(Lead.stage_changed_at) < now - timedelta(days=config.stale_days_for(stage.key)))
                  for stage in config.stages]
-    return and_(Lead.status == "open", or_(*per_stage))
+    # Implied by the stages' own conditions; stated so an index reads only leads that old.
+    least = min(config.stale_days_for(stage.key) for stage in config.stages)
+    return and_(Lead.status == "open", col(Lead.stage_changed_at) < now - timedelta(days=least),
+                or_(*per_stage))
 
 
 def _late_lists(session: Session, digest: Digest, scope_leads: list[Any], config: TeamConfig, now: datetime,
@@ -204,10 +214,13 @@ def _late_lists(session: Session, digest: Digest, scope_leads: list[Any], config
                                              .order_by(col(Lead.stage_changed_at), col(Lead.number)).limit(top))]
 
 
-def _waiting(session: Session, digest: Digest, quote_scope: list[Any], now: datetime) -> None:
+def _waiting(session: Session, digest: Digest, quote_scope: list[Any], now: datetime, top: int) -> None:
+    waiting = [*quote_scope, Quote.status == "pending", ApprovalStep.status == "waiting"]
+    digest.waiting_total = int(session.exec(
+        select(func.count()).select_from(Quote).join(ApprovalStep, col(ApprovalStep.quote_id) == Quote.id)
+        .where(*waiting)).one())
     rows = session.exec(select(Quote, ApprovalStep).join(ApprovalStep, col(ApprovalStep.quote_id) == Quote.id)
-                        .where(*quote_scope, Quote.status == "pending", ApprovalStep.status == "waiting")
-                        .order_by(col(ApprovalStep.waiting_since))).all()
+                        .where(*waiting).order_by(col(ApprovalStep.waiting_since)).limit(top)).all()
     digest.waiting = [WaitingApproval(quote=quote, role=step.role,
                                       hours=(now - step.waiting_since).total_seconds() / 3600 if step.waiting_since else 0)
                       for quote, step in rows]

@@ -78,7 +78,9 @@ class Lead(SQLModel, table=True):
         Index("ix_lead_scan_activity", "team_id", "status", "last_activity_at"),
         # The reminder scans: each reads only the due rows of one team.
         Index("ix_lead_scan_followup", "team_id", "status", "next_followup_on"),
-        Index("ix_lead_scan_stage", "team_id", "status", "stage_changed_at"),
+        Index("ix_lead_scan_stage", "team_id", "status", "stage_changed_at", "stage"),  # + stage:
+        # the digest's stuck count reads this index alone, and its funnel the next.
+        Index("ix_lead_funnel", "team_id", "stage", "status", "value"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -113,7 +115,7 @@ class Lead(SQLModel, table=True):
 
 class FollowUp(SQLModel, table=True):
     __table_args__ = (Index("ix_followup_lead_created", "lead_id", "created_at"),
-                      Index("ix_followup_team_created", "team_id", "created_at"))
+                      Index("ix_followup_team_created", "team_id", "created_at", "author_id"))
 
     id: int | None = Field(default=None, primary_key=True)
     team_id: int = Field(foreign_key="team.id")
