@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -302,6 +302,24 @@ def load_postgres(engine: Engine, rows: Iterator[list[tuple[Any, ...]]]) -> None
     progress(f"VACUUM ANALYZE lead: {time.perf_counter() - copied:.1f} s")
 
 
+def plan_care(engine: Engine) -> None:
+    """Every customer (won lead) has its care schedule, as winning gives it one; none is due today,
+    so the scanned team's due rows stay the overdue and stuck leads."""
+    postgres = engine.dialect.name == "postgresql"
+    spread = "CAST(:first AS date) + (id % 120)::int" if postgres else "date(:first, (id % 120) || ' days')"
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO care_plan (team_id, lead_id, next_due_on, created_at) "
+                f"SELECT team_id, id, {spread}, closed_at FROM lead WHERE status = 'won'"
+            ),
+            {"first": (NOW.date() + timedelta(days=1)).isoformat()},
+        )
+    if postgres:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.exec_driver_sql("VACUUM ANALYZE care_plan")
+
+
 # --- databases -----------------------------------------------------------------------------------
 @contextmanager
 def fresh_database(db: str, pg: str) -> Iterator[str]:
@@ -518,6 +536,7 @@ def measure(db: str, n: int, due: int, args: argparse.Namespace, plans: bool) ->
             )
             rows = lead_rows(n, team_rows, due, teams, pools)
             (load_sqlite if db == "sqlite" else load_postgres)(engine, rows)
+            plan_care(engine)
             result.load_s = time.perf_counter() - start
             engine.dispose()
             progress(f"{db} {n:,}: loaded in {result.load_s:.1f} s; scanning")
