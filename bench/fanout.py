@@ -1,5 +1,6 @@
 """Outbox fan-out: 10k messages to 1k channels through the real outbox and Slack sender, against a
-local fake Slack that enforces a per-channel and a bot-wide limit (answering 429 + Retry-After).
+local fake Slack that enforces a per-channel and a bot-wide limit (answering 429 + Retry-After). The
+fake runs in a process of its own: its Python threads would otherwise share the GIL with the outbox.
 
 The published Slack limit (about 1 message per second per channel) would make 10 messages per
 channel take 10 s at least whatever the code does, so the run configures faster limits (default
@@ -13,11 +14,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import os
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from multiprocessing.connection import Connection
+from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import func, select
@@ -103,6 +109,47 @@ class LimitedSlack:
     def close(self) -> None:
         self.server.close()
 
+    def stats(self) -> dict[str, object]:
+        with self.lock:
+            return {"received": dict(self.received), "first": self.first, "last": self.last,
+                    "refused": self.refused}  # fmt: skip
+
+
+def serve_limited_slack(channel: Limit, bot: Limit, pipe: Connection) -> None:
+    """The fake Slack in a process of its own (so its Python threads take none of the measured
+    process's GIL): sends its URL, serves until told to stop, then sends what it received."""
+    fake = LimitedSlack(channel, bot)
+    pipe.send(fake.url)
+    pipe.recv()
+    pipe.send(fake.stats())
+    fake.close()
+
+
+@contextmanager
+def limited_slack(channel: Limit, bot: Limit) -> Iterator[tuple[str, Callable[[], dict[str, Any]]]]:
+    """(url, stop): `stop()` ends the fake and returns its counts."""
+    ours, theirs = multiprocessing.Pipe()
+    process = multiprocessing.get_context("spawn").Process(
+        target=serve_limited_slack, args=(channel, bot, theirs), daemon=True
+    )
+    process.start()
+    stats: dict[str, Any] = {}
+
+    def stop() -> dict[str, Any]:
+        if not stats:
+            ours.send("stop")
+            stats.update(ours.recv())
+        return stats
+
+    try:
+        yield ours.recv(), stop
+    finally:
+        if process.is_alive() and not stats:
+            stop()
+        process.join(timeout=10)
+        if process.is_alive():
+            process.kill()
+
 
 def enqueue(engine: object, messages: int, channels: int) -> None:
     now = datetime.now(UTC)
@@ -147,8 +194,7 @@ def run(args: argparse.Namespace) -> Table:
     allowed = min(
         bot_limit.count / bot_limit.seconds, channels * channel_limit.count / channel_limit.seconds
     )
-    fake = LimitedSlack(channel_limit, bot_limit)
-    try:
+    with limited_slack(channel_limit, bot_limit) as (fake_url, stop_fake):
         with scratch_database(args.db, args.pg, "fanout") as url:
             prepare_schema(url)
             engine = make_engine(url)
@@ -163,7 +209,7 @@ def run(args: argparse.Namespace) -> Table:
                     )
                 }
                 sender = SlackSender(
-                    AsyncWebClient(token="xoxb-bench", base_url=f"{fake.url}/api/")
+                    AsyncWebClient(token="xoxb-bench", base_url=f"{fake_url}/api/")
                 )
                 delivery = OutboxDelivery(
                     engine,
@@ -186,16 +232,15 @@ def run(args: argparse.Namespace) -> Table:
                     )
             finally:
                 engine.dispose()
-    finally:
-        fake.close()
+        fake = stop_fake()
     expected = {f"fanout m{i}" for i in range(messages)}
-    received = set(fake.received)
-    lost = len(expected - received) + sum(
+    received: dict[str, int] = fake["received"]
+    lost = len(expected - set(received)) + sum(
         count for status, count in statuses.items() if status != "sent"
     )
-    duplicated = sum(count - 1 for count in fake.received.values() if count > 1)
-    span = (fake.last - fake.first) if fake.first is not None else 0.0
-    achieved = (sum(fake.received.values()) - 1) / span if span else 0.0
+    duplicated = sum(count - 1 for count in received.values() if count > 1)
+    span = (fake["last"] - fake["first"]) if fake["first"] is not None else 0.0
+    achieved = (sum(received.values()) - 1) / span if span else 0.0
     table = Table(
         title=f"Outbox fan-out: {messages:,} messages to {channels:,} channels, "
         f"fake Slack enforcing {args.channel_rate} per channel and {args.bot_rate} for the bot",
@@ -220,7 +265,7 @@ def run(args: argparse.Namespace) -> Table:
         allowed,
         achieved,
         f"{achieved / allowed:.2f}",
-        fake.refused,
+        fake["refused"],
         lost,
         duplicated,
         wall,
