@@ -1,14 +1,16 @@
-"""Outbox fan-out: 10k messages to 1k channels through the real outbox and Slack sender, against a
-local fake Slack that enforces a per-channel and a bot-wide limit (answering 429 + Retry-After). The
-fake runs in a process of its own: its Python threads would otherwise share the GIL with the outbox.
+"""Outbox fan-out: 10k messages to 1k group chats through the real outbox and platform sender,
+against a local fake platform that enforces the platform's limits, answering 429 with a retry-after
+as the platform does. Reported: achieved rate / allowed rate, 429s received, messages lost (rows not
+sent, or sent but never received) and duplicated (received more than once).
 
-The published Slack limit (about 1 message per second per channel) would make 10 messages per
-channel take 10 s at least whatever the code does, so the run configures faster limits (default
-20/s per channel, 200/s for the bot) on both sides: the outbox's pacer and the fake's enforcement.
-Reported: achieved rate / allowed rate, 429s received, messages lost (rows not sent, or sent but
-never received) and duplicated (received more than once).
+`--platform telegram` (the default) enforces Telegram's published limits: 30 messages per second per
+bot, 20 per minute per group and 1 per second per chat, so 10k messages take at least 333 s whatever
+the code does. `--platform slack` enforces Slack's published 1 message per second per channel;
+Slack publishes no workspace-wide figure, so the bot-wide cap is `--bot-rate` (default 200/s), on
+both sides. The fake runs in a process of its own: its Python threads would otherwise share the GIL
+with the outbox.
 
-Quick look: `python -m bench fanout --messages 2000 --channels 200`."""
+Quick look: `python -m bench fanout --quick` (2,000 messages to 200 chats)."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection
 from typing import Any
@@ -29,7 +32,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import func, select
 from sqlmodel import Session, col
 
+from adapters.base import Sender
 from adapters.slack import SlackSender
+from adapters.telegram import TelegramSender
 from bench import Table, progress
 from bench.http import prepare_schema, scratch_database
 from commands.types import Reply
@@ -43,13 +48,11 @@ from tests.fakes.http import Answer, FakeServer, Recorded
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--platform", choices=sorted(PLATFORMS), default="telegram")
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--channels", type=int, default=1_000)
     parser.add_argument(
-        "--channel-rate", default="20/1s", help="per-channel limit, both sides (default 20/1s)"
-    )
-    parser.add_argument(
-        "--bot-rate", default="200/1s", help="bot-wide limit, both sides (default 200/1s)"
+        "--bot-rate", default="200/1s", help="slack: the bot-wide cap, both sides (default 200/1s)"
     )
     parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--pg", default="127.0.0.1:5432", help="Postgres host:port (user postgres)")
@@ -69,13 +72,54 @@ class Window:
         return len(self.accepted) >= self.limit.count
 
 
-class LimitedSlack:
-    """chat.postMessage that refuses what breaks a limit, like Slack: 429 with Retry-After."""
+@dataclass(frozen=True)
+class Platform:
+    """How a platform is limited and how it answers, for the fake and for the outbox's pacer."""
 
-    def __init__(self, channel: Limit, bot: Limit) -> None:
-        self.channel_limit = channel
-        self.bot = Window(bot)
-        self.channels: dict[str, Window] = {}
+    name: str
+    method: str  # the send call the fake limits
+    channel: tuple[Limit, ...]  # per channel or group
+    bot: tuple[Limit, ...]
+
+    def accepted(self, channel: str, now: float) -> dict[str, Any]:
+        if self.name == "telegram":
+            return {"ok": True, "result": {"message_id": int(now * 1e6) % 2**31, "date": int(now),
+                                           "chat": {"id": int(channel), "type": "supergroup",
+                                                    "title": "Sales"}}}  # fmt: skip
+        return {"ok": True, "channel": channel, "ts": f"{now:.6f}"}
+
+    def refused(self) -> Answer:
+        if self.name == "telegram":
+            return Answer(status=429, body={"ok": False, "error_code": 429,
+                                            "description": "Too Many Requests: retry after 1",
+                                            "parameters": {"retry_after": 1}})  # fmt: skip
+        return Answer(status=429, body={"ok": False, "error": "ratelimited"},
+                      headers={"Retry-After": "1"})
+
+    def channel_key(self, i: int) -> str:
+        return f"-100{i:07d}" if self.name == "telegram" else f"C{i:05d}"
+
+
+def platform_limits(name: str, bot_rate: str) -> Platform:
+    if name == "telegram":  # the Bot API FAQ: 30/s per bot, 20/min per group, 1/s per chat
+        return Platform("telegram", "sendMessage",
+                        channel=(Limit.parse("1/1s"), Limit.parse("20/60s")),
+                        bot=(Limit.parse("30/1s"),))  # fmt: skip
+    # Slack: chat.postMessage allows 1 per second per channel; no workspace-wide figure is published.
+    return Platform("slack", "chat.postMessage", channel=(Limit.parse("1/1s"),),
+                    bot=(Limit.parse(bot_rate),))
+
+
+PLATFORMS = ("telegram", "slack")
+
+
+class LimitedPlatform:
+    """The platform's send call, refusing what breaks a limit as the platform does (429)."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+        self.bot = [Window(limit) for limit in platform.bot]
+        self.channels: dict[str, list[Window]] = {}
         self.received: Counter[str] = Counter()
         self.first: float | None = None
         self.last = 0.0
@@ -85,26 +129,26 @@ class LimitedSlack:
         self.url = self.server.url
 
     def answer(self, request: Recorded) -> Answer:
-        if request.name != "chat.postMessage":
-            return Answer(body={"ok": True})
-        body = request.json or request.form
-        channel = str(body.get("channel"))
+        if request.name == "getMe":
+            return Answer(body={"ok": True, "result": {"id": 999000, "is_bot": True,
+                                                       "first_name": "Deal", "username": "DealBot"}})
+        if request.name != self.platform.method:
+            return Answer(body={"ok": True, "result": True})
+        body = {**request.form, **(request.json or {})}
+        channel = str(body.get("channel") or body.get("chat_id"))
         with self.lock:
             now = time.monotonic()
-            window = self.channels.setdefault(channel, Window(self.channel_limit))
-            if window.full(now) or self.bot.full(now):
+            windows = self.channels.setdefault(
+                channel, [Window(limit) for limit in self.platform.channel])
+            if any(window.full(now) for window in (*windows, *self.bot)):
                 self.refused += 1
-                return Answer(
-                    status=429,
-                    body={"ok": False, "error": "ratelimited"},
-                    headers={"Retry-After": "1"},
-                )
-            window.accepted.append(now)
-            self.bot.accepted.append(now)
+                return self.platform.refused()
+            for window in (*windows, *self.bot):
+                window.accepted.append(now)
             self.received[str(body.get("text"))] += 1
             self.first = self.first if self.first is not None else now
             self.last = now
-            return Answer(body={"ok": True, "channel": channel, "ts": f"{now:.6f}"})
+            return Answer(body=self.platform.accepted(channel, now))
 
     def close(self) -> None:
         self.server.close()
@@ -115,10 +159,10 @@ class LimitedSlack:
                     "refused": self.refused}  # fmt: skip
 
 
-def serve_limited_slack(channel: Limit, bot: Limit, pipe: Connection) -> None:
-    """The fake Slack in a process of its own (so its Python threads take none of the measured
+def serve_limited(platform: Platform, pipe: Connection) -> None:
+    """The fake platform in a process of its own (so its Python threads take none of the measured
     process's GIL): sends its URL, serves until told to stop, then sends what it received."""
-    fake = LimitedSlack(channel, bot)
+    fake = LimitedPlatform(platform)
     pipe.send(fake.url)
     pipe.recv()
     pipe.send(fake.stats())
@@ -126,11 +170,11 @@ def serve_limited_slack(channel: Limit, bot: Limit, pipe: Connection) -> None:
 
 
 @contextmanager
-def limited_slack(channel: Limit, bot: Limit) -> Iterator[tuple[str, Callable[[], dict[str, Any]]]]:
+def limited(platform: Platform) -> Iterator[tuple[str, Callable[[], dict[str, Any]]]]:
     """(url, stop): `stop()` ends the fake and returns its counts."""
     ours, theirs = multiprocessing.Pipe()
     process = multiprocessing.get_context("spawn").Process(
-        target=serve_limited_slack, args=(channel, bot, theirs), daemon=True
+        target=serve_limited, args=(platform, theirs), daemon=True
     )
     process.start()
     stats: dict[str, Any] = {}
@@ -151,10 +195,10 @@ def limited_slack(channel: Limit, bot: Limit) -> Iterator[tuple[str, Callable[[]
             process.kill()
 
 
-def enqueue(engine: object, messages: int, channels: int) -> None:
+def enqueue(engine: object, platform: Platform, messages: int, channels: int) -> None:
     now = datetime.now(UTC)
     with Session(engine, expire_on_commit=False) as session, session.begin():  # type: ignore[arg-type]
-        team = Team(platform="slack", key="TFANOUT", name="Fan-out", config={}, created_at=now)
+        team = Team(platform=platform.name, key="TFANOUT", name="Fan-out", config={}, created_at=now)
         session.add(team)
         session.flush()
         for i in range(messages):
@@ -162,7 +206,7 @@ def enqueue(engine: object, messages: int, channels: int) -> None:
                 session,
                 team=team,
                 kind="fanout",
-                channel=f"C{i % channels:05d}",
+                channel=platform.channel_key(i % channels),
                 dedupe_key=f"fanout:{i}",
                 payload=Reply(text=f"fanout m{i}").model_dump(mode="json"),
                 now=now,
@@ -188,32 +232,44 @@ async def deliver_all(delivery: OutboxDelivery, engine: object, deadline: float)
     return passes
 
 
+def rate(limit: Limit) -> float:
+    return limit.count / limit.seconds
+
+
+def shown(limits: tuple[Limit, ...]) -> str:
+    return " and ".join(f"{limit.count}/{limit.seconds:g}s" for limit in limits)
+
+
+def sender_for(platform: Platform, url: str) -> Sender:
+    if platform.name == "telegram":
+        return TelegramSender("123456:FANOUT", api_url=url)
+    return SlackSender(AsyncWebClient(token="xoxb-bench", base_url=f"{url}/api/"))
+
+
 def run(args: argparse.Namespace) -> Table:
     messages, channels = (2_000, 200) if args.quick else (args.messages, args.channels)
-    channel_limit, bot_limit = Limit.parse(args.channel_rate), Limit.parse(args.bot_rate)
-    allowed = min(
-        bot_limit.count / bot_limit.seconds, channels * channel_limit.count / channel_limit.seconds
-    )
-    with limited_slack(channel_limit, bot_limit) as (fake_url, stop_fake):
+    platform = platform_limits(args.platform, args.bot_rate)
+    allowed = min(min(map(rate, platform.bot)), channels * min(map(rate, platform.channel)))
+    with limited(platform) as (fake_url, stop_fake):
         with scratch_database(args.db, args.pg, "fanout") as url:
             prepare_schema(url)
             engine = make_engine(url)
             try:
                 progress(
-                    f"fanout: queueing {messages:,} messages to {channels:,} channels ({args.db})"
+                    f"fanout: queueing {messages:,} {platform.name} messages to {channels:,} chats "
+                    f"({args.db})"
                 )
-                enqueue(engine, messages, channels)
+                enqueue(engine, platform, messages, channels)
                 limits = {
-                    "slack": PlatformLimits(
-                        member=[channel_limit], channel=[channel_limit], bot=[bot_limit]
+                    platform.name: PlatformLimits(
+                        member=list(platform.channel),
+                        channel=list(platform.channel),
+                        bot=list(platform.bot),
                     )
                 }
-                sender = SlackSender(
-                    AsyncWebClient(token="xoxb-bench", base_url=f"{fake_url}/api/")
-                )
                 delivery = OutboxDelivery(
                     engine,
-                    {"slack": sender},
+                    {platform.name: sender_for(platform, fake_url)},
                     SystemClock(),
                     pacer=Pacer(limits),
                     max_wait=timedelta(seconds=2),
@@ -242,9 +298,10 @@ def run(args: argparse.Namespace) -> Table:
     span = (fake["last"] - fake["first"]) if fake["first"] is not None else 0.0
     achieved = (sum(received.values()) - 1) / span if span else 0.0
     table = Table(
-        title=f"Outbox fan-out: {messages:,} messages to {channels:,} channels, "
-        f"fake Slack enforcing {args.channel_rate} per channel and {args.bot_rate} for the bot",
+        title=f"Outbox fan-out: {messages:,} messages to {channels:,} chats, fake {platform.name} "
+        f"enforcing {shown(platform.channel)} per chat and {shown(platform.bot)} per bot",
         columns=[
+            "platform",
             "db",
             "messages",
             "channels",
@@ -259,6 +316,7 @@ def run(args: argparse.Namespace) -> Table:
         ],
     )
     table.add(
+        platform.name,
         args.db,
         messages,
         channels,
@@ -285,11 +343,11 @@ def run(args: argparse.Namespace) -> Table:
 def headline(table: Table) -> list[tuple[str, str, str, str]]:
     """For `python -m bench`'s summary: share of the allowed rate reached, losses, duplicates."""
     row = table.rows[0]
-    share, lost, duplicated = float(row[5]), int(row[7]), int(row[8])
+    share, lost, duplicated = float(row[6]), int(row[8]), int(row[9])
     met = share >= 0.9 and lost == 0 and duplicated == 0
     return [
         (
-            "achieved/allowed rate, lost, duplicated",
+            f"{row[0]}: achieved/allowed rate, lost, duplicated",
             f"{share:.2f}, {lost}, {duplicated}",
             ">= 0.90, 0, 0",
             "yes" if met else "NO",
