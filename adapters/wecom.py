@@ -376,10 +376,11 @@ class WeComApi:
             return None
         return str(answer.get("name") or user_id)
 
-    async def upload_image(self, png: bytes, filename: str) -> str:
-        """A temporary media id for an image (app messages and app chats need one)."""
-        answer = await self.call("POST", "/cgi-bin/media/upload", params={"type": "image"},
-                                 files={"media": (filename, png, "image/png")})
+    async def upload(self, kind: str, data: bytes, filename: str, mime: str) -> str:
+        """A temporary media id (valid 3 days) for an `image` or a `file`: app messages and app
+        chats send media by id."""
+        answer = await self.call("POST", "/cgi-bin/media/upload", params={"type": kind},
+                                 files={"media": (filename, data, mime)})
         return str(answer["media_id"])
 
 
@@ -507,10 +508,22 @@ class WeComSender:
                                         lambda part: self._app_message(user, {
                                             "msgtype": "markdown", "markdown": {"content": part}}))
             ref = f"msg|{user}|{answers[-1].get('msgid', '') if answers else ''}"
-        if reply.image is not None:
-            media_id = await self.api.upload_image(reply.image.png, reply.image.filename)
-            await self._app_message(user, {"msgtype": "image", "image": {"media_id": media_id}})
+        for message in await self._media(reply):
+            await self._app_message(user, message)
         return ref if len(ref) <= REF_CHARS else f"msg|{user}|"[:REF_CHARS]
+
+    async def _media(self, reply: Reply) -> list[dict[str, Any]]:
+        """The chart and the file of a reply as media messages (uploaded first), in that order."""
+        messages = []
+        if reply.image is not None:
+            media_id = await self.api.upload("image", reply.image.png, reply.image.filename,
+                                             "image/png")
+            messages.append({"msgtype": "image", "image": {"media_id": media_id}})
+        if reply.file is not None:
+            media_id = await self.api.upload("file", reply.file.data, reply.file.filename,
+                                             reply.file.mime)
+            messages.append({"msgtype": "file", "file": {"media_id": media_id}})
+        return messages
 
     async def _app_message(self, user: str, message: dict[str, Any]) -> dict[str, Any]:
         answer = await self.api.call("POST", "/cgi-bin/message/send",
@@ -544,10 +557,8 @@ class WeComSender:
                 "chatid": chat_id, "msgtype": "markdown", "markdown": {"content": part}})
 
         await self._parts(f"chat:{chat_id}", markdown(reply), APP_MARKDOWN_BYTES, post)
-        if reply.image is not None:
-            media_id = await self.api.upload_image(reply.image.png, reply.image.filename)
-            await self.api.call("POST", "/cgi-bin/appchat/send", json={
-                "chatid": chat_id, "msgtype": "image", "image": {"media_id": media_id}})
+        for message in await self._media(reply):
+            await self.api.call("POST", "/cgi-bin/appchat/send", json={"chatid": chat_id, **message})
         return f"chat|{chat_id}"[:REF_CHARS]
 
     @staticmethod

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import io
 import itertools
 import json
 import logging
@@ -27,6 +28,7 @@ import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from openpyxl import load_workbook
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlmodel import col
@@ -475,6 +477,23 @@ def test_a_text_command_is_answered_empty_at_once_then_replied_through_message_s
         member = session.execute(select(Member)).scalar_one()
     assert (team.platform, team.key) == ("wecom", CORP)
     assert (member.user_key, member.name) == ("zhangsan", "张三")  # named from user/get
+
+
+def test_an_export_reaches_the_member_as_a_file(wecom: WeComHarness) -> None:
+    wecom.say("zhangsan", "/线索 新建 华为技术 电话=13912345678")
+    told = wecom.say("zhangsan", "/报表 导出")
+    assert "导出完成" in shown(told)
+    wecom.api.wait_for(lambda _: any(m["msgtype"] == "file" for m in wecom.api.sent_to("zhangsan")))
+    sent = [m for m in wecom.api.sent_to("zhangsan") if m["msgtype"] == "file"]
+    [upload] = [r for r in wecom.api.at("/cgi-bin/media/upload") if r.query["type"] == "file"]
+    assert sent == [{"touser": "zhangsan", "agentid": 1, "msgtype": "file",
+                     "file": {"media_id": "MEDIA-1"}}]
+    # The workbook itself, named for the day, with the lead in it.
+    assert b'filename="dealbot-2026-11-26.xlsx"' in upload.body
+    workbook = upload.body[upload.body.index(b"PK\x03\x04"):].rsplit(b"\r\n--", 1)[0]
+    leads = load_workbook(io.BytesIO(workbook), read_only=True).worksheets[0]
+    assert [row[:2] for row in leads.iter_rows(values_only=True)] == [("编号", "客户名称"),
+                                                                     ("L1", "华为技术")]
 
 
 def test_members_named_from_user_get_and_mentions_by_user_id(wecom: WeComHarness) -> None:
