@@ -332,6 +332,11 @@ def _show_config(ctx: Ctx) -> Reply:
                                        for level in config.approval.levels)),
         ("claim_limit", str(config.pool_claim_limit) if config.pool_claim_limit else "off"),
         ("transfer_wait_hours", f"{config.transfer_wait_hours:g}"),
+        ("instalment_due_days", str(config.instalment_due_days)),
+        ("renewal_days", str(config.renewal_days) if config.renewal_days else "off"),
+        ("care_after_won_days", str(config.care_after_won_days)),
+        ("care_days_a", str(config.care_days_a)), ("care_days_b", str(config.care_days_b)),
+        ("care_days_c", str(config.care_days_c)), ("care_default_grade", config.care_default_grade),
     ]
     # What each stage requires and its own stale-days: set with required.<stage>= and stale_days.<stage>=.
     rules = [f"{stage.label(ctx.locale)}: " + ", ".join(

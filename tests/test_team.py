@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
+from commands import team as team_commands
 from models.clock import FixedClock
 from models.db import unit_of_work
 from models.tables import AuditEvent
@@ -58,6 +59,15 @@ SETTINGS = [  # what is typed → what the settings card shows afterwards
     ("stale_days.demo=3", "stage rules: Demo: stale 3d"),
     ("required.signed=value,contact", "Signed: value, contact"),
     ("日报时间=19:00", "digest_time: 19:00"),
+    ("claim_limit=5", "claim_limit: 5"),
+    ("transfer_wait_hours=8", "transfer_wait_hours: 8"),
+    ("instalment_due_days=5", "instalment_due_days: 5"),
+    ("renewal_days=0", "renewal_days: off"),
+    ("care_after_won_days=3", "care_after_won_days: 3"),
+    ("care_days_a=14", "care_days_a: 14"),
+    ("care_days_b=45", "care_days_b: 45"),
+    ("care_days_c=120", "care_days_c: 120"),
+    ("care_default_grade=a", "care_default_grade: A"),
 ]
 
 
@@ -72,6 +82,13 @@ def test_every_setting_round_trips_into_the_settings_card(team: Chat) -> None:
     assert "locale: zh" in team.say("[erin] /team config")
     team.say("[erin] /team config locale=auto")
     assert "locale: auto" in team.say("[erin] /team config")
+
+
+def test_the_settings_card_shows_every_setting_one_can_change(team: Chat) -> None:
+    shown = team.say("[carol] /team config")
+    hidden = [key for key in team_commands.SETTINGS
+              if key != "assign" and f"{key}:" not in shown and f"{key}=" not in shown]
+    assert hidden == []
 
 
 def test_wrong_settings_say_what_is_wrong_and_change_nothing(team: Chat) -> None:
