@@ -17,8 +17,8 @@ from models.clock import FixedClock
 from models.db import create_schema, make_engine
 from models.tables import SQLModel
 from tests.chat import Chat
+from tests.databases import POSTGRES_URL
 
-POSTGRES_URL = os.environ.get("DEALBOT_TEST_DATABASE_URL")
 BACKENDS = ["sqlite"] + (["postgres"] if POSTGRES_URL else [])
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 

@@ -8,16 +8,14 @@ Runs only when DEALBOT_TEST_DATABASE_URL is set; it creates dealbot_scale_explai
 from __future__ import annotations
 
 import json
-import os
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import event, make_url, text
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import ORMExecuteState, Session
 from sqlmodel import Session as ModelSession
@@ -27,11 +25,11 @@ from commands import Dispatcher
 from commands.types import Invocation
 from models.clock import FixedClock
 from models.config import DEFAULT_STAGES
-from models.db import create_schema, make_engine
+from models.db import create_schema
 from models.tables import Member, Team
 from reminders.scans import run_scans
+from tests.databases import POSTGRES_URL, scratch_postgres
 
-POSTGRES_URL = os.environ.get("DEALBOT_TEST_DATABASE_URL")
 pytestmark = pytest.mark.skipif(not POSTGRES_URL, reason="DEALBOT_TEST_DATABASE_URL is not set")
 
 LEADS = 1_000_000
@@ -50,27 +48,12 @@ class Captured:
 def big() -> Iterator[Engine]:
     """A fresh database migrated to head, one team (`acme`: alice admin, bob manager, four reps
     under him) among twenty, and a million leads spread over them."""
-    assert POSTGRES_URL
-    name = f"dealbot_scale_explain_{uuid.uuid4().hex[:8]}"
-    admin = make_engine(POSTGRES_URL).execution_options(isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    engine = make_engine(
-        make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    )
-    try:
-        create_schema(
-            engine
-        )  # the models' tables and indexes (test_migrations: the same as head's)
+    with scratch_postgres("scale_explain") as (_url, engine):
+        create_schema(engine)  # the models' tables and indexes (test_migrations: the same as head's)
         started = time.perf_counter()
         load(engine)
         print(f"\nloaded {LEADS:,} leads and analyzed in {time.perf_counter() - started:.1f} s")
         yield engine
-    finally:
-        engine.dispose()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def load(engine: Engine) -> None:

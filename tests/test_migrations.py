@@ -4,8 +4,6 @@ can go down to nothing and back up."""
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,14 +12,14 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect, make_url, text
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine
 
 from models.db import make_engine
 from models.migrate import alembic_config, downgrade, upgrade
 from models.tables import SQLModel
+from tests.databases import POSTGRES_URL, scratch_postgres
 
-POSTGRES_URL = os.environ.get("DEALBOT_TEST_DATABASE_URL")
 BACKENDS = [
     "sqlite",
     pytest.param(
@@ -40,21 +38,8 @@ def empty(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
         yield engine
         engine.dispose()
         return
-    assert POSTGRES_URL
-    name = f"dealbot_conc_mig_{uuid.uuid4().hex[:10]}"
-    admin = make_engine(POSTGRES_URL).execution_options(isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    engine = make_engine(
-        make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    )
-    try:
+    with scratch_postgres("conc_mig") as (_url, engine):
         yield engine
-    finally:
-        engine.dispose()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def schema_differences(engine: Engine) -> list[str]:

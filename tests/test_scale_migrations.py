@@ -6,8 +6,6 @@ DEALBOT_TEST_DATABASE_URL is set (a database of its own, dealbot_scale_mig_*, dr
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -18,15 +16,15 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Column, MetaData, Table, insert, make_url, select, text
+from sqlalchemy import Column, MetaData, Table, insert, select
 from sqlalchemy.engine import Connection, Engine
 
 import models.migrate
 from models.db import make_engine
 from models.migrate import upgrade
 from models.tables import SQLModel
+from tests.databases import POSTGRES_URL, scratch_postgres
 
-POSTGRES_URL = os.environ.get("DEALBOT_TEST_DATABASE_URL")
 BACKENDS = [
     "sqlite",
     pytest.param(
@@ -63,21 +61,8 @@ def empty(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
         yield engine
         engine.dispose()
         return
-    assert POSTGRES_URL
-    name = f"dealbot_scale_mig_{uuid.uuid4().hex[:10]}"
-    admin = make_engine(POSTGRES_URL).execution_options(isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    engine = make_engine(
-        make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    )
-    try:
+    with scratch_postgres("scale_mig") as (_url, engine):
         yield engine
-    finally:
-        engine.dispose()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def current(engine: Engine) -> str | None:

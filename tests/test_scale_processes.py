@@ -14,13 +14,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import itertools
-import os
 import re
 import socket
 import subprocess
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -35,16 +33,16 @@ import httpx
 import pytest
 from alembic import command
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import make_url, text
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from models.db import create_schema, make_engine
+from models.db import create_schema
 from models.migrate import alembic_config
+from tests.databases import POSTGRES_URL, scratch_postgres
 from tests.fakes.http import Answer, Recorded
 from tests.test_cli import clean_env, dealbot_executable
 from tests.test_slack import PAYLOADS, SECRET, FakeSlack, arguments
 
-POSTGRES_URL = os.environ.get("DEALBOT_TEST_DATABASE_URL")
 pytestmark = pytest.mark.skipif(not POSTGRES_URL, reason="DEALBOT_TEST_DATABASE_URL is not set")
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -146,24 +144,12 @@ class Fleet:
 
 @pytest.fixture
 def database() -> Iterator[tuple[str, Engine]]:
-    assert POSTGRES_URL
-    name = f"dealbot_scale_mp_{uuid.uuid4().hex[:8]}"
-    admin = make_engine(POSTGRES_URL).execution_options(isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    engine = make_engine(url)
-    try:
+    with scratch_postgres("scale_mp") as (url, engine):
         # The schema the code expects (stamped as head, so the processes' own upgrade is a no-op),
         # even while a model change waits for its migration; test_migrations holds them equal.
         create_schema(engine)
         command.stamp(alembic_config(engine), "head")
         yield url, engine
-    finally:
-        engine.dispose()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture
