@@ -42,7 +42,7 @@ from models import outbox
 from models.clock import SystemClock
 from models.db import make_engine
 from models.tables import Outbox, Team
-from reminders.limits import Limit, Pacer, PlatformLimits
+from reminders.limits import ARRIVAL_MARGIN, Limit, Pacer, PlatformLimits
 from reminders.outbox import OutboxDelivery
 from tests.fakes.http import Answer, FakeServer, Recorded
 
@@ -271,7 +271,7 @@ def run(args: argparse.Namespace) -> Table:
                     engine,
                     {platform.name: sender_for(platform, fake_url)},
                     SystemClock(),
-                    pacer=Pacer(limits),
+                    pacer=Pacer(limits, margin=ARRIVAL_MARGIN),  # as deployed
                     max_wait=timedelta(seconds=2),
                 )
                 progress(f"fanout: delivering at up to {allowed:.0f} msg/s")

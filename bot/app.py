@@ -21,7 +21,7 @@ from commands.throttle import Throttle
 from models.clock import Clock, SystemClock
 from models.db import make_engine
 from models.migrate import upgrade
-from reminders.limits import Pacer, default_limits
+from reminders.limits import ARRIVAL_MARGIN, Pacer, default_limits
 from reminders.outbox import Delivered, OutboxDelivery
 from reminders.worker import Worker
 
@@ -63,7 +63,8 @@ class Bot:
         return next((adapter for adapter in self.adapters if adapter.platform == "slack"), None)
 
     def delivery(self) -> OutboxDelivery:
-        return OutboxDelivery(self.engine, self.senders, self.clock, pacer=Pacer(default_limits(self.settings.rates)),
+        pacer = Pacer(default_limits(self.settings.rates), margin=ARRIVAL_MARGIN)
+        return OutboxDelivery(self.engine, self.senders, self.clock, pacer=pacer,
                               max_attempts=self.settings.outbox_max_attempts, observer=self._delivered,
                               lease=timedelta(seconds=self.settings.outbox_lease_seconds))
 

@@ -55,10 +55,10 @@ class Schedule:
     limit: Limit
     booked: deque[datetime] = field(default_factory=deque)
 
-    def earliest(self, now: datetime) -> datetime:
+    def earliest(self, now: datetime, margin: timedelta = timedelta(0)) -> datetime:
         if len(self.booked) < self.limit.count:
             return now
-        return max(now, self.booked[0] + timedelta(seconds=self.limit.seconds))
+        return max(now, self.booked[0] + timedelta(seconds=self.limit.seconds) + margin)
 
     def book(self, at: datetime) -> None:
         self.booked.append(at)
@@ -75,9 +75,16 @@ class PlatformLimits:
     bot: list[Limit] = field(default_factory=list)
 
 
+# The platform counts arrivals, and sends booked exactly a window apart can arrive closer than that
+# (network and scheduling jitter): deployments keep each window this much wider.
+ARRIVAL_MARGIN = timedelta(milliseconds=50)
+
+
 class Pacer:
-    def __init__(self, limits: dict[str, PlatformLimits]) -> None:
+    def __init__(self, limits: dict[str, PlatformLimits], *,
+                 margin: timedelta = timedelta(0)) -> None:
         self.limits = limits
+        self.margin = margin
         self._schedules: dict[tuple[str, str, int], Schedule] = {}
         self._held: dict[tuple[str, str], datetime] = {}  # (platform, target) → the platform's retry-after
         self._tickets: dict[int, datetime] = {}  # outbox row → the slot booked for it
@@ -113,7 +120,7 @@ class Pacer:
                 del self._tickets[ticket]
             return slot
         schedules = self._schedules_for(platform, kind, key)
-        at = max([now, held, *(schedule.earliest(now) for schedule in schedules)])
+        at = max([now, held, *(schedule.earliest(now, self.margin) for schedule in schedules)])
         if ticket is None and at - now > within:
             return at  # nobody would come back for this slot: leave it free
         for schedule in schedules:

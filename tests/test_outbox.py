@@ -10,7 +10,6 @@ import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
 from alembic import command
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
@@ -25,7 +24,7 @@ from models.db import create_schema, make_engine, unit_of_work
 from models.migrate import alembic_config
 from models.tables import Outbox, Team
 from models.teams import find_member_by_name
-from reminders.limits import Limit, Pacer, PlatformLimits
+from reminders.limits import ARRIVAL_MARGIN, Limit, Pacer, PlatformLimits
 from reminders.outbox import OutboxDelivery
 from tests.chat import Chat
 
@@ -306,6 +305,24 @@ def test_a_short_pacing_wait_is_waited_in_process(chat: Chat) -> None:
         queue(engine, clock, f"m{n}")
     assert deliver(delivery).sent == 3
     assert [when for _to, _text, when in sender.sent] == [t0, t0 + timedelta(seconds=1), t0 + timedelta(seconds=2)]
+
+
+def test_a_deployment_spaces_pushes_a_little_wider_than_the_limit(chat: Chat) -> None:
+    """The platform counts arrivals; sends exactly a second apart can arrive closer than that."""
+    engine, clock, sender = started(chat)
+
+    async def sleep(seconds: float) -> None:
+        clock.advance(seconds=seconds)
+
+    limits = {"console": PlatformLimits(channel=[Limit.parse("1/1s")])}
+    delivery = OutboxDelivery(engine, {"console": sender}, clock, sleep=sleep,
+                              pacer=Pacer(limits, margin=ARRIVAL_MARGIN))
+    t0 = clock.now()
+    for n in range(1, 4):
+        queue(engine, clock, f"m{n}")
+    assert deliver(delivery).sent == 3
+    gap = timedelta(seconds=1) + ARRIVAL_MARGIN
+    assert [when for _to, _text, when in sender.sent] == [t0, t0 + gap, t0 + 2 * gap]
 
 
 def test_twenty_a_minute_per_group(chat: Chat) -> None:
