@@ -29,7 +29,14 @@ import aiohttp
 import httpx
 
 from bench import Table, progress
-from bench.http import base_env, dealbot_command, prepare_schema, running, scratch_database
+from bench.http import (
+    base_env,
+    dealbot_command,
+    prepare_schema,
+    running,
+    scratch_database,
+    slack_web_api,
+)
 from tests.fakes.http import Answer, FakeServer, Recorded
 
 TOKEN, WEBHOOK_SECRET, SIGNING_SECRET = "123456:FLOOD-token", "flood-secret", "flood-signing"
@@ -91,20 +98,8 @@ class Platforms:
             with self.lock:
                 self.slack_answers.append(str((request.json or {}).get("text", "")))
             return Answer(body={"ok": True})
-        if request.name == "auth.test":
-            return Answer(body={"ok": True, "team_id": "TFLOOD", "user_id": "UBOT", "bot_id": "B1"})
-        if request.name == "users.info":
-            user = request.form.get("user") or request.query.get("user") or "U0"
-            return Answer(
-                body={
-                    "ok": True,
-                    "user": {
-                        "id": user,
-                        "name": user.lower(),
-                        "profile": {"display_name": user.lower()},
-                    },
-                }
-            )
+        if request.name in ("auth.test", "users.info"):
+            return slack_web_api(request, team="TFLOOD")
         return Answer(body={"ok": True, "result": True})
 
     def counts(self) -> tuple[int, int, int, int]:

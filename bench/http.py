@@ -197,21 +197,7 @@ class FakeSlack:
             if loop is not None and future is not None:
                 loop.call_soon_threadsafe(_resolve, future, (time.perf_counter(), request.json))
             return Answer(body={"ok": True})
-        if request.name == "auth.test":
-            return Answer(body={"ok": True, "team_id": "TBENCH", "user_id": "UBOT", "bot_id": "B1"})
-        if request.name == "users.info":
-            user = request.form.get("user") or request.query.get("user") or "U0"
-            return Answer(
-                body={
-                    "ok": True,
-                    "user": {
-                        "id": user,
-                        "name": user.lower(),
-                        "profile": {"display_name": user.lower()},
-                    },
-                }
-            )
-        return Answer(body={"ok": True})
+        return slack_web_api(request, team="TBENCH")
 
     def expect(self, key: str) -> asyncio.Future[tuple[float, Any]]:
         loop = asyncio.get_running_loop()
@@ -222,6 +208,18 @@ class FakeSlack:
 
     def close(self) -> None:
         self.server.close()
+
+
+def slack_web_api(request: Recorded, *, team: str) -> Answer:
+    """What a bench's fake Slack answers to the Web API calls dealbot makes besides its messages:
+    auth.test for workspace `team`, users.info naming a user after their id; ok for the rest."""
+    if request.name == "auth.test":
+        return Answer(body={"ok": True, "team_id": team, "user_id": "UBOT", "bot_id": "B1"})
+    if request.name == "users.info":
+        user = request.form.get("user") or request.query.get("user") or "U0"
+        profile = {"id": user, "name": user.lower(), "profile": {"display_name": user.lower()}}
+        return Answer(body={"ok": True, "user": profile})
+    return Answer(body={"ok": True})
 
 
 def _resolve(future: asyncio.Future[tuple[float, Any]], value: tuple[float, Any]) -> None:

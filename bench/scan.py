@@ -16,13 +16,9 @@ import argparse
 import gc
 import os
 import random
-import shutil
 import statistics
-import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,6 +28,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from bench import Table, progress
+from bench.http import scratch_database
 from models.config import DEFAULT_STAGES, TeamConfig
 from models.db import make_engine
 from models.migrate import upgrade
@@ -322,31 +319,6 @@ def plan_care(engine: Engine) -> None:
             connection.exec_driver_sql("CHECKPOINT")
 
 
-# --- databases -----------------------------------------------------------------------------------
-@contextmanager
-def fresh_database(db: str, pg: str) -> Iterator[str]:
-    if db == "sqlite":
-        folder = tempfile.mkdtemp(prefix="dealbot-bench-")
-        try:
-            yield f"sqlite:///{folder}/bench.db"
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
-        return
-    host, _, port = pg.partition(":")
-    name = f"dealbot_scale_bench_{os.getpid()}"
-    where = ["-h", host, "-p", port or "5432", "-U", "postgres"]
-    subprocess.run(
-        ["dropdb", *where, "--if-exists", "--force", name], check=True, capture_output=True
-    )
-    subprocess.run(["createdb", *where, name], check=True, capture_output=True)
-    try:
-        yield f"postgresql://postgres@{host}:{port or '5432'}/{name}"
-    finally:
-        subprocess.run(
-            ["dropdb", *where, "--if-exists", "--force", name], check=False, capture_output=True
-        )
-
-
 # --- measuring -----------------------------------------------------------------------------------
 @dataclass
 class Result:
@@ -526,7 +498,7 @@ def explain_sqlite(
 def measure(db: str, n: int, due: int, args: argparse.Namespace, plans: bool) -> Result:
     team_rows = min(n, max(n // SCANNED_SHARE, 3 * due))
     result = Result(db=db, leads=n, team_leads=team_rows, due=due)
-    with fresh_database(db, args.pg) as url:
+    with scratch_database(db, args.pg, "scan") as url:
         engine = make_engine(url)
         try:
             upgrade(engine)
