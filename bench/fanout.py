@@ -44,6 +44,7 @@ from models.db import make_engine
 from models.tables import Outbox, Team
 from reminders.limits import ARRIVAL_MARGIN, Limit, Pacer, PlatformLimits
 from reminders.outbox import OutboxDelivery
+from tests.fakes import telegram
 from tests.fakes.http import Answer, FakeServer, Recorded
 
 
@@ -81,18 +82,14 @@ class Platform:
     channel: tuple[Limit, ...]  # per channel or group
     bot: tuple[Limit, ...]
 
-    def accepted(self, channel: str, now: float) -> dict[str, Any]:
+    def accepted(self, channel: str, number: int) -> Answer:
         if self.name == "telegram":
-            return {"ok": True, "result": {"message_id": int(now * 1e6) % 2**31, "date": int(now),
-                                           "chat": {"id": int(channel), "type": "supergroup",
-                                                    "title": "Sales"}}}  # fmt: skip
-        return {"ok": True, "channel": channel, "ts": f"{now:.6f}"}
+            return telegram.sent_message({"chat_id": channel}, message_id=number, group=0)
+        return Answer(body={"ok": True, "channel": channel, "ts": f"{number}.000000"})
 
     def refused(self) -> Answer:
         if self.name == "telegram":
-            return Answer(status=429, body={"ok": False, "error_code": 429,
-                                            "description": "Too Many Requests: retry after 1",
-                                            "parameters": {"retry_after": 1}})  # fmt: skip
+            return telegram.too_many_requests(1)
         return Answer(status=429, body={"ok": False, "error": "ratelimited"},
                       headers={"Retry-After": "1"})
 
@@ -130,11 +127,10 @@ class LimitedPlatform:
 
     def answer(self, request: Recorded) -> Answer:
         if request.name == "getMe":
-            return Answer(body={"ok": True, "result": {"id": 999000, "is_bot": True,
-                                                       "first_name": "Deal", "username": "DealBot"}})
+            return telegram.me()
         if request.name != self.platform.method:
             return Answer(body={"ok": True, "result": True})
-        body = {**request.form, **(request.json or {})}
+        body = telegram.arguments(request)
         channel = str(body.get("channel") or body.get("chat_id"))
         with self.lock:
             now = time.monotonic()
@@ -148,7 +144,7 @@ class LimitedPlatform:
             self.received[str(body.get("text"))] += 1
             self.first = self.first if self.first is not None else now
             self.last = now
-            return Answer(body=self.platform.accepted(channel, now))
+            return self.platform.accepted(channel, sum(self.received.values()))
 
     def close(self) -> None:
         self.server.close()

@@ -38,6 +38,7 @@ from bench.http import (
     slack_web_api,
 )
 from tests.fakes.http import Answer, FakeServer, Recorded
+from tests.fakes.telegram import arguments, me, sent_message
 
 TOKEN, WEBHOOK_SECRET, SIGNING_SECRET = "123456:FLOOD-token", "flood-secret", "flood-signing"
 GROUP = -1009000000001
@@ -68,32 +69,13 @@ class Platforms:
 
     def answer(self, request: Recorded) -> Answer:
         if request.name == "getMe":
-            return Answer(
-                body={
-                    "ok": True,
-                    "result": {
-                        "id": 999000,
-                        "is_bot": True,
-                        "first_name": "Deal",
-                        "username": "DealBenchBot",
-                    },
-                }
-            )
+            return me()
         if request.name == "sendMessage":
-            args = {**request.form, **(request.json or {})}
+            args = arguments(request)
             with self.lock:
                 self.telegram_texts.append(str(args.get("text", "")))
-            return Answer(
-                body={
-                    "ok": True,
-                    "result": {
-                        "message_id": len(self.telegram_texts),
-                        "date": int(time.time()),
-                        "text": "x",
-                        "chat": {"id": GROUP, "type": "supergroup", "title": "Sales"},
-                    },
-                }
-            )
+                number = len(self.telegram_texts)
+            return sent_message(args, message_id=number, group=GROUP)
         if request.path.startswith("/response/"):
             with self.lock:
                 self.slack_answers.append(str((request.json or {}).get("text", "")))

@@ -50,6 +50,7 @@ from models.tables import (
     Team,
 )
 from tests.fakes.http import Answer, FakeServer, Recorded
+from tests.fakes.telegram import arguments, me, sent_message
 from tests.test_cli import clean_env, dealbot_executable
 
 TOKEN, SECRET = "123456:CRASH-token", "crash-secret"
@@ -74,38 +75,13 @@ class BotApi(FakeServer):
 
     def answer(self, request: Recorded) -> Answer:
         if request.name == "getMe":
-            return Answer(
-                body={
-                    "ok": True,
-                    "result": {
-                        "id": 999000,
-                        "is_bot": True,
-                        "first_name": "Deal",
-                        "username": "DealTestBot",
-                    },
-                }
-            )
+            return me()
         if request.name == "sendMessage":
-            args = {**request.form, **(request.json or {})}
+            args = arguments(request)
             with self.lock:
                 self.texts.append(str(args.get("text", "")))
                 number = len(self.texts)
-            chat = (
-                int(args["chat_id"])
-                if str(args.get("chat_id", "")).lstrip("-").isdigit()
-                else GROUP
-            )
-            return Answer(
-                body={
-                    "ok": True,
-                    "result": {
-                        "message_id": number,
-                        "date": int(time.time()),
-                        "text": str(args.get("text", "")),
-                        "chat": {"id": chat, "type": "supergroup", "title": "Sales"},
-                    },
-                }
-            )
+            return sent_message(args, message_id=number, group=GROUP)
         return Answer(body={"ok": True, "result": True})
 
     def sent(self) -> list[str]:

@@ -28,6 +28,7 @@ from models.tables import CommandLog, Lead, Team
 from reminders.outbox import OutboxDelivery
 from tests.fakes.asgi import LiveServer
 from tests.fakes.http import Answer, FakeServer, Recorded
+from tests.fakes.telegram import arguments, me, sent_message
 
 TOKEN = "123456:TEST-token"
 SECRET = "s3cret-Token_42"
@@ -41,10 +42,6 @@ PEOPLE = {
 }
 
 
-def arguments(request: Recorded) -> dict[str, Any]:
-    return {**request.query, **request.form, **(request.json or {})}
-
-
 class FakeBotApi(FakeServer):
     def __init__(self) -> None:
         self.failures: dict[str, Answer] = {}
@@ -56,14 +53,10 @@ class FakeBotApi(FakeServer):
             return self.failures.pop(request.name)
         args = arguments(request)
         if request.name == "getMe":
-            return Answer(body={"ok": True, "result": {"id": 999000, "is_bot": True, "first_name": "Deal",
-                                                       "username": "DealTestBot"}})
+            return me()
         if request.name in ("sendMessage", "sendPhoto", "editMessageText"):
             self.message_id += 1
-            chat_id = int(args.get("chat_id") or GROUP) if str(args.get("chat_id", "")).lstrip("-").isdigit() else GROUP
-            return Answer(body={"ok": True, "result": {"message_id": self.message_id, "date": int(time.time()),
-                                                       "chat": {"id": chat_id, "type": "supergroup", "title": "Sales"},
-                                                       "text": str(args.get("text", ""))}})
+            return sent_message(args, message_id=self.message_id, group=GROUP)
         return Answer(body={"ok": True, "result": True})
 
     def sent(self) -> list[dict[str, Any]]:
