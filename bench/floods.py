@@ -264,6 +264,15 @@ def wait_for(check: Any, timeout: float = 120) -> None:
         time.sleep(0.1)
 
 
+def add_phase(table: Table, phase: str, sent: int, took: float, failed: int, answered: int,
+              slowed: int, health: Health) -> None:
+    """One flood's row: what was sent and answered, and the health checks made meanwhile."""
+    samples = health.samples
+    table.add(phase, sent, took, failed, answered - slowed, slowed, len(samples), pct(samples, 50),
+              pct(samples, 99), max(samples, default=None),
+              sum(s > HEALTH_TARGET_MS for s in samples) + health.failures)
+
+
 def run(args: argparse.Namespace) -> Table:
     updates = 300 if args.quick else args.updates
     commands = 300 if args.quick else args.commands
@@ -320,19 +329,7 @@ def run(args: argparse.Namespace) -> Table:
                 with Health(server.url) as health:
                     took, failed = asyncio.run(telegram_burst(server.url, updates, args.clients))
                 answered, slowed, _, _ = fake.counts()
-                table.add(
-                    "telegram burst",
-                    updates,
-                    took,
-                    failed,
-                    answered - slowed,
-                    slowed,
-                    len(health.samples),
-                    pct(health.samples, 50),
-                    pct(health.samples, 99),
-                    max(health.samples, default=None),
-                    sum(s > HEALTH_TARGET_MS for s in health.samples) + health.failures,
-                )
+                add_phase(table, "telegram burst", updates, took, failed, answered, slowed, health)
                 progress(f"slack: {commands} commands over {seconds:g} s")
                 with Health(server.url) as health:
                     took, failed = asyncio.run(slack_paced(server.url, fake.url, commands, seconds))
@@ -340,19 +337,8 @@ def run(args: argparse.Namespace) -> Table:
                     wait_for(lambda: handled(url, "slack") >= commands)
                     took = max(took, 0.0)
                 _, _, answered, slowed = fake.counts()
-                table.add(
-                    f"slack {commands} in {seconds:g} s",
-                    commands,
-                    took,
-                    failed,
-                    answered - slowed,
-                    slowed,
-                    len(health.samples),
-                    pct(health.samples, 50),
-                    pct(health.samples, 99),
-                    max(health.samples, default=None),
-                    sum(s > HEALTH_TARGET_MS for s in health.samples) + health.failures,
-                )
+                add_phase(table, f"slack {commands} in {seconds:g} s", commands, took, failed,
+                          answered, slowed, health)
     finally:
         fake.close()
     table.notes.append(
