@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from commands import FAMILIES, VERBS, find_family
 from commands.args import Args, normalize_line, split, tokenize
@@ -90,6 +91,25 @@ class Handled:
 CommandObserver = Callable[[Handled], None]
 
 
+class Attempt:
+    """One command on its way through the dispatcher: what the log and the observers hear of it."""
+
+    def __init__(self, invocation: Invocation, now: datetime) -> None:
+        self.invocation = invocation
+        self.started = time.perf_counter()
+        self.now = now
+        self.team_key = invocation.team_key
+        self.locale = invocation.locale if invocation.locale in ("zh", "en") else \
+            (guess_locale(invocation.text) or "en")
+        self.parsed: ParsedCommand | None = None
+        self.outcome = "ok"  # ok | refused | error | crash | duplicate | no team | throttled
+        self.error: str | None = None
+
+    @property
+    def ms(self) -> float:
+        return round((time.perf_counter() - self.started) * 1000, 2)
+
+
 class Dispatcher:
     """Holds what every command needs (database, clock, deployment's admins) and runs commands."""
 
@@ -128,93 +148,85 @@ class Dispatcher:
             return self._dispatch(invocation)
 
     def _dispatch(self, invocation: Invocation) -> Reply:
-        started = time.perf_counter()
-        now = self.clock.now()
-        locale = invocation.locale if invocation.locale in ("zh", "en") else (guess_locale(invocation.text) or "en")
-        parsed: ParsedCommand | None = None
-        outcome, error_key = "ok", None
-        team_key = invocation.team_key
-        logged = False  # whether the command log row commits with the command's own work
+        attempt = Attempt(invocation, self.clock.now())
+        logged = False  # whether the command log row committed with the command's own work
         try:
             # Before any database work: a flood costs only its command log rows.
-            held = self.throttle.check(invocation, now) if self.throttle is not None else None
+            held = self.throttle.check(invocation, attempt.now) if self.throttle is not None else None
             if held is not None and self.throttle is not None:
-                outcome, error_key = "throttled", held.level
-                return self.throttle.reply(held, locale)
-            self._register(invocation, now, locale)
+                attempt.outcome, attempt.error = "throttled", held.level
+                return self.throttle.reply(held, attempt.locale)
+            self._register(invocation, attempt.now, attempt.locale)
             with unit_of_work(self.engine) as session:
-                failed = False
-                try:
-                    if invocation.delivery_id and not outbox.first_delivery(
-                            session, platform=invocation.platform, key=invocation.delivery_id, now=now):
-                        outcome = "duplicate"
-                        return Reply(text="", duplicate=True)
-                    if invocation.team_key:
-                        team = teams.get_or_create_team(session, platform=invocation.platform,
-                                                        key=invocation.team_key, name=invocation.team_name, now=now)
-                    else:
-                        found = teams.home_team(session, platform=invocation.platform, user_key=invocation.user_key)
-                        if found is None:
-                            outcome = "no team"
-                            return Reply(text=translate(locale, "error.no_team"), ok=False, private=True)
-                        team, team_key = found, found.key
-                    member = teams.ensure_member(session, team, user_key=invocation.user_key,
-                                                 name=invocation.user_name, now=now, admins=self.admins,
-                                                 handle=invocation.user_handle)
-                    scope = Scope(session=session, team=team, actor=member, now=now)
-                    parsed = parse_command(invocation.text)
-                    locale = scope.config.locale or parsed.locale or locale
-                    ctx = Ctx(inv=invocation, scope=scope, locale=locale, admins=self.admins)
-                    locale = ctx.locale  # the member's own language (/me lang) words errors too
-                    if len(invocation.text) > MAX_LINE:
-                        raise UsageError("usage.too_long", what="message", length=len(invocation.text), limit=MAX_LINE)
-                    if parsed.verb is None:
-                        if parsed.family is not None:
-                            if parsed.args.words:
-                                family = parsed.family.words[1] if ctx.zh else parsed.family.name
-                                raise UsageError("usage.unknown_sub", word=parsed.args.words[0][:40], family=family)
-                            raise UsageError("usage.missing", what=ctx.pick("what to do", "要做的操作"))
-                        first = parsed.args.words[0] if parsed.args.words else ""
-                        raise UsageError("usage.unknown_verb", word=first[:40])
-                    reply = parsed.verb.handler(ctx, parsed.args)
-                    locale = ctx.locale
-                    _remember_where_team_talks(team, invocation.channel, parsed.locale)
-                    if not reply.ok:
-                        outcome = "refused"
-                    return reply
-                except BaseException:
-                    failed = True
-                    raise
-                finally:
-                    # One commit, not two: a command that did not raise is logged with its work.
-                    if not failed:
-                        session.add(self._log_row(invocation, team_key, outcome, error_key, started))
-                        logged = True
+                reply = self._run(session, attempt)
+                # One commit, not two: a command that ran is logged with its work (a failed one
+                # rolls back, and is logged on its own below).
+                session.add(self._log_row(attempt))
+            logged = True
+            return reply
         except DomainError as error:
-            logged = False  # rolled back with the command's work: logged below on its own
-            outcome, error_key = "error", error.key
-            return self._error_reply(error, locale, parsed)
+            attempt.outcome, attempt.error = "error", error.key
+            return self._error_reply(error, attempt.locale, attempt.parsed)
         except Exception:
-            logged = False
             ref = uuid.uuid4().hex[:8]
-            outcome, error_key = "crash", ref
+            attempt.outcome, attempt.error = "crash", ref
             log.exception("command failed (ref %s)", ref)
-            return Reply(text=translate(locale, "error.internal", ref=ref), ok=False, private=True)
+            return Reply(text=translate(attempt.locale, "error.internal", ref=ref), ok=False, private=True)
         finally:
-            ms = (time.perf_counter() - started) * 1000
             if not logged:
-                self._record(invocation, team_key, outcome, error_key, started)
-            self._observe(invocation, team_key, parsed, outcome, error_key, ms)
+                self._record(attempt)
+            self._observe(attempt)
 
-    def _observe(self, invocation: Invocation, team_key: str, parsed: ParsedCommand | None, outcome: str,
-                 error: str | None, ms: float) -> None:
+    def _run(self, session: Session, attempt: Attempt) -> Reply:
+        """The command in its unit of work; what becomes of it is noted on `attempt`."""
+        invocation, now = attempt.invocation, attempt.now
+        if invocation.delivery_id and not outbox.first_delivery(
+                session, platform=invocation.platform, key=invocation.delivery_id, now=now):
+            attempt.outcome = "duplicate"
+            return Reply(text="", duplicate=True)
+        if invocation.team_key:
+            team = teams.get_or_create_team(session, platform=invocation.platform,
+                                            key=invocation.team_key, name=invocation.team_name, now=now)
+        else:
+            found = teams.home_team(session, platform=invocation.platform, user_key=invocation.user_key)
+            if found is None:
+                attempt.outcome = "no team"
+                return Reply(text=translate(attempt.locale, "error.no_team"), ok=False, private=True)
+            team, attempt.team_key = found, found.key
+        member = teams.ensure_member(session, team, user_key=invocation.user_key,
+                                     name=invocation.user_name, now=now, admins=self.admins,
+                                     handle=invocation.user_handle)
+        scope = Scope(session=session, team=team, actor=member, now=now)
+        parsed = attempt.parsed = parse_command(invocation.text)
+        ctx = Ctx(inv=invocation, scope=scope, locale=scope.config.locale or parsed.locale or attempt.locale,
+                  admins=self.admins)
+        attempt.locale = ctx.locale  # the member's own language (/me lang) words errors too
+        if len(invocation.text) > MAX_LINE:
+            raise UsageError("usage.too_long", what="message", length=len(invocation.text), limit=MAX_LINE)
+        if parsed.verb is None:
+            if parsed.family is not None:
+                if parsed.args.words:
+                    family = parsed.family.words[1] if ctx.zh else parsed.family.name
+                    raise UsageError("usage.unknown_sub", word=parsed.args.words[0][:40], family=family)
+                raise UsageError("usage.missing", what=ctx.pick("what to do", "要做的操作"))
+            first = parsed.args.words[0] if parsed.args.words else ""
+            raise UsageError("usage.unknown_verb", word=first[:40])
+        reply = parsed.verb.handler(ctx, parsed.args)
+        attempt.locale = ctx.locale
+        _remember_where_team_talks(team, invocation.channel, parsed.locale)
+        if not reply.ok:
+            attempt.outcome = "refused"
+        return reply
+
+    def _observe(self, attempt: Attempt) -> None:
         if self.observer is None:
             return
+        parsed = attempt.parsed
         verb = "-" if parsed is None else "unknown" if parsed.verb is None else \
             f"{parsed.verb.family} {parsed.verb.name}".strip()
         try:
-            self.observer(Handled(platform=invocation.platform, team_key=team_key, verb=verb, outcome=outcome,
-                                  error=error, duration_ms=round(ms, 2)))
+            self.observer(Handled(platform=attempt.invocation.platform, team_key=attempt.team_key, verb=verb,
+                                  outcome=attempt.outcome, error=attempt.error, duration_ms=attempt.ms))
         except Exception:
             log.exception("the command observer failed")
 
@@ -242,18 +254,17 @@ class Dispatcher:
                 text += "\n" + words
         return Reply(text=text, ok=False, private=True)
 
-    def _log_row(self, invocation: Invocation, team_key: str, outcome: str, error: str | None,
-                 started: float) -> CommandLog:
-        return CommandLog(platform=invocation.platform, team_key=team_key, user_key=invocation.user_key,
+    def _log_row(self, attempt: Attempt) -> CommandLog:
+        invocation = attempt.invocation
+        return CommandLog(platform=invocation.platform, team_key=attempt.team_key, user_key=invocation.user_key,
                           channel=invocation.channel, text=invocation.text[:20000].replace("\x00", ""),
-                          received_at=self.clock.now(), outcome=outcome, error=error,
-                          duration_ms=round((time.perf_counter() - started) * 1000, 2))
+                          received_at=self.clock.now(), outcome=attempt.outcome, error=attempt.error,
+                          duration_ms=attempt.ms)
 
-    def _record(self, invocation: Invocation, team_key: str, outcome: str, error: str | None,
-                started: float) -> None:
+    def _record(self, attempt: Attempt) -> None:
         """Keep every line typed, whatever became of it; a failure here must not cost the reply."""
         try:
             with unit_of_work(self.engine) as session:
-                session.add(self._log_row(invocation, team_key, outcome, error, started))
+                session.add(self._log_row(attempt))
         except Exception:
             log.exception("could not record the command")
