@@ -25,7 +25,7 @@ from bot.metrics import Metrics
 from bot.settings import Settings
 from models.clock import FixedClock
 from models.db import make_engine, unit_of_work
-from models.migrate import upgrade
+from models.migrate import SchemaTooNew, upgrade
 from models.tables import Outbox
 
 app = typer.Typer(help="dealbot — your sales team's process, in the chat it already uses.", no_args_is_help=True)
@@ -355,7 +355,11 @@ def restore_(file: Annotated[Path, typer.Argument(help="A backup made by `dealbo
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except SchemaTooNew as error:
+        typer.echo(f"dealbot: {error}", err=True)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":
