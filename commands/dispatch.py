@@ -21,10 +21,12 @@ from commands.args import Args, normalize_line, split, tokenize
 from commands.context import Ctx, UsageError
 from commands.i18n import MESSAGES, translate
 from commands.registry import ParsedCommand
+from commands.quotes import route_unasked
 from commands.throttle import Throttle
 from commands.types import Invocation, Reply
 from models import outbox, teams
 from models.clock import Clock
+from models.config import ROLE_RANK
 from models.db import unit_of_work
 from models.errors import DomainError
 from models.scope import Scope
@@ -104,6 +106,7 @@ class Attempt:
         self.parsed: ParsedCommand | None = None
         self.outcome = "ok"  # ok | refused | error | crash | duplicate | no team | throttled
         self.error: str | None = None
+        self.joined = False  # the person became a member of the team with this command
 
     @property
     def ms(self) -> float:
@@ -154,23 +157,25 @@ class Dispatcher:
             return ()
         return self._admins.get(platform) or ("\0",)
 
-    def _register(self, invocation: Invocation, now: datetime, locale: str) -> None:
+    def _register(self, invocation: Invocation, now: datetime, locale: str) -> bool:
         """First contact creates the team and the member in a transaction of their own, so that a
         first command that fails still leaves the person registered (and the first one admin).
         A button press never does: it acts only for people already in the team."""
         identity = (invocation.platform, invocation.team_key, invocation.user_key)
         if not invocation.team_key or identity in self._known or invocation.press is not None:
-            return
+            return False
         with unit_of_work(self.engine) as session:
             team = teams.get_or_create_team(session, platform=invocation.platform, key=invocation.team_key,
                                             name=invocation.team_name, now=now,
                                             currency="CNY" if locale == "zh" else "USD")
+            joined = teams.find_member(session, team, invocation.user_key) is None
             teams.ensure_member(session, team, user_key=invocation.user_key, name=invocation.user_name, now=now,
                                 admins=self.admins_on(invocation.platform),
                                 handle=invocation.user_handle)
         self._known[identity] = None
         if len(self._known) > 10_000:
             self._known.popitem(last=False)
+        return joined
 
     def dispatch(self, invocation: Invocation) -> Reply:
         with self._slots:
@@ -185,7 +190,7 @@ class Dispatcher:
             if held is not None and self.throttle is not None:
                 attempt.outcome, attempt.error = "throttled", held.level
                 return self.throttle.reply(held, attempt.locale)
-            self._register(invocation, attempt.now, attempt.locale)
+            attempt.joined = self._register(invocation, attempt.now, attempt.locale)
             with unit_of_work(self.engine) as session:
                 reply = self._run(session, attempt)
                 # One commit, not two: a command that ran is logged with its work (a failed one
@@ -240,6 +245,8 @@ class Dispatcher:
         ctx = Ctx(inv=invocation, scope=scope, locale=scope.config.locale or parsed.locale or attempt.locale,
                   admins=self.admins_on(invocation.platform))
         attempt.locale = ctx.locale  # the member's own language (/me lang) words errors too
+        if attempt.joined and ROLE_RANK[member.role] >= ROLE_RANK["manager"]:
+            route_unasked(ctx)  # quotes that waited for someone who may decide them: here they are
         if len(invocation.text) > MAX_LINE:
             raise UsageError("usage.too_long", what="message", length=len(invocation.text), limit=MAX_LINE)
         if parsed.verb is None:

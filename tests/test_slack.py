@@ -122,7 +122,8 @@ class SlackHarness:
                 **kwargs: Any) -> httpx.Response:
         """A slash command shaped like the recorded one, typed by `user` in workspace `team`."""
         form = dict(parse_qsl((PAYLOADS / "slash_command.form").read_text().strip()))
-        form.update(user_id=user, team_id=team, user_name=NAMES.get(user, user).lower(), command=command, text=text,
+        form.update(user_id=user, team_id=team, user_name=NAMES.get(user, user).lower(),
+                    command=command, text=text,
                     response_url=f"{self.api.url}/response/{len(self.api.requests)}-{time.monotonic_ns()}")
         return self.post(urlencode(form).encode(), "application/x-www-form-urlencoded", **kwargs)
 

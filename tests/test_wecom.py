@@ -581,7 +581,8 @@ def test_a_refused_click_is_told_privately_and_the_card_stays(wecom: WeComHarnes
 
 def _run_in(wecom: WeComHarness, team: str, user: str, text: str) -> Reply:
     return wecom.dispatcher.dispatch(Invocation(platform="wecom", team_key=team, user_key=user,
-                                                user_name=user, text=text, received_at=wecom.clock.now()))
+                                                user_name=user, text=text,
+                                                received_at=wecom.clock.now()))
 
 
 def _q1_status_by_team(wecom: WeComHarness) -> dict[str, str]:
