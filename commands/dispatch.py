@@ -20,8 +20,8 @@ from commands import FAMILIES, VERBS, find_family
 from commands.args import Args, normalize_line, split, tokenize
 from commands.context import Ctx, UsageError
 from commands.i18n import MESSAGES, translate
-from commands.registry import ParsedCommand
 from commands.quotes import route_unasked
+from commands.registry import ParsedCommand
 from commands.throttle import Throttle
 from commands.types import Invocation, Reply
 from models import outbox, teams
