@@ -44,6 +44,8 @@ COMMANDS = (*(family.name for family in FAMILIES), "start", "dealbot")
 MAX_BODY = 1 << 20
 MAX_CALLBACK_BYTES = 64
 MAX_TEXT = 4096
+MAX_INLINE_QUERY = 256  # what a pre-filled input field may hold
+MAX_BOUND_WORDS = 8  # a button's command is a few words: the verb, a sub-verb, an id
 
 Dispatch = Callable[[Invocation], Reply]
 
@@ -97,6 +99,17 @@ class ButtonSeal:
         valid = bool(team) and hmac.compare_digest(mac.encode(), self._mac(team, command).encode())
         return (team, command, True) if valid else (None, command, False)
 
+    def open_completed(self, text: str) -> tuple[str | None, str, bool]:
+        """A pre-filled button's command the person completed and sent (`~<team>.<mac> /quote
+        reject Q1` + their reason): the binding covers the button's words, the rest is theirs."""
+        head, _, rest = text.partition(" ")
+        words = rest.split(" ")
+        for count in range(min(len(words), MAX_BOUND_WORDS), 0, -1):
+            team, _, valid = self.open(f"{head} {' '.join(words[:count])}")
+            if valid and team:
+                return team, rest, True
+        return None, rest, False
+
 
 def keyboard(reply: Reply, seal: ButtonSeal | None = None) -> InlineKeyboardMarkup | None:
     """Buttons whose callback data is the command, bound to the reply's team when a seal is given.
@@ -109,7 +122,13 @@ def keyboard(reply: Reply, seal: ButtonSeal | None = None) -> InlineKeyboardMark
         command = button.command
         data = seal.seal(reply.team_key, command) if seal and reply.team_key else command
         if command.endswith(" ") or len(data.encode()) > MAX_CALLBACK_BYTES:
-            buttons.append(InlineKeyboardButton(button.label, switch_inline_query_current_chat=command.strip() + " "))
+            # Completed and sent from any chat, the command still names its team.
+            prefill = command.strip()
+            bound = seal.seal(reply.team_key, prefill) if seal and reply.team_key else prefill
+            if len(bound) < MAX_INLINE_QUERY:
+                prefill = bound
+            buttons.append(InlineKeyboardButton(button.label,
+                                                switch_inline_query_current_chat=prefill + " "))
         else:
             buttons.append(InlineKeyboardButton(button.label, callback_data=data))
     return InlineKeyboardMarkup([buttons[i:i + 2] for i in range(0, len(buttons), 2)])
@@ -292,6 +311,12 @@ class TelegramAdapter:
             return
         text, mentions = read_message(message, bot.username)
         if not text:
+            return
+        if text.startswith(ButtonSeal.PREFIX):  # a pre-filled button's command, completed
+            bound_team, text, verified = self.seal.open_completed(text)
+            await self._answer(message, await self._dispatch(
+                update, text=text, mentions=mentions, user=user, message=message,
+                press="bound" if verified else "forged", bound_team=bound_team))
             return
         await self._answer(message, await self._dispatch(update, text=text, mentions=mentions, user=user,
                                                          message=message))

@@ -268,6 +268,24 @@ def test_a_card_pressed_in_a_private_chat_acts_in_the_team_it_was_pushed_for(
     assert edited and "Q1 approved by Bob" in edited[-1]["text"]
 
 
+def test_a_reject_completed_in_a_private_chat_acts_in_the_team_of_its_card(
+        telegram: TelegramHarness) -> None:
+    """Reject needs a reason, so its button pre-fills the input field; what Bob completes and
+    sends privately still rejects the group's Q1, not the one of the team he wrote in last."""
+    _bob_in_two_teams_each_with_q1(telegram)
+    card = [m for m in telegram.api.sent()
+            if int(m["chat_id"]) == PEOPLE["bob"]["id"] and "Acme" in m["text"]][-1]
+    markup = card["reply_markup"]
+    markup = json.loads(markup) if isinstance(markup, str) else markup
+    [prefill] = [b["switch_inline_query_current_chat"] for row in markup["inline_keyboard"]
+                 for b in row if "reject" in b.get("switch_inline_query_current_chat", "")]
+    sent = f"@DealTestBot {prefill}too expensive"
+    assert "rejected by Bob" in telegram.say("bob", sent, chat=_private("bob"))
+    assert _statuses(telegram) == {str(GROUP): "rejected", str(OTHER_GROUP["id"]): "pending"}
+    forged = sent.replace(str(GROUP), str(OTHER_GROUP["id"]), 1)
+    assert "did nothing" in telegram.say("bob", forged, chat=_private("bob"))
+
+
 def test_a_tampered_team_binding_is_refused_and_changes_nothing(telegram: TelegramHarness) -> None:
     approve = _bob_in_two_teams_each_with_q1(telegram)
     forged = approve.replace(str(GROUP), str(OTHER_GROUP["id"]), 1)
