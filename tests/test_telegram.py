@@ -306,6 +306,8 @@ def test_a_bound_button_never_makes_the_presser_a_member(telegram: TelegramHarne
     assert "not a member" in _alert(telegram)
     assert telegram.press("dan", approve).status_code == 200  # in the group itself, too
     assert "not a member" in _alert(telegram)
+    # Nor does what he types privately next: the refused press named a team, not his team.
+    assert "group" in telegram.say("dan", "/lead list", chat=_private("dan"))
     with unit_of_work(telegram.engine) as session:
         assert session.execute(select(func.count()).select_from(Member)).scalar_one() == members
     assert _statuses(telegram) == {str(GROUP): "pending", str(OTHER_GROUP["id"]): "pending"}
