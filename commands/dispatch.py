@@ -264,6 +264,12 @@ class Dispatcher:
         _remember_where_team_talks(team, channel, parsed.locale)
         if not reply.ok:
             attempt.outcome = "refused"
+        if not invocation.team_key and invocation.press is None and teams.teams_of(
+                session, platform=invocation.platform, user_key=invocation.user_key) > 1:
+            # Typed in a private chat by someone in several teams: say which one it acted in.
+            reply = reply.model_copy(update={"text": reply.text + "\n" + ctx.pick(
+                "(in {team} — write in another team's group to act there)",
+                "（团队：{team}；要在其他团队操作，请在该团队群里发送）", team=team.name)})
         return reply
 
     def _presser(self, session: Session, attempt: Attempt) -> tuple[Team, Member] | Reply:

@@ -62,6 +62,13 @@ def home_team(session: Session, *, platform: str, user_key: str) -> Team | None:
                         .order_by(col(Team.id))).first()
 
 
+def teams_of(session: Session, *, platform: str, user_key: str) -> int:
+    """How many teams of a platform the user belongs to."""
+    query = (select(func.count()).select_from(Member).join(Team, col(Team.id) == Member.team_id)
+             .where(Team.platform == platform, Member.user_key == user_key))
+    return int(session.exec(query).one())
+
+
 def find_member_by_name(session: Session, team: Team, name: str) -> Member | None:
     wanted = name.strip().lstrip("@").casefold()
     for member in session.exec(select(Member).where(Member.team_id == team.id)):

@@ -286,6 +286,15 @@ def test_a_reject_completed_in_a_private_chat_acts_in_the_team_of_its_card(
     assert "did nothing" in telegram.say("bob", forged, chat=_private("bob"))
 
 
+def test_a_command_typed_privately_by_someone_in_two_teams_names_the_team(
+        telegram: TelegramHarness) -> None:
+    _bob_in_two_teams_each_with_q1(telegram)
+    assert "(in Other team" in telegram.say("bob", "/quote list", chat=_private("bob"))
+    telegram.say("bob", "/lead list")
+    assert "(in Sales team" in telegram.say("bob", "/quote list", chat=_private("bob"))
+    assert "(in " not in telegram.say("carol", "/quote list", chat=_private("carol"))
+
+
 def test_a_tampered_team_binding_is_refused_and_changes_nothing(telegram: TelegramHarness) -> None:
     approve = _bob_in_two_teams_each_with_q1(telegram)
     forged = approve.replace(str(GROUP), str(OTHER_GROUP["id"]), 1)
