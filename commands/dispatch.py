@@ -106,7 +106,6 @@ class Attempt:
         self.parsed: ParsedCommand | None = None
         self.outcome = "ok"  # ok | refused | error | crash | duplicate | no team | throttled
         self.error: str | None = None
-        self.joined = False  # the person became a member of the team with this command
 
     @property
     def ms(self) -> float:
@@ -190,7 +189,8 @@ class Dispatcher:
             if held is not None and self.throttle is not None:
                 attempt.outcome, attempt.error = "throttled", held.level
                 return self.throttle.reply(held, attempt.locale)
-            attempt.joined = self._register(invocation, attempt.now, attempt.locale)
+            if self._register(invocation, attempt.now, attempt.locale):
+                self._route_to_newcomer(attempt)
             with unit_of_work(self.engine) as session:
                 reply = self._run(session, attempt)
                 # One commit, not two: a command that ran is logged with its work (a failed one
@@ -245,8 +245,6 @@ class Dispatcher:
         ctx = Ctx(inv=invocation, scope=scope, locale=scope.config.locale or parsed.locale or attempt.locale,
                   admins=self.admins_on(invocation.platform))
         attempt.locale = ctx.locale  # the member's own language (/me lang) words errors too
-        if attempt.joined and ROLE_RANK[member.role] >= ROLE_RANK["manager"]:
-            route_unasked(ctx)  # quotes that waited for someone who may decide them: here they are
         if len(invocation.text) > MAX_LINE:
             raise UsageError("usage.too_long", what="message", length=len(invocation.text), limit=MAX_LINE)
         if parsed.verb is None:
@@ -271,6 +269,24 @@ class Dispatcher:
                 "(in {team} — write in another team's group to act there)",
                 "（团队：{team}；要在其他团队操作，请在该团队群里发送）", team=team.name)})
         return reply
+
+    def _route_to_newcomer(self, attempt: Attempt) -> None:
+        """Someone who may approve quotes just joined: the quotes that waited for such a person go
+        to them now, in a transaction of their own, whatever becomes of their first command."""
+        invocation = attempt.invocation
+        try:
+            with unit_of_work(self.engine) as session:
+                team = session.exec(select(Team).where(Team.platform == invocation.platform,
+                                                       Team.key == invocation.team_key)).one()
+                member = teams.find_member(session, team, invocation.user_key)
+                if member is None or ROLE_RANK[member.role] < ROLE_RANK["manager"]:
+                    return
+                scope = Scope(session=session, team=team, actor=member, now=attempt.now)
+                ctx = Ctx(inv=invocation, scope=scope, locale=scope.config.locale or attempt.locale,
+                          admins=self.admins_on(invocation.platform))
+                route_unasked(ctx)
+        except Exception:
+            log.exception("could not route waiting quotes to a new member")
 
     def _presser(self, session: Session, attempt: Attempt) -> tuple[Team, Member] | Reply:
         """A button acts in the team it was bound to, for someone already a member of it: never in

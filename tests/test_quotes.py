@@ -221,7 +221,8 @@ def test_a_rep_never_signs_their_own_quote_it_waits_for_an_admin_to_join(engine:
     assert "can't decide your own quote" in chat.say("/quote approve Q1")
     assert "waiting" in chat.say("/quote list")
 
-    chat.say("[boss] /help")  # boss joins: the waiting quote's card goes to him
+    # boss joins (his first command fails): the waiting quote's card goes to him all the same
+    assert "no quote Q9" in chat.say("[boss] /quote approve Q9")
     [card] = [push for push in chat.pushes("boss") if "Q1" in push]
     assert "Acme" in card and "/quote approve Q1" in card
     assert "Q1 approved by boss" in chat.say("[boss] /quote approve Q1")
