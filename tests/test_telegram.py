@@ -150,7 +150,8 @@ def test_group_command_answers_in_the_group_in_html(telegram: TelegramHarness) -
     assert "L1 Acme" in sent["text"]
     markup = json.loads(sent["reply_markup"]) if isinstance(sent["reply_markup"], str) else sent["reply_markup"]
     prefilled = [b.get("switch_inline_query_current_chat") for row in markup["inline_keyboard"] for b in row]
-    assert "/follow L1 " in prefilled, "a button that needs more words pre-fills the input field"
+    # A button that needs more words pre-fills the input field, bound to the group's team.
+    assert f"~{GROUP}." in prefilled[0] and prefilled[0].endswith(" /follow L1 "), prefilled
 
 
 def test_command_addressed_to_us_works_and_to_another_bot_is_ignored(telegram: TelegramHarness) -> None:
