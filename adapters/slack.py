@@ -190,8 +190,9 @@ class SlackAdapter:
         return None
 
     async def _invocation(self, *, team_id: str, user_id: str, user_name: str, channel: str | None, text: str,
-                          delivery_id: str | None = None) -> Invocation:
+                          delivery_id: str | None = None, press: Any = None) -> Invocation:
         return Invocation(platform="slack", team_key=team_id, channel=channel, user_key=user_id,
+                          press=press,
                           user_name=await self.names.name(user_id, user_name),
                           text=plain(text), mentions=await mentions_in(text, self.names),
                           received_at=datetime.now(UTC), delivery_id=delivery_id)
@@ -232,15 +233,19 @@ class SlackAdapter:
                                                   filename=reply.file.filename, title=reply.file.filename)
 
     async def _on_click(self, ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any) -> None:
-        """A button runs its command as the person who clicked; the message then shows the outcome."""
+        """A button runs its command as the person who clicked; the message then shows the outcome.
+        The workspace comes in Slack's signed envelope of every click, direct messages included, so
+        the team a card was posted in is the team its buttons act in."""
         await ack()
         user = body.get("user") or {}
         team = body.get("team") or {}
         channel = (body.get("channel") or {}).get("id")
         command = str(action.get("value", ""))
-        invocation = await self._invocation(team_id=team.get("id") or user.get("team_id", ""),
+        team_id = team.get("id") or user.get("team_id", "")
+        invocation = await self._invocation(team_id=team_id,
                                             user_id=user.get("id", ""), user_name=user.get("name", ""),
                                             channel=channel, text=command,
+                                            press="bound" if team_id else "unbound",
                                             delivery_id=f"click:{body.get('trigger_id') or action.get('action_ts')}")
         reply = await self._run(invocation)
         await self._answer(respond, reply, channel=channel, replace=reply.ok and _decides(command),

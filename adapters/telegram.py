@@ -6,6 +6,8 @@ command name), inline-keyboard approvals, and the outbox's `TelegramSender`."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import hmac
 import html
 import json
@@ -42,6 +44,8 @@ COMMANDS = (*(family.name for family in FAMILIES), "start", "dealbot")
 MAX_BODY = 1 << 20
 MAX_CALLBACK_BYTES = 64
 MAX_TEXT = 4096
+MAX_INLINE_QUERY = 256  # what a pre-filled input field may hold
+MAX_BOUND_WORDS = 8  # a button's command is a few words: the verb, a sub-verb, an id
 
 Dispatch = Callable[[Invocation], Reply]
 
@@ -65,18 +69,68 @@ def to_html(reply: Reply) -> str:
     return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
 
 
-def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
-    """Buttons whose callback data is the command. A command too long for 64 bytes, or one that
-    still needs words from the user (it ends with a space), pre-fills the input field instead."""
+class ButtonSeal:
+    """Binds a button to the team it was rendered for: callback data `~<team>.<mac> <command>`.
+
+    A press in a private chat carries no team, and a client may send any callback data it likes; so
+    the team travels in the data, with an HMAC (keyed from the bot token, which only this bot holds)
+    over team and command. Nothing is stored per card, every replica can check a press, and a card
+    sent before a restart still works. Data without the `~` prefix is a command of an older card.
+    """
+
+    PREFIX = "~"
+
+    def __init__(self, token: str) -> None:
+        self._key = hmac.new(token.encode(), b"dealbot button binding", hashlib.sha256).digest()
+
+    def _mac(self, team: str, command: str) -> str:
+        digest = hmac.new(self._key, f"{team}\n{command}".encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest[:12]).decode()  # 96 bits, 16 characters
+
+    def seal(self, team: str, command: str) -> str:
+        return f"{self.PREFIX}{team}.{self._mac(team, command)} {command}"
+
+    def open(self, data: str) -> tuple[str | None, str, bool]:
+        """(bound team or None, command, whether the binding verifies)."""
+        if not data.startswith(self.PREFIX):
+            return None, data, True
+        head, _, command = data.partition(" ")
+        team, _, mac = head[len(self.PREFIX):].rpartition(".")
+        valid = bool(team) and hmac.compare_digest(mac.encode(), self._mac(team, command).encode())
+        return (team, command, True) if valid else (None, command, False)
+
+    def open_completed(self, text: str) -> tuple[str | None, str, bool]:
+        """A pre-filled button's command the person completed and sent (`~<team>.<mac> /quote
+        reject Q1` + their reason): the binding covers the button's words, the rest is theirs."""
+        head, _, rest = text.partition(" ")
+        words = rest.split(" ")
+        for count in range(min(len(words), MAX_BOUND_WORDS), 0, -1):
+            team, _, valid = self.open(f"{head} {' '.join(words[:count])}")
+            if valid and team:
+                return team, rest, True
+        return None, rest, False
+
+
+def keyboard(reply: Reply, seal: ButtonSeal | None = None) -> InlineKeyboardMarkup | None:
+    """Buttons whose callback data is the command, bound to the reply's team when a seal is given.
+    A command too long for 64 bytes, or one that still needs words from the user (it ends with a
+    space), pre-fills the input field instead."""
     if not reply.buttons:
         return None
     buttons = []
     for button in reply.buttons:
         command = button.command
-        if command.endswith(" ") or len(command.encode()) > MAX_CALLBACK_BYTES:
-            buttons.append(InlineKeyboardButton(button.label, switch_inline_query_current_chat=command.strip() + " "))
+        data = seal.seal(reply.team_key, command) if seal and reply.team_key else command
+        if command.endswith(" ") or len(data.encode()) > MAX_CALLBACK_BYTES:
+            # Completed and sent from any chat, the command still names its team.
+            prefill = command.strip()
+            bound = seal.seal(reply.team_key, prefill) if seal and reply.team_key else prefill
+            if len(bound) < MAX_INLINE_QUERY:
+                prefill = bound
+            buttons.append(InlineKeyboardButton(button.label,
+                                                switch_inline_query_current_chat=prefill + " "))
         else:
-            buttons.append(InlineKeyboardButton(button.label, callback_data=command))
+            buttons.append(InlineKeyboardButton(button.label, callback_data=data))
     return InlineKeyboardMarkup([buttons[i:i + 2] for i in range(0, len(buttons), 2)])
 
 
@@ -132,6 +186,7 @@ class TelegramAdapter:
         self.api_url = api_url.rstrip("/")
         self.webhook_secret = webhook_secret
         self.polling = polling
+        self.seal = ButtonSeal(token)
         builder = (Application.builder().token(token).base_url(f"{self.api_url}/bot")
                    .base_file_url(f"{self.api_url}/file/bot"))
         if not polling:
@@ -192,9 +247,13 @@ class TelegramAdapter:
         return Response(status_code=200)
 
     async def _dispatch(self, update: Update, *, text: str, mentions: dict[str, Mention], user: TelegramUser,
-                        message: Message) -> Reply:
+                        message: Message, press: Any = None,
+                        bound_team: str | None = None) -> Reply:
         team_key, team_name = _team_of(message)
+        if bound_team is not None:
+            team_key, team_name = bound_team, ""
         invocation = Invocation(platform="telegram", team_key=team_key, team_name=team_name,
+                                press=press,
                                 channel=str(message.chat.id), user_key=str(user.id), user_name=_user_name(user),
                                 user_handle=user.username, text=text, mentions=mentions,
                                 locale="zh" if (user.language_code or "").startswith("zh") else None,
@@ -204,7 +263,8 @@ class TelegramAdapter:
     async def _answer(self, message: Message, reply: Reply) -> None:
         if reply.duplicate:
             return
-        await message.reply_text(to_html(reply), parse_mode=ParseMode.HTML, reply_markup=keyboard(reply),
+        await message.reply_text(to_html(reply), parse_mode=ParseMode.HTML,
+                                 reply_markup=keyboard(reply, self.seal),
                                  do_quote=not reply.ok)
         if reply.image is not None:
             await message.reply_photo(reply.image.png, caption=reply.image.alt[:1024])
@@ -252,6 +312,12 @@ class TelegramAdapter:
         text, mentions = read_message(message, bot.username)
         if not text:
             return
+        if text.startswith(ButtonSeal.PREFIX):  # a pre-filled button's command, completed
+            bound_team, text, verified = self.seal.open_completed(text)
+            await self._answer(message, await self._dispatch(
+                update, text=text, mentions=mentions, user=user, message=message,
+                press="bound" if verified else "forged", bound_team=bound_team))
+            return
         await self._answer(message, await self._dispatch(update, text=text, mentions=mentions, user=user,
                                                          message=message))
 
@@ -266,15 +332,19 @@ class TelegramAdapter:
             log.error("telegram update failed", exc_info=error)
 
     async def _on_press(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """A button runs its command as the person who pressed it; the message then shows the outcome."""
+        """A button runs its command as the person who pressed it, in the team it was bound to (or,
+        for a card of old, the group it is in); the message then shows the outcome."""
         query = update.callback_query
         if (query is None or not isinstance(query.message, Message) or not query.data
                 or query.from_user is None):
             if query is not None and query.from_user is not None:
                 await query.answer()
             return
-        reply = await self._dispatch(update, text=query.data, mentions={}, user=query.from_user,
-                                     message=query.message)
+        bound_team, command, verified = self.seal.open(query.data)
+        in_group = bool(_team_of(query.message)[0])
+        press = "forged" if not verified else "bound" if bound_team or in_group else "unbound"
+        reply = await self._dispatch(update, text=command, mentions={}, user=query.from_user,
+                                     message=query.message, press=press, bound_team=bound_team)
         if reply.duplicate:
             await query.answer()
             return
@@ -282,8 +352,9 @@ class TelegramAdapter:
             await query.answer(reply.text.replace("**", "")[:200], show_alert=True)
             return
         await query.answer(reply.text.replace("**", "")[:200])
-        if _decides(query.data):
-            await query.edit_message_text(to_html(reply), parse_mode=ParseMode.HTML, reply_markup=keyboard(reply))
+        if _decides(command):
+            await query.edit_message_text(to_html(reply), parse_mode=ParseMode.HTML,
+                                          reply_markup=keyboard(reply, self.seal))
         else:
             await self._answer(query.message, reply)
 
@@ -320,6 +391,7 @@ class TelegramSender:
         self.token = token
         self.api_url = api_url.rstrip("/")
         self._bots: dict[int, Bot] = {}
+        self.seal = ButtonSeal(token)
 
     def _bot(self) -> Bot:
         # PTB's HTTP client belongs to one event loop; the worker and tests may run several.
@@ -334,7 +406,7 @@ class TelegramSender:
         try:
             message = await bot.send_message(chat_id=int(target.key) if target.key.lstrip("-").isdigit() else target.key,
                                              text=to_html(reply), parse_mode=ParseMode.HTML,
-                                             reply_markup=keyboard(reply))
+                                             reply_markup=keyboard(reply, self.seal))
             if reply.image is not None:
                 await bot.send_photo(chat_id=message.chat_id, photo=reply.image.png, caption=reply.image.alt[:1024])
             if reply.file is not None:
@@ -359,4 +431,5 @@ class TelegramSender:
     async def update(self, message_ref: str, reply: Reply) -> None:
         chat_id, _, message_id = message_ref.partition(":")
         await self._bot().edit_message_text(chat_id=int(chat_id), message_id=int(message_id), text=to_html(reply),
-                                            parse_mode=ParseMode.HTML, reply_markup=keyboard(reply))
+                                            parse_mode=ParseMode.HTML,
+                                            reply_markup=keyboard(reply, self.seal))

@@ -719,8 +719,10 @@ class WeComAdapter:
             log.exception("wecom callback handling failed (%s)", inbound.msg_type)
 
     async def _invocation(self, inbound: Inbound, text: str, *,
-                          channel: str | None = None) -> Invocation:
-        return Invocation(platform="wecom", team_key=self.api.corp_id, channel=channel,
+                          channel: str | None = None, press: Any = None) -> Invocation:
+        # The team is the corp this app belongs to: every callback is sealed with its key, so a
+        # click always acts in it, whatever chat the card sits in.
+        return Invocation(platform="wecom", team_key=self.api.corp_id, channel=channel, press=press,
                           user_key=inbound.user, user_name=await self.names.name(inbound.user),
                           text=text, mentions=await self._mentions(text),
                           received_at=inbound.received_at, delivery_id=inbound.delivery_id)
@@ -757,7 +759,7 @@ class WeComAdapter:
         command = command_of(inbound.event_key)
         if not command:
             return
-        reply = await self._run(await self._invocation(inbound, command))
+        reply = await self._run(await self._invocation(inbound, command, press="bound"))
         if reply.duplicate:
             return
         if reply.ok and _decides(command) and inbound.response_code:

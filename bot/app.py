@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -16,7 +17,7 @@ from bot import logs
 from bot.metrics import Metrics
 from bot.settings import Settings
 from commands import Dispatcher
-from commands.dispatch import Handled
+from commands.dispatch import Handled, unqualified_admins
 from commands.throttle import Throttle
 from models.clock import Clock, SystemClock
 from models.db import make_engine
@@ -24,6 +25,8 @@ from models.migrate import upgrade
 from reminders.limits import ARRIVAL_MARGIN, Pacer, default_limits
 from reminders.outbox import Delivered, OutboxDelivery
 from reminders.worker import Worker
+
+log = logging.getLogger("dealbot.app")
 
 
 class FileClock:
@@ -89,6 +92,11 @@ def build(settings: Settings | None = None, *, clock: Clock | None = None, datab
     if migrate:
         upgrade(engine)
     clock = clock or (FileClock(settings.clock_file) if settings.clock_file else SystemClock())
+    ignored = unqualified_admins(settings.admin_keys)
+    if ignored:
+        log.warning("DEALBOT_ADMINS entries without a platform make nobody admin (the same id may "
+                    "be someone else on another platform): %s. Write each as platform:id, e.g. "
+                    "slack:U123, telegram:12345, wecom:zhangsan, console:boss", ", ".join(ignored))
     dispatcher = Dispatcher(engine, clock, admins=settings.admin_keys,
                             throttle=Throttle.from_settings(settings),
                             at_once=settings.command_threads

@@ -10,7 +10,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
 
     database_url: str = Field("sqlite:///dealbot.db", validation_alias="DEALBOT_DATABASE_URL")
-    admins: str = Field("", validation_alias="DEALBOT_ADMINS")  # comma-separated user keys
+    # Comma-separated `platform:user` entries (`slack:U123`, `telegram:12345`, `wecom:zhangsan`,
+    # `console:boss`); an entry without a platform names nobody (see commands.dispatch).
+    admins: str = Field("", validation_alias="DEALBOT_ADMINS")
     log_level: str = Field("INFO", validation_alias="DEALBOT_LOG_LEVEL")
 
     slack_bot_token: str | None = Field(None, validation_alias="SLACK_BOT_TOKEN")

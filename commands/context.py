@@ -190,13 +190,15 @@ class Ctx:
         raise UsageError("usage.unknown_member", name=token)
 
     # --- pushes to other people ------------------------------------------------------------------
-    def notify(self, member: Member, *, kind: str, key: str, reply: Reply | Callable[[Ctx], Reply]) -> None:
+    def notify(self, member: Member, *, kind: str, key: str, reply: Reply | Callable[[Ctx], Reply],
+               to_self: bool = False) -> None:
         """Tell someone else, through the outbox, in the same transaction as the change.
 
         `reply` may be a function of the reader's context, to word it in their language. Their own
         settings apply: a kind they turned off is dropped, a digest kind waits for their next batched
-        message, and their own quiet hours hold it — except a decision someone asks of them."""
-        if member.id == self.scope.actor.id:
+        message, and their own quiet hours hold it — except a decision someone asks of them.
+        `to_self`: the actor too (a card for a decision that waited for them to join)."""
+        if member.id == self.scope.actor.id and not to_self:
             return
         reader = self.for_reader(member)
         built = reply(reader) if callable(reply) else reply

@@ -14,21 +14,23 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from commands import FAMILIES, VERBS, find_family
 from commands.args import Args, normalize_line, split, tokenize
 from commands.context import Ctx, UsageError
 from commands.i18n import MESSAGES, translate
+from commands.quotes import route_unasked
 from commands.registry import ParsedCommand
 from commands.throttle import Throttle
 from commands.types import Invocation, Reply
 from models import outbox, teams
 from models.clock import Clock
+from models.config import ROLE_RANK
 from models.db import unit_of_work
 from models.errors import DomainError
 from models.scope import Scope
-from models.tables import CommandLog, Team
+from models.tables import CommandLog, Member, Team
 
 log = logging.getLogger("dealbot.commands")
 
@@ -110,6 +112,24 @@ class Attempt:
         return round((time.perf_counter() - self.started) * 1000, 2)
 
 
+PLATFORMS = ("slack", "telegram", "wecom", "console")
+
+
+def admins_by_platform(entries: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """`DEALBOT_ADMINS` entries (`telegram:12345`, `slack:U123`) by platform. An entry without a
+    known platform names nobody: the same id may belong to someone else on another platform."""
+    found: dict[str, list[str]] = {}
+    for entry in entries:
+        platform, _, key = entry.strip().partition(":")
+        if platform in PLATFORMS and key.strip():
+            found.setdefault(platform, []).append(key.strip())
+    return {platform: tuple(keys) for platform, keys in found.items()}
+
+
+def unqualified_admins(entries: Sequence[str]) -> list[str]:
+    return [e.strip() for e in entries if e.strip() and not admins_by_platform([e])]
+
+
 class Dispatcher:
     """Holds what every command needs (database, clock, deployment's admins) and runs commands."""
 
@@ -123,25 +143,38 @@ class Dispatcher:
         self._slots = threading.BoundedSemaphore(at_once) if at_once else contextlib.nullcontext()
         self.clock = clock
         self.admins = tuple(admins)
+        self._admins = admins_by_platform(self.admins)
         self.observer = observer
         self.throttle = throttle  # per-member and per-team command rate limits (issue 10)
         self._known: OrderedDict[tuple[str, str, str], None] = OrderedDict()
 
-    def _register(self, invocation: Invocation, now: datetime, locale: str) -> None:
+    def admins_on(self, platform: str) -> tuple[str, ...]:
+        """The user keys the deployment names admin on `platform`. When it names admins at all
+        (on any platform, or only in entries it ignores), nobody becomes admin by being first:
+        the never-matching key keeps that rule without naming anyone."""
+        if not self.admins:
+            return ()
+        return self._admins.get(platform) or ("\0",)
+
+    def _register(self, invocation: Invocation, now: datetime, locale: str) -> bool:
         """First contact creates the team and the member in a transaction of their own, so that a
-        first command that fails still leaves the person registered (and the first one admin)."""
+        first command that fails still leaves the person registered (and the first one admin).
+        A button press never does: it acts only for people already in the team."""
         identity = (invocation.platform, invocation.team_key, invocation.user_key)
-        if not invocation.team_key or identity in self._known:
-            return
+        if not invocation.team_key or identity in self._known or invocation.press is not None:
+            return False
         with unit_of_work(self.engine) as session:
             team = teams.get_or_create_team(session, platform=invocation.platform, key=invocation.team_key,
                                             name=invocation.team_name, now=now,
                                             currency="CNY" if locale == "zh" else "USD")
+            joined = teams.find_member(session, team, invocation.user_key) is None
             teams.ensure_member(session, team, user_key=invocation.user_key, name=invocation.user_name, now=now,
-                                admins=self.admins, handle=invocation.user_handle)
+                                admins=self.admins_on(invocation.platform),
+                                handle=invocation.user_handle)
         self._known[identity] = None
         if len(self._known) > 10_000:
             self._known.popitem(last=False)
+        return joined
 
     def dispatch(self, invocation: Invocation) -> Reply:
         with self._slots:
@@ -156,13 +189,17 @@ class Dispatcher:
             if held is not None and self.throttle is not None:
                 attempt.outcome, attempt.error = "throttled", held.level
                 return self.throttle.reply(held, attempt.locale)
-            self._register(invocation, attempt.now, attempt.locale)
+            if self._register(invocation, attempt.now, attempt.locale):
+                self._route_to_newcomer(attempt)
             with unit_of_work(self.engine) as session:
                 reply = self._run(session, attempt)
                 # One commit, not two: a command that ran is logged with its work (a failed one
                 # rolls back, and is logged on its own below).
                 session.add(self._log_row(attempt))
             logged = True
+            if reply.team_key is None and attempt.team_key:
+                # Buttons on the answer act in the team the command ran in, wherever it is pressed.
+                reply = reply.model_copy(update={"team_key": attempt.team_key})
             return reply
         except DomainError as error:
             attempt.outcome, attempt.error = "error", error.key
@@ -184,7 +221,12 @@ class Dispatcher:
                 session, platform=invocation.platform, key=invocation.delivery_id, now=now):
             attempt.outcome = "duplicate"
             return Reply(text="", duplicate=True)
-        if invocation.team_key:
+        if invocation.press is not None:
+            pressed = self._presser(session, attempt)
+            if isinstance(pressed, Reply):
+                return pressed
+            team, member = pressed
+        elif invocation.team_key:
             team = teams.get_or_create_team(session, platform=invocation.platform,
                                             key=invocation.team_key, name=invocation.team_name, now=now)
         else:
@@ -193,13 +235,15 @@ class Dispatcher:
                 attempt.outcome = "no team"
                 return Reply(text=translate(attempt.locale, "error.no_team"), ok=False, private=True)
             team, attempt.team_key = found, found.key
-        member = teams.ensure_member(session, team, user_key=invocation.user_key,
-                                     name=invocation.user_name, now=now, admins=self.admins,
-                                     handle=invocation.user_handle)
+        if invocation.press is None:
+            member = teams.ensure_member(session, team, user_key=invocation.user_key,
+                                         name=invocation.user_name, now=now,
+                                         admins=self.admins_on(invocation.platform),
+                                         handle=invocation.user_handle)
         scope = Scope(session=session, team=team, actor=member, now=now)
         parsed = attempt.parsed = parse_command(invocation.text)
         ctx = Ctx(inv=invocation, scope=scope, locale=scope.config.locale or parsed.locale or attempt.locale,
-                  admins=self.admins)
+                  admins=self.admins_on(invocation.platform))
         attempt.locale = ctx.locale  # the member's own language (/me lang) words errors too
         if len(invocation.text) > MAX_LINE:
             raise UsageError("usage.too_long", what="message", length=len(invocation.text), limit=MAX_LINE)
@@ -213,10 +257,55 @@ class Dispatcher:
             raise UsageError("usage.unknown_verb", word=first[:40])
         reply = parsed.verb.handler(ctx, parsed.args)
         attempt.locale = ctx.locale
-        _remember_where_team_talks(team, invocation.channel, parsed.locale)
+        # A press may come from a private chat: that is no channel of the team's.
+        channel = invocation.channel if invocation.press is None else None
+        _remember_where_team_talks(team, channel, parsed.locale)
         if not reply.ok:
             attempt.outcome = "refused"
+        if not invocation.team_key and invocation.press is None and teams.teams_of(
+                session, platform=invocation.platform, user_key=invocation.user_key) > 1:
+            # Typed in a private chat by someone in several teams: say which one it acted in.
+            reply = reply.model_copy(update={"text": reply.text + "\n" + ctx.pick(
+                "(in {team} — write in another team's group to act there)",
+                "（团队：{team}；要在其他团队操作，请在该团队群里发送）", team=team.name)})
         return reply
+
+    def _route_to_newcomer(self, attempt: Attempt) -> None:
+        """Someone who may approve quotes just joined: the quotes that waited for such a person go
+        to them now, in a transaction of their own, whatever becomes of their first command."""
+        invocation = attempt.invocation
+        try:
+            with unit_of_work(self.engine) as session:
+                team = session.exec(select(Team).where(Team.platform == invocation.platform,
+                                                       Team.key == invocation.team_key)).one()
+                member = teams.find_member(session, team, invocation.user_key)
+                if member is None or ROLE_RANK[member.role] < ROLE_RANK["manager"]:
+                    return
+                scope = Scope(session=session, team=team, actor=member, now=attempt.now)
+                ctx = Ctx(inv=invocation, scope=scope, locale=scope.config.locale or attempt.locale,
+                          admins=self.admins_on(invocation.platform))
+                route_unasked(ctx)
+        except Exception:
+            log.exception("could not route waiting quotes to a new member")
+
+    def _presser(self, session: Session, attempt: Attempt) -> tuple[Team, Member] | Reply:
+        """A button acts in the team it was bound to, for someone already a member of it: never in
+        the team the presser last wrote in, never creating a team or a member. A binding that does
+        not verify, or none where the chat names no team, is refused and changes nothing."""
+        invocation = attempt.invocation
+        refusals = {"forged": "button.forged", "unbound": "button.unbound"}
+        refusal = refusals.get(invocation.press or "")
+        if refusal is None:
+            team = session.exec(select(Team).where(Team.platform == invocation.platform,
+                                                   Team.key == invocation.team_key)).first() \
+                if invocation.team_key else None
+            member = teams.find_member(session, team, invocation.user_key) if team else None
+            if team is not None and member is not None:
+                attempt.team_key = team.key
+                return team, member
+            refusal = "button.not_member"
+        attempt.outcome, attempt.error = "refused", refusal
+        return Reply(text=translate(attempt.locale, refusal), ok=False, private=True)
 
     def _observe(self, attempt: Attempt) -> None:
         if self.observer is None:

@@ -88,6 +88,19 @@ MESSAGES: dict[str, dict[str, str]] = {
     "usage.yes_no": {"en": "“{text}” should be yes or no.", "zh": "“{text}”应为 yes 或 no（是/否）。"},
     "usage.form": {"en": "Usage: {usage}", "zh": "用法：{usage}"},
     "usage.example": {"en": "Example: {example}", "zh": "示例：{example}"},
+    "button.forged": {
+        "en": "This button was not made by me for you, so I did nothing. Type the command instead.",
+        "zh": "这个按钮无法验证，未做任何操作。请直接输入命令。",
+    },
+    "button.unbound": {
+        "en": "This button is from an older card and does not say which team it is for, so I did "
+              "nothing. Type the command in your team's group.",
+        "zh": "这是旧卡片上的按钮，无法确定所属团队，未做任何操作。请在团队群里输入命令。",
+    },
+    "button.not_member": {
+        "en": "This button belongs to a team you are not a member of, so I did nothing.",
+        "zh": "这个按钮属于你不在其中的团队，未做任何操作。",
+    },
     "error.no_team": {
         "en": "I don't know your team yet. Add me to your team's group and send a command there first.",
         "zh": "还不知道你属于哪个团队。请先把我拉进团队群，并在群里发一条命令。",

@@ -42,13 +42,44 @@ def _card(ctx: Ctx, quote: Quote, lead: Lead, step: ApprovalStep | None = None,
     return Reply(text=text, buttons=ctx.quote_buttons(quote))
 
 
-def ask_approvers(ctx: Ctx, quote: Quote, lead: Lead, step: ApprovalStep) -> list[Asked]:
-    """Push the card to whoever decides the step now (a delegate stands in for the one away)."""
+def ask_approvers(ctx: Ctx, quote: Quote, lead: Lead, step: ApprovalStep, *,
+                  to_self: bool = False) -> list[Asked]:
+    """Push the card to whoever decides the step now (a delegate stands in for the one away);
+    `to_self`: the actor too, when they are among them."""
     asked = quotes.asked_for(ctx.scope.session, quote, step, ctx.scope.today)
     for one in asked:
         ctx.notify(one.member, kind="approval", key=f"approval:{quote.id}:{step.level}:{one.member.id}",
-                   reply=lambda reader, one=one: _card(reader, quote, lead, step, one))
+                   reply=lambda reader, one=one: _card(reader, quote, lead, step, one),
+                   to_self=to_self)
     return asked
+
+
+def route_unasked(ctx: Ctx) -> int:
+    """Send the quotes that waited for nobody (nobody could decide them) to whoever now may: run
+    when someone joins as an admin or is made manager or admin. Returns how many were sent."""
+    routed = 0
+    for quote, step in quotes.unasked_steps(ctx.scope.session, ctx.scope.team.id or 0):
+        lead = ctx.scope.session.get(Lead, quote.lead_id)
+        if lead is not None and ask_approvers(ctx, quote, lead, step, to_self=True):
+            routed += 1
+    return routed
+
+
+def _nobody_may_decide(ctx: Ctx, step: ApprovalStep) -> str:
+    """Why a new quote waits with nobody asked, and who could decide it: in a team with no admin
+    (the deployment names admins who have not joined yet), only an admin joining, who may then
+    also name a manager."""
+    role = ctx.role_label(step.role)
+    listed = [key for key in ctx.admins if key != "\0"]
+    text = ctx.pick(" ⏳ It waits: nobody in the team may approve it yet (it needs {a} {role}, and "
+                    "you can't approve your own quote). It goes to the first person who may: an "
+                    "admin joining the team{who}, or a manager they name.",
+                    " ⏳ 暂时等待：团队中还没有人可以审批（需要{role}审批，且不能审批自己的报价）。"
+                    "有权审批的人出现后会自动转给他：管理员加入团队{who}，或由管理员任命经理。",
+                    a=_article(role), role=role,
+                    who=ctx.pick(" ({names})", "（{names}）", names=", ".join(listed))
+                    if listed else "")
+    return text
 
 
 def _names(ctx: Ctx, asked: list[Asked]) -> str:
@@ -81,6 +112,8 @@ def create(ctx: Ctx, args: Args) -> Reply:
         return Reply(text=head + auto)
     first = steps[0]
     asked = ask_approvers(ctx, quote, lead, first)
+    if not asked:
+        return Reply(text=head + _nobody_may_decide(ctx, first))
     # Say "one level up" only when the discount really raised the level (not when it was already the top).
     policy = ctx.scope.config.approval
     raised = quotes.levels_needed(policy, Decimal(quote.amount) / 100, Decimal(quote.discount_bp) / 100) > \

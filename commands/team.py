@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from commands.args import KEY_ALIASES, Args
 from commands.context import Ctx, UsageError
+from commands.quotes import route_unasked
 from commands.types import Reply
 from models import teams
 from models.config import REQUIREMENTS, ROLE_RANK, parse_clock
@@ -51,6 +52,8 @@ def role(ctx: Ctx, args: Args) -> Reply:
     if manager is not None and ROLE_RANK[manager.role] < ROLE_RANK["manager"]:
         raise UsageError("usage.bad_role", text=f"{manager.name}: {ctx.role_label(manager.role)}")
     teams.set_role(ctx.scope, member, wanted, manager=manager)
+    if ROLE_RANK[wanted] >= ROLE_RANK["manager"]:
+        route_unasked(ctx)  # quotes that waited for nobody go to the new approver
     text = ctx.pick("👤 {who} is now {role}.", "👤 {who} 现在是{role}。", who=member.name, role=ctx.role_label(wanted))
     if manager:
         text += ctx.pick(" Reports to {m}.", " 汇报给 {m}。", m=manager.name)

@@ -30,6 +30,11 @@ class Invocation(BaseModel):
     locale: str | None = None  # the platform's hint about the user's language
     received_at: datetime
     delivery_id: str | None = None  # the platform's id of this delivery; a retry with the same id runs once
+    # A button press, and how its team is known: "bound" (the platform vouches for the team, or the
+    # card carried it signed), "unbound" (nothing names the team: a card from before buttons were
+    # bound, pressed in a private chat), "forged" (a binding that does not verify). A press runs
+    # only for someone already a member of an existing team; it never creates either.
+    press: Literal["bound", "unbound", "forged"] | None = None
 
 
 class Button(BaseModel):
@@ -68,3 +73,6 @@ class Reply(BaseModel):
     private: bool = False  # show only to the caller where the platform can
     ok: bool = True  # False for errors: adapters may show them privately
     duplicate: bool = False  # a retried delivery already handled: adapters answer nothing
+    # The team the reply or push belongs to (its platform key), set by the dispatcher and the
+    # outbox; an adapter whose buttons cannot carry the team by themselves binds them to it.
+    team_key: str | None = None

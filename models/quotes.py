@@ -15,7 +15,7 @@ from models.errors import DomainError
 from models.leads import guarded_update
 from models.permissions import can_see, rank, require_change
 from models.scope import Scope
-from models.tables import ApprovalStep, Lead, Member, Quote
+from models.tables import ApprovalStep, Lead, Member, Outbox, Quote
 from models.teams import next_number
 from models.teamwork import ApprovalSignature, Asked
 
@@ -334,13 +334,18 @@ def final_signature(session: Session, quote: Quote) -> ApprovalSignature | None:
 
 
 def sign_unattended(scope: Scope, quote: Quote) -> list[ApprovalStep]:
-    """Steps nobody but the requester could decide (a one-admin team's own big quote) are signed on
-    the requester's authority, so no quote waits forever for an approver who does not exist."""
+    """Steps nobody but the requester could decide, and that the requester's own role covers (a
+    one-admin team's own big quote), are signed on the requester's authority, so such a quote never
+    waits for an approver who cannot exist. A step above the requester's role is never signed this
+    way: it waits for someone who may decide it (see `unasked_steps`)."""
     session = scope.session
+    requester = session.get(Member, quote.requester_id)
     signed = []
     while quote.status == "pending":
         step = current_step(session, quote)
         if step is None or approvers_for(session, quote, step):
+            break
+        if requester is None or rank(requester) < ROLE_RANK[step.role]:
             break
         step.status, step.decided_by_id, step.decided_at = "approved", quote.requester_id, scope.now
         step.note = "no other approver"
@@ -361,6 +366,26 @@ def sign_unattended(scope: Scope, quote: Quote) -> list[ApprovalStep]:
                      before={"status": "pending", "level": step.level},
                      after={"status": quote.status, "levels": [step.level], "note": step.note})
     return signed
+
+
+def unasked_steps(session: Session, team_id: int) -> list[tuple[Quote, ApprovalStep]]:
+    """Steps waiting with nobody ever asked to decide them (nobody could, when they began to wait):
+    no approval card was queued for them. They go to whoever may decide them once that person
+    exists."""
+    rows = session.exec(select(Quote, ApprovalStep)
+                        .join(ApprovalStep, col(ApprovalStep.quote_id) == Quote.id)
+                        .where(Quote.team_id == team_id, Quote.status == "pending",
+                               ApprovalStep.status == "waiting",
+                               ApprovalStep.level == Quote.current_level)
+                        .order_by(col(Quote.number))).all()
+    unasked = []
+    for quote, step in rows:
+        prefix = f"approval:{quote.id}:{step.level}:"
+        asked = session.exec(select(Outbox.id).where(
+            Outbox.team_id == team_id, col(Outbox.dedupe_key).startswith(prefix))).first()
+        if asked is None:
+            unasked.append((quote, step))
+    return unasked
 
 
 def list_quotes(scope: Scope, *, pending_only: bool, limit: int = 20) -> list[Quote]:

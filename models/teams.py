@@ -47,18 +47,26 @@ def find_member_by_handle(session: Session, team: Team, handle: str) -> Member |
 
 
 def home_team(session: Session, *, platform: str, user_key: str) -> Team | None:
-    """The team a user means in a private chat with the bot: the one they last used the bot in."""
+    """The team a user means in a private chat with the bot: the one they last used the bot in,
+    among the teams they belong to (a refused command may have named a team they are not in)."""
     last = session.exec(select(CommandLog.team_key).where(CommandLog.platform == platform,
                                                           CommandLog.user_key == user_key,
                                                           CommandLog.team_key != "")
                         .order_by(col(CommandLog.id).desc()).limit(1)).first()
     if last is not None:
         team = session.exec(select(Team).where(Team.platform == platform, Team.key == last)).first()
-        if team is not None:
+        if team is not None and find_member(session, team, user_key) is not None:
             return team
     return session.exec(select(Team).join(Member, col(Member.team_id) == Team.id)
                         .where(Team.platform == platform, Member.user_key == user_key)
                         .order_by(col(Team.id))).first()
+
+
+def teams_of(session: Session, *, platform: str, user_key: str) -> int:
+    """How many teams of a platform the user belongs to."""
+    query = (select(func.count()).select_from(Member).join(Team, col(Team.id) == Member.team_id)
+             .where(Team.platform == platform, Member.user_key == user_key))
+    return int(session.exec(query).one())
 
 
 def find_member_by_name(session: Session, team: Team, name: str) -> Member | None:

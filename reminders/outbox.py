@@ -27,7 +27,7 @@ from adapters.base import AuthBroken, RateLimited, Sender, Target, TargetGone
 from commands.types import Reply
 from models.clock import Clock
 from models.db import unit_of_work
-from models.tables import Outbox
+from models.tables import Outbox, Team
 from reminders.limits import Pacer
 
 log = logging.getLogger("dealbot.outbox")
@@ -58,6 +58,7 @@ class Claimed:
     attempts: int
     team_id: int = 0
     kind: str = ""
+    team_key: str = ""  # the team's platform key: buttons on the message act in that team
     until: datetime | None = None  # the lease: after this, another worker may have claimed the row
 
 
@@ -122,13 +123,15 @@ class OutboxDelivery:
                 return []
             session.execute(update(Outbox).where(col(Outbox.id).in_(ids))
                             .values(status="sending", claimed_until=now + self.lease, attempts=Outbox.attempts + 1))
-            rows = session.execute(select(Outbox).where(col(Outbox.id).in_(ids))
-                                   .order_by(col(Outbox.next_attempt_at), col(Outbox.id))).scalars()
+            rows = session.execute(select(Outbox, Team.key)
+                                   .outerjoin(Team, col(Team.id) == Outbox.team_id)
+                                   .where(col(Outbox.id).in_(ids))
+                                   .order_by(col(Outbox.next_attempt_at), col(Outbox.id))).all()
             return [Claimed(id=row.id or 0, platform=row.platform,
                             target=Target(kind=row.target_kind, key=row.target, label=row.target_label),
                             payload=row.payload, attempts=row.attempts, team_id=row.team_id,
-                            kind=row.kind, until=now + self.lease)
-                    for row in rows]
+                            kind=row.kind, team_key=team_key or "", until=now + self.lease)
+                    for row, team_key in rows]
 
     async def run_once(self) -> DeliveryReport:
         """Deliver everything due now, batch after batch, until nothing is due."""
@@ -158,7 +161,8 @@ class OutboxDelivery:
         if row.until is not None and self.clock.now() >= row.until:
             return  # our lease ran out: the row may be someone else's now; sending could double it
         try:
-            reply = Reply.model_validate(row.payload)
+            # The row's team, not anything in the payload, is the team its buttons act in.
+            reply = Reply.model_validate(row.payload).model_copy(update={"team_key": row.team_key})
             ref = await sender.send(row.target, reply)
         except RateLimited as error:
             # Obey it for the whole chat, not just this row: the rest of the batch waits too.

@@ -7,9 +7,14 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
 
+from models.clock import FixedClock
 from models.config import ApprovalLevel, ApprovalPolicy
+from models.db import unit_of_work
 from models.quotes import levels_needed
+from models.tables import ApprovalStep
 from tests.chat import Chat
 
 DEFAULT = ApprovalPolicy()  # auto below 50k; manager up to 500k; admin above; discount > 20% raises one level
@@ -199,3 +204,36 @@ def test_a_single_admins_own_big_quote_is_not_left_waiting_for_nobody(chat: Chat
     answer = chat.say("/quote L1 900k")
     assert "own authority" in answer
     assert "approved" in chat.say("/quote list")
+
+
+def test_a_rep_never_signs_their_own_quote_it_waits_for_an_admin_to_join(engine: Engine,
+                                                                        clock: FixedClock) -> None:
+    """The deployment names boss admin, who has not joined: bob, the first to write, is a rep."""
+    chat = Chat(engine, clock, user="bob", admins=["console:boss"])
+    chat.say("/lead add Acme")
+    answer = chat.say("/quote L1 9000000 discount=90%")
+    assert "own authority" not in answer
+    assert "nobody in the team may approve it yet" in answer
+    assert "admin joining the team (boss)" in answer
+    with unit_of_work(engine) as session:
+        steps = session.execute(select(ApprovalStep.status).order_by(ApprovalStep.level)).scalars()
+        assert steps.all() == ["waiting", "queued"]
+    assert "can't decide your own quote" in chat.say("/quote approve Q1")
+    assert "waiting" in chat.say("/quote list")
+
+    # boss joins (his first command fails): the waiting quote's card goes to him all the same
+    assert "no quote Q9" in chat.say("[boss] /quote approve Q9")
+    [card] = [push for push in chat.pushes("boss") if "Q1" in push]
+    assert "Acme" in card and "/quote approve Q1" in card
+    assert "Q1 approved by boss" in chat.say("[boss] /quote approve Q1")
+    assert "Q1 approved by boss" in chat.pushes("bob")[-1]
+    chat.say("[carol] /help")  # someone else joining later is asked nothing
+    assert not chat.pushes("carol")
+
+
+def test_a_waiting_quote_is_explained_in_the_requesters_language(engine: Engine,
+                                                                clock: FixedClock) -> None:
+    chat = Chat(engine, clock, user="wang", admins=["console:boss", "telegram:12345"])
+    chat.say("/线索 新建 华为技术")
+    answer = chat.say("/报价 L1 900万")
+    assert "暂时等待" in answer and "管理员加入团队（boss）" in answer and "12345" not in answer

@@ -28,7 +28,7 @@ from commands import Dispatcher
 from commands.types import Button, Reply
 from models.clock import FixedClock
 from models.db import unit_of_work
-from models.tables import CommandLog, Outbox, Team
+from models.tables import CommandLog, Member, Outbox, Quote, Team
 from reminders.outbox import OutboxDelivery
 from tests.fakes.asgi import LiveServer
 from tests.fakes.http import Answer, FakeServer, Recorded
@@ -118,16 +118,23 @@ class SlackHarness:
             "Content-Type": content_type, "X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": signature,
             **(headers or {})})
 
-    def command(self, user: str, command: str, text: str, **kwargs: Any) -> httpx.Response:
-        """A slash command shaped like the recorded one, typed by `user`."""
+    def command(self, user: str, command: str, text: str, *, team: str = "T0001",
+                **kwargs: Any) -> httpx.Response:
+        """A slash command shaped like the recorded one, typed by `user` in workspace `team`."""
         form = dict(parse_qsl((PAYLOADS / "slash_command.form").read_text().strip()))
-        form.update(user_id=user, user_name=NAMES.get(user, user).lower(), command=command, text=text,
+        form.update(user_id=user, team_id=team, user_name=NAMES.get(user, user).lower(),
+                    command=command, text=text,
                     response_url=f"{self.api.url}/response/{len(self.api.requests)}-{time.monotonic_ns()}")
         return self.post(urlencode(form).encode(), "application/x-www-form-urlencoded", **kwargs)
 
-    def click(self, user: str, command: str) -> httpx.Response:
+    def click(self, user: str, command: str, *, team: str = "T0001",
+              channel: str | None = None) -> httpx.Response:
         payload = json.loads((PAYLOADS / "block_actions.json").read_text())
-        payload["user"].update(id=user, name=NAMES[user], username=NAMES[user])
+        payload["user"].update(id=user, name=NAMES[user], username=NAMES[user], team_id=team)
+        payload["team"]["id"] = team
+        if channel is not None:
+            payload["channel"] = {"id": channel, "name": "directmessage"}
+            payload["container"]["channel_id"] = channel
         payload["actions"][0]["value"] = command
         payload["trigger_id"] = f"trigger-{time.monotonic_ns()}"
         payload["response_url"] = f"{self.api.url}/response/click-{time.monotonic_ns()}"
@@ -140,8 +147,8 @@ class SlackHarness:
         self.responses_seen = wanted
         return self.api.responses()[wanted - 1]
 
-    def say(self, user: str, command: str, text: str) -> dict[str, Any]:
-        answer = self.command(user, command, text)
+    def say(self, user: str, command: str, text: str, *, team: str = "T0001") -> dict[str, Any]:
+        answer = self.command(user, command, text, team=team)
         assert answer.status_code == 200
         return self.next_response()
 
@@ -243,6 +250,43 @@ def test_a_rep_clicking_an_approve_button_is_refused_privately_and_nothing_chang
     assert "Only managers and admins" in refused["text"]
     listed = slack.say("U3", "/quote", "list")
     assert "waiting" in listed["text"] or "waiting" in text_of(listed)
+
+
+def _q1_status_by_workspace(slack: SlackHarness) -> dict[str, str]:
+    with unit_of_work(slack.engine) as session:
+        rows = session.execute(select(Team.key, Quote.status).join(Quote, Quote.team_id == Team.id)
+                               .where(Quote.number == 1)).all()
+    return {str(key): str(status) for key, status in rows}
+
+
+def test_a_card_clicked_in_a_direct_message_acts_in_the_workspace_it_came_from(
+        slack: SlackHarness) -> None:
+    """Slack puts the workspace in the signed envelope of every click, direct messages included:
+    bob (one Enterprise Grid id in two workspaces) manages the first and is admin of the second,
+    wrote last in the second, and clicks the first one's card in his DM."""
+    _team_with_a_waiting_quote(slack)
+    slack.say("U2", "/team", "config locale=en", team="T0002")
+    slack.say("U1", "/lead", "add Beta value=120k", team="T0002")
+    assert "asked bob" in slack.say("U1", "/quote", "L1 80k", team="T0002")["text"]
+    slack.deliver()
+    slack.say("U2", "/lead", "list", team="T0002")
+    cards = [arguments(r) for r in slack.api.calls("chat.postMessage")
+             if arguments(r).get("channel") == "DU2" and "Acme" in arguments(r)["text"]]
+    assert "/quote approve Q1" in button_values(cards[-1])
+    assert _q1_status_by_workspace(slack) == {"T0001": "pending", "T0002": "pending"}
+    assert slack.click("U2", "/quote approve Q1", channel="DU2").status_code == 200
+    assert "Q1 approved by bob" in slack.next_response()["text"]
+    assert _q1_status_by_workspace(slack) == {"T0001": "approved", "T0002": "pending"}
+
+
+def test_a_click_never_makes_the_clicker_a_member(slack: SlackHarness) -> None:
+    _team_with_a_waiting_quote(slack)
+    assert slack.click("U4", "/quote approve Q1", channel="DU4").status_code == 200
+    refused = slack.next_response()
+    assert refused["response_type"] == "ephemeral" and "not a member" in refused["text"]
+    with unit_of_work(slack.engine) as session:
+        assert session.execute(select(Member.user_key).where(Member.user_key == "U4")).all() == []
+    assert _q1_status_by_workspace(slack) == {"T0001": "pending"}
 
 
 def test_mentions_resolve_and_typed_lookalikes_do_not(slack: SlackHarness) -> None:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
+from bot.app import build
+from bot.settings import Settings
 from commands import team as team_commands
 from models.clock import FixedClock
 from models.db import unit_of_work
@@ -147,13 +152,32 @@ def test_handoff_moves_open_leads_and_pending_quotes_and_tells_both(team: Chat, 
 
 
 def test_deployment_admins_decide_who_is_admin(engine: Engine, clock: FixedClock) -> None:
-    chat = Chat(engine, clock, admins=["bob"])
+    chat = Chat(engine, clock, admins=["console:bob"])
     chat.say("/help")  # alice comes first, but she is not listed: a rep
     assert "Only an admin can change the team." in chat.say("/team role @carol manager")
     assert "carol is now manager." in chat.say("[bob] /team role @carol manager")
     assert "alice is now admin." in chat.say("[bob] /team role @alice admin")
     assert chat.reply("[bob] /team").table[1:] == [["alice", "admin", "-"], ["bob", "admin", "-"],
                                                     ["carol", "manager", "-"]]
+
+
+def test_a_deployment_admin_is_admin_only_on_the_platform_named(engine: Engine,
+                                                                clock: FixedClock) -> None:
+    """`telegram:bob` is someone on Telegram; the console's bob is another person, and an entry
+    without a platform names nobody (while still keeping the first member from becoming admin)."""
+    for number, admins in enumerate((["telegram:bob"], ["bob"], ["bob", "telegram:bob"])):
+        chat = Chat(engine, clock, team=f"team{number}", admins=admins)
+        chat.say("/help")
+        refused = chat.say("[bob] /team role @alice manager")
+        assert "Only an admin can change the team." in refused, admins
+        assert chat.reply("[bob] /team").table[1:] == [["alice", "rep", "-"], ["bob", "rep", "-"]]
+
+
+def test_unqualified_admin_entries_are_named_at_start_up(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING):
+        build(Settings(DEALBOT_ADMINS="boss, console:ann, Uxyz9", DEALBOT_DATABASE_URL="sqlite://"))
+    warned = [r.getMessage() for r in caplog.records if "DEALBOT_ADMINS" in r.getMessage()]
+    assert len(warned) == 1 and "boss, Uxyz9" in warned[0] and "ann" not in warned[0]
 
 
 def test_without_deployment_admins_the_first_member_is_admin(chat: Chat) -> None:

@@ -24,7 +24,7 @@ from commands import Dispatcher
 from commands.types import Button, Reply
 from models.clock import FixedClock
 from models.db import unit_of_work
-from models.tables import CommandLog, Lead, Team
+from models.tables import CommandLog, Lead, Member, Quote, Team
 from reminders.outbox import OutboxDelivery
 from tests.fakes.asgi import LiveServer
 from tests.fakes.http import Answer, FakeServer, Recorded
@@ -109,20 +109,23 @@ class TelegramHarness:
             "message_id": self.update_id, "from": PEOPLE[who], "date": int(time.time()), "text": text,
             "chat": chat or {"id": GROUP, "title": "Sales team", "type": "supergroup"}, "entities": entities}}
 
-    def say(self, who: str, text: str) -> str:
+    def say(self, who: str, text: str, *, chat: dict[str, Any] | None = None) -> str:
         """Send a command as `who`; the bot's answer (HTML) as it was sent to the chat."""
         before = len(self.api.sent())
-        assert self.post(self.message(who, text)).status_code == 200
+        assert self.post(self.message(who, text, chat=chat)).status_code == 200
         sent = self.api.sent()
         assert len(sent) == before + 1, f"expected one answer to {text!r}"
         return str(sent[-1]["text"])
 
-    def press(self, who: str, data: str) -> httpx.Response:
+    def press(self, who: str, data: str, *, chat: dict[str, Any] | None = None) -> httpx.Response:
+        """Press a button whose callback data is `data`, on a card in `chat` (the group if None)."""
         update = json.loads((PAYLOADS / "callback_query.json").read_text())
         self.update_id += 1
         update["update_id"] = self.update_id
         update["callback_query"]["from"] = PEOPLE[who]
         update["callback_query"]["data"] = data
+        if chat is not None:
+            update["callback_query"]["message"]["chat"] = chat
         return self.post(update)
 
     def deliver(self) -> None:
@@ -147,7 +150,8 @@ def test_group_command_answers_in_the_group_in_html(telegram: TelegramHarness) -
     assert "L1 Acme" in sent["text"]
     markup = json.loads(sent["reply_markup"]) if isinstance(sent["reply_markup"], str) else sent["reply_markup"]
     prefilled = [b.get("switch_inline_query_current_chat") for row in markup["inline_keyboard"] for b in row]
-    assert "/follow L1 " in prefilled, "a button that needs more words pre-fills the input field"
+    # A button that needs more words pre-fills the input field, bound to the group's team.
+    assert f"~{GROUP}." in prefilled[0] and prefilled[0].endswith(" /follow L1 "), prefilled
 
 
 def test_command_addressed_to_us_works_and_to_another_bot_is_ignored(telegram: TelegramHarness) -> None:
@@ -210,6 +214,113 @@ def test_inline_button_press_runs_as_the_presser_and_edits_the_message(telegram:
     telegram.deliver()
     assert any("Q1 approved by Bob" in m["text"] for m in telegram.api.sent()
                if int(m["chat_id"]) == PEOPLE["carol"]["id"])
+
+
+OTHER_GROUP = {"id": -1009876543210, "title": "Other team", "type": "supergroup"}
+
+
+def _private(who: str) -> dict[str, Any]:
+    return {"id": PEOPLE[who]["id"], "type": "private", "first_name": PEOPLE[who]["first_name"]}
+
+
+def _callback_data(message: dict[str, Any]) -> list[str]:
+    markup = message["reply_markup"]
+    markup = json.loads(markup) if isinstance(markup, str) else markup
+    buttons = [button for row in markup["inline_keyboard"] for button in row]
+    return [button["callback_data"] for button in buttons if "callback_data" in button]
+
+
+def _statuses(telegram: TelegramHarness) -> dict[str, str]:
+    """Each team's Q1 status, by team key."""
+    with unit_of_work(telegram.engine) as session:
+        rows = session.execute(select(Team.key, Quote.status).join(Quote, Quote.team_id == Team.id)
+                               .where(Quote.number == 1)).all()
+    return {str(key): str(status) for key, status in rows}
+
+
+def _bob_in_two_teams_each_with_q1(telegram: TelegramHarness) -> str:
+    """Bob manages the group (its Q1 is carol's) and is admin of another (its Q1 is alice's), and
+    last wrote in the other one. The approve button of the group's card, pushed to Bob privately."""
+    _quote_waiting(telegram)
+    telegram.say("bob", "/team config locale=en", chat=OTHER_GROUP)
+    telegram.say("alice", "/lead add Beta value=120k", chat=OTHER_GROUP)
+    assert "asked Bob" in telegram.say("alice", "/quote L1 80k", chat=OTHER_GROUP)
+    telegram.deliver()
+    telegram.say("bob", "/lead list", chat=OTHER_GROUP)
+    card = [m for m in telegram.api.sent()
+            if int(m["chat_id"]) == PEOPLE["bob"]["id"] and "Acme" in m["text"]][-1]
+    [approve] = [data for data in _callback_data(card) if "approve" in data]
+    assert _statuses(telegram) == {str(GROUP): "pending", str(OTHER_GROUP["id"]): "pending"}
+    return approve
+
+
+def _alert(telegram: TelegramHarness) -> str:
+    answered = [arguments(r) for r in telegram.api.calls("answerCallbackQuery")][-1]
+    assert str(answered.get("show_alert")).lower() == "true"
+    return str(answered["text"])
+
+
+def test_a_card_pressed_in_a_private_chat_acts_in_the_team_it_was_pushed_for(
+        telegram: TelegramHarness) -> None:
+    approve = _bob_in_two_teams_each_with_q1(telegram)
+    assert telegram.press("bob", approve, chat=_private("bob")).status_code == 200
+    assert _statuses(telegram) == {str(GROUP): "approved", str(OTHER_GROUP["id"]): "pending"}
+    edited = [arguments(r) for r in telegram.api.calls("editMessageText")]
+    assert edited and "Q1 approved by Bob" in edited[-1]["text"]
+
+
+def test_a_reject_completed_in_a_private_chat_acts_in_the_team_of_its_card(
+        telegram: TelegramHarness) -> None:
+    """Reject needs a reason, so its button pre-fills the input field; what Bob completes and
+    sends privately still rejects the group's Q1, not the one of the team he wrote in last."""
+    _bob_in_two_teams_each_with_q1(telegram)
+    card = [m for m in telegram.api.sent()
+            if int(m["chat_id"]) == PEOPLE["bob"]["id"] and "Acme" in m["text"]][-1]
+    markup = card["reply_markup"]
+    markup = json.loads(markup) if isinstance(markup, str) else markup
+    [prefill] = [b["switch_inline_query_current_chat"] for row in markup["inline_keyboard"]
+                 for b in row if "reject" in b.get("switch_inline_query_current_chat", "")]
+    sent = f"@DealTestBot {prefill}too expensive"
+    assert "rejected by Bob" in telegram.say("bob", sent, chat=_private("bob"))
+    assert _statuses(telegram) == {str(GROUP): "rejected", str(OTHER_GROUP["id"]): "pending"}
+    forged = sent.replace(str(GROUP), str(OTHER_GROUP["id"]), 1)
+    assert "did nothing" in telegram.say("bob", forged, chat=_private("bob"))
+
+
+def test_a_command_typed_privately_by_someone_in_two_teams_names_the_team(
+        telegram: TelegramHarness) -> None:
+    _bob_in_two_teams_each_with_q1(telegram)
+    assert "(in Other team" in telegram.say("bob", "/quote list", chat=_private("bob"))
+    telegram.say("bob", "/lead list")
+    assert "(in Sales team" in telegram.say("bob", "/quote list", chat=_private("bob"))
+    assert "(in " not in telegram.say("carol", "/quote list", chat=_private("carol"))
+
+
+def test_a_tampered_team_binding_is_refused_and_changes_nothing(telegram: TelegramHarness) -> None:
+    approve = _bob_in_two_teams_each_with_q1(telegram)
+    forged = approve.replace(str(GROUP), str(OTHER_GROUP["id"]), 1)
+    unsigned = approve.split(" ", 1)[1]
+    assert forged != approve and unsigned == "/quote approve Q1"
+    for data in (forged, unsigned, f"~{OTHER_GROUP['id']}. {unsigned}", "~ /quote approve Q1"):
+        assert telegram.press("bob", data, chat=_private("bob")).status_code == 200
+        assert "did nothing" in _alert(telegram), data
+    assert _statuses(telegram) == {str(GROUP): "pending", str(OTHER_GROUP["id"]): "pending"}
+    assert not telegram.api.calls("editMessageText")
+
+
+def test_a_bound_button_never_makes_the_presser_a_member(telegram: TelegramHarness) -> None:
+    approve = _bob_in_two_teams_each_with_q1(telegram)
+    with unit_of_work(telegram.engine) as session:
+        members = session.execute(select(func.count()).select_from(Member)).scalar_one()
+    assert telegram.press("dan", approve, chat=_private("dan")).status_code == 200
+    assert "not a member" in _alert(telegram)
+    assert telegram.press("dan", approve).status_code == 200  # in the group itself, too
+    assert "not a member" in _alert(telegram)
+    # Nor does what he types privately next: the refused press named a team, not his team.
+    assert "group" in telegram.say("dan", "/lead list", chat=_private("dan"))
+    with unit_of_work(telegram.engine) as session:
+        assert session.execute(select(func.count()).select_from(Member)).scalar_one() == members
+    assert _statuses(telegram) == {str(GROUP): "pending", str(OTHER_GROUP["id"]): "pending"}
 
 
 def test_a_rep_pressing_approve_gets_an_alert_and_nothing_changes(telegram: TelegramHarness) -> None:

@@ -71,7 +71,7 @@ from commands.types import Button, Image, Invocation, Reply
 from models import outbox
 from models.clock import FixedClock
 from models.db import unit_of_work
-from models.tables import CommandLog, InboundDelivery, Member, Outbox, Team
+from models.tables import CommandLog, InboundDelivery, Member, Outbox, Quote, Team
 from reminders.outbox import OutboxDelivery
 from tests.fakes.asgi import LiveServer
 from tests.fakes.http import Answer, FakeServer, Recorded
@@ -577,6 +577,47 @@ def test_a_refused_click_is_told_privately_and_the_card_stays(wecom: WeComHarnes
     assert wecom.post_xml(click).status_code == 200
     wecom.message_to("wangwu", "不能审批自己提交的报价")
     assert not wecom.api.at(UPDATE)
+
+
+def _run_in(wecom: WeComHarness, team: str, user: str, text: str) -> Reply:
+    return wecom.dispatcher.dispatch(Invocation(platform="wecom", team_key=team, user_key=user,
+                                                user_name=user, text=text,
+                                                received_at=wecom.clock.now()))
+
+
+def _q1_status_by_team(wecom: WeComHarness) -> dict[str, str]:
+    with unit_of_work(wecom.engine) as session:
+        rows = session.execute(select(Team.key, Quote.status).join(Quote, Quote.team_id == Team.id)
+                               .where(Quote.number == 1)).all()
+    return {str(key): str(status) for key, status in rows}
+
+
+def test_a_card_click_acts_in_the_apps_corp_whatever_team_the_clicker_used_last(
+        wecom: WeComHarness) -> None:
+    """Every callback is sealed with the corp's key and runs in the corp's team: a card's button
+    cannot reach another team, even one the clicker (admin there, with its own Q1) wrote in last."""
+    card = _team_with_a_waiting_quote(wecom)["template_card"]
+    _run_in(wecom, "wwOtherCorp", "lijingli", "/help")
+    _run_in(wecom, "wwOtherCorp", "zhaoliu", "/lead add Beta value=120k")
+    assert _run_in(wecom, "wwOtherCorp", "zhaoliu", "/quote L1 80k").ok
+    _run_in(wecom, "wwOtherCorp", "lijingli", "/lead list")
+    assert _q1_status_by_team(wecom) == {CORP: "pending", "wwOtherCorp": "pending"}
+    click = wecom.click("lijingli", card["button_list"][0]["key"], task_id=card["task_id"],
+                        response_code="RC-card")
+    assert wecom.post_xml(click).status_code == 200
+    wecom.api.wait_for(lambda rs: any(r.path == UPDATE for r in rs))
+    assert _q1_status_by_team(wecom) == {CORP: "approved", "wwOtherCorp": "pending"}
+
+
+def test_a_click_never_makes_the_clicker_a_member(wecom: WeComHarness) -> None:
+    card = _team_with_a_waiting_quote(wecom)["template_card"]
+    click = wecom.click("stranger", card["button_list"][0]["key"], task_id=card["task_id"],
+                        response_code="RC-card")
+    assert wecom.post_xml(click).status_code == 200
+    wecom.message_to("stranger", "你不在其中的团队")
+    with unit_of_work(wecom.engine) as session:
+        assert not session.execute(select(Member).where(Member.user_key == "stranger")).all()
+    assert _q1_status_by_team(wecom) == {CORP: "pending"} and not wecom.api.at(UPDATE)
 
 
 def _post_raw(wecom: WeComHarness, case: str) -> httpx.Response:

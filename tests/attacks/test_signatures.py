@@ -149,6 +149,7 @@ def test_slack_replayed_slash_command_runs_once(slack: SlackHarness) -> None:
 def test_slack_replayed_click_runs_once(slack: SlackHarness) -> None:
     slack.say("U1", "/lead", "add Pool Co")
     slack.say("U1", "/lead", "release L1")
+    slack.say("U3", "/help", "")  # a click never enrols: carol is a member already
     payload = json.loads((PAYLOADS / "block_actions.json").read_text())
     payload["user"].update(id="U3", name="carol", username="carol")
     payload["actions"][0]["value"] = "/lead claim L1"
@@ -157,7 +158,7 @@ def test_slack_replayed_click_runs_once(slack: SlackHarness) -> None:
     body = urlencode({"payload": json.dumps(payload)}).encode()
     for _ in range(2):
         assert slack.post(body, FORM).status_code == 200
-    eventually(lambda: logged(slack.engine) == 4)
+    eventually(lambda: logged(slack.engine) == 5)
     outcomes = [outcome for text, outcome in commands_run(slack.engine) if text == "/lead claim L1"]
     assert sorted(outcomes) == ["duplicate", "ok"]
 
