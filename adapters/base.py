@@ -2,10 +2,30 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Protocol
 
 from commands.types import Reply
+
+
+STAMP_DIGITS = 12  # Unix seconds stay under 12 digits for the next 30,000 years
+_IDENTIFIER = re.compile(r"[A-Za-z0-9_.@\-]{1,64}")
+
+
+def unix_seconds(text: str) -> int | None:
+    """A timestamp as platforms send it: ASCII digits only, of a bounded length. Anything else
+    (`nan`, `inf`, `1e10`, `+123`, ` 123`, other scripts' digits, nothing) is None, never a
+    number that a freshness check could mistake for a recent one."""
+    if 0 < len(text) <= STAMP_DIGITS and text.isascii() and text.isdigit():
+        return int(text)
+    return None
+
+
+def identifier(value: object) -> bool:
+    """Whether `value` can be a platform's id of a user or team (Slack `U0123ABC`, WeCom
+    `zhangsan`, Telegram `12345`): an empty or blank sender identifies nobody."""
+    return isinstance(value, str) and _IDENTIFIER.fullmatch(value) is not None
 
 
 @dataclass(frozen=True)

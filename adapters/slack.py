@@ -12,10 +12,10 @@ from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs
 
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.internals import extract_team_id, extract_user_id, parse_body
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
@@ -24,7 +24,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from adapters.base import AuthBroken, RateLimited, Target, TargetGone, Transient
+from adapters.base import (
+    AuthBroken,
+    RateLimited,
+    Target,
+    TargetGone,
+    Transient,
+    identifier,
+    unix_seconds,
+)
 from commands import FAMILIES
 from commands.types import Invocation, Mention, Reply
 
@@ -138,18 +146,24 @@ class SlackAdapter:
                    api_url=settings.slack_api_url)
 
     def routes(self) -> list[Route]:
-        """`POST /slack/events`: slash commands, interactivity and events, all verified by bolt."""
+        """`POST /slack/events`: slash commands, interactivity and events, all verified by bolt.
+        Without a signing secret (Socket Mode) nothing is mounted: no request goes unverified."""
+        if self.signing_secret is None:
+            return []
         handler = AsyncSlackRequestHandler(self.app)
+        secret = self.signing_secret
 
         async def events(request: Request) -> Response:
             # bolt parses the body before it checks the signature and answers 500 to a body or a
             # timestamp it cannot parse: the signature is checked first here, and what bolt still
             # cannot parse is a 400 (the body is already bounded by the web app's size limit).
+            # Every request is checked, Slack's ssl_check too: no field buys a way around it.
             body = await request.body()
-            ssl_check = parse_qs(body.decode(errors="replace")).get("ssl_check") == ["1"]
-            if self.signing_secret is not None and not ssl_check \
-                    and not signed(self.signing_secret, request, body):  # bolt answers ssl_check bare
+            if not signed(secret, request, body):
                 return Response(status_code=401)
+            if not identified(body, request.headers.get("content-type")):
+                log.warning("slack request without a user or team refused (400)")
+                return Response(status_code=400)
             try:
                 return await handler.handle(request)
             except (ValueError, LookupError, TypeError, AttributeError) as error:
@@ -191,6 +205,8 @@ class SlackAdapter:
 
     async def _invocation(self, *, team_id: str, user_id: str, user_name: str, channel: str | None, text: str,
                           delivery_id: str | None = None, press: Any = None) -> Invocation:
+        if not (identifier(team_id) and identifier(user_id)):
+            raise ValueError("a slack request without a user or team is never dispatched")
         return Invocation(platform="slack", team_key=team_id, channel=channel, user_key=user_id,
                           press=press,
                           user_name=await self.names.name(user_id, user_name),
@@ -268,13 +284,31 @@ def signed(secret: str, request: Request, body: bytes) -> bool:
     signature or body is simply not signed)."""
     stamp = request.headers.get("x-slack-request-timestamp", "")
     signature = request.headers.get("x-slack-signature", "")
-    if not (stamp.isascii() and stamp.isdigit() and len(stamp) < 16 and signature.isascii()):
+    if unix_seconds(stamp) is None or not signature.isascii():
         return False
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         return False
     return SignatureVerifier(secret).is_valid(text, stamp, signature)
+
+
+def identified(body: bytes, content_type: str | None) -> bool:
+    """Whether a request names the user and the workspace it comes from, as bolt will read them;
+    only Slack's own checks of the app (ssl_check, url_verification) name neither."""
+    try:
+        payload = parse_body(body.decode("utf-8"), content_type)
+    except (ValueError, LookupError, TypeError):
+        return True  # a body bolt cannot read: its 400 comes from the handler
+    if not isinstance(payload, dict):
+        return True
+    if payload.get("ssl_check") == "1" or payload.get("type") == "url_verification":
+        return True
+    try:
+        team, user = extract_team_id(payload), extract_user_id(payload)
+    except (AttributeError, LookupError, TypeError):
+        return False
+    return identifier(team) and identifier(user)
 
 
 def _decides(command: str) -> bool:

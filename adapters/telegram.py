@@ -163,6 +163,18 @@ def read_message(message: Message, bot_username: str) -> tuple[str, dict[str, Me
     return " ".join(text.split()), mentions
 
 
+def _identified(update: Update) -> bool:
+    """A message or a button press must say who sent it (a real user id and a chat): one that
+    does not is refused, never run as nobody or as the chat."""
+    event = update.message or update.callback_query
+    if event is None:
+        return True  # kinds we do not handle (edits, channel posts) are acknowledged and ignored
+    sender = event.from_user
+    message = event if isinstance(event, Message) else event.message
+    return (sender is not None and isinstance(sender.id, int) and sender.id > 0
+            and message is not None and isinstance(message.chat.id, int))
+
+
 def _team_of(message: Message) -> tuple[str, str]:
     """A group is a team; a private chat means the user's own team (the dispatcher finds it)."""
     chat = message.chat
@@ -236,6 +248,9 @@ class TelegramAdapter:
             application = await self.ready()
             update = Update.de_json(data, application.bot)
         except Exception:  # noqa: BLE001 - not the shape of an update (a date past 9999 …)
+            return Response(status_code=400)
+        if not _identified(update):
+            log.warning("telegram update without a sender refused (400)")
             return Response(status_code=400)
         try:
             await application.process_update(update)

@@ -39,7 +39,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from adapters.base import AuthBroken, DeliveryError, RateLimited, Target, TargetGone, Transient
+from adapters.base import (
+    AuthBroken,
+    DeliveryError,
+    RateLimited,
+    Target,
+    TargetGone,
+    Transient,
+    identifier,
+    unix_seconds,
+)
 from adapters.wecom_crypto import (
     CallbackRejected,
     WeComCrypto,
@@ -626,8 +635,9 @@ class Inbound:
 
     @property
     def received_at(self) -> datetime:
+        sent = unix_seconds(self.create_time)
         try:
-            return datetime.fromtimestamp(int(self.create_time), UTC)
+            return datetime.fromtimestamp(sent, UTC) if sent is not None else datetime.now(UTC)
         except (ValueError, OverflowError, OSError):
             return datetime.now(UTC)
 
@@ -699,6 +709,9 @@ class WeComAdapter:
             envelope = xml_fields(parse_xml(await read_body(request, self.max_body)))
             inbound = Inbound.parse(crypto.open(signature, timestamp, nonce,
                                                 envelope.get("Encrypt", "")))
+            if not identifier(inbound.user):
+                # Nobody to run it as and nobody to answer: refused, not run as user "".
+                raise CallbackRejected("no FromUserName that names a member")
         except CallbackRejected as error:
             log.warning("wecom callback refused (%s): %s", error.status, error)
             return Response(status_code=error.status)

@@ -22,6 +22,8 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
+from adapters.base import unix_seconds
+
 BLOCK = 32  # WeCom pads to 32 bytes, not AES's 16: `cryptography`'s PKCS7(128) would be wrong here
 MAX_AGE = 300.0  # seconds; older (or further in the future) callbacks are refused as replays
 
@@ -125,10 +127,9 @@ class WeComCrypto:
         expected = self.signature(timestamp, nonce, encrypted)
         if not hmac.compare_digest(expected.encode(), signature.strip().lower().encode()):
             raise BadSignature("bad msg_signature")
-        try:
-            sent = float(timestamp)
-        except ValueError:
-            raise StaleTimestamp("timestamp is not a number") from None
+        sent = unix_seconds(timestamp)
+        if sent is None:
+            raise StaleTimestamp("timestamp is not a whole number of seconds")
         if abs(self.now() - sent) > self.max_age:
             raise StaleTimestamp("timestamp outside the accepted window")
 

@@ -41,7 +41,8 @@ DbOption = Annotated[str | None, typer.Option("--db", help="Database URL (defaul
 
 def _settings() -> Settings:
     settings = Settings()
-    logs.configure(settings.log_level, sys.stderr)  # JSON lines, phones, e-mails and tokens masked
+    # JSON lines; phones, e-mails, tokens and every configured credential masked
+    logs.configure(settings.log_level, sys.stderr, secrets=logs.credentials(settings))
     return settings
 
 

@@ -36,6 +36,7 @@ from commands.parsing_values import parse_amount, parse_date
 from models import aftersale, leads
 from models.config import TeamConfig
 from models.errors import DomainError
+from models.horizon import RECORD_YEARS, latest_plan, years_from
 from models.normalize import (
     looks_like_email,
     looks_like_phone,
@@ -725,17 +726,23 @@ class RowParser:
     def day(self, row: list[Any], key: str) -> date | None:
         raw = self.cell(row, key)
         if isinstance(raw, datetime):
-            return raw.date()
-        if isinstance(raw, date):
-            return raw
-        text = _text(raw)
-        if not text:
-            return None
-        found = parse_date(
-            text[:10] if re.match(r"^\d{4}-\d{2}-\d{2}[ T]", text) else text, self.today
-        )
-        if found is None:
-            raise RowError(self.say("date “{v}” is not a date", "日期“{v}”无法识别", v=text))
+            found: date | None = raw.date()
+        elif isinstance(raw, date):
+            found = raw
+        else:
+            text = _text(raw)
+            if not text:
+                return None
+            found = parse_date(
+                text[:10] if re.match(r"^\d{4}-\d{2}-\d{2}[ T]", text) else text, self.today
+            )
+            if found is None:
+                raise RowError(self.say("date “{v}” is not a date", "日期“{v}”无法识别", v=text))
+        # A cell of 0001-01-01 or 9999-12-31 (a spreadsheet's empty date) is no one's plan.
+        first, last = years_from(self.today, -RECORD_YEARS), latest_plan(self.today)
+        if not first <= found <= last:
+            raise RowError(self.say("date {v} is not between {a} and {b}",
+                                    "日期 {v} 不在 {a} 到 {b} 之间", v=found, a=first, b=last))
         return found
 
     def parse(self, row: list[Any]) -> ParsedRow:

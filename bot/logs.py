@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any, TextIO
 
 import structlog
@@ -65,26 +65,78 @@ _PHONE = re.compile(
 _TOKEN = re.compile(
     r"xox[a-z]-[A-Za-z0-9\-]+"  # Slack bot and user tokens
     r"|xapp-[A-Za-z0-9\-]+"  # Slack app-level tokens
-    r"|\d{5,}:[A-Za-z0-9_\-]{30,}"  # Telegram bot tokens (also inside /bot<token>/ URLs)
-    r"|(?<=access_token=)[^&\s\"']+"  # WeCom access tokens in query strings
+    r"|\d{5,}:[A-Za-z0-9_\-]{30,}"  # Telegram bot tokens
+    r"|(?<=/bot)\d+:[^/\s\"']+"  # Telegram bot tokens inside /bot<token>/ URLs, however short
+    r"|(?<=Bearer )[^\s\"',]+"  # Authorization headers
     r"|(?<=[?&]key=)[^&\s\"']+"  # WeCom group-robot webhook keys
 )
-
-
-_DATE = re.compile(
-    r"\d{4}-\d{1,2}-\d{1,2}(?:[ T]\d{1,2})?"
-)  # 2026-11-26 09:00 is a moment, not a phone
+# WeCom's access token and app secret, and any other credential in a query or form field.
+_CREDENTIAL_FIELD = re.compile(
+    r"(?<![A-Za-z_])((?:access_token|corpsecret|secret|token|msg_signature|signature|echostr)=)"
+    r"[^&\s\"']+"
+)
+# Moments (2026-12-03 07:36:12.345678+00:00, 07:36:12) are not phone numbers: found first, kept.
+_MOMENT = (
+    r"(?<!\d)(?:\d{4}-\d{1,2}-\d{1,2}(?:[ T]\d{1,2}(?::\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?)?)?"
+    r"|\d{1,2}:\d{2}:\d{2}(?:[.,]\d{1,9})?)"
+    r"(?:Z|[+-]\d{2}:\d{2})?(?!\d)"
+)
+_PHONE_OR_MOMENT = re.compile(f"(?P<moment>{_MOMENT})|{_PHONE.pattern}")
+_SECRET_FIELDS = re.compile(r"token|secret|key|password", re.IGNORECASE)
+_known: frozenset[str] = frozenset()  # the configured credentials, masked wherever they appear
 
 
 def _phone(match: re.Match[str]) -> str:
-    return match.group(0) if _DATE.fullmatch(match.group(0)) else "[phone]"
+    return match.group(0) if match.group("moment") else "[phone]"
 
 
 def redact(text: str) -> str:
     """The text with credentials, e-mail addresses and phone numbers masked."""
+    for secret in _known:
+        text = text.replace(secret, "[secret]")
     text = _TOKEN.sub("[token]", text)
+    text = _CREDENTIAL_FIELD.sub(r"\1[token]", text)
     text = _EMAIL.sub("[email]", text)
-    return _PHONE.sub(_phone, text)
+    return _PHONE_OR_MOMENT.sub(_phone, text)
+
+
+def credentials(settings: Any) -> list[str]:
+    """The secret values among a settings object's fields (tokens, secrets, keys) and the database
+    URL's password: what no log line may ever show, whatever a library wraps them in."""
+    found = [
+        str(value)
+        for name, value in settings
+        if value and isinstance(value, str) and _SECRET_FIELDS.search(name)
+    ]
+    password = re.search(r"://[^:/@\s]*:([^@\s]+)@", str(getattr(settings, "database_url", "")))
+    return found + ([password.group(1)] if password else [])
+
+
+class RedactRecords(logging.Filter):
+    """Masks a record's message (its arguments merged in) before any formatter sees it, for every
+    logger whose records reach the handler, the standard library's and every library's."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not getattr(record, "_from_structlog", False) and not isinstance(record.msg, dict):
+            try:
+                message = record.getMessage()
+            except (TypeError, ValueError):  # a library's malformed format string
+                message = f"{record.msg} {record.args}"
+            record.msg, record.args = redact(message), None
+        return True
+
+
+# Libraries that log whole requests and answers (contact names, notes, tokens in URLs) at DEBUG,
+# and SQL with its parameters at INFO: never below these levels, whatever level is asked for.
+QUIET_FLOORS = {
+    "slack_sdk": logging.INFO,
+    "slack_bolt": logging.INFO,
+    "telegram": logging.INFO,
+    "httpcore": logging.INFO,
+    "hpack": logging.INFO,
+    "httpx": logging.WARNING,  # every request URL at INFO, and Telegram's carry the bot token
+    "sqlalchemy": logging.WARNING,
+}
 
 
 def _redacted(value: Any) -> Any:
@@ -114,8 +166,14 @@ def redact_event(
     return event
 
 
-def configure(level: str = "INFO", stream: TextIO | None = None) -> None:
-    """Route structlog and the standard library's logging into one redacted JSON-lines handler."""
+def configure(
+    level: str = "INFO", stream: TextIO | None = None, *, secrets: Iterable[str] = ()
+) -> None:
+    """Route structlog and the standard library's logging into one redacted JSON-lines handler;
+    `secrets` (see `credentials`) are masked wherever they appear."""
+    global _known
+    # Short values ("hook") would mask ordinary words; real credentials are long.
+    _known = frozenset(secret for secret in secrets if len(secret) >= 8)
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -140,13 +198,14 @@ def configure(level: str = "INFO", stream: TextIO | None = None) -> None:
             ],
         )
     )
+    handler.addFilter(RedactRecords())
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level.upper())
+    for name, floor in QUIET_FLOORS.items():
+        logging.getLogger(name).setLevel(max(floor, root.level))
     # Migration chatter would drown the console; real problems still surface as warnings.
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    # httpx logs every request URL at INFO, and Telegram's URLs carry the bot token: warnings only.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def log_command(event: Handled) -> None:

@@ -164,6 +164,18 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "暂缓日期需要晚于今天（{date} 不行）。",
     },
     "followup.bad_via": {"en": "“{via}” is not a way of contact.", "zh": "“{via}”不是跟进方式。"},
+    "date.too_far_ahead": {
+        "en": "{date} is too far ahead: plans reach two years at most (until {latest}).",
+        "zh": "{date} 太远了：计划最多安排到两年内（{latest} 之前）。",
+    },
+    "date.out_of_range": {
+        "en": "{date} can't be right: contract and payment dates fall between {first} and {last}.",
+        "zh": "{date} 不太可能：合同和回款日期应在 {first} 到 {last} 之间。",
+    },
+    "usage.month_out_of_range": {
+        "en": "{month} is out of range: targets are for months from {first} to {last}.",
+        "zh": "{month} 超出范围：目标月份应在 {first} 到 {last} 之间。",
+    },
     "followup.next_in_past": {
         "en": "The next follow-up ({date}) is in the past. Pick today or later.",
         "zh": "下次跟进日期（{date}）已经过去，请选择今天或以后。",

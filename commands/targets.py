@@ -8,6 +8,7 @@ from commands.args import Args
 from commands.context import Ctx, UsageError
 from commands.types import Reply
 from models import targets
+from models.horizon import RECORD_YEARS, latest_plan, years_from
 
 _MONTH = re.compile(r"^(?:(\d{4})[-/.年])?(\d{1,2})月?$")
 
@@ -21,7 +22,12 @@ def parse_month(ctx: Ctx, text: str | None) -> str:
     if not match or not 1 <= int(match.group(2)) <= 12:
         raise UsageError("usage.bad_month", text=text)
     year = int(match.group(1) or today.year)
-    return f"{year:04d}-{int(match.group(2)):02d}"
+    month = f"{year:04d}-{int(match.group(2)):02d}"
+    first = years_from(today, -RECORD_YEARS).strftime("%Y-%m")
+    last = latest_plan(today).strftime("%Y-%m")
+    if not first <= month <= last:
+        raise UsageError("usage.month_out_of_range", month=month, first=first, last=last)
+    return month
 
 
 def target(ctx: Ctx, args: Args) -> Reply:

@@ -17,6 +17,7 @@ from sqlmodel import Field, Session, SQLModel, col, func, select
 from models import audit
 from models.config import TeamConfig
 from models.errors import DomainError
+from models.horizon import latest_plan, record_window
 from models.leads import guarded_update, win
 from models.permissions import require_change, require_see
 from models.scope import Scope
@@ -218,6 +219,14 @@ def _check_dates(start_on: date | None, end_on: date | None) -> None:
         raise DomainError("contract.ends_before_start", start=start_on, end=end_on)
 
 
+def _check_recorded(scope: Scope, *days: date | None) -> None:
+    """Contract, instalment and payment dates fall within the record window around today."""
+    first, last = record_window(scope.today)
+    for day in days:
+        if day is not None and not first <= day <= last:
+            raise DomainError("date.out_of_range", date=day, first=first, last=last)
+
+
 def add_contract(scope: Scope, lead: Lead, *, amount: int | None, signed_on: date | None = None,
                  start_on: date | None = None, end_on: date | None = None,
                  delivered_on: date | None = None, accepted_on: date | None = None,
@@ -227,6 +236,7 @@ def add_contract(scope: Scope, lead: Lead, *, amount: int | None, signed_on: dat
     if lead.status == "lost":
         raise DomainError("contract.lead_lost", lead=lead.number)
     _check_dates(start_on, end_on)
+    _check_recorded(scope, signed_on, start_on, end_on, delivered_on, accepted_on)
     won_now = lead.status == "open"
     if won_now:
         amount = win(scope, lead, amount)
@@ -297,6 +307,7 @@ def edit_contract(scope: Scope, contract: Contract, lead: Lead, changes: dict[st
     if "amount" in changes and instalments_of(scope.session, contract):
         raise DomainError("contract.amount_has_plan", contract=contract.number)
     _check_dates(changes.get("start_on", contract.start_on), changes.get("end_on", contract.end_on))
+    _check_recorded(scope, *(changes.get(column) for column in CONTRACT_DATES))
     _guarded(scope, contract, action="edit", **changes)
     for milestone, column in MILESTONES.items():
         if column in changes:
@@ -313,6 +324,8 @@ def snooze_contract(scope: Scope, contract: Contract, lead: Lead, until: date) -
     require_change(scope.session, scope.actor, lead)
     if until <= scope.today:
         raise DomainError("lead.snooze_past", date=until)
+    if until > latest_plan(scope.today):
+        raise DomainError("date.too_far_ahead", date=until, latest=latest_plan(scope.today))
     _guarded(scope, contract, action="snooze", snoozed_until=until)
 
 
@@ -340,6 +353,7 @@ def set_plan(scope: Scope, contract: Contract, lead: Lead,
     """Replace the contract's payment plan; refused once money has come in against it."""
     require_change(scope.session, scope.actor, lead)
     amounts = split_plan(contract.amount, items)
+    _check_recorded(scope, *(item.due_on for item in items))
     _lock(scope, contract)
     session = scope.session
     if session.exec(select(Payment.id).where(Payment.contract_id == contract.id)).first():
@@ -382,6 +396,7 @@ def record_payment(scope: Scope, contract: Contract, lead: Lead, *, amount: int,
     require_change(scope.session, scope.actor, lead)
     if paid_on > scope.today:
         raise DomainError("payment.future", date=paid_on)
+    _check_recorded(scope, paid_on)
     _lock(scope, contract)
     session = scope.session
     plan = instalments_of(session, contract)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from models.errors import DomainError
+from models.horizon import latest_plan
 from models.permissions import require_change
 from models.scope import Scope
 from models.leads import guarded_update
@@ -22,6 +23,8 @@ def log_followup(scope: Scope, lead: Lead, *, note: str, via: str | None, next_o
         raise DomainError("followup.bad_via", via=via)
     if next_on is not None and next_on < scope.today:
         raise DomainError("followup.next_in_past", date=next_on)
+    if next_on is not None and next_on > latest_plan(scope.today):
+        raise DomainError("date.too_far_ahead", date=next_on, latest=latest_plan(scope.today))
     # Conditional on the version read, so a follow-up racing `/lead won` cannot reopen a next date.
     guarded_update(scope, lead, action="followup", extra_where=Lead.status == "open", same_version=False,
                    next_followup_on=next_on, snoozed_until=None, last_activity_at=scope.now)

@@ -36,6 +36,11 @@ def normalize_company(company: str | None) -> str | None:
     if not company:
         return None
     value = unicodedata.normalize("NFKC", company).casefold()
+    if re.search(r"[^\w\s]", value) and not any(char.isalpha() for char in value):
+        # Digits and symbols only (`-1+1`, `=1+1`, `;=1+1`): without its symbols such a name is
+        # not itself any more, and unrelated ones would meet in one key ("11"). It names no
+        # company to compare; a name of digits alone (`360`) still does.
+        return None
     value = re.sub(r"[^\w\s]", " ", value)
     value = re.sub(r"\s+", " ", value).strip()
     changed = True

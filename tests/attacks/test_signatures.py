@@ -94,14 +94,6 @@ def test_slack_forged_or_stale_requests_are_refused_and_nothing_is_stored(
     assert not slack.api.requests  # not even a users.info for the claimed user
 
 
-def test_slack_ssl_check_is_answered_without_running_anything(slack: SlackHarness) -> None:
-    """Slack's certificate check carries no command: bolt answers it bare, signed or not."""
-    body = b"ssl_check=1&token=x&command=%2Flead&text=add+Sneaky&team_id=T0001&user_id=U1"
-    answer = slack.http.post("/slack/events", content=body, headers={"Content-Type": FORM})
-    assert answer.status_code == 200
-    assert stored(slack.engine) == {} and not slack.api.requests
-
-
 @pytest.mark.parametrize(
     "change",
     [
