@@ -98,3 +98,21 @@ def purge_erased(engine: Engine, table_names: Iterable[str]) -> bool:
                 connection.exec_driver_sql(f'VACUUM (INDEX_CLEANUP ON) "{table}"')
         return True
     return False
+
+
+def rewrite_files(engine: Engine) -> None:
+    """Rewrite the whole database so that no free space in its files holds old data: SQLite's
+    VACUUM (then its write-ahead log emptied), Postgres's VACUUM FULL of every dealbot table. For a
+    database written before `secure_delete` was on, or to leave nothing in Postgres's free space;
+    it takes each table's exclusive lock while it runs."""
+    if engine.dialect.name == "sqlite":
+        connection = engine.raw_connection()
+        try:
+            connection.cursor().execute("VACUUM")
+        finally:
+            connection.close()
+        purge_erased(engine, ())
+        return
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        for table in SQLModel.metadata.sorted_tables:
+            connection.exec_driver_sql(f'VACUUM FULL "{table.name}"')

@@ -5,17 +5,20 @@ the files the console wrote), not only from what a query returns."""
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 
 from models.clock import FixedClock
-from models.db import create_schema, make_engine
+from models.db import create_schema, make_engine, rewrite_files
 from models.privacy import touched_tables
 from tests.chat import Chat
 from tests.databases import POSTGRES_URL, scratch_postgres
+from tests.test_cli import clean_env, dealbot_executable
 
 PHONE, EMAIL, CONTACT = "139-4417-2851", "zhu.bajie@huaguo.example", "Zhu Bajie"
 CHINESE_CONTACT = "猪八戒"
@@ -87,9 +90,43 @@ def test_a_forgotten_customer_is_in_no_byte_of_the_sqlite_files(
     assert _residue(files) == {}
 
 
-def _row_versions_holding(engine: Engine, tables: list[str]) -> dict[str, list[str]]:
+def test_dealbot_db_vacuum_clears_what_an_older_version_left_in_free_space(
+    tmp_path: Path, clock: FixedClock
+) -> None:
+    path = tmp_path / "dealbot.db"
+    engine = make_engine(f"sqlite:///{path}")
+
+    @event.listens_for(engine, "connect")
+    def _as_before_secure_delete(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute("PRAGMA secure_delete=OFF")
+
+    create_schema(engine)
+    chat = Chat(engine, clock)
+    _busy_customer(chat)
+    assert "personal data is erased" in chat.say("/lead forget L1")
+    engine.dispose()
+    assert _residue([path]), "without secure_delete the old values stay in the file's free space"
+
+    done = subprocess.run(
+        [dealbot_executable(), "db", "vacuum", "--db", f"sqlite:///{path}"],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "database rewritten" in done.stdout
+    files = [path, path.with_name("dealbot.db-wal"), path.with_name("dealbot.db-shm")]
+    assert _residue(files) == {}
+
+
+def _row_versions_holding(
+    engine: Engine, tables: list[str], *, free_space_too: bool = False
+) -> dict[str, list[str]]:
     """Which erased values a row version (live or dead) or an index entry of each table still
-    holds, read from the raw pages with pageinspect — what a query can no longer see included."""
+    holds, read from the raw pages with pageinspect — what a query can no longer see included.
+    With `free_space_too`, every byte of every page counts, unused space included."""
     left: dict[str, list[str]] = {}
     with engine.connect() as connection:
         relations = connection.execute(
@@ -112,6 +149,8 @@ def _row_versions_holding(engine: Engine, tables: list[str]) -> dict[str, list[s
                 " FROM bt_page_items(get_raw_page(:name, :block))"
             )
             first = 0 if kind == "r" else 1  # a btree's block 0 is its metapage
+            if free_space_too:
+                items, first = "SELECT get_raw_page(:name, :block) AS data", 0
             for block in range(first, blocks):
                 for value in GONE:
                     found = connection.execute(
@@ -148,3 +187,7 @@ def test_on_postgres_no_row_version_or_index_entry_keeps_a_forgotten_customer(
         assert "personal data is erased" in chat.say("/lead forget L1")
 
         assert _row_versions_holding(engine, tables) == {}
+        # What VACUUM leaves — bytes in the pages' unused space, which no query reaches — goes
+        # when `dealbot db vacuum` rewrites the tables.
+        rewrite_files(engine)
+        assert _row_versions_holding(engine, tables, free_space_too=True) == {}
