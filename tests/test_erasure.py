@@ -81,6 +81,8 @@ def test_a_forgotten_customer_is_in_no_byte_of_the_sqlite_files(
 
     answer = chat.say("/lead forget L1")
     assert "personal data is erased" in answer
+    # The admin is told what lies beyond the bot's reach.
+    assert "exports and backups made before, and messages already delivered in chats" in answer
     # The bot goes on: another customer comes in, reads happen, before anyone looks at the files.
     assert chat.reply("[carol] /lead add Other Co phone=137-0000-0000").ok
     assert chat.reply("[carol] /lead show L1").ok
