@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from models.normalize import visible
 
 
 class Mention(BaseModel):
@@ -36,6 +38,11 @@ class Button(BaseModel):
     label: str
     command: str
     style: Literal["default", "primary", "danger"] = "default"
+
+    @field_validator("label")
+    @classmethod
+    def _shown_as_held(cls, label: str) -> str:
+        return visible(label)
 
 
 class Image(BaseModel):
@@ -68,3 +75,20 @@ class Reply(BaseModel):
     private: bool = False  # show only to the caller where the platform can
     ok: bool = True  # False for errors: adapters may show them privately
     duplicate: bool = False  # a retried delivery already handled: adapters answer nothing
+
+    # No direction control or invisible character reaches a reader, whatever is stored (a name
+    # saved before they were refused): what people see is what the text holds.
+    @field_validator("text")
+    @classmethod
+    def _text_as_held(cls, text: str) -> str:
+        return visible(text)
+
+    @field_validator("fields")
+    @classmethod
+    def _fields_as_held(cls, fields: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        return [(visible(label), visible(value)) for label, value in fields]
+
+    @field_validator("table")
+    @classmethod
+    def _table_as_held(cls, table: list[list[str]]) -> list[list[str]]:
+        return [[visible(cell) for cell in row] for row in table]

@@ -125,3 +125,12 @@ def test_an_export_shows_a_stored_name_as_it_reads(team: Chat) -> None:
     text = path.read_bytes().decode("utf-8-sig")
     assert "Acmemoc.live" in text and ",Li," in text
     assert "\u202e" not in text and "\u200b" not in text
+
+
+def test_a_name_stored_before_they_were_refused_is_shown_as_it_reads(team: Chat) -> None:
+    assert team.reply("/lead add Acme Trading contact=Li").ok
+    with unit_of_work(team.engine) as session:
+        session.execute(update(Lead).values(name=SPOOF, contact="L\u200bi"))
+    shown = team.say("/lead show L1")
+    assert "Acmemoc.live" in shown and "Li" in shown
+    assert "\u202e" not in shown and "\u200b" not in shown
