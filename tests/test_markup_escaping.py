@@ -6,6 +6,7 @@ local servers standing in for Slack's and WeCom's APIs."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,6 +19,7 @@ from models.db import unit_of_work
 from models.tables import Lead
 from tests.chat import Chat
 from tests.test_slack import FakeSlack, SlackHarness, arguments
+from tests.test_telegram import FakeBotApi, TelegramHarness
 from tests.test_wecom import FakeWeCom, WeComHarness
 
 SLACK_NAME = "<!channel> <@U2> <https://evil.example|click>"
@@ -102,3 +104,40 @@ def test_the_console_prints_no_terminal_control_sequences(team: Chat) -> None:
     shown = team.say("/lead show L1")
     assert "Acme]0;pwned[2J2JTrading" in shown
     assert not any(char in shown for char in "\x1b\x07\x9b\r")
+
+
+@pytest.fixture
+def telegram(engine: Engine, clock: FixedClock) -> Iterator[TelegramHarness]:
+    api = FakeBotApi()
+    harness = TelegramHarness(engine, clock, api)
+    yield harness
+    harness.close()
+    api.close()
+
+
+def _telegram_html_problems(text: str) -> list[str]:
+    """What Telegram's HTML parse mode would refuse: an entity cut short, a tag not ours, a tag
+    left open or closed out of order."""
+    problems = [f"broken entity at {m.start()}" for m in re.finditer(r"&(?!(?:amp|lt|gt);)", text)]
+    opened: list[str] = []
+    for match in re.finditer(r"<(/?)([^>]*)>?", text):
+        closing, name = match.group(1), match.group(2)
+        if name not in ("b", "code", "pre") or not match.group(0).endswith(">"):
+            problems.append(f"unknown or cut tag {match.group(0)!r}")
+        elif not closing:
+            opened.append(name)
+        elif not opened or opened.pop() != name:
+            problems.append(f"</{name}> closes nothing open")
+    return problems + [f"<{name}> never closed" for name in opened]
+
+
+def test_telegram_cuts_a_reply_too_long_for_one_message_without_breaking_its_html(
+    telegram: TelegramHarness,
+) -> None:
+    telegram.say("alice", "/team config locale=en")
+    for n in range(12):  # names that grow fivefold when escaped, and our own markup in them
+        assert "L" in telegram.say("alice", f"/lead add R&D {n} " + "&<>" * 60 + " **b** `c`")
+    listed = telegram.say("alice", "/lead list")
+    assert len(listed) <= 4096 and listed.endswith("…")
+    assert "R&amp;D" in listed
+    assert _telegram_html_problems(listed) == []
