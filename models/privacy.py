@@ -8,7 +8,8 @@ and after values) loses every phone number and e-mail address and the contact's 
 the whole team (the command log, pushes in the outbox, held notices, other audit events) loses this
 person's phone numbers, e-mail addresses and name. What reports count stays: the lead's number,
 name and company, stage, status, owner, amounts and dates. The erasure is audited (who, when, which
-fields), without the values.
+fields), without the values. Once it has committed, the old values are purged from the database's
+files as well (`db.purge_erased`: SQLite's write-ahead log emptied, Postgres's dead rows vacuumed).
 """
 
 from __future__ import annotations
