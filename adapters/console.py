@@ -15,6 +15,9 @@ from adapters.base import Target
 from commands.types import Invocation, Mention, Reply
 from models.clock import Clock
 
+# Terminal controls (ESC sequences, 8-bit CSI, carriage return, bell) in stored text could move the
+# cursor, rewrite what was printed or retitle the window; a reply prints none of them.
+_TERMINAL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _AS_USER = re.compile(r"^\[([^\]\s]{1,64})\]\s*(.*)$", re.S)
 _MENTION = re.compile(r"(?<![\w@])@([\w.\-\u3400-\u9fff]{1,64})")
 
@@ -42,7 +45,7 @@ def render(reply: Reply, *, image_dir: Path | None = None) -> str:
         path = folder / Path(reply.file.filename).name  # never a path the reply chose outside the folder
         path.write_bytes(reply.file.data)
         lines.append(f"  📎 {reply.file.filename}: {path}")
-    return "\n".join(lines)
+    return _TERMINAL.sub("", "\n".join(lines))
 
 
 def _width(text: str) -> int:

@@ -53,10 +53,15 @@ Dispatch = Callable[[Invocation], Reply]
 
 # --- Reply → Block Kit --------------------------------------------------------------------------
 
+def escape(text: str) -> str:
+    """&, < and > as Slack requires in any text it formats: what people typed (`<!channel>`,
+    `<@U2>`, `<https://evil.example|click>`) shows as typed instead of pinging or linking."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def mrkdwn(text: str) -> str:
     """Our markup (**bold**, `code`) in Slack's mrkdwn, with &, <, > escaped as Slack requires."""
-    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return re.sub(r"\*\*(.+?)\*\*", r"*\1*", escaped)
+    return re.sub(r"\*\*(.+?)\*\*", r"*\1*", escape(text))
 
 
 def blocks(reply: Reply) -> list[dict[str, Any]]:
@@ -83,8 +88,9 @@ def blocks(reply: Reply) -> list[dict[str, Any]]:
 
 
 def fallback_text(reply: Reply) -> str:
-    """The notification text (and what clients without blocks show)."""
-    return reply.text.replace("**", "")[:3000]
+    """The notification text (and what clients without blocks show): Slack formats it too, so it
+    is escaped like the blocks."""
+    return escape(reply.text.replace("**", ""))[:3000]
 
 
 # --- inbound ------------------------------------------------------------------------------------

@@ -53,20 +53,68 @@ Dispatch = Callable[[Invocation], Reply]
 # --- Reply → Telegram HTML + inline keyboard -------------------------------------------------------
 
 def to_html(reply: Reply) -> str:
-    """Our markup in Telegram's HTML parse mode; everything people typed is escaped first."""
+    """Our markup in Telegram's HTML parse mode; everything people typed is escaped first. A reply
+    longer than a message is cut between lines, or inside a line's text, never inside a tag or an
+    entity: Telegram refuses a message whose HTML does not parse, and the answer would be lost."""
     def inline(text: str) -> str:
         escaped = html.escape(text, quote=False)
         escaped = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", escaped)
         return re.sub(r"`([^`\n]+)`", r"<code>\1</code>", escaped)
 
-    parts = [inline(reply.text)]
-    parts += [f"<b>{inline(label)}</b>: {inline(value)}" for label, value in reply.fields]
+    def escape(text: str) -> str:
+        return html.escape(text, quote=False)
+
+    # Each line renders on its own (bold and code never span lines), so any prefix of lines is
+    # well-formed HTML.
+    def field(label: str) -> Callable[[str], str]:
+        return lambda value: f"<b>{inline(label)}</b>: {inline(value)}"
+
+    lines: list[tuple[str, Callable[[str], str]]] = [
+        (line, inline) for line in reply.text.split("\n")
+    ]
+    lines += [(value, field(label)) for label, value in reply.fields]
+    rows: list[tuple[str, Callable[[str], str]]] = []
     if reply.table:
-        widths = [max(len(row[i]) for row in reply.table if i < len(row)) for i in range(len(reply.table[0]))]
-        lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in reply.table]
-        parts.append("<pre>" + html.escape("\n".join(lines), quote=False) + "</pre>")
-    text = "\n".join(parts)
-    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
+        columns = range(len(reply.table[0]))
+        widths = [max(len(row[i]) for row in reply.table if i < len(row)) for i in columns]
+        rows = [("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip(), escape)
+                for row in reply.table]
+    text = "\n".join(render(raw) for raw, render in lines)
+    if rows:
+        text += "\n<pre>" + "\n".join(render(raw) for raw, render in rows) + "</pre>"
+    if len(text) <= MAX_TEXT:
+        return text
+    shown, room, whole = _fit(lines, MAX_TEXT - 1)  # 1 for the "…"
+    text = "\n".join(shown)
+    if whole and rows:
+        kept, _, whole = _fit(rows, room - len("\n<pre></pre>"))
+        if kept:
+            text += "\n<pre>" + "\n".join(kept) + "</pre>"
+    return text + "…"
+
+
+def _fit(lines: list[tuple[str, Callable[[str], str]]], room: int) -> tuple[list[str], int, bool]:
+    """As many rendered lines as fit in `room` characters (joined by newlines), then the longest
+    rendered start of the next line that fits; the room left, and whether every line fit."""
+    shown: list[str] = []
+    for raw, render in lines:
+        joint = 1 if shown else 0
+        whole = render(raw)
+        if len(whole) + joint <= room:
+            shown.append(whole)
+            room -= len(whole) + joint
+            continue
+        low, high = 0, len(raw)
+        while low < high:
+            middle = (low + high + 1) // 2
+            if len(render(raw[:middle])) + joint <= room:
+                low = middle
+            else:
+                high = middle - 1
+        if low:
+            shown.append(render(raw[:low]))
+        return shown, 0, False
+    return shown, room, True
 
 
 class ButtonSeal:

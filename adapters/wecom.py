@@ -109,6 +109,18 @@ if not any(isinstance(known, RedactSecrets) for known in _httpx_log.filters):
 
 # --- Reply → WeCom ------------------------------------------------------------------------------
 
+# WeCom's markdown has no escape syntax (no backslash escapes; entities are not documented), and
+# it renders links `[x](url)`, `<font color=…>` and `<@userid>` mentions. None of these is our
+# markup, so their opening characters become their full-width forms, which read the same and
+# render as themselves: a name can neither link, recolour nor ping.
+_INERT = str.maketrans({"<": "＜", ">": "＞", "[": "［", "]": "］"})
+
+
+def inert(text: str) -> str:
+    """Text that WeCom's markdown shows as written (our **bold** and `code` stay markup)."""
+    return text.translate(_INERT)
+
+
 def markdown(reply: Reply) -> str:
     """Our markup is a subset of WeCom's markdown; fields, table and buttons become lines (a
     button shows the command to type where no card can carry it)."""
@@ -120,7 +132,7 @@ def markdown(reply: Reply) -> str:
         lines += [" | ".join(row) for row in rows]
     if reply.buttons:
         lines.append(" · ".join(f"{b.label}: `{b.command.strip()}`" for b in reply.buttons))
-    return "\n".join(lines)
+    return inert("\n".join(lines))
 
 
 def plain(text: str) -> str:

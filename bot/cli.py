@@ -24,7 +24,7 @@ from bot.app import Bot, build
 from bot.metrics import Metrics
 from bot.settings import Settings
 from models.clock import FixedClock
-from models.db import make_engine, unit_of_work
+from models.db import make_engine, rewrite_files, unit_of_work
 from models.migrate import SchemaTooNew, upgrade
 from models.tables import Outbox
 
@@ -197,6 +197,14 @@ def db_upgrade(db: DbOption = None) -> None:
     settings = _settings()
     upgrade(make_engine(db or settings.database_url))
     typer.echo("database is up to date")
+
+
+@db_app.command("vacuum")
+def db_vacuum(db: DbOption = None) -> None:
+    """Rewrite the database files so no free space in them keeps erased or old data (locks each
+    table while it runs: pick a quiet hour)."""
+    rewrite_files(make_engine(db or _settings().database_url))
+    typer.echo("database rewritten: no free space keeps old data")
 
 
 def _bot(db: str | None) -> Bot:

@@ -38,11 +38,13 @@ from models.config import TeamConfig
 from models.errors import DomainError
 from models.horizon import RECORD_YEARS, latest_plan, years_from
 from models.normalize import (
+    direction_controls,
     looks_like_email,
     looks_like_phone,
     normalize_company,
     normalize_email,
     normalize_phone,
+    visible,
 )
 from models.scope import Scope
 from models.tables import AuditEvent, FollowUp, Lead, Member, Quote, Team
@@ -267,7 +269,7 @@ def to_xlsx(sheets: Sequence[Sheet]) -> bytes:
                    and value != value.to_integral_value() else "#,##0",
                    datetime: "yyyy-mm-dd hh:mm", date: "yyyy-mm-dd"}  # fmt: skip
         if isinstance(value, str):
-            value = ILLEGAL_CHARACTERS_RE.sub("", value)
+            value = visible(ILLEGAL_CHARACTERS_RE.sub("", value))
             if not risky(value):
                 return value
             cell = WriteOnlyCell(ws, value=value)
@@ -330,6 +332,7 @@ def _csv_value(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, str):
+        value = visible(value)  # a name shows in the sheet as it reads, not reordered or padded
         return "'" + value if risky(value) else value
     if isinstance(value, Decimal):
         return f"{value.normalize():f}" if value == value.to_integral_value() else f"{value:f}"
@@ -655,9 +658,9 @@ def _text(value: Any) -> str | None:
         value = str(int(value))
     elif isinstance(value, datetime):
         value = value.isoformat(sep=" ", timespec="minutes")
-    text = _CONTROL.sub(
+    text = visible(_CONTROL.sub(
         "", unicodedata.normalize("NFC", str(value)).replace("\r", " ").replace("\n", " ")
-    ).strip()
+    )).strip()
     if text.startswith("'") and risky(text[1:]):
         text = text[1:]  # our own CSV export protected it; the value is what follows
     return text or None
@@ -690,7 +693,18 @@ class RowParser:
         return row[index] if index is not None and index < len(row) else None
 
     def text(self, row: list[Any], key: str) -> str | None:
-        value = _text(self.cell(row, key))
+        raw = self.cell(row, key)
+        if isinstance(raw, str) and (controls := direction_controls(raw)):
+            raise RowError(
+                self.say(
+                    "{f} holds invisible direction characters ({c}) that make it show as "
+                    "something else",
+                    "{f}含有不可见的方向控制字符（{c}），显示的内容会与实际不符",
+                    f=_FIELD_WORDS[key][self.locale == "zh"],
+                    c=", ".join(controls),
+                )
+            )
+        value = _text(raw)
         limit = _FIELD_LIMITS.get(key)
         if value and limit and len(value) > limit:
             raise RowError(

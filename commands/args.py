@@ -6,6 +6,8 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
+from models.normalize import drop_invisible
+
 # Chinese (and short) spellings of option keys → the canonical key.
 KEY_ALIASES: dict[str, str] = {
     "电话": "phone", "手机": "phone", "tel": "phone",
@@ -36,6 +38,7 @@ def normalize_line(text: str) -> str:
     """Full-width punctuation people type on Chinese keyboards → plain ASCII where it is syntax."""
     text = text.replace("＝", "=").replace("／", "/").replace("＠", "@").replace("\u3000", " ")
     text = _CONTROL.sub("", text)  # NUL and other control characters are never meant, and Postgres refuses NUL
+    text = drop_invisible(text)  # zero-width characters would make look-alike names differ
     return unicodedata.normalize("NFC", text).strip()
 
 

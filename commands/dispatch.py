@@ -29,6 +29,7 @@ from models.clock import Clock
 from models.config import ROLE_RANK
 from models.db import unit_of_work
 from models.errors import DomainError
+from models.normalize import direction_controls
 from models.scope import Scope
 from models.tables import CommandLog, Member, Team
 
@@ -44,7 +45,11 @@ def guess_locale(text: str) -> str | None:
 
 def parse_command(text: str) -> ParsedCommand:
     """Find the verb a line names; the rest becomes its words and options."""
-    tokens = tokenize(normalize_line(text))
+    line = normalize_line(text)
+    if controls := direction_controls(line):
+        # They make a name show as something else (`Acme\u202emoc.live`): refused, and said where.
+        raise UsageError("usage.direction_control", chars=", ".join(controls))
+    tokens = tokenize(line)
     if not tokens:
         return ParsedCommand(verb=None, family=None, args=Args(), locale=None)
     word = tokens[0].lstrip("/").split("@", 1)[0]

@@ -72,6 +72,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "“{text}” is not a role. Roles: rep, manager, admin.",
         "zh": "“{text}”不是角色。角色有：rep（销售）、manager（经理）、admin（管理员）。",
     },
+    "usage.direction_control": {
+        "en": "The text holds invisible direction characters ({chars}) that make it show "
+        "differently from what it says. Nothing was changed: type it again without them.",
+        "zh": "文本中含有不可见的方向控制字符（{chars}），会让显示的内容与实际不符。"
+        "未做任何更改：请去掉这些字符后重新输入。",
+    },
     "usage.bad_choice": {
         "en": "“{text}” is not one of: {choices}.",
         "zh": "“{text}”不是可选值之一：{choices}。",

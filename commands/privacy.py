@@ -68,6 +68,13 @@ def forget(ctx: Ctx, args: Args) -> Reply:
             "阶段、负责人和金额保留用于报表；本次删除已记录在你名下。",
         )
     )
+    lines.append(
+        ctx.pick(
+            "Copies outside the bot's database are not reached: exports and backups made before, "
+            "and messages already delivered in chats.",
+            "数据库以外的副本不受影响：此前的导出文件和备份，以及已发到聊天中的消息。",
+        )
+    )
     if done.twins:
         twins = " ".join(f"L{n}" for n in done.twins)
         lines.append(

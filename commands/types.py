@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from models.normalize import visible
 
 
 class Mention(BaseModel):
@@ -42,6 +44,11 @@ class Button(BaseModel):
     command: str
     style: Literal["default", "primary", "danger"] = "default"
 
+    @field_validator("label")
+    @classmethod
+    def _shown_as_held(cls, label: str) -> str:
+        return visible(label)
+
 
 class Image(BaseModel):
     model_config = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
@@ -76,3 +83,20 @@ class Reply(BaseModel):
     # The team the reply or push belongs to (its platform key), set by the dispatcher and the
     # outbox; an adapter whose buttons cannot carry the team by themselves binds them to it.
     team_key: str | None = None
+
+    # No direction control or invisible character reaches a reader, whatever is stored (a name
+    # saved before they were refused): what people see is what the text holds.
+    @field_validator("text")
+    @classmethod
+    def _text_as_held(cls, text: str) -> str:
+        return visible(text)
+
+    @field_validator("fields")
+    @classmethod
+    def _fields_as_held(cls, fields: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        return [(visible(label), visible(value)) for label, value in fields]
+
+    @field_validator("table")
+    @classmethod
+    def _table_as_held(cls, table: list[list[str]]) -> list[list[str]]:
+        return [[visible(cell) for cell in row] for row in table]

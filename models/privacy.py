@@ -8,11 +8,13 @@ and after values) loses every phone number and e-mail address and the contact's 
 the whole team (the command log, pushes in the outbox, held notices, other audit events) loses this
 person's phone numbers, e-mail addresses and name. What reports count stays: the lead's number,
 name and company, stage, status, owner, amounts and dates. The erasure is audited (who, when, which
-fields), without the values.
+fields), without the values. Once it has committed, the old values are purged from the database's
+files as well (`db.purge_erased`: SQLite's write-ahead log emptied, Postgres's dead rows vacuumed).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import unicodedata
 from collections.abc import Callable, Iterator
@@ -25,7 +27,7 @@ from sqlalchemy import false, func, or_, update
 from sqlmodel import Session, col, select
 
 import models.tables  # noqa: F401  (every table first: models.audit → models.scope read them)
-from models import audit
+from models import audit, db
 from models.aftersale import Contract, Payment
 from models.errors import DomainError
 from models.normalize import normalize_email, normalize_phone
@@ -42,6 +44,8 @@ from models.tables import (
     Team,
 )
 from models.teamwork import ApprovalSignature, HeldNotice, TransferRequest
+
+log = logging.getLogger("dealbot.privacy")
 
 PERSONAL = ("contact", "phone", "email", "norm_phone", "norm_email")
 ERASED = "[erased]"
@@ -274,7 +278,30 @@ def forget(scope: Scope, lead: Lead) -> Forgotten:
         action="forget",
         after={"erased": erased, "redacted": redacted},
     )
+    bind = session.get_bind()
+    db.after_commit(session, lambda: _purge(getattr(bind, "engine", bind)))
     return Forgotten(lead=lead.number, fields=erased, redacted=redacted, twins=twins)
+
+
+# Every table `forget` may change: the old values live on in their files until purged.
+TOUCHED = (
+    Lead, FollowUp, Quote, ApprovalStep, ApprovalSignature, Payment, TransferRequest, AuditEvent,
+    Outbox, HeldNotice, CommandLog,
+)
+
+
+def touched_tables() -> list[str]:
+    return [str(table.__tablename__) for table in TOUCHED]
+
+
+def _purge(engine: Any) -> None:
+    """The erased values out of the database's files, once the erasure has committed. A failure
+    leaves them to the database's own clean-up (the next checkpoint, autovacuum) and is logged; it
+    does not undo or hide the erasure that committed."""
+    try:
+        db.purge_erased(engine, touched_tables())
+    except Exception:
+        log.exception("could not purge erased data from the database files")
 
 
 def _owned(

@@ -14,6 +14,7 @@ from sqlmodel import Session, col, func, select
 from models import audit
 from models.config import ROLE_RANK, TeamConfig
 from models.errors import DomainError
+from models.normalize import visible
 from models.permissions import is_manager_of, rank, require_role
 from models.scope import Scope
 from models.tables import ApprovalStep, CommandLog, Lead, Member, Quote, Team
@@ -92,6 +93,7 @@ def ensure_member(
     The first member of a team becomes its admin, unless the deployment names its admins.
     """
     handle = handle.lower().lstrip("@")[:64] if handle else None
+    name = visible(name).strip()  # a platform's display name may carry U+202E or zero-widths
     member = find_member(session, team, user_key)
     if member:
         if name and member.name != name and name != user_key:
