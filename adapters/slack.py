@@ -10,7 +10,7 @@ import logging
 import re
 from collections import OrderedDict
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -20,12 +20,14 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from adapters.base import AuthBroken, RateLimited, Target, TargetGone, Transient
 from commands import FAMILIES
+from commands.inbox import Inbox, Received
 from commands.types import Invocation, Mention, Reply
 
 log = logging.getLogger("dealbot.slack")
@@ -34,6 +36,8 @@ log = logging.getLogger("dealbot.slack")
 # limit how many commands an app may have.
 COMMANDS = (*(f"/{family.name}" for family in FAMILIES), "/dealbot")
 ACTION_PREFIX = "dealbot_cmd"
+# A response_url takes answers for 30 minutes; later ones go to the person's DM.
+RESPONSE_URL_LIFE = timedelta(minutes=29)
 _MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|([^>]*))?>")
 _GONE = {"channel_not_found", "is_archived", "not_in_channel", "user_not_found", "cannot_dm_bot", "user_disabled",
          "account_inactive_user", "messages_tab_disabled"}
@@ -89,6 +93,10 @@ class UserNames:
         self.size = size
         self._names: OrderedDict[str, str] = OrderedDict()
 
+    def known(self, user_id: str, fallback: str = "") -> str:
+        """The name without asking Slack: cached, else `fallback`."""
+        return self._names.get(user_id) or fallback or user_id
+
     async def name(self, user_id: str, fallback: str = "") -> str:
         if user_id in self._names:
             self._names.move_to_end(user_id)
@@ -107,13 +115,14 @@ class UserNames:
         return name
 
 
-async def mentions_in(text: str, names: UserNames) -> dict[str, Mention]:
+async def mentions_in(text: str, names: UserNames, *, look_up: bool = True) -> dict[str, Mention]:
     """Mentions Slack itself encoded (`<@U123|bob>`). Typed look-alikes arrive escaped (`&lt;@U…`) and
     are not matched, so nobody can mention a person they only typed."""
     found = {}
     for match in _MENTION.finditer(text):
         user_id, label = match.group(1), match.group(2) or ""
-        found[match.group(0)] = Mention(user_key=user_id, name=await names.name(user_id, label))
+        name = await names.name(user_id, label) if look_up else names.known(user_id, label)
+        found[match.group(0)] = Mention(user_key=user_id, name=name)
     return found
 
 
@@ -165,6 +174,7 @@ class SlackAdapter:
     def __init__(self, dispatch: Dispatch, *, token: str, signing_secret: str | None, api_url: str,
                  client: AsyncWebClient | None = None) -> None:
         self.dispatch = dispatch
+        self.inbox: Inbox | None = None  # set by the wiring: commands kept until answered
         self.signing_secret = signing_secret
         self.client = client or AsyncWebClient(token=token, base_url=api_url)
         self.names = UserNames(self.client)
@@ -190,27 +200,66 @@ class SlackAdapter:
         return None
 
     async def _invocation(self, *, team_id: str, user_id: str, user_name: str, channel: str | None, text: str,
-                          delivery_id: str | None = None) -> Invocation:
+                          delivery_id: str | None = None, look_up: bool = True) -> Invocation:
+        """`look_up`: ask Slack for names not known yet (not before an acknowledgement, which
+        Slack wants within 3 seconds)."""
+        name = await self.names.name(user_id, user_name) if look_up \
+            else self.names.known(user_id, user_name)
         return Invocation(platform="slack", team_key=team_id, channel=channel, user_key=user_id,
-                          user_name=await self.names.name(user_id, user_name),
-                          text=plain(text), mentions=await mentions_in(text, self.names),
+                          user_name=name, text=plain(text),
+                          mentions=await mentions_in(text, self.names, look_up=look_up),
                           received_at=datetime.now(UTC), delivery_id=delivery_id)
 
-    async def _run(self, invocation: Invocation) -> Reply:
+    async def _receive(self, ack: Any, invocation: Invocation, *, response_url: str | None,
+                       channel: str | None, user: str) -> Received | None:
+        """Keep the command, then acknowledge it: once Slack (which never sends a slash command or
+        a click again) is told "received", the command survives this process."""
+        received = None
+        if self.inbox is not None and invocation.delivery_id:
+            received = await self.inbox.receive(invocation, {
+                "response_url": response_url, "channel": channel, "user": user})
+        await ack()
+        return received
+
+    async def _run(self, invocation: Invocation, received: Received | None = None) -> Reply:
+        if self.inbox is not None:
+            return await self.inbox.run(received, invocation)
         return await asyncio.to_thread(self.dispatch, invocation)
 
+    async def _answered(self, received: Received | None) -> None:
+        if self.inbox is not None:
+            await self.inbox.answered(received)
+
+    async def answer_later(self, answer_to: dict[str, Any], reply: Reply, age: timedelta) -> None:
+        """Answer a command this process did not receive (its receiver died): on its response_url
+        while Slack takes answers there, else in the person's DM."""
+        url, user = answer_to.get("response_url"), answer_to.get("user")
+        if url and age < RESPONSE_URL_LIFE:
+            try:
+                await self._answer(_Responder(url), reply, channel=answer_to.get("channel"), user=user)
+                return
+            except TargetGone as error:  # used up or expired after all
+                log.warning("response_url refused a late answer (%s): sent to the DM", error)
+        if not user:
+            raise TargetGone("no response_url and no user to answer")
+        await SlackSender(self.client).send(Target(kind="member", key=user), reply)
+
     async def _on_command(self, ack: Any, body: dict[str, Any], respond: Any, request: Any) -> None:
-        await ack()
         # Slash commands carry no delivery id, and a signed request replayed within the five minutes
         # bolt accepts would run twice: the signature (unique per timestamp and body) is its id.
         signature = (request.headers.get("x-slack-signature") or [None])[0]
-        invocation = await self._invocation(team_id=body.get("team_id", ""), user_id=body.get("user_id", ""),
-                                            user_name=body.get("user_name", ""), channel=body.get("channel_id"),
-                                            text=command_text(body.get("command", ""), body.get("text", "")),
-                                            delivery_id=f"command:{signature}" if signature
-                                            else None)
-        reply = await self._run(invocation)
+        fields = dict(team_id=body.get("team_id", ""), user_id=body.get("user_id", ""),
+                      user_name=body.get("user_name", ""), channel=body.get("channel_id"),
+                      text=command_text(body.get("command", ""), body.get("text", "")),
+                      delivery_id=f"command:{signature}" if signature else None)
+        received = await self._receive(ack, await self._invocation(**fields, look_up=False),
+                                       response_url=body.get("response_url"),
+                                       channel=body.get("channel_id"), user=body.get("user_id", ""))
+        if received is not None and received.repeat:
+            return
+        reply = await self._run(await self._invocation(**fields), received)
         await self._answer(respond, reply, channel=body.get("channel_id"), user=body.get("user_id"))
+        await self._answered(received)
 
     async def _answer(self, respond: Any, reply: Reply, *, channel: str | None, replace: bool = False,
                       user: str | None = None) -> None:
@@ -233,18 +282,22 @@ class SlackAdapter:
 
     async def _on_click(self, ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any) -> None:
         """A button runs its command as the person who clicked; the message then shows the outcome."""
-        await ack()
         user = body.get("user") or {}
         team = body.get("team") or {}
         channel = (body.get("channel") or {}).get("id")
         command = str(action.get("value", ""))
-        invocation = await self._invocation(team_id=team.get("id") or user.get("team_id", ""),
-                                            user_id=user.get("id", ""), user_name=user.get("name", ""),
-                                            channel=channel, text=command,
-                                            delivery_id=f"click:{body.get('trigger_id') or action.get('action_ts')}")
-        reply = await self._run(invocation)
+        fields = dict(team_id=team.get("id") or user.get("team_id", ""), user_id=user.get("id", ""),
+                      user_name=user.get("name", ""), channel=channel, text=command,
+                      delivery_id=f"click:{body.get('trigger_id') or action.get('action_ts')}")
+        received = await self._receive(ack, await self._invocation(**fields, look_up=False),
+                                       response_url=body.get("response_url"), channel=channel,
+                                       user=user.get("id", ""))
+        if received is not None and received.repeat:
+            return
+        reply = await self._run(await self._invocation(**fields), received)
         await self._answer(respond, reply, channel=channel, replace=reply.ok and _decides(command),
                            user=user.get("id"))
+        await self._answered(received)
 
     async def _on_home(self, event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient) -> None:
         if event.get("tab", "home") != "home":
@@ -270,6 +323,23 @@ def signed(secret: str, request: Request, body: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return SignatureVerifier(secret).is_valid(text, stamp, signature)
+
+
+class _Responder:
+    """Posts to a response_url as bolt's `respond` does, and says when Slack refused."""
+
+    def __init__(self, url: str) -> None:
+        self.client = AsyncWebhookClient(url)
+
+    async def __call__(self, **message: Any) -> None:
+        try:
+            answer = await self.client.send_dict(message)
+        except (TimeoutError, OSError) as error:
+            raise Transient(f"slack response_url unreachable: {error}") from error
+        if answer.status_code in (403, 404, 410):
+            raise TargetGone(f"slack response_url: {answer.status_code} {answer.body[:80]}")
+        if answer.status_code >= 300:
+            raise Transient(f"slack response_url: {answer.status_code} {answer.body[:80]}")
 
 
 def _decides(command: str) -> bool:

@@ -17,6 +17,7 @@ from bot.metrics import Metrics
 from bot.settings import Settings
 from commands import Dispatcher
 from commands.dispatch import Handled
+from commands.inbox import Inbox
 from commands.throttle import Throttle
 from models.clock import Clock, SystemClock
 from models.db import make_engine
@@ -57,6 +58,7 @@ class Bot:
     senders: dict[str, Sender] = field(default_factory=dict)
     adapters: list[Any] = field(default_factory=list)  # each offers routes() for the web app
     metrics: Metrics = field(default_factory=Metrics)
+    inbox: Inbox | None = None  # commands kept from their acknowledgement until answered
 
     @property
     def slack(self) -> Any:
@@ -69,7 +71,8 @@ class Bot:
                               lease=timedelta(seconds=self.settings.outbox_lease_seconds))
 
     def worker(self) -> Worker:
-        return Worker(self.engine, self.clock, self.delivery(), observer=self.metrics.on_job)
+        return Worker(self.engine, self.clock, self.delivery(), observer=self.metrics.on_job,
+                      inbox=self.inbox)
 
     def _handled(self, event: Handled) -> None:
         self.metrics.on_command(event)
@@ -112,6 +115,10 @@ def build(settings: Settings | None = None, *, clock: Clock | None = None, datab
         from adapters.wecom import WeComAdapter
 
         bot.adapters.append(WeComAdapter.from_settings(settings, dispatcher.dispatch))
+    bot.inbox = Inbox(engine, dispatcher, clock, max_attempts=settings.outbox_max_attempts,
+                      lease=timedelta(seconds=settings.inbox_lease_seconds))
     for adapter in bot.adapters:
         senders[adapter.platform] = adapter.sender()
+        adapter.inbox = bot.inbox
+        bot.inbox.answerers[adapter.platform] = adapter.answer_later
     return bot
