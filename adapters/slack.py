@@ -258,7 +258,8 @@ class SlackAdapter:
         if received is not None and received.repeat:
             return
         reply = await self._run(await self._invocation(**fields), received)
-        await self._answer(respond, reply, channel=body.get("channel_id"), user=body.get("user_id"))
+        await self._answer(_answering(respond, body), reply, channel=body.get("channel_id"),
+                           user=body.get("user_id"))
         await self._answered(received)
 
     async def _answer(self, respond: Any, reply: Reply, *, channel: str | None, replace: bool = False,
@@ -295,8 +296,8 @@ class SlackAdapter:
         if received is not None and received.repeat:
             return
         reply = await self._run(await self._invocation(**fields), received)
-        await self._answer(respond, reply, channel=channel, replace=reply.ok and _decides(command),
-                           user=user.get("id"))
+        await self._answer(_answering(respond, body), reply, channel=channel,
+                           replace=reply.ok and _decides(command), user=user.get("id"))
         await self._answered(received)
 
     async def _on_home(self, event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient) -> None:
@@ -323,6 +324,13 @@ def signed(secret: str, request: Request, body: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return SignatureVerifier(secret).is_valid(text, stamp, signature)
+
+
+def _answering(respond: Any, body: dict[str, Any]) -> Any:
+    """What answers a request: its response_url, through a responder that says when Slack refused
+    (a kept command is then answered later)."""
+    url = body.get("response_url")
+    return _Responder(url) if isinstance(url, str) and url else respond
 
 
 class _Responder:

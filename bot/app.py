@@ -115,10 +115,18 @@ def build(settings: Settings | None = None, *, clock: Clock | None = None, datab
         from adapters.wecom import WeComAdapter
 
         bot.adapters.append(WeComAdapter.from_settings(settings, dispatcher.dispatch))
-    bot.inbox = Inbox(engine, dispatcher, clock, max_attempts=settings.outbox_max_attempts,
-                      lease=timedelta(seconds=settings.inbox_lease_seconds))
     for adapter in bot.adapters:
         senders[adapter.platform] = adapter.sender()
+    keep_commands(bot, lease=timedelta(seconds=settings.inbox_lease_seconds),
+                  max_attempts=settings.outbox_max_attempts)
+    return bot
+
+
+def keep_commands(bot: Bot, *, lease: timedelta, max_attempts: int = 6) -> Inbox:
+    """Every adapter keeps the commands it acknowledges until they are answered; this process
+    answers, on each configured platform, those whose receiver died."""
+    bot.inbox = Inbox(bot.engine, bot.dispatcher, bot.clock, lease=lease, max_attempts=max_attempts)
+    for adapter in bot.adapters:
         adapter.inbox = bot.inbox
         bot.inbox.answerers[adapter.platform] = adapter.answer_later
-    return bot
+    return bot.inbox
