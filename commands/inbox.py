@@ -85,7 +85,8 @@ class Inbox:
 
     # --- the serving process --------------------------------------------------------------------
     async def receive(self, invocation: Invocation, answer_to: dict[str, Any]) -> Received:
-        """Keep a command before the platform is told it was received."""
+        """Keep a command before the platform is told it was received (a platform's retry of one
+        kept before and not run yet is handed over to run here; one that ran is a `repeat`)."""
         key = invocation.delivery_id
         if not key:
             raise ValueError("a command kept for later needs the platform's delivery id")

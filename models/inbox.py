@@ -45,8 +45,10 @@ def receive(
     now: datetime,
     lease: timedelta,
 ) -> int | None:
-    """Keep a command before it is acknowledged, leased to the caller; None when that delivery
-    was received before (a platform's retry, a replayed request)."""
+    """Keep a command before it is acknowledged, leased to the caller. A platform's retry of a
+    command kept before and not run yet (its receiver died, or is slow) is the caller's to run
+    now: whoever runs it first, it runs once. None when that delivery has run (its answer is
+    given by its runner, or after the lease)."""
     values = {
         "platform": platform,
         "key": key[:200],
@@ -66,6 +68,17 @@ def receive(
         .returning(InboundCommand.id)
     )
     found = session.execute(statement).first()
+    if found is None:
+        found = session.execute(
+            update(InboundCommand)
+            .where(
+                col(InboundCommand.platform) == platform,
+                col(InboundCommand.key) == key[:200],
+                col(InboundCommand.status) == "received",
+            )
+            .values(claimed_until=now + lease, attempts=InboundCommand.attempts + 1)
+            .returning(InboundCommand.id)
+        ).first()
     return None if found is None else int(found[0])
 
 
