@@ -33,7 +33,7 @@ from tests.fakes.asgi import LiveServer
 from tests.fakes.http import Answer
 from tests.test_slack import SECRET as SLACK_SECRET
 from tests.test_slack import FakeSlack, SlackHarness, text_of
-from tests.test_telegram import GROUP, FakeBotApi
+from tests.test_telegram import GROUP, PEOPLE, FakeBotApi, TelegramHarness
 from tests.test_telegram import SECRET as TELEGRAM_SECRET
 from tests.test_telegram import TOKEN as TELEGRAM_TOKEN
 from tests.test_wecom import (
@@ -349,6 +349,39 @@ def test_a_wecom_message_acknowledged_but_never_run_is_run_and_answered_by_the_w
         api.wait_for(lambda _: len(gated.replies) == 1)
         assert gated.replies[0].duplicate and len(api.sent_to("zhangsan")) == 1
         assert counts(engine) == (1, 1, 0)
+    finally:
+        harness.close()
+        api.close()
+
+
+def test_telegrams_retry_of_a_command_kept_by_a_dead_server_runs_it_at_once(
+    engine: Engine, clock: FixedClock
+) -> None:
+    """Telegram sends an update again until it is answered 200: the retry runs the kept command
+    now (not after the lease), once, and answers it."""
+    api = FakeBotApi()
+    harness = TelegramHarness(engine, clock, api)
+    try:
+        keep_commands(harness.bot, lease=LEASE)
+        update = harness.message("alice", "/lead add Umbrella")
+        first = Invocation(
+            platform="telegram",
+            team_key=str(GROUP),
+            team_name="Sales team",
+            channel=str(GROUP),
+            user_key=str(PEOPLE["alice"]["id"]),
+            user_name="Alice",
+            text="/lead add Umbrella",
+            received_at=clock.now(),
+            delivery_id=f"update:{update['update_id']}",
+        )
+        dead = Inbox(engine, Dispatcher(engine, clock), clock, lease=LEASE)
+        asyncio.run(dead.receive(first, {"chat": GROUP}))  # kept, then its server died
+        assert harness.post(update).status_code == 200  # the retry, within the lease
+        (sent,) = api.sent()
+        assert "L1 Umbrella" in sent["text"]
+        assert harness.post(update).status_code == 200  # and again: nothing more
+        assert len(api.sent()) == 1 and counts(engine) == (1, 1, 0)
     finally:
         harness.close()
         api.close()
