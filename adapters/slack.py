@@ -236,7 +236,8 @@ class SlackAdapter:
         url, user = answer_to.get("response_url"), answer_to.get("user")
         if url and age < RESPONSE_URL_LIFE:
             try:
-                await self._answer(_Responder(url), reply, channel=answer_to.get("channel"), user=user)
+                await self._answer(_Responder(url), reply, channel=answer_to.get("channel"),
+                                   user=user)
                 return
             except TargetGone as error:  # used up or expired after all
                 log.warning("response_url refused a late answer (%s): sent to the DM", error)
