@@ -10,7 +10,7 @@ import logging
 import re
 from collections import OrderedDict
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
@@ -20,6 +20,7 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -34,6 +35,7 @@ from adapters.base import (
     unix_seconds,
 )
 from commands import FAMILIES
+from commands.inbox import Inbox, Received
 from commands.types import Invocation, Mention, Reply
 
 log = logging.getLogger("dealbot.slack")
@@ -42,6 +44,8 @@ log = logging.getLogger("dealbot.slack")
 # limit how many commands an app may have.
 COMMANDS = (*(f"/{family.name}" for family in FAMILIES), "/dealbot")
 ACTION_PREFIX = "dealbot_cmd"
+# A response_url takes answers for 30 minutes; later ones go to the person's DM.
+RESPONSE_URL_LIFE = timedelta(minutes=29)
 _MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|([^>]*))?>")
 _GONE = {"channel_not_found", "is_archived", "not_in_channel", "user_not_found", "cannot_dm_bot", "user_disabled",
          "account_inactive_user", "messages_tab_disabled"}
@@ -103,6 +107,10 @@ class UserNames:
         self.size = size
         self._names: OrderedDict[str, str] = OrderedDict()
 
+    def known(self, user_id: str, fallback: str = "") -> str:
+        """The name without asking Slack: cached, else `fallback`."""
+        return self._names.get(user_id) or fallback or user_id
+
     async def name(self, user_id: str, fallback: str = "") -> str:
         if user_id in self._names:
             self._names.move_to_end(user_id)
@@ -121,13 +129,14 @@ class UserNames:
         return name
 
 
-async def mentions_in(text: str, names: UserNames) -> dict[str, Mention]:
+async def mentions_in(text: str, names: UserNames, *, look_up: bool = True) -> dict[str, Mention]:
     """Mentions Slack itself encoded (`<@U123|bob>`). Typed look-alikes arrive escaped (`&lt;@U…`) and
     are not matched, so nobody can mention a person they only typed."""
     found = {}
     for match in _MENTION.finditer(text):
         user_id, label = match.group(1), match.group(2) or ""
-        found[match.group(0)] = Mention(user_key=user_id, name=await names.name(user_id, label))
+        name = await names.name(user_id, label) if look_up else names.known(user_id, label)
+        found[match.group(0)] = Mention(user_key=user_id, name=name)
     return found
 
 
@@ -185,6 +194,7 @@ class SlackAdapter:
     def __init__(self, dispatch: Dispatch, *, token: str, signing_secret: str | None, api_url: str,
                  client: AsyncWebClient | None = None) -> None:
         self.dispatch = dispatch
+        self.inbox: Inbox | None = None  # set by the wiring: commands kept until answered
         self.signing_secret = signing_secret
         self.client = client or AsyncWebClient(token=token, base_url=api_url)
         self.names = UserNames(self.client)
@@ -210,30 +220,71 @@ class SlackAdapter:
         return None
 
     async def _invocation(self, *, team_id: str, user_id: str, user_name: str, channel: str | None, text: str,
-                          delivery_id: str | None = None, press: Any = None) -> Invocation:
+                          delivery_id: str | None = None, press: Any = None,
+                          look_up: bool = True) -> Invocation:
+        """`look_up`: ask Slack for names not known yet (not before an acknowledgement, which
+        Slack wants within 3 seconds)."""
         if not (identifier(team_id) and identifier(user_id)):
             raise ValueError("a slack request without a user or team is never dispatched")
+        name = await self.names.name(user_id, user_name) if look_up \
+            else self.names.known(user_id, user_name)
         return Invocation(platform="slack", team_key=team_id, channel=channel, user_key=user_id,
-                          press=press,
-                          user_name=await self.names.name(user_id, user_name),
-                          text=plain(text), mentions=await mentions_in(text, self.names),
+                          press=press, user_name=name, text=plain(text),
+                          mentions=await mentions_in(text, self.names, look_up=look_up),
                           received_at=datetime.now(UTC), delivery_id=delivery_id)
 
-    async def _run(self, invocation: Invocation) -> Reply:
+    async def _receive(self, ack: Any, invocation: Invocation, *, response_url: str | None,
+                       channel: str | None, user: str) -> Received | None:
+        """Keep the command, then acknowledge it: once Slack (which never sends a slash command or
+        a click again) is told "received", the command survives this process."""
+        received = None
+        if self.inbox is not None and invocation.delivery_id:
+            received = await self.inbox.receive(invocation, {
+                "response_url": response_url, "channel": channel, "user": user})
+        await ack()
+        return received
+
+    async def _run(self, invocation: Invocation, received: Received | None = None) -> Reply:
+        if self.inbox is not None:
+            return await self.inbox.run(received, invocation)
         return await asyncio.to_thread(self.dispatch, invocation)
 
+    async def _answered(self, received: Received | None) -> None:
+        if self.inbox is not None:
+            await self.inbox.answered(received)
+
+    async def answer_later(self, answer_to: dict[str, Any], reply: Reply, age: timedelta) -> None:
+        """Answer a command this process did not receive (its receiver died): on its response_url
+        while Slack takes answers there, else in the person's DM."""
+        url, user = answer_to.get("response_url"), answer_to.get("user")
+        if url and age < RESPONSE_URL_LIFE:
+            try:
+                await self._answer(_Responder(url), reply, channel=answer_to.get("channel"),
+                                   user=user)
+                return
+            except TargetGone as error:  # used up or expired after all
+                log.warning("response_url refused a late answer (%s): sent to the DM", error)
+        if not user:
+            raise TargetGone("no response_url and no user to answer")
+        await SlackSender(self.client).send(Target(kind="member", key=user), reply)
+
     async def _on_command(self, ack: Any, body: dict[str, Any], respond: Any, request: Any) -> None:
-        await ack()
         # Slash commands carry no delivery id, and a signed request replayed within the five minutes
         # bolt accepts would run twice: the signature (unique per timestamp and body) is its id.
         signature = (request.headers.get("x-slack-signature") or [None])[0]
-        invocation = await self._invocation(team_id=body.get("team_id", ""), user_id=body.get("user_id", ""),
-                                            user_name=body.get("user_name", ""), channel=body.get("channel_id"),
-                                            text=command_text(body.get("command", ""), body.get("text", "")),
-                                            delivery_id=f"command:{signature}" if signature
-                                            else None)
-        reply = await self._run(invocation)
-        await self._answer(respond, reply, channel=body.get("channel_id"), user=body.get("user_id"))
+        fields = dict(team_id=body.get("team_id", ""), user_id=body.get("user_id", ""),
+                      user_name=body.get("user_name", ""), channel=body.get("channel_id"),
+                      text=command_text(body.get("command", ""), body.get("text", "")),
+                      delivery_id=f"command:{signature}" if signature else None)
+        received = await self._receive(ack, await self._invocation(**fields, look_up=False),
+                                       response_url=body.get("response_url"),
+                                       channel=body.get("channel_id"), user=body.get("user_id", ""))
+        if received is not None and received.repeat:
+            return
+        reply = await self._run(await self._invocation(**fields), received)
+        await self._answer(_answering(respond, body), reply, channel=body.get("channel_id"),
+                           user=body.get("user_id"))
+        await self._answered(received)
 
     async def _answer(self, respond: Any, reply: Reply, *, channel: str | None, replace: bool = False,
                       user: str | None = None) -> None:
@@ -258,20 +309,23 @@ class SlackAdapter:
         """A button runs its command as the person who clicked; the message then shows the outcome.
         The workspace comes in Slack's signed envelope of every click, direct messages included, so
         the team a card was posted in is the team its buttons act in."""
-        await ack()
         user = body.get("user") or {}
         team = body.get("team") or {}
         channel = (body.get("channel") or {}).get("id")
         command = str(action.get("value", ""))
         team_id = team.get("id") or user.get("team_id", "")
-        invocation = await self._invocation(team_id=team_id,
-                                            user_id=user.get("id", ""), user_name=user.get("name", ""),
-                                            channel=channel, text=command,
-                                            press="bound" if team_id else "unbound",
-                                            delivery_id=f"click:{body.get('trigger_id') or action.get('action_ts')}")
-        reply = await self._run(invocation)
-        await self._answer(respond, reply, channel=channel, replace=reply.ok and _decides(command),
-                           user=user.get("id"))
+        fields = dict(team_id=team_id, user_id=user.get("id", ""), press="bound" if team_id else "unbound",
+                      user_name=user.get("name", ""), channel=channel, text=command,
+                      delivery_id=f"click:{body.get('trigger_id') or action.get('action_ts')}")
+        received = await self._receive(ack, await self._invocation(**fields, look_up=False),
+                                       response_url=body.get("response_url"), channel=channel,
+                                       user=user.get("id", ""))
+        if received is not None and received.repeat:
+            return
+        reply = await self._run(await self._invocation(**fields), received)
+        await self._answer(_answering(respond, body), reply, channel=channel,
+                           replace=reply.ok and _decides(command), user=user.get("id"))
+        await self._answered(received)
 
     async def _on_home(self, event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient) -> None:
         if event.get("tab", "home") != "home":
@@ -315,6 +369,30 @@ def identified(body: bytes, content_type: str | None) -> bool:
     except (AttributeError, LookupError, TypeError):
         return False
     return identifier(team) and identifier(user)
+
+
+def _answering(respond: Any, body: dict[str, Any]) -> Any:
+    """What answers a request: its response_url, through a responder that says when Slack refused
+    (a kept command is then answered later)."""
+    url = body.get("response_url")
+    return _Responder(url) if isinstance(url, str) and url else respond
+
+
+class _Responder:
+    """Posts to a response_url as bolt's `respond` does, and says when Slack refused."""
+
+    def __init__(self, url: str) -> None:
+        self.client = AsyncWebhookClient(url)
+
+    async def __call__(self, **message: Any) -> None:
+        try:
+            answer = await self.client.send_dict(message)
+        except (TimeoutError, OSError) as error:
+            raise Transient(f"slack response_url unreachable: {error}") from error
+        if answer.status_code in (403, 404, 410):
+            raise TargetGone(f"slack response_url: {answer.status_code} {answer.body[:80]}")
+        if answer.status_code >= 300:
+            raise Transient(f"slack response_url: {answer.status_code} {answer.body[:80]}")
 
 
 def _decides(command: str) -> bool:

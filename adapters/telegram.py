@@ -13,8 +13,8 @@ import html
 import json
 import logging
 import re
-from collections.abc import Callable
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from starlette.requests import Request
@@ -36,6 +36,7 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Cont
 
 from adapters.base import AuthBroken, RateLimited, Target, TargetGone, Transient
 from commands import FAMILIES
+from commands.inbox import Inbox, Received
 from commands.types import Invocation, Mention, Reply
 
 log = logging.getLogger("dealbot.telegram")
@@ -242,6 +243,8 @@ class TelegramAdapter:
     def __init__(self, dispatch: Dispatch, *, token: str, api_url: str, webhook_secret: str | None,
                  polling: bool = False) -> None:
         self.dispatch = dispatch
+        self.inbox: Inbox | None = None  # set by the wiring: commands kept until answered
+        self._kept: dict[int, Received] = {}  # update id → its kept command, until answered
         self.token = token
         self.api_url = api_url.rstrip("/")
         self.webhook_secret = webhook_secret
@@ -252,14 +255,16 @@ class TelegramAdapter:
         if not polling:
             builder = builder.updater(None)
         self.application = builder.build()
-        self.application.add_handler(CommandHandler(list(COMMANDS), self._on_command,
+        self.application.add_handler(CommandHandler(list(COMMANDS),
+                                                    self._answering(self._on_command),
                                                     filters=filters.UpdateType.MESSAGE))
         self.application.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND & filters.UpdateType.MESSAGE,
-                                                    self._on_text))
-        self.application.add_handler(CallbackQueryHandler(self._on_press))
+                                                    self._answering(self._on_text)))
+        self.application.add_handler(CallbackQueryHandler(self._answering(self._on_press)))
         self.application.add_error_handler(self._on_error)
         self._ready = asyncio.Lock()
         self._initialized = False
+        self._late = TelegramSender(token, self.api_url)
 
     def routes(self) -> list[Route]:
         """`POST /telegram/webhook`, mounted only when a secret token guards it."""
@@ -321,7 +326,35 @@ class TelegramAdapter:
                                 user_handle=user.username, text=text, mentions=mentions,
                                 locale="zh" if (user.language_code or "").startswith("zh") else None,
                                 received_at=datetime.now(UTC), delivery_id=f"update:{update.update_id}")
-        return await asyncio.to_thread(self.dispatch, invocation)
+        if self.inbox is None:
+            return await asyncio.to_thread(self.dispatch, invocation)
+        # Kept before it runs: in polling mode Telegram counts an update delivered once fetched, and
+        # a command that ran is answered even if this process dies before it could.
+        received = await self.inbox.receive(invocation, {"chat": message.chat.id})
+        if received.repeat:
+            return Reply(text="", duplicate=True)
+        self._kept[update.update_id] = received
+        return await self.inbox.run(received, invocation)
+
+    def _answering(self, handler: Callable[[Update, Any], Awaitable[None]]
+                   ) -> Callable[[Update, Any], Awaitable[None]]:
+        """The handler, then its kept command let go: only once the answer is out (a handler that
+        fails leaves the command to be answered later)."""
+        async def answering(update: Update, context: Any) -> None:
+            try:
+                await handler(update, context)
+            except BaseException:
+                self._kept.pop(update.update_id, None)
+                raise
+            received = self._kept.pop(update.update_id, None)
+            if received is not None and self.inbox is not None:
+                await self.inbox.answered(received)
+
+        return answering
+
+    async def answer_later(self, answer_to: dict[str, Any], reply: Reply, age: timedelta) -> None:
+        """Answer a command this process did not receive (its receiver died): in its chat."""
+        await self._late.send(Target(kind="channel", key=str(answer_to.get("chat", ""))), reply)
 
     async def _answer(self, message: Message, reply: Reply) -> None:
         if reply.duplicate:

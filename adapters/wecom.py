@@ -30,7 +30,7 @@ import zlib
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -56,6 +56,7 @@ from adapters.wecom_crypto import (
     passive_text,
     xml_fields,
 )
+from commands.inbox import Inbox, Received
 from commands.types import Invocation, Mention, Reply
 from reminders.limits import Limit
 
@@ -433,6 +434,10 @@ class UserNames:
     async def name(self, user_id: str) -> str:
         return await self.lookup(user_id) or user_id
 
+    def known(self, user_id: str) -> str | None:
+        """The cached name, without asking WeCom."""
+        return self._names.get(user_id)
+
 
 # --- outbound -----------------------------------------------------------------------------------
 
@@ -689,6 +694,7 @@ class WeComAdapter:
     def __init__(self, dispatch: Dispatch, *, api: WeComApi, crypto: WeComCrypto | None,
                  robot: RobotWindow | None = None, max_body: int = MAX_BODY) -> None:
         self.dispatch = dispatch
+        self.inbox: Inbox | None = None  # set by the wiring: commands kept until answered
         self.api = api
         self.crypto = crypto
         self.max_body = max_body
@@ -727,21 +733,59 @@ class WeComAdapter:
         except CallbackRejected as error:
             log.warning("wecom callback refused (%s): %s", error.status, error)
             return Response(status_code=error.status)
+        received = await self._receive(inbound)
+        if received is not None and received.repeat:
+            return Response(status_code=200)
         # An empty 200 is WeCom's "received, no passive reply"; the work runs after it is sent.
-        return Response(status_code=200, background=BackgroundTask(self.handle, inbound))
+        return Response(status_code=200, background=BackgroundTask(self.handle, inbound, received))
 
-    async def handle(self, inbound: Inbound) -> None:
+    async def _receive(self, inbound: Inbound) -> Received | None:
+        """Keep a command before WeCom is told "received", so that it survives this process. The
+        kept one names people as far as they are known without asking WeCom (5 seconds)."""
+        text = self._command(inbound)
+        if self.inbox is None or not text:
+            return None
+        invocation = Invocation(
+            platform="wecom", team_key=self.api.corp_id, channel=inbound.chat_id or None,
+            user_key=inbound.user, user_name=self.names.known(inbound.user) or inbound.user,
+            text=text, received_at=inbound.received_at, delivery_id=inbound.delivery_id,
+            mentions={match.group(0): Mention(user_key=match.group(1), name=name)
+                      for match in list(_MENTION.finditer(text))[:MAX_MENTIONS]
+                      if (name := self.names.known(match.group(1))) is not None})
+        return await self.inbox.receive(invocation, {"user": inbound.user,
+                                                     "chat": inbound.chat_id or None})
+
+    def _command(self, inbound: Inbound) -> str:
+        """The command a callback carries; "" for anything else."""
+        agent = self.api.agent_id
+        if agent is not None and inbound.agent_id and inbound.agent_id != str(agent):
+            return ""  # another app of the corp pointed at this URL
+        if inbound.msg_type == "text":
+            return inbound.content.strip()
+        if inbound.msg_type == "event" and inbound.event == "template_card_event":
+            return command_of(inbound.event_key)
+        return ""
+
+    async def handle(self, inbound: Inbound, received: Received | None = None) -> None:
         """Run what a callback asks for; never raises (it runs after the answer was sent)."""
         try:
             agent = self.api.agent_id
             if agent is not None and inbound.agent_id and inbound.agent_id != str(agent):
                 return  # another app of the corp pointed at this URL
             if inbound.msg_type == "text":
-                await self._on_text(inbound)
+                await self._on_text(inbound, received)
             elif inbound.msg_type == "event" and inbound.event == "template_card_event":
-                await self._on_click(inbound)
+                await self._on_click(inbound, received)
         except Exception:
             log.exception("wecom callback handling failed (%s)", inbound.msg_type)
+
+    async def answer_later(self, answer_to: dict[str, Any], reply: Reply, age: timedelta) -> None:
+        """Answer a command this process did not receive (its receiver died): in the chat it
+        came from when the answer is for everyone, else to the person."""
+        chat, user = answer_to.get("chat"), str(answer_to.get("user") or "")
+        public = reply.ok and not reply.private
+        await self._sender.send(Target(kind="channel", key=chat) if chat and public
+                                else Target(kind="member", key=user), reply)
 
     async def _invocation(self, inbound: Inbound, text: str, *,
                           channel: str | None = None, press: Any = None) -> Invocation:
@@ -763,28 +807,35 @@ class WeComAdapter:
                 found[match.group(0)] = Mention(user_key=user_id, name=name)
         return found
 
-    async def _run(self, invocation: Invocation) -> Reply:
+    async def _run(self, invocation: Invocation, received: Received | None = None) -> Reply:
+        if self.inbox is not None:
+            return await self.inbox.run(received, invocation)
         return await asyncio.to_thread(self.dispatch, invocation)
 
-    async def _on_text(self, inbound: Inbound) -> None:
+    async def _answered(self, received: Received | None) -> None:
+        if self.inbox is not None:
+            await self.inbox.answered(received)
+
+    async def _on_text(self, inbound: Inbound, received: Received | None = None) -> None:
         text = inbound.content.strip()
         if not text:
             return
         channel = inbound.chat_id or None
-        reply = await self._run(await self._invocation(inbound, text, channel=channel))
+        reply = await self._run(await self._invocation(inbound, text, channel=channel), received)
         if reply.duplicate:
             return
         public = reply.ok and not reply.private
-        await self._deliver(Target(kind="channel", key=channel) if channel and public
-                            else Target(kind="member", key=inbound.user), reply)
+        if await self._deliver(Target(kind="channel", key=channel) if channel and public
+                               else Target(kind="member", key=inbound.user), reply):
+            await self._answered(received)
 
-    async def _on_click(self, inbound: Inbound) -> None:
+    async def _on_click(self, inbound: Inbound, received: Received | None = None) -> None:
         """A button runs its command as the person who clicked; a decision then replaces the
         card's buttons with its outcome ("✅ Q7 已由 李经理 同意 · 10:02")."""
         command = command_of(inbound.event_key)
         if not command:
             return
-        reply = await self._run(await self._invocation(inbound, command, press="bound"))
+        reply = await self._run(await self._invocation(inbound, command, press="bound"), received)
         if reply.duplicate:
             return
         if reply.ok and _decides(command) and inbound.response_code:
@@ -792,16 +843,21 @@ class WeComAdapter:
             try:
                 await self._sender.update_card(inbound.response_code, inbound.user, text)
                 if whole:
+                    await self._answered(received)
                     return
             except DeliveryError as error:
                 log.warning("update_template_card failed: %s", error)
-        await self._deliver(Target(kind="member", key=inbound.user), reply)
+        if await self._deliver(Target(kind="member", key=inbound.user), reply):
+            await self._answered(received)
 
-    async def _deliver(self, target: Target, reply: Reply) -> None:
+    async def _deliver(self, target: Target, reply: Reply) -> bool:
+        """Whether the reply went out (one that did not is answered later, when it was kept)."""
         try:
             await self._sender.send(target, reply)
         except DeliveryError as error:
             log.warning("wecom reply to %s not delivered: %s", target.kind, error)
+            return False
+        return True
 
     def passive_reply(self, inbound: Inbound, text: str) -> str:
         """An encrypted passive text reply to `inbound` (the body a callback may answer with)."""

@@ -18,6 +18,7 @@ from bot.metrics import Metrics
 from bot.settings import Settings
 from commands import Dispatcher
 from commands.dispatch import Handled, unqualified_admins
+from commands.inbox import Inbox
 from commands.throttle import Throttle
 from models.clock import Clock, SystemClock
 from models.db import make_engine
@@ -60,6 +61,7 @@ class Bot:
     senders: dict[str, Sender] = field(default_factory=dict)
     adapters: list[Any] = field(default_factory=list)  # each offers routes() for the web app
     metrics: Metrics = field(default_factory=Metrics)
+    inbox: Inbox | None = None  # commands kept from their acknowledgement until answered
 
     @property
     def slack(self) -> Any:
@@ -72,7 +74,8 @@ class Bot:
                               lease=timedelta(seconds=self.settings.outbox_lease_seconds))
 
     def worker(self) -> Worker:
-        return Worker(self.engine, self.clock, self.delivery(), observer=self.metrics.on_job)
+        return Worker(self.engine, self.clock, self.delivery(), observer=self.metrics.on_job,
+                      inbox=self.inbox)
 
     def _handled(self, event: Handled) -> None:
         self.metrics.on_command(event)
@@ -122,4 +125,16 @@ def build(settings: Settings | None = None, *, clock: Clock | None = None, datab
         bot.adapters.append(WeComAdapter.from_settings(settings, dispatcher.dispatch))
     for adapter in bot.adapters:
         senders[adapter.platform] = adapter.sender()
+    keep_commands(bot, lease=timedelta(seconds=settings.inbox_lease_seconds),
+                  max_attempts=settings.outbox_max_attempts)
     return bot
+
+
+def keep_commands(bot: Bot, *, lease: timedelta, max_attempts: int = 6) -> Inbox:
+    """Every adapter keeps the commands it acknowledges until they are answered; this process
+    answers, on each configured platform, those whose receiver died."""
+    bot.inbox = Inbox(bot.engine, bot.dispatcher, bot.clock, lease=lease, max_attempts=max_attempts)
+    for adapter in bot.adapters:
+        adapter.inbox = bot.inbox
+        bot.inbox.answerers[adapter.platform] = adapter.answer_later
+    return bot.inbox

@@ -126,7 +126,11 @@ def _serve(settings: Settings, *, host: str, port: int, db: str | None, metrics:
                 await AsyncSocketModeHandler(adapter.app, settings.slack_app_token).connect_async()
             if adapter.platform == "telegram" and adapter.polling:
                 await adapter.start_polling()
+        # Commands another server received and could not run or answer (it died): run here too.
+        recovering = asyncio.create_task(bot.inbox.serve()) if bot.inbox and bot.adapters else None
         await server.serve()
+        if recovering is not None:
+            recovering.cancel()
 
     asyncio.run(main())
 

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     # largest request body any endpoint reads.
     outbox_lease_seconds: float = Field(120.0, gt=0,
                                         validation_alias="DEALBOT_OUTBOX_LEASE_SECONDS")
+    # How long a received command stays its receiver's before any server or worker runs and
+    # answers it (the receiver died, or could not answer).
+    inbox_lease_seconds: float = Field(30.0, gt=0, validation_alias="DEALBOT_INBOX_LEASE_SECONDS")
     member_rate: str = Field("60/60s", validation_alias="DEALBOT_MEMBER_RATE")
     team_rate: str = Field("600/60s", validation_alias="DEALBOT_TEAM_RATE")
     # Commands run at once in one process; 0: one on SQLite (it takes one writer at a time, and more

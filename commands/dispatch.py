@@ -11,7 +11,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
@@ -24,7 +24,7 @@ from commands.quotes import route_unasked
 from commands.registry import ParsedCommand
 from commands.throttle import Throttle
 from commands.types import Invocation, Reply
-from models import outbox, teams
+from models import inbox, outbox, teams
 from models.clock import Clock
 from models.config import ROLE_RANK
 from models.db import unit_of_work
@@ -135,6 +135,10 @@ def unqualified_admins(entries: Sequence[str]) -> list[str]:
     return [e.strip() for e in entries if e.strip() and not admins_by_platform([e])]
 
 
+class _RanElsewhere(Exception):
+    """The received command was settled by another runner: this run must leave no trace."""
+
+
 class Dispatcher:
     """Holds what every command needs (database, clock, deployment's admins) and runs commands."""
 
@@ -152,6 +156,8 @@ class Dispatcher:
         self.observer = observer
         self.throttle = throttle  # per-member and per-team command rate limits (issue 10)
         self._known: OrderedDict[tuple[str, str, str], None] = OrderedDict()
+        # How long a runner keeps a received command it ran, to answer it (models.inbox).
+        self.inbox_lease = timedelta(seconds=30)
 
     def admins_on(self, platform: str) -> tuple[str, ...]:
         """The user keys the deployment names admin on `platform`. When it names admins at all
@@ -181,19 +187,29 @@ class Dispatcher:
             self._known.popitem(last=False)
         return joined
 
-    def dispatch(self, invocation: Invocation) -> Reply:
+    def dispatch(self, invocation: Invocation, *, inbox_id: int | None = None) -> Reply:
+        """`inbox_id`: the received command (models.inbox) this runs; it is settled with the
+        command's own work, and when it had run already this answers a duplicate."""
         with self._slots:
-            return self._dispatch(invocation)
+            return self._dispatch(invocation, inbox_id)
 
-    def _dispatch(self, invocation: Invocation) -> Reply:
+    def _dispatch(self, invocation: Invocation, inbox_id: int | None = None) -> Reply:
         attempt = Attempt(invocation, self.clock.now())
-        logged = False  # whether the command log row committed with the command's own work
+        reply, logged = self._attempt(attempt, inbox_id)
+        if not logged and not self._record(attempt, reply, inbox_id):
+            attempt.outcome, reply = "duplicate", Reply(text="", duplicate=True)
+        self._observe(attempt)
+        return reply
+
+    def _attempt(self, attempt: Attempt, inbox_id: int | None) -> tuple[Reply, bool]:
+        """The reply, and whether the command log row committed with the command's own work."""
+        invocation = attempt.invocation
         try:
             # Before any database work: a flood costs only its command log rows.
             held = self.throttle.check(invocation, attempt.now) if self.throttle is not None else None
             if held is not None and self.throttle is not None:
                 attempt.outcome, attempt.error = "throttled", held.level
-                return self.throttle.reply(held, attempt.locale)
+                return self.throttle.reply(held, attempt.locale), False
             if self._register(invocation, attempt.now, attempt.locale):
                 self._route_to_newcomer(attempt)
             with unit_of_work(self.engine) as session:
@@ -201,23 +217,29 @@ class Dispatcher:
                 # One commit, not two: a command that ran is logged with its work (a failed one
                 # rolls back, and is logged on its own below).
                 session.add(self._log_row(attempt))
-            logged = True
-            if reply.team_key is None and attempt.team_key:
-                # Buttons on the answer act in the team the command ran in, wherever it is pressed.
-                reply = reply.model_copy(update={"team_key": attempt.team_key})
-            return reply
+                if reply.team_key is None and attempt.team_key:
+                    # Buttons on the answer act in the team the command ran in, wherever pressed.
+                    reply = reply.model_copy(update={"team_key": attempt.team_key})
+                if inbox_id is not None and not self._settle(session, inbox_id, reply):
+                    raise _RanElsewhere
+            return reply, True
+        except _RanElsewhere:
+            # Taken over by another server or worker after our lease ran out, and run there.
+            attempt.outcome, attempt.error = "duplicate", None
+            return Reply(text="", duplicate=True), False
         except DomainError as error:
             attempt.outcome, attempt.error = "error", error.key
-            return self._error_reply(error, attempt.locale, attempt.parsed)
+            return self._error_reply(error, attempt.locale, attempt.parsed), False
         except Exception:
             ref = uuid.uuid4().hex[:8]
             attempt.outcome, attempt.error = "crash", ref
             log.exception("command failed (ref %s)", ref)
-            return Reply(text=translate(attempt.locale, "error.internal", ref=ref), ok=False, private=True)
-        finally:
-            if not logged:
-                self._record(attempt)
-            self._observe(attempt)
+            return Reply(text=translate(attempt.locale, "error.internal", ref=ref), ok=False,
+                         private=True), False
+
+    def _settle(self, session: Session, inbox_id: int, reply: Reply) -> bool:
+        return inbox.settle(session, inbox_id, reply=reply.model_dump(mode="json"),
+                            now=self.clock.now(), lease=self.inbox_lease)
 
     def _run(self, session: Session, attempt: Attempt) -> Reply:
         """The command in its unit of work; what becomes of it is noted on `attempt`."""
@@ -355,10 +377,16 @@ class Dispatcher:
                           received_at=self.clock.now(), outcome=attempt.outcome, error=attempt.error,
                           duration_ms=attempt.ms)
 
-    def _record(self, attempt: Attempt) -> None:
-        """Keep every line typed, whatever became of it; a failure here must not cost the reply."""
+    def _record(self, attempt: Attempt, reply: Reply, inbox_id: int | None = None) -> bool:
+        """Keep every line typed, whatever became of it; a failure here must not cost the reply.
+        A received command that failed is settled with its log row; False when it had run
+        elsewhere meanwhile (then this attempt is a duplicate, and nothing is logged)."""
         try:
             with unit_of_work(self.engine) as session:
+                if inbox_id is not None and not reply.duplicate \
+                        and not self._settle(session, inbox_id, reply):
+                    return False
                 session.add(self._log_row(attempt))
         except Exception:
             log.exception("could not record the command")
+        return True

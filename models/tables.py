@@ -274,6 +274,27 @@ class InboundDelivery(SQLModel, table=True):
     received_at: datetime = _utc_column()
 
 
+class InboundCommand(SQLModel, table=True):
+    """A command a platform was told we received, kept until it has run and been answered: the
+    serving process holds it (a lease); after a crash any server or worker takes it over."""
+
+    __tablename__ = "inbound_command"
+    __table_args__ = (UniqueConstraint("platform", "key", name="uq_inbound_command"),
+                      Index("ix_inbound_command_due", "claimed_until"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=16)
+    key: str = Field(max_length=200)  # the delivery id: a platform's retry is the same command
+    invocation: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    answer_to: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: str = Field(default="received", max_length=8)  # received | ran
+    reply: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    received_at: datetime = _utc_column()
+    claimed_until: datetime = _utc_column()
+    attempts: int = 0
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+
+
 # Issue 9's tables (contracts, instalments, payments, care plans): a plain import, so that importing
 # models.aftersale first works too.
 import models.aftersale  # noqa: E402,F401

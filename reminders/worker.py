@@ -20,6 +20,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
+from commands.inbox import Inbox, RecoveryReport
 from models.aftersale import plan_new_customers
 from models.clock import Clock
 from models.config import TeamConfig, parse_clock
@@ -37,6 +38,7 @@ class WorkerReport:
     scans: ScanReport = field(default_factory=ScanReport)
     digests: int = 0
     delivery: DeliveryReport = field(default_factory=DeliveryReport)
+    recovered: RecoveryReport = field(default_factory=RecoveryReport)
 
 
 @dataclass(frozen=True)
@@ -64,8 +66,9 @@ JobObserver = Callable[[JobRun], None]
 class Worker:
     def __init__(self, engine: Engine, clock: Clock, delivery: OutboxDelivery, *,
                  scan_every: timedelta = timedelta(minutes=10), deliver_every: timedelta = timedelta(seconds=5),
-                 observer: JobObserver | None = None) -> None:
+                 observer: JobObserver | None = None, inbox: Inbox | None = None) -> None:
         self.observer = observer
+        self.inbox = inbox  # commands whose receiving server died: run and answered here
         self.engine = engine
         self.clock = clock
         self.delivery = delivery
@@ -113,8 +116,11 @@ class Worker:
             return bool(team) and write_digest(session, team, self.clock.now(), kind)
 
     async def run_once(self) -> WorkerReport:
-        """Everything due at the clock's moment, once: scans, due digests, then the outbox."""
+        """Everything due at the clock's moment, once: commands whose server died, scans, due
+        digests, then the outbox."""
         report = WorkerReport()
+        if self.inbox is not None:
+            report.recovered = await self.inbox.recover_once()
         now = self.clock.now()
         for team_id in self.team_ids():
             report.scans.add(self.scan_team(team_id))
@@ -173,6 +179,11 @@ class Worker:
             log.exception("%s job for team %s failed", kind, team_id)
 
     async def _deliver(self) -> None:
+        if self.inbox is not None:
+            try:
+                await self.inbox.recover_once()
+            except Exception:
+                log.exception("recovering received commands failed")
         try:
             await self.delivery.run_once()
         except Exception:
