@@ -98,8 +98,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     # --- rules of the domain ---------------------------------------------------------------------
     "lead.duplicate": {
-        "en": "⚠️ Looks like {lead} (owner: {owner}, stage {stage}). Not added.",
-        "zh": "⚠️ 疑似撞单：{lead}（负责人 {owner}，阶段 {stage}），未添加。",
+        "en": "⚠️ Looks like {lead} (owner: {owner}, {state}). Not added.",
+        "zh": "⚠️ 疑似撞单：{lead}（负责人 {owner}，{state}），未添加。",
     },
     "lead.not_found": {
         "en": "There is no lead L{lead} in this team. See /lead list.",
@@ -164,6 +164,31 @@ MESSAGES: dict[str, dict[str, str]] = {
     "quote.already_decided": {
         "en": "Q{quote} was already {status} by {by} at {at}.",
         "zh": "Q{quote} 已于 {at} 被 {by}{status}。",
+    },
+    "quote.withdrawn": {
+        "en": "Q{quote} was withdrawn when {lead} was {why}, {day}; there is nothing to decide.",
+        "zh": "Q{quote} 已于 {day} 撤回（{lead} {why}），无需审批。",
+    },
+    "withdrawn.won": {"en": "won", "zh": "已赢单"},
+    "withdrawn.lost": {"en": "lost", "zh": "已输单"},
+    "withdrawn.forgotten": {"en": "forgotten (customer data erased)", "zh": "已删除客户信息"},
+    "withdrawn.released": {"en": "released to the pool", "zh": "已释放到公海"},
+    "withdrawn.pool": {"en": "returned to the pool", "zh": "已退回公海"},
+    "push.quote_withdrawn": {
+        "en": "Q{quote} withdrawn: {lead} was {why}. Nothing to decide.",
+        "zh": "Q{quote} 已撤回：{lead} {why}，无需审批。",
+    },
+    "push.transfer_closed": {
+        "en": "Your request for {lead} is closed: it was {why}.",
+        "zh": "你对 {lead} 的转移申请已关闭：该线索{why}。",
+    },
+    "reply.withdrawn": {
+        "en": "🧾 Withdrawn: {refs} (told {names}).",
+        "zh": "🧾 已撤回 {refs}（已通知 {names}）。",
+    },
+    "reply.transfer_closed": {
+        "en": "🔁 {who}'s request for it is closed.",
+        "zh": "🔁 {who} 的转移申请已关闭。",
     },
     "quote.auto_approved": {
         "en": "Q{quote} was approved automatically (below the approval limit).",
@@ -266,6 +291,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "C{contract} is fully paid ({total}); nothing was recorded.",
         "zh": "C{contract} 已全部回款（{total}），本次未记录。",
     },
+    "payment.before_signing": {
+        "en": "C{contract} was signed {signed}; a payment dated {date} is before that. Nothing was "
+              "recorded — check the date.",
+        "zh": "C{contract} 于 {signed} 签订，{date} 的回款早于签订日期，本次未记录，请核对日期。",
+    },
     "payment.future": {
         "en": "{date} is in the future; record a payment on or after the day it arrives.",
         "zh": "{date} 还没到，请在款项到账当天或之后登记。",
@@ -297,6 +327,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "status.pending": {"en": "waiting", "zh": "待审批"},
     "status.approved": {"en": "approved", "zh": "同意"},
     "status.rejected": {"en": "rejected", "zh": "驳回"},
+    "status.withdrawn": {"en": "withdrawn", "zh": "已撤回"},
+    "state.stage": {"en": "stage {stage}", "zh": "阶段 {stage}"},
+    "state.won": {"en": "won", "zh": "已赢单"},
+    "state.lost": {"en": "lost", "zh": "已输单"},
     "need.contact": {"en": "a contact person (/lead edit L{lead} contact=…)", "zh": "联系人（/线索 编辑 L{lead} 联系人=…）"},
     "need.phone_or_email": {"en": "a phone or e-mail (/lead edit L{lead} phone=…)", "zh": "电话或邮箱（/线索 编辑 L{lead} 电话=…）"},
     "need.value": {"en": "an estimated value (/lead edit L{lead} value=…)", "zh": "预计金额（/线索 编辑 L{lead} 预计=…）"},

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from commands.args import Args
 from commands.context import Ctx, UsageError
+from commands.quotes import tell_settled
 from commands.types import Reply
 from models import leads, privacy
 from models.config import ROLE_RANK
@@ -68,6 +69,9 @@ def forget(ctx: Ctx, args: Args) -> Reply:
             "阶段、负责人和金额保留用于报表；本次删除已记录在你名下。",
         )
     )
+    settled = tell_settled(ctx, lead)
+    if settled:
+        lines.append(settled)
     if done.twins:
         twins = " ".join(f"L{n}" for n in done.twins)
         lines.append(

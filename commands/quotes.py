@@ -6,8 +6,8 @@ from decimal import Decimal
 
 from commands.args import Args
 from commands.context import Ctx, UsageError
-from commands.types import Reply
-from models import leads, quotes
+from commands.types import Button, Reply
+from models import leads, quotes, teamwork
 from models.errors import DomainError
 from models.tables import ApprovalStep, Lead, Member, Quote
 from models.teamwork import Asked
@@ -49,6 +49,57 @@ def ask_approvers(ctx: Ctx, quote: Quote, lead: Lead, step: ApprovalStep) -> lis
         ctx.notify(one.member, kind="approval", key=f"approval:{quote.id}:{step.level}:{one.member.id}",
                    reply=lambda reader, one=one: _card(reader, quote, lead, step, one))
     return asked
+
+
+def tell_settled(ctx: Ctx, lead: Lead) -> str:
+    """Tell those asked about what closing (or pooling) `lead` just withdrew — the approvers and the
+    requester of each pending quote, whoever asked for the lead — and say it in the reply."""
+    scope = ctx.scope
+    session = scope.session
+    lines = []
+    told: dict[int, str] = {}
+    refs = []
+    for quote, asked in quotes.settled_now(session, lead, scope.now, scope.today):
+        because = quotes.withdrawn_because(quote) or "lost"
+        people = [one.member for one in asked]
+        requester = session.get(Member, quote.requester_id)
+        if requester is not None:
+            people.append(requester)
+        for member in people:
+            if member.id == scope.actor.id or member.id is None:
+                continue
+            told[member.id] = member.name
+            ctx.notify(member, kind="quote-withdrawn",
+                       key=f"quote-withdrawn:{quote.id}:{member.id}",
+                       reply=lambda reader, quote=quote, because=because: Reply(
+                           text="🧾 " + reader.t("push.quote_withdrawn", quote=quote.number,
+                                                 lead=reader.lead_label(lead),
+                                                 why=reader.t(f"withdrawn.{because}"))))
+        refs.append(f"Q{quote.number}")
+    if refs:
+        lines.append(ctx.t("reply.withdrawn", refs=", ".join(refs),
+                           names=", ".join(told.values()) or ctx.t("word.none")))
+    for request in teamwork.closed_now(session, lead, scope.now):
+        because = (request.decision_note or "lead:lost").removeprefix("lead:")
+        asker = session.get(Member, request.requester_id)
+        if asker is None:
+            continue
+        lines.append(ctx.t("reply.transfer_closed", who=asker.name))
+
+        def closed(reader: Ctx, because: str = because) -> Reply:
+            text = "🔁 " + reader.t("push.transfer_closed", lead=reader.lead_label(lead),
+                                   why=reader.t(f"withdrawn.{because}"))
+            buttons = []
+            if because in ("released", "pool"):
+                claim = "/线索 领取" if reader.zh else "/lead claim"
+                buttons.append(Button(label=reader.pick("Claim", "领取"),
+                                      command=f"{claim} L{lead.number}"))
+            return Reply(text=text, buttons=buttons)
+
+        ctx.notify(asker, kind="transfer-decision",
+                   key=f"transfer-decision:{request.id}:{asker.id}",
+                   reply=closed)
+    return "\n".join(lines)
 
 
 def _names(ctx: Ctx, asked: list[Asked]) -> str:
@@ -174,6 +225,13 @@ def _decide(ctx: Ctx, args: Args, *, approve: bool) -> Reply:
 
 
 def _already(ctx: Ctx, quote: Quote) -> DomainError:
+    because = quotes.withdrawn_because(quote)
+    if because is not None:
+        lead = ctx.scope.session.get(Lead, quote.lead_id)
+        when = quote.decided_at.astimezone(ctx.tz).date() if quote.decided_at else None
+        return DomainError("quote.withdrawn", quote=quote.number,
+                           lead=f"L{lead.number}" if lead else "-",
+                           why=ctx.t(f"withdrawn.{because}"), day=ctx.day(when))
     if quote.decided_by_id is None:
         return DomainError("quote.auto_approved", quote=quote.number)
     final = quotes.final_signature(ctx.scope.session, quote)

@@ -382,6 +382,9 @@ def record_payment(scope: Scope, contract: Contract, lead: Lead, *, amount: int,
     require_change(scope.session, scope.actor, lead)
     if paid_on > scope.today:
         raise DomainError("payment.future", date=paid_on)
+    if paid_on < contract.signed_on:
+        raise DomainError("payment.before_signing", date=paid_on, signed=contract.signed_on,
+                          contract=contract.number)
     _lock(scope, contract)
     session = scope.session
     plan = instalments_of(session, contract)
