@@ -190,6 +190,32 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "🔁 {who}'s request for it is closed.",
         "zh": "🔁 {who} 的转移申请已关闭。",
     },
+    # --- rules /help states for a family ------------------------------------------------------
+    "help.rules.lead": {
+        "en": "Winning or losing a lead, erasing its customer (forget) or handing it to the "
+              "pool (release, or untouched too long) withdraws its quotes still waiting for "
+              "approval and closes any request to take it over; the approvers and requesters are "
+              "told. Approved quotes stay. A snooze only quiets the nudges: the next follow-up "
+              "date stays, and what is still due is nudged again when the snooze ends.",
+        "zh": "赢单、输单、删除客户信息（遗忘）或退回公海（释放，或长期未跟进）时，"
+              "该线索待审批的报价自动撤回，转移申请随之关闭，并通知审批人和申请人；已通过的报价保留。"
+              "暂缓只是暂停提醒：下次跟进日期不变，暂缓结束后仍未跟进的会再次提醒。",
+    },
+    "help.rules.follow": {
+        "en": "Without next= the planned date stays; next=none clears it. A follow-up with only "
+              "next= (/follow L12 next=fri) plans the next one.",
+        "zh": "不写 下次= 时保持原定日期；下次=无 清除日期。"
+              "只写 下次=（/跟进 L3 下次=周五）即只安排下次跟进。",
+    },
+    "help.rules.quote": {
+        "en": "A quote still waiting when its lead is won, lost, forgotten or handed to the pool "
+              "is withdrawn: there is nothing left to decide.",
+        "zh": "线索赢单、输单、删除客户信息或退回公海时，仍在等待审批的报价自动撤回，无需再审批。",
+    },
+    "help.rules.paid": {
+        "en": "A payment is dated between the contract's signing and today.",
+        "zh": "回款日期须在合同签订日与今天之间。",
+    },
     "quote.auto_approved": {
         "en": "Q{quote} was approved automatically (below the approval limit).",
         "zh": "Q{quote} 低于审批额度，已自动通过。",

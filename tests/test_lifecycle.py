@@ -371,3 +371,27 @@ def test_a_held_approval_reminder_counts_the_hours_until_it_arrives(team: Chat) 
     [reminder] = [push for push in chat.pushes("bob") if "Approvals waiting for you" in push]
     # 13:00–20:00 and 08:30–09:00 of the team's working hours: 7½ h when bob reads it, not 5 h.
     assert "waiting 7h" in reminder
+
+
+def test_a_decision_held_through_the_readers_quiet_hours_says_which_day_it_was(team: Chat) -> None:
+    chat, clock = team, team.clock
+    chat.say("/me quiet 21:00-08:00")
+    chat.say("/lead add Acme Trading")
+    chat.say("/quote L1 80k")
+    clock.set(at(11, 26, 22, 5))
+    assert chat.say("[bob] /quote approve Q1 fine") == "✅ Q1 approved by bob · 22:05 — fine"
+    assert [push for push in chat.pushes("alice") if "Q1" in push] == []
+    clock.set(at(11, 27, 8))
+    chat.deliver()
+    [told] = [push for push in chat.pushes("alice") if "Q1" in push]
+    assert told.startswith("✅ Q1 approved by bob · 11-26 22:05 — fine")  # read on the 27th
+
+
+def test_help_states_the_rules_of_closing_snoozing_and_planning(team: Chat, zh: Chat) -> None:
+    lead = team.say("/help lead")
+    assert "withdraws its quotes still waiting for approval" in lead
+    assert "A snooze only quiets the nudges: the next follow-up date stays" in lead
+    assert "next=none clears it" in team.say("/help follow")
+    assert "between the contract's signing and today" in team.say("/help paid")
+    assert "下次=无 清除日期" in zh.say("/帮助 跟进")
+    assert "待审批的报价自动撤回" in zh.say("/帮助 线索")
