@@ -6,18 +6,23 @@ contract; and a nudge held through quiet hours is true on the morning it arrives
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from models.clock import FixedClock
-from models.db import unit_of_work
+from models.db import make_engine, unit_of_work
+from models.migrate import upgrade
 from models.tables import Lead
 from reminders.worker import Worker
 from tests.chat import Chat
+from tests.databases import POSTGRES_URL, scratch_postgres
 
 SH = ZoneInfo("Asia/Shanghai")
 
@@ -395,3 +400,54 @@ def test_help_states_the_rules_of_closing_snoozing_and_planning(team: Chat, zh: 
     assert "between the contract's signing and today" in team.say("/help paid")
     assert "下次=无 清除日期" in zh.say("/帮助 跟进")
     assert "待审批的报价自动撤回" in zh.say("/帮助 线索")
+
+
+# --- a team that upgrades with quotes still pending on closed leads ------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def migrated(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """A database built by the migrations (`dealbot db upgrade`): SQLite, or a Postgres of its
+    own."""
+    if request.param == "sqlite":
+        engine = make_engine(f"sqlite:///{tmp_path / 'upgraded.db'}")
+        upgrade(engine)
+        yield engine
+        engine.dispose()
+        return
+    if not POSTGRES_URL:
+        pytest.skip("DEALBOT_TEST_DATABASE_URL is not set")
+    with scratch_postgres("lifecycle") as (_url, engine):
+        upgrade(engine)
+        yield engine
+
+
+def test_upgrading_withdraws_quotes_left_pending_on_closed_leads(
+    migrated: Engine, clock: FixedClock
+) -> None:
+    chat = Chat(migrated, clock)
+    for line in (
+        "/team config locale=en",
+        "[bob] /help",
+        "/team role @bob manager",
+        "/lead add Acme Trading",
+        "/quote L1 80k",
+        "/lead add Beta Foods",
+        "/quote L2 90k",
+        "/lead lost L1 no budget",
+    ):
+        assert chat.reply(line).ok, line
+    with migrated.begin() as connection:  # as the bot left it before closing settled quotes
+        connection.execute(
+            text(
+                "UPDATE quote SET status = 'pending', decision_note = NULL, "
+                "decided_at = NULL, decided_by_id = NULL"
+            )
+        )
+        connection.execute(text("UPDATE approval_step SET status = 'waiting'"))
+        connection.execute(text("UPDATE alembic_version SET version_num = '0003'"))
+    upgrade(migrated)
+    assert chat.say("[bob] /quote approve Q1") == (
+        "Q1 was withdrawn when L1 was lost, Thu 26 Nov; there is nothing to decide."
+    )
+    assert chat.say("[bob] /quote approve Q2").startswith("✅ Q2 approved by bob")
