@@ -48,7 +48,7 @@ def follow(ctx: Ctx, args: Args) -> Reply:
                         "📝 L{n} 已记录跟进，下次跟进仍为 {day}", n=lead.number,
                         day=ctx.day(lead.next_followup_on))
         return Reply(text=text)
-    follow_cmd = "/跟进" if ctx.zh else "/follow"
+    follow_cmd, key = ("/跟进", "下次") if ctx.zh else ("/follow", "next")
     if clear:
         text = ctx.pick("📝 L{n} follow-up logged. The next follow-up date is cleared.",
                         "📝 L{n} 已记录跟进，已清除下次跟进日期。", n=lead.number)
@@ -56,7 +56,7 @@ def follow(ctx: Ctx, args: Args) -> Reply:
         text = ctx.pick("📝 L{n} follow-up logged. No next date set — add one with next=…",
                         "📝 L{n} 已记录跟进。尚未设置下次跟进日期，可加 下次=…", n=lead.number)
     return Reply(text=text, buttons=[Button(label=ctx.pick("Plan next", "约下次"),
-                                            command=f"{follow_cmd} L{lead.number} next=")])
+                                            command=f"{follow_cmd} L{lead.number} {key}=")])
 
 
 def _ask_date(ctx: Ctx, lead: Lead, note: str) -> Reply:

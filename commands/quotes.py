@@ -288,6 +288,9 @@ def show(ctx: Ctx, args: Args) -> Reply:
                     who=ctx.member_name(quote.requester_id), status=status)
     if quote.note:
         text += "\n" + quote.note
+    if quotes.withdrawn_because(quote) is not None:
+        withdrawn = _already(ctx, quote)
+        text += "\n" + ctx.t(withdrawn.key, **withdrawn.params)
     signatures = quotes.quote_signatures(session, quote)
     fields = []
     for step in quotes.steps_of(session, quote):
@@ -306,6 +309,8 @@ def show(ctx: Ctx, args: Args) -> Reply:
             parts.append(ctx.pick("waiting — asked {names}", "等待中 — 已通知 {names}", names=_names(ctx, asked)))
         elif step.status in ("queued", "skipped"):
             parts.append(ctx.pick("queued", "排队中") if step.status == "queued" else ctx.pick("skipped", "未审"))
+        elif step.status == "withdrawn":
+            parts.append(ctx.t("status.withdrawn"))
         fields.append((label, " · ".join(parts) or "-"))
     if not fields:
         fields.append((ctx.pick("Approval", "审批"), ctx.pick("automatic (below the limit)", "低于额度，自动通过")))

@@ -97,7 +97,8 @@ def test_a_lost_leads_quote_is_withdrawn_and_nobody_is_asked_about_it_again(team
     answer = refused(chat, "[bob] /quote approve Q1 fine")
     assert answer == "Q1 was withdrawn when L2 was lost, Mon 7 Dec; there is nothing to decide."
     assert "was withdrawn when L2 was lost" in refused(chat, "[erin] /quote reject Q1 too late")
-    assert "withdrawn" in chat.say("[carol] /quote show Q1")
+    shown = chat.say("[carol] /quote show Q1")
+    assert "Q1 was withdrawn when L2 was lost, Mon 7 Dec" in shown and "waiting" not in shown
 
 
 def test_a_won_lead_keeps_its_approved_quote_and_withdraws_the_pending_one(team: Chat) -> None:
@@ -308,7 +309,7 @@ def test_the_plan_next_button_asks_for_the_day_and_a_plan_alone_is_a_follow_up(t
 
 def test_planning_the_next_follow_up_in_chinese(zh: Chat) -> None:
     zh.say("/线索 新建 华为技术")
-    assert "[约下次 → /跟进 L1 next=]" in zh.say("/跟进 L1 寄了资料")
+    assert "[约下次 → /跟进 L1 下次=]" in zh.say("/跟进 L1 寄了资料")
     assert "下次什么时候跟进" in refused(zh, "/跟进 L1 下次=")
     assert zh.say("/跟进 L1 下次=周五") == "📅 L1 下次跟进：11月27日（周五）"
 
