@@ -24,7 +24,10 @@ def log_followup(scope: Scope, lead: Lead, *, note: str, via: str | None, next_o
         raise DomainError("followup.bad_via", via=via)
     if next_on is not None and next_on < scope.today:
         raise DomainError("followup.next_in_past", date=next_on)
-    planned = {"next_followup_on": next_on} if next_on is not None or clear_next else {}
+    # Kept as the database has it (not as we read it, which a racing plan may have changed); named
+    # all the same, so that the audit trail records the plan this follow-up met.
+    kept = next_on is None and not clear_next
+    planned = {"next_followup_on": Lead.next_followup_on if kept else next_on}
     # Conditional on the version read, so a follow-up racing `/lead won` cannot reopen a next date.
     guarded_update(scope, lead, action="followup", extra_where=Lead.status == "open", same_version=False,
                    **planned, snoozed_until=None, last_activity_at=scope.now)
