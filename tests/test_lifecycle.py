@@ -146,8 +146,12 @@ def test_a_lead_returned_to_the_pool_withdraws_its_quote_and_tells_the_approver(
     chat.say("[erin] /team config pool_return_days=5")
     chat.say("/lead add Acme Trading")
     chat.say("/quote L1 80k")
+    chat.say("[carol] /lead transfer L1 I know their buyer")
     clock.set(at(12, 1, 9, 1))
     run_worker(chat)
+    [closed] = [push for push in chat.pushes("carol") if "Transfer requests closed" in push]
+    assert "· Your request for L1 Acme Trading is closed: it was returned to the pool." in closed
+    assert "[Claim L1 → /lead claim L1]" in closed
     assert (
         "L1 Acme Trading"
         in [push for push in chat.pushes("alice") if "Returned to the pool" in push][0]
