@@ -16,6 +16,7 @@ from commands.args import Args
 from commands.context import Ctx, UsageError, decimal_to_minor
 from commands.followups import VIA
 from commands.parsing_values import parse_amount, parse_date, parse_percent
+from commands.quotes import tell_settled
 from commands.types import Button, Reply
 from models import aftersale, leads
 from models.aftersale import AGEING, AftersaleDigest, Contract, Instalment, PlanItem
@@ -244,6 +245,8 @@ def contract(ctx: Ctx, args: Args) -> Reply:
         text += ctx.pick(" · no. {no}", " · 编号 {no}", no=made.contract_no)
     if won_now:
         text += "\n" + ctx.pick("🏆 L{n} is won.", "🏆 L{n} 已赢单。", n=lead.number)
+        settled = tell_settled(ctx, lead)
+        text += f"\n{settled}" if settled else ""
     text += "\n" + ctx.pick("Next: the payment plan.", "下一步：设置回款计划。")
     return Reply(text=text, buttons=[_plan_button(ctx, made)])
 

@@ -43,6 +43,9 @@ class Ctx:
     # The reader's own settings (`/me lang`, `/me timezone` …), and the language the team would use.
     prefs: teamwork.Prefs = field(init=False, default=teamwork.DEFAULT_PREFS)
     team_locale: str = field(init=False, default="en")
+    # The day the reader reads what is worded (a push held overnight is read the next day);
+    # date.min when unknown (batched for later), so that every time shown carries its day.
+    read_on: date | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.team_locale = self.locale
@@ -55,6 +58,7 @@ class Ctx:
         reader = copy.copy(self)
         reader.prefs = teamwork.prefs_of(self.scope.session, member.id)
         reader.locale = reader.prefs.lang or self.team_locale
+        reader.read_on = None
         return reader
 
     @property
@@ -87,7 +91,8 @@ class Ctx:
         return i18n.day(value, self.locale) if value else "-"
 
     def clock(self, moment: Any) -> str:
-        return i18n.clock(moment, self.tz, self.scope.now.astimezone(self.tz).date())
+        today = self.read_on or self.scope.now.astimezone(self.tz).date()
+        return i18n.clock(moment, self.tz, today)
 
     def stage_label(self, key: str) -> str:
         stage = self.scope.config.stage(key)
@@ -201,10 +206,13 @@ class Ctx:
         if member.id == self.scope.actor.id and not to_self:
             return
         reader = self.for_reader(member)
-        built = reply(reader) if callable(reply) else reply
         not_before = None
         if kind not in teamwork.ASKED_BY_A_PERSON and reader.prefs.own_quiet:
             not_before = next_working_moment(self.scope.now, reader.prefs.quiet_config(self.scope.config))
+            reader.read_on = not_before.astimezone(reader.tz).date()
+        if reader.prefs.mode(kind) == "digest":
+            reader.read_on = date.min
+        built = reply(reader) if callable(reply) else reply
         teamwork.deliver(self.scope, member, kind=kind, key=key, payload=built.model_dump(mode="json"),
                          prefs=reader.prefs, not_before=not_before)
 

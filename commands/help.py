@@ -19,6 +19,9 @@ def help_(ctx: Ctx, args: Args) -> Reply:
                 if verb.family == family.name:
                     lines.append(f"· `{verb.usage(ctx.locale)}`")
                     lines.append(f"  {ctx.t('usage.example', example=verb.example(ctx.locale))}")
+            rules = f"help.rules.{family.name}"  # what the usage lines cannot say
+            if ctx.t(rules) != rules:
+                lines.append(ctx.t(rules))
             return Reply(text="\n".join(lines), private=True)
     lines = [ctx.pick("**dealbot** — what I can do (/help <command> for details):",
                       "**dealbot** — 可用命令（/帮助 <命令> 查看详情）：")]

@@ -117,8 +117,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     # --- rules of the domain ---------------------------------------------------------------------
     "lead.duplicate": {
-        "en": "⚠️ Looks like {lead} (owner: {owner}, stage {stage}). Not added.",
-        "zh": "⚠️ 疑似撞单：{lead}（负责人 {owner}，阶段 {stage}），未添加。",
+        "en": "⚠️ Looks like {lead} (owner: {owner}, {state}). Not added.",
+        "zh": "⚠️ 疑似撞单：{lead}（负责人 {owner}，{state}），未添加。",
     },
     "lead.not_found": {
         "en": "There is no lead L{lead} in this team. See /lead list.",
@@ -195,6 +195,57 @@ MESSAGES: dict[str, dict[str, str]] = {
     "quote.already_decided": {
         "en": "Q{quote} was already {status} by {by} at {at}.",
         "zh": "Q{quote} 已于 {at} 被 {by}{status}。",
+    },
+    "quote.withdrawn": {
+        "en": "Q{quote} was withdrawn when {lead} was {why}, {day}; there is nothing to decide.",
+        "zh": "Q{quote} 已于 {day} 撤回（{lead} {why}），无需审批。",
+    },
+    "withdrawn.won": {"en": "won", "zh": "已赢单"},
+    "withdrawn.lost": {"en": "lost", "zh": "已输单"},
+    "withdrawn.forgotten": {"en": "forgotten (customer data erased)", "zh": "已删除客户信息"},
+    "withdrawn.released": {"en": "released to the pool", "zh": "已释放到公海"},
+    "withdrawn.pool": {"en": "returned to the pool", "zh": "已退回公海"},
+    "push.quote_withdrawn": {
+        "en": "Q{quote} withdrawn: {lead} was {why}. Nothing to decide.",
+        "zh": "Q{quote} 已撤回：{lead} {why}，无需审批。",
+    },
+    "push.transfer_closed": {
+        "en": "Your request for {lead} is closed: it was {why}.",
+        "zh": "你对 {lead} 的转移申请已关闭：该线索{why}。",
+    },
+    "reply.withdrawn": {
+        "en": "🧾 Withdrawn: {refs} (told {names}).",
+        "zh": "🧾 已撤回 {refs}（已通知 {names}）。",
+    },
+    "reply.transfer_closed": {
+        "en": "🔁 {who}'s request for it is closed.",
+        "zh": "🔁 {who} 的转移申请已关闭。",
+    },
+    # --- rules /help states for a family ------------------------------------------------------
+    "help.rules.lead": {
+        "en": "Winning or losing a lead, erasing its customer (forget) or handing it to the "
+              "pool (release, or untouched too long) withdraws its quotes still waiting for "
+              "approval and closes any request to take it over; the approvers and requesters are "
+              "told. Approved quotes stay. A snooze only quiets the nudges: the next follow-up "
+              "date stays, and what is still due is nudged again when the snooze ends.",
+        "zh": "赢单、输单、删除客户信息（遗忘）或退回公海（释放，或长期未跟进）时，"
+              "该线索待审批的报价自动撤回，转移申请随之关闭，并通知审批人和申请人；已通过的报价保留。"
+              "暂缓只是暂停提醒：下次跟进日期不变，暂缓结束后仍未跟进的会再次提醒。",
+    },
+    "help.rules.follow": {
+        "en": "Without next= the planned date stays; next=none clears it. A follow-up with only "
+              "next= (/follow L12 next=fri) plans the next one.",
+        "zh": "不写 下次= 时保持原定日期；下次=无 清除日期。"
+              "只写 下次=（/跟进 L3 下次=周五）即只安排下次跟进。",
+    },
+    "help.rules.quote": {
+        "en": "A quote still waiting when its lead is won, lost, forgotten or handed to the pool "
+              "is withdrawn: there is nothing left to decide.",
+        "zh": "线索赢单、输单、删除客户信息或退回公海时，仍在等待审批的报价自动撤回，无需再审批。",
+    },
+    "help.rules.paid": {
+        "en": "A payment is dated between the contract's signing and today.",
+        "zh": "回款日期须在合同签订日与今天之间。",
     },
     "quote.auto_approved": {
         "en": "Q{quote} was approved automatically (below the approval limit).",
@@ -297,6 +348,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "C{contract} is fully paid ({total}); nothing was recorded.",
         "zh": "C{contract} 已全部回款（{total}），本次未记录。",
     },
+    "payment.before_signing": {
+        "en": "C{contract} was signed {signed}; a payment dated {date} is before that. Nothing was "
+              "recorded — check the date.",
+        "zh": "C{contract} 于 {signed} 签订，{date} 的回款早于签订日期，本次未记录，请核对日期。",
+    },
     "payment.future": {
         "en": "{date} is in the future; record a payment on or after the day it arrives.",
         "zh": "{date} 还没到，请在款项到账当天或之后登记。",
@@ -328,6 +384,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "status.pending": {"en": "waiting", "zh": "待审批"},
     "status.approved": {"en": "approved", "zh": "同意"},
     "status.rejected": {"en": "rejected", "zh": "驳回"},
+    "status.withdrawn": {"en": "withdrawn", "zh": "已撤回"},
+    "state.stage": {"en": "stage {stage}", "zh": "阶段 {stage}"},
+    "state.won": {"en": "won", "zh": "已赢单"},
+    "state.lost": {"en": "lost", "zh": "已输单"},
     "need.contact": {"en": "a contact person (/lead edit L{lead} contact=…)", "zh": "联系人（/线索 编辑 L{lead} 联系人=…）"},
     "need.phone_or_email": {"en": "a phone or e-mail (/lead edit L{lead} phone=…)", "zh": "电话或邮箱（/线索 编辑 L{lead} 电话=…）"},
     "need.value": {"en": "an estimated value (/lead edit L{lead} value=…)", "zh": "预计金额（/线索 编辑 L{lead} 预计=…）"},

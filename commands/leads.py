@@ -8,6 +8,7 @@ from datetime import date, timedelta
 from commands import aftersale
 from commands.args import Args
 from commands.context import MAX_FIELD, Ctx, UsageError
+from commands.quotes import tell_settled
 from commands.types import Button, Reply
 from models import audit, leads
 from models.errors import DomainError
@@ -118,7 +119,9 @@ def _assigned(reader: Ctx, lead: Lead) -> Reply:
 
 def _duplicate_reply(ctx: Ctx, existing: Lead) -> Reply:
     owner = ctx.member_name(existing.owner_id)
-    text = ctx.t("lead.duplicate", lead=ctx.lead_label(existing), owner=owner, stage=ctx.stage_label(existing.stage))
+    state = (ctx.t("state.stage", stage=ctx.stage_label(existing.stage))
+             if existing.status == "open" else ctx.t(f"state.{existing.status}"))
+    text = ctx.t("lead.duplicate", lead=ctx.lead_label(existing), owner=owner, state=state)
     again = ctx.inv.text.strip()
     buttons = []
     if existing.owner_id is None:
@@ -315,8 +318,9 @@ def release(ctx: Ctx, args: Args) -> Reply:
     lead = leads.get_lead(ctx.scope, ctx.lead_number(args.words[0] if args.words else None))
     leads.release(ctx.scope, lead)
     claim_cmd = "/线索 领取" if ctx.zh else "/lead claim"
-    return Reply(text=ctx.pick("↩️ L{n} {name} is back in the pool.", "↩️ L{n} {name} 已释放到公海。",
-                               n=lead.number, name=lead.name),
+    text = ctx.pick("↩️ L{n} {name} is back in the pool.", "↩️ L{n} {name} 已释放到公海。",
+                    n=lead.number, name=lead.name)
+    return Reply(text=_with(text, tell_settled(ctx, lead)),
                  buttons=[Button(label=ctx.pick("Claim", "领取"), command=f"{claim_cmd} L{lead.number}")])
 
 
@@ -324,8 +328,9 @@ def won(ctx: Ctx, args: Args) -> Reply:
     lead = leads.get_lead(ctx.scope, ctx.lead_number(args.words[0] if args.words else None))
     amount = ctx.amount(args.words[1]) if len(args.words) > 1 else None
     final = leads.win(ctx.scope, lead, amount)
-    return Reply(text=ctx.pick("🏆 L{n} {name} won: {amount}. Well done!", "🏆 L{n} {name} 赢单：{amount}，恭喜！",
-                               n=lead.number, name=lead.name, amount=ctx.money(final)))
+    text = ctx.pick("🏆 L{n} {name} won: {amount}. Well done!", "🏆 L{n} {name} 赢单：{amount}，恭喜！",
+                    n=lead.number, name=lead.name, amount=ctx.money(final))
+    return Reply(text=_with(text, tell_settled(ctx, lead)))
 
 
 def lost(ctx: Ctx, args: Args) -> Reply:
@@ -334,8 +339,13 @@ def lost(ctx: Ctx, args: Args) -> Reply:
     if not reason:
         raise UsageError("usage.missing", what=ctx.t("what.reason"))
     leads.lose(ctx.scope, lead, reason)
-    return Reply(text=ctx.pick("📉 L{n} {name} closed as lost: {reason}", "📉 L{n} {name} 已输单：{reason}",
-                               n=lead.number, name=lead.name, reason=reason))
+    text = ctx.pick("📉 L{n} {name} closed as lost: {reason}", "📉 L{n} {name} 已输单：{reason}",
+                    n=lead.number, name=lead.name, reason=reason)
+    return Reply(text=_with(text, tell_settled(ctx, lead)))
+
+
+def _with(text: str, more: str) -> str:
+    return f"{text}\n{more}" if more else text
 
 
 def edit(ctx: Ctx, args: Args) -> Reply:
@@ -366,5 +376,9 @@ def snooze(ctx: Ctx, args: Args) -> Reply:
     else:
         until = ctx.date(when)
     leads.snooze(ctx.scope, lead, until)
-    return Reply(text=ctx.pick("😴 L{n} {name}: no nudges until {day}.", "😴 L{n} {name}：{day} 前不再提醒。",
-                               n=lead.number, name=lead.name, day=ctx.day(until)))
+    text = ctx.pick("😴 L{n} {name}: no nudges until {day}.", "😴 L{n} {name}：{day} 前不再提醒。",
+                    n=lead.number, name=lead.name, day=ctx.day(until))
+    if lead.next_followup_on:  # a snooze only quiets: say the plan did not move
+        text += ctx.pick(" Next follow-up stays {day}.", "下次跟进仍为 {day}。",
+                         day=ctx.day(lead.next_followup_on))
+    return Reply(text=text)

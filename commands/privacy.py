@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from commands.args import Args
 from commands.context import Ctx, UsageError
+from commands.quotes import tell_settled
 from commands.types import Reply
 from models import leads, privacy
 from models.config import ROLE_RANK
@@ -75,6 +76,9 @@ def forget(ctx: Ctx, args: Args) -> Reply:
             "数据库以外的副本不受影响：此前的导出文件和备份，以及已发到聊天中的消息。",
         )
     )
+    settled = tell_settled(ctx, lead)
+    if settled:
+        lines.append(settled)
     if done.twins:
         twins = " ".join(f"L{n}" for n in done.twins)
         lines.append(

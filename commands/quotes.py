@@ -6,8 +6,8 @@ from decimal import Decimal
 
 from commands.args import Args
 from commands.context import Ctx, UsageError
-from commands.types import Reply
-from models import leads, quotes
+from commands.types import Button, Reply
+from models import leads, quotes, teamwork
 from models.errors import DomainError
 from models.tables import ApprovalStep, Lead, Member, Quote
 from models.teamwork import Asked
@@ -80,6 +80,57 @@ def _nobody_may_decide(ctx: Ctx, step: ApprovalStep) -> str:
                     who=ctx.pick(" ({names})", "（{names}）", names=", ".join(listed))
                     if listed else "")
     return text
+
+
+def tell_settled(ctx: Ctx, lead: Lead) -> str:
+    """Tell those asked about what closing (or pooling) `lead` just withdrew — the approvers and the
+    requester of each pending quote, whoever asked for the lead — and say it in the reply."""
+    scope = ctx.scope
+    session = scope.session
+    lines = []
+    told: dict[int, str] = {}
+    refs = []
+    for quote, asked in quotes.settled_now(session, lead, scope.now, scope.today):
+        because = quotes.withdrawn_because(quote) or "lost"
+        people = [one.member for one in asked]
+        requester = session.get(Member, quote.requester_id)
+        if requester is not None:
+            people.append(requester)
+        for member in people:
+            if member.id == scope.actor.id or member.id is None:
+                continue
+            told[member.id] = member.name
+            ctx.notify(member, kind="quote-withdrawn",
+                       key=f"quote-withdrawn:{quote.id}:{member.id}",
+                       reply=lambda reader, quote=quote, because=because: Reply(
+                           text="🧾 " + reader.t("push.quote_withdrawn", quote=quote.number,
+                                                 lead=reader.lead_label(lead),
+                                                 why=reader.t(f"withdrawn.{because}"))))
+        refs.append(f"Q{quote.number}")
+    if refs:
+        lines.append(ctx.t("reply.withdrawn", refs=", ".join(refs),
+                           names=", ".join(told.values()) or ctx.t("word.none")))
+    for request in teamwork.closed_now(session, lead, scope.now):
+        because = (request.decision_note or "lead:lost").removeprefix("lead:")
+        asker = session.get(Member, request.requester_id)
+        if asker is None:
+            continue
+        lines.append(ctx.t("reply.transfer_closed", who=asker.name))
+
+        def closed(reader: Ctx, because: str = because) -> Reply:
+            text = "🔁 " + reader.t("push.transfer_closed", lead=reader.lead_label(lead),
+                                   why=reader.t(f"withdrawn.{because}"))
+            buttons = []
+            if because in ("released", "pool"):
+                claim = "/线索 领取" if reader.zh else "/lead claim"
+                buttons.append(Button(label=reader.pick("Claim", "领取"),
+                                      command=f"{claim} L{lead.number}"))
+            return Reply(text=text, buttons=buttons)
+
+        ctx.notify(asker, kind="transfer-decision",
+                   key=f"transfer-decision:{request.id}:{asker.id}",
+                   reply=closed)
+    return "\n".join(lines)
 
 
 def _names(ctx: Ctx, asked: list[Asked]) -> str:
@@ -207,6 +258,13 @@ def _decide(ctx: Ctx, args: Args, *, approve: bool) -> Reply:
 
 
 def _already(ctx: Ctx, quote: Quote) -> DomainError:
+    because = quotes.withdrawn_because(quote)
+    if because is not None:
+        lead = ctx.scope.session.get(Lead, quote.lead_id)
+        when = quote.decided_at.astimezone(ctx.tz).date() if quote.decided_at else None
+        return DomainError("quote.withdrawn", quote=quote.number,
+                           lead=f"L{lead.number}" if lead else "-",
+                           why=ctx.t(f"withdrawn.{because}"), day=ctx.day(when))
     if quote.decided_by_id is None:
         return DomainError("quote.auto_approved", quote=quote.number)
     final = quotes.final_signature(ctx.scope.session, quote)
@@ -263,6 +321,9 @@ def show(ctx: Ctx, args: Args) -> Reply:
                     who=ctx.member_name(quote.requester_id), status=status)
     if quote.note:
         text += "\n" + quote.note
+    if quotes.withdrawn_because(quote) is not None:
+        withdrawn = _already(ctx, quote)
+        text += "\n" + ctx.t(withdrawn.key, **withdrawn.params)
     signatures = quotes.quote_signatures(session, quote)
     fields = []
     for step in quotes.steps_of(session, quote):
@@ -281,6 +342,8 @@ def show(ctx: Ctx, args: Args) -> Reply:
             parts.append(ctx.pick("waiting — asked {names}", "等待中 — 已通知 {names}", names=_names(ctx, asked)))
         elif step.status in ("queued", "skipped"):
             parts.append(ctx.pick("queued", "排队中") if step.status == "queued" else ctx.pick("skipped", "未审"))
+        elif step.status == "withdrawn":
+            parts.append(ctx.t("status.withdrawn"))
         fields.append((label, " · ".join(parts) or "-"))
     if not fields:
         fields.append((ctx.pick("Approval", "审批"), ctx.pick("automatic (below the limit)", "低于额度，自动通过")))

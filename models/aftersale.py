@@ -397,6 +397,9 @@ def record_payment(scope: Scope, contract: Contract, lead: Lead, *, amount: int,
     if paid_on > scope.today:
         raise DomainError("payment.future", date=paid_on)
     _check_recorded(scope, paid_on)
+    if paid_on < contract.signed_on:
+        raise DomainError("payment.before_signing", date=paid_on, signed=contract.signed_on,
+                          contract=contract.number)
     _lock(scope, contract)
     session = scope.session
     plan = instalments_of(session, contract)

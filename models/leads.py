@@ -273,6 +273,7 @@ def release(scope: Scope, lead: Lead) -> None:
         raise DomainError("lead.already_in_pool", lead=lead.number)
     guarded_update(scope, lead, action="release", owner_id=None, next_followup_on=None,
                    last_activity_at=scope.now)
+    _settle(scope, lead, "released")
 
 
 def win(scope: Scope, lead: Lead, amount: int | None) -> int:
@@ -290,6 +291,7 @@ def win(scope: Scope, lead: Lead, amount: int | None) -> int:
                    next_followup_on=None, last_activity_at=scope.now)
     from models.aftersale import schedule_care  # after-sales builds on leads, not the reverse
     schedule_care(scope.session, scope.config, lead, now=scope.now)
+    _settle(scope, lead, "won")
     return amount
 
 
@@ -298,6 +300,12 @@ def lose(scope: Scope, lead: Lead, reason: str) -> None:
     _require_open(lead)
     guarded_update(scope, lead, action="lost", status="lost", lost_reason=reason, closed_at=scope.now,
                    next_followup_on=None, last_activity_at=scope.now)
+    _settle(scope, lead, "lost")
+
+
+def _settle(scope: Scope, lead: Lead, because: str) -> None:
+    from models.quotes import settle_lead  # quotes build on leads, not the reverse
+    settle_lead(scope.session, lead, because=because, now=scope.now, actor_id=scope.actor.id)
 
 
 def edit(scope: Scope, lead: Lead, changes: dict[str, Any]) -> None:
@@ -336,11 +344,12 @@ def open_quotes(session: Session, lead: Lead) -> list[Quote]:
 
 
 def snooze(scope: Scope, lead: Lead, until: date) -> None:
-    """Quiet the nudges about a lead until `until`: its next follow-up moves there."""
+    """Quiet the nudges about a lead up to and including `until`. It only quiets: the planned next
+    follow-up stays as it is, and what is still due after the snooze is nudged again then."""
     require_change(scope.session, scope.actor, lead)
     _require_open(lead)
     if until <= scope.today:
         raise DomainError("lead.snooze_past", date=until)
     if until > latest_plan(scope.today):
         raise DomainError("date.too_far_ahead", date=until, latest=latest_plan(scope.today))
-    guarded_update(scope, lead, action="snooze", snoozed_until=until, next_followup_on=until)
+    guarded_update(scope, lead, action="snooze", snoozed_until=until)

@@ -32,6 +32,7 @@ from models.aftersale import Contract, Payment
 from models.errors import DomainError
 from models.normalize import normalize_email, normalize_phone
 from models.permissions import require_role
+from models.quotes import settle_lead
 from models.scope import Scope
 from models.tables import (
     ApprovalStep,
@@ -217,6 +218,8 @@ def forget(scope: Scope, lead: Lead) -> Forgotten:
     if result.rowcount != 1:
         raise DomainError("lead.changed", lead=lead.number, owner="-")
     session.refresh(lead)
+    # A customer who asked to be forgotten is not quoted or handed around any more.
+    settle_lead(session, lead, because="forgotten", now=scope.now, actor_id=scope.actor.id)
     for kind, rows, columns in own:
         for row in rows:
             count(kind, _redact_columns(row, columns, person))

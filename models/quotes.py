@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 
 from sqlalchemy import update
@@ -386,6 +386,64 @@ def unasked_steps(session: Session, team_id: int) -> list[tuple[Quote, ApprovalS
         if asked is None:
             unasked.append((quote, step))
     return unasked
+
+
+# Why a pending quote was withdrawn: what happened to its lead.
+WITHDRAWN_BECAUSE = ("won", "lost", "forgotten", "released", "pool")
+
+
+def settle_lead(session: Session, lead: Lead, *, because: str, now: datetime,
+                actor_id: int | None) -> list[Quote]:
+    """What hangs on a lead that is closed (won, lost, forgotten) or handed to the pool: its pending
+    quotes are withdrawn — nobody is asked about them any more, and deciding one answers why — and
+    its open transfer request is closed. Approved and rejected quotes stay as they are."""
+    assert because in WITHDRAWN_BECAUSE
+    pending = list(session.exec(select(Quote)
+                                .where(Quote.lead_id == lead.id, Quote.status == "pending")
+                                .order_by(col(Quote.number))))
+    withdrawn = []
+    for quote in pending:
+        result = session.execute(
+            update(Quote).where(col(Quote.id) == quote.id, Quote.status == "pending")
+            .values(status="withdrawn", decided_at=now, decided_by_id=actor_id,
+                    decision_note=f"lead:{because}", version=Quote.version + 1)
+            .execution_options(synchronize_session=False))
+        if result.rowcount != 1:
+            continue  # decided a moment ago: that decision stands
+        session.refresh(quote)
+        session.execute(update(ApprovalStep)
+                        .where(col(ApprovalStep.quote_id) == quote.id,
+                               col(ApprovalStep.status).in_(("waiting", "queued")))
+                        .values(status="withdrawn").execution_options(synchronize_session=False))
+        teamwork.drop_held(session, prefix=f"approval:{quote.id}:")
+        audit.record_event(session, team_id=quote.team_id, actor_id=actor_id, at=now,
+                           entity="quote", entity_id=quote.id or 0, action="withdraw",
+                           before={"status": "pending"},
+                           after={"status": "withdrawn", "because": because, "lead": lead.number})
+        withdrawn.append(quote)
+    teamwork.close_transfers(session, lead, because=because, now=now, actor_id=actor_id)
+    return withdrawn
+
+
+def withdrawn_because(quote: Quote) -> str | None:
+    """What happened to the lead that withdrew this quote (won, lost, …); None if it was not."""
+    if quote.status != "withdrawn" or not quote.decision_note:
+        return None
+    return quote.decision_note.removeprefix("lead:")
+
+
+def settled_now(session: Session, lead: Lead, now: datetime,
+                day: date) -> list[tuple[Quote, list[Asked]]]:
+    """The quotes of `lead` withdrawn at `now`, each with who had been asked to decide it."""
+    found = []
+    query = (select(Quote).where(Quote.lead_id == lead.id, Quote.status == "withdrawn",
+                                 Quote.decided_at == now).order_by(col(Quote.number)))
+    for quote in session.exec(query):
+        step = session.exec(select(ApprovalStep).where(
+            ApprovalStep.quote_id == quote.id, ApprovalStep.level == quote.current_level)).first()
+        asked = asked_for(session, quote, step, day) if step is not None else []
+        found.append((quote, asked))
+    return found
 
 
 def list_quotes(scope: Scope, *, pending_only: bool, limit: int = 20) -> list[Quote]:

@@ -337,6 +337,14 @@ def take_held(session: Session, *, team_id: int, now: datetime) -> list[HeldNoti
     return list(session.exec(query))
 
 
+def drop_held(session: Session, *, prefix: str) -> None:
+    """Drop held pushes (not batched yet) whose key starts with `prefix`: what they ask is moot."""
+    session.execute(update(HeldNotice).where(col(HeldNotice.key).startswith(f"held:{prefix}"),
+                                             col(HeldNotice.taken_at).is_(None))
+                    .values(taken_at=HeldNotice.created_at)
+                    .execution_options(synchronize_session=False))
+
+
 # --- delegation --------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -655,6 +663,37 @@ def _close(scope: Scope, request: TransferRequest, lead: Lead, status: str, *, n
             after["for"] = principal.name if principal else None
         audit.record(scope, entity="lead", entity_id=lead.id or 0, action=f"transfer_{status}",
                      before={"status": "pending"}, after=after)
+
+
+def close_transfers(session: Session, lead: Lead, *, because: str, now: datetime,
+                    actor_id: int | None) -> list[TransferRequest]:
+    """Close the lead's open transfer request: the lead was closed or handed to the pool."""
+    closed = []
+    for request in session.exec(select(TransferRequest).where(TransferRequest.lead_id == lead.id,
+                                                              TransferRequest.status == "pending")):
+        result = session.execute(
+            update(TransferRequest).where(col(TransferRequest.id) == request.id,
+                                          col(TransferRequest.status) == "pending")
+            .values(status="stale", decided_by_id=actor_id, decided_at=now,
+                    decision_note=f"lead:{because}", version=TransferRequest.version + 1)
+            .execution_options(synchronize_session=False))
+        if result.rowcount != 1:
+            continue
+        session.refresh(request)
+        drop_held(session, prefix=f"transfer:{request.id}:")
+        audit.record_event(session, team_id=lead.team_id, actor_id=actor_id, at=now, entity="lead",
+                           entity_id=lead.id or 0, action="transfer_stale",
+                           before={"status": "pending"},
+                           after={"request": request.id, "status": "stale", "because": because})
+        closed.append(request)
+    return closed
+
+
+def closed_now(session: Session, lead: Lead, now: datetime) -> list[TransferRequest]:
+    """The lead's transfer requests closed at `now` because the lead was closed or pooled."""
+    return list(session.exec(select(TransferRequest).where(
+        TransferRequest.lead_id == lead.id, TransferRequest.status == "stale",
+        TransferRequest.decided_at == now, col(TransferRequest.decision_note).startswith("lead:"))))
 
 
 def transfers_due(session: Session, team_id: int, before: datetime) -> list[TransferRequest]:

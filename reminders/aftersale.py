@@ -74,12 +74,16 @@ def instalments(scan: scans.Scan) -> None:
             continue
         first = (kind, contract.id) not in offered
         offered.add((kind, contract.id))
-        days = abs((today - instalment.due_on).days)
+        # Worded for the day the push is read (quiet hours may hold it overnight).
+        ahead = (instalment.due_on - scan.delivered_on(owner)).days
+        days = abs(ahead)
         params = {"c": contract.number, "k": instalment.seq, "name": lead.name, "d": days,
                   "owed": scan.money(instalment.amount - instalment.paid),
                   "day": i18n.day(instalment.due_on, scan.locale)}
         if kind == "instalment-due":
-            when = scan.pick("in {d}d", "{d} 天后", d=days) if days else scan.pick("today", "今天")
+            when = (scan.pick("in {d}d", "{d} 天后", d=days) if ahead > 0
+                    else scan.pick("today", "今天") if ahead == 0
+                    else scan.pick("{d}d ago", "已过 {d} 天", d=days))
             text = scan.pick("C{c} #{k} {name} — {owed} due {day} ({when})",
                              "C{c} 第 {k} 期 {name} — {owed}，{day} 到期（{when}）", when=when,
                              **params)
@@ -94,10 +98,11 @@ def instalments(scan: scans.Scan) -> None:
             buttons = [_pay_button(scan, contract), snooze] if first else []
             scan.push(kind, owner, scans.Line(key, text, buttons))
         else:
-            text = scan.pick("C{c} #{k} {name} ({owner}) — {owed}, {d}d overdue",
-                             "C{c} 第 {k} 期 {name}（{owner}）— {owed}，逾期 {d} 天",
-                             owner=owner.name, **params)
             for manager in managers_of(scan.session, owner):
+                late = (scan.delivered_on(manager) - instalment.due_on).days
+                text = scan.pick("C{c} #{k} {name} ({owner}) — {owed}, {d}d overdue",
+                                 "C{c} 第 {k} 期 {name}（{owner}）— {owed}，逾期 {d} 天",
+                                 owner=owner.name, **(params | {"d": late}))
                 scan.push(kind, manager, scans.Line(key, text))
         _count(scan, kind)
 
@@ -117,7 +122,7 @@ def renewals(scan: scans.Scan) -> None:
             continue
         text = scan.pick("C{c} {name} — ends {day} (in {d}d)",
                          "C{c} {name} — {day} 到期（{d} 天后）", c=contract.number,
-                         name=lead.name, d=(contract.end_on - scan.today).days,
+                         name=lead.name, d=(contract.end_on - scan.delivered_on(owner)).days,
                          day=i18n.day(contract.end_on, scan.locale))
         renew = Button(label=scan.pick("Renewal contract L{n}", "续约合同 L{n}", n=lead.number),
                        command=f"{_command(scan, '/contract', '/合同')} L{lead.number} ")

@@ -10,7 +10,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, or_, update
@@ -21,7 +21,7 @@ from commands import i18n
 from commands.types import Button, Reply
 from models import audit, outbox, teamwork
 from models.config import ROLE_RANK, TeamConfig
-from models.quotes import asked_for
+from models.quotes import asked_for, settle_lead, settled_now
 from models.tables import ApprovalStep, Lead, Member, Nudge, Quote, Team
 from models.teams import locale_of, managers_of
 from reminders import aftersale as aftersale_reminders  # a module import: it imports this one too
@@ -91,6 +91,17 @@ class Scan:
             yield
         finally:
             self.locale = saved
+
+    # --- the moment a push is read ----------------------------------------------------------------
+    def delivered_at(self, member: Member) -> datetime:
+        """When a push to `member` written now goes out: now, or when their quiet hours end.
+        Relative times ("2d ago", "in 3d", "waiting 5h") are worded for that moment, not the
+        scan's, so a push held overnight is still true when it arrives."""
+        return next_working_moment(self.now, self.prefs(member.id or 0).quiet_config(self.config))
+
+    def delivered_on(self, member: Member) -> date:
+        """The team's date on the day a push to `member` written now goes out."""
+        return self.delivered_at(member).astimezone(self.config.tz).date()
 
     # --- wording -------------------------------------------------------------------------------
     def pick(self, en: str, zh: str, **params: Any) -> str:
@@ -225,6 +236,8 @@ TITLES: dict[str, tuple[str, str]] = {
     "approval": ("🧾 Approvals asked of you ({n})", "🧾 请你审批（{n}）"),
     "transfer": ("🔁 Requests for your leads ({n})", "🔁 申请接手你的线索（{n}）"),
     "decision": ("📬 Decisions on your quotes ({n})", "📬 你的报价审批结果（{n}）"),
+    "quote-withdrawn": ("🧾 Quotes withdrawn ({n})", "🧾 已撤回的报价（{n}）"),
+    "transfer-closed": ("🔁 Transfer requests closed ({n})", "🔁 已关闭的转移申请（{n}）"),
     "assigned": ("📥 Leads given to you ({n})", "📥 分配给你的线索（{n}）"),
     "updates": ("📬 Updates ({n})", "📬 动态（{n}）"),
 }
@@ -233,11 +246,11 @@ TITLES: dict[str, tuple[str, str]] = {
 def run_scans(session: Session, team: Team, now: datetime) -> ScanReport:
     """Every scan for one team, in one transaction."""
     scan = Scan(session, team, now)
+    pool_return(scan)  # first: what it withdraws is reminded of by none of the others
     overdue_followups(scan)
     stuck_leads(scan)
     waiting_approvals(scan)
     transfer_requests(scan)
-    pool_return(scan)
     aftersale_reminders.aftersale_scans(scan)
     return scan.flush()
 
@@ -246,22 +259,29 @@ def _not_snoozed(today: Any) -> Any:
     return or_(col(Lead.snoozed_until).is_(None), col(Lead.snoozed_until) < today)
 
 
+def _after_snooze(lead: Lead) -> str:
+    """A nudge key's suffix that makes a fact nudged before a snooze new again once it ended."""
+    return f":after:{lead.snoozed_until}" if lead.snoozed_until else ""
+
+
 def overdue_followups(scan: Scan) -> None:
     """Next follow-up date passed → the owner, once per due date; past the SLA → their manager."""
     query = select(Lead).where(Lead.team_id == scan.team.id, Lead.status == "open",
                                col(Lead.next_followup_on) < scan.today, col(Lead.owner_id).is_not(None),
                                _not_snoozed(scan.today)).order_by(col(Lead.next_followup_on), col(Lead.number))
     due = list(scan.session.exec(query))
-    owner_keys = {f"overdue:{lead.id}:{lead.next_followup_on}": lead for lead in due}
+    owner_keys = {f"overdue:{lead.id}:{lead.next_followup_on}{_after_snooze(lead)}": lead
+                  for lead in due}
     sla = scan.config.followup_sla_days
     late = [lead for lead in due if lead.next_followup_on and (scan.today - lead.next_followup_on).days > sla]
-    manager_keys = {f"overdue-manager:{lead.id}:{lead.next_followup_on}": lead for lead in late}
+    manager_keys = {f"overdue-manager:{lead.id}:{lead.next_followup_on}{_after_snooze(lead)}": lead
+                    for lead in late}
     fresh = scan.fresh([*owner_keys, *manager_keys],
                        {key: lead.owner_id for key, lead in {**owner_keys, **manager_keys}.items()})
     for key, lead in owner_keys.items():
         owner = scan.member(lead.owner_id)
         if key in fresh and owner and lead.next_followup_on:
-            days = (scan.today - lead.next_followup_on).days
+            days = (scan.delivered_on(owner) - lead.next_followup_on).days
             with scan.reading(owner):
                 scan.push("overdue", owner, Line(key, scan.pick("L{n} {name} — due {day} ({d}d ago)",
                                                                 "L{n} {name} — 应于 {day} 跟进（已过 {d} 天）",
@@ -274,7 +294,7 @@ def overdue_followups(scan: Scan) -> None:
         if key not in fresh or owner is None or not lead.next_followup_on:
             continue
         for manager in managers_of(scan.session, owner):
-            days = (scan.today - lead.next_followup_on).days
+            days = (scan.delivered_on(manager) - lead.next_followup_on).days
             with scan.reading(manager):
                 scan.push("overdue-manager", manager, Line(key, scan.pick(
                     "L{n} {name} ({owner}) — {d}d overdue", "L{n} {name}（{owner}）— 逾期 {d} 天",
@@ -297,14 +317,14 @@ def stuck_leads(scan: Scan) -> None:
     keys = {}
     for lead in due:
         since = lead.stage_changed_at.astimezone(config.tz).date()
-        keys[f"stuck:{lead.id}:{lead.stage}:{since}"] = lead
-        keys[f"stuck-manager:{lead.id}:{lead.stage}:{since}"] = lead
+        keys[f"stuck:{lead.id}:{lead.stage}:{since}{_after_snooze(lead)}"] = lead
+        keys[f"stuck-manager:{lead.id}:{lead.stage}:{since}{_after_snooze(lead)}"] = lead
     fresh = scan.fresh(keys, {key: lead.owner_id for key, lead in keys.items()})
     for key, lead in keys.items():
         owner = scan.member(lead.owner_id)
         if key not in fresh or owner is None:
             continue
-        days = (scan.now - lead.stage_changed_at).days
+        days = (scan.delivered_at(owner) - lead.stage_changed_at).days
         if key.startswith("stuck:"):
             with scan.reading(owner):
                 scan.push("stuck", owner, Line(key, scan.pick("L{n} {name} — {d} days in {stage}",
@@ -317,7 +337,9 @@ def stuck_leads(scan: Scan) -> None:
                 with scan.reading(manager):
                     scan.push("stuck-manager", manager, Line(key, scan.pick(
                         "L{n} {name} ({owner}) — {d} days in {stage}", "L{n} {name}（{owner}）— 停在“{stage}”{d} 天",
-                        n=lead.number, name=lead.name, owner=owner.name, d=days, stage=scan.stage(lead.stage))))
+                        n=lead.number, name=lead.name, owner=owner.name,
+                        stage=scan.stage(lead.stage),
+                        d=(scan.delivered_at(manager) - lead.stage_changed_at).days)))
 
 
 def _approvers(scan: Scan, quote: Quote, role: str) -> list[teamwork.Asked]:
@@ -331,7 +353,9 @@ def _approvers(scan: Scan, quote: Quote, role: str) -> list[teamwork.Asked]:
     return teamwork.route(scan.session, found, scan.today, never={quote.requester_id})
 
 
-def _approval_line(scan: Scan, key: str, quote: Quote, lead: Lead | None, hours: int, asked: teamwork.Asked) -> Line:
+def _approval_line(scan: Scan, key: str, quote: Quote, lead: Lead | None, since: datetime,
+                   asked: teamwork.Asked) -> Line:
+    hours = int(working_hours_between(since, scan.delivered_at(asked.member), scan.config))
     text = scan.pick("Q{q} · {name} · {amount} · by {who} — waiting {h}h", "Q{q} · {name} · {amount} · 申请人 {who} — 已等待 {h} 小时",
                      q=quote.number, name=lead.name if lead else "-", amount=scan.money(quote.amount),
                      who=scan.name(quote.requester_id), h=hours)
@@ -377,7 +401,8 @@ def waiting_approvals(scan: Scan) -> None:
                            after={"level": step.level, "to": [a.member.name for a in recipients], "waited_hours": hours})
         for asked in recipients:
             with scan.reading(asked.member):
-                scan.push(kind, asked.member, _approval_line(scan, key, quote, lead, hours, asked))
+                scan.push(kind, asked.member, _approval_line(scan, key, quote, lead,
+                                                             step.waiting_since or scan.now, asked))
         if kind == "approval-wait":
             scan.report.approvals_reminded += 1
         else:
@@ -406,7 +431,10 @@ def transfer_requests(scan: Scan) -> None:
                 text = scan.pick("L{n} {name} — {req} asks for it; {owner} hasn't answered in {h}h: {why}",
                                  "L{n} {name} — {req} 申请接手，{owner} {h} 小时未答复：{why}",
                                  n=lead.number, name=lead.name, req=scan.name(request.requester_id),
-                                 owner=scan.name(request.owner_id), h=int(waited), why=request.reason)
+                                 owner=scan.name(request.owner_id), why=request.reason,
+                                 h=int(working_hours_between(request.created_at,
+                                                             scan.delivered_at(one.member),
+                                                             scan.config)))
                 if one.delegated:
                     text += scan.pick(" — for {p}", " — 代 {p}", p=one.principal.name)
                 word = "/线索 转移" if scan.locale == "zh" else "/lead transfer"
@@ -417,6 +445,35 @@ def transfer_requests(scan: Scan) -> None:
                                   command=f"{word} {reject} L{lead.number} ", style="danger")]
             scan.push("transfer-escalate", one.member, Line(key, text, buttons))
         scan.report.transfers_escalated += 1
+
+
+def _tell_settled(scan: Scan, lead: Lead) -> None:
+    """What handing `lead` to the pool withdrew: its quotes to those asked and their requester, its
+    transfer request to whoever asked for the lead (who may now claim it)."""
+    for quote, asked in settled_now(scan.session, lead, scan.now, scan.today):
+        people = {one.member.id: one.member for one in asked}
+        requester = scan.member(quote.requester_id)
+        if requester is not None:
+            people[requester.id] = requester
+        for member in people.values():
+            key = f"quote-withdrawn:{quote.id}:{member.id}"
+            with scan.reading(member):
+                text = i18n.translate(scan.locale, "push.quote_withdrawn", quote=quote.number,
+                                      lead=f"L{lead.number} {lead.name}",
+                                      why=i18n.translate(scan.locale, "withdrawn.pool"))
+            scan.push("quote-withdrawn", member, Line(key, text))
+    for request in teamwork.closed_now(scan.session, lead, scan.now):
+        asker = scan.member(request.requester_id)
+        if asker is None:
+            continue
+        with scan.reading(asker):
+            text = i18n.translate(scan.locale, "push.transfer_closed",
+                                  lead=f"L{lead.number} {lead.name}",
+                                  why=i18n.translate(scan.locale, "withdrawn.pool"))
+            word = "/线索 领取" if scan.locale == "zh" else "/lead claim"
+            claim = Button(label=scan.pick("Claim L{n}", "领取 L{n}", n=lead.number),
+                           command=f"{word} L{lead.number}")
+        scan.push("transfer-closed", asker, Line(f"transfer-closed:{request.id}", text, [claim]))
 
 
 def pool_return(scan: Scan) -> None:
@@ -433,16 +490,18 @@ def pool_return(scan: Scan) -> None:
     cutoff = scan.now - timedelta(days=days)
     returning = [lead for lead in due if lead.last_activity_at < cutoff]
     warning = [lead for lead in due if lead.last_activity_at >= cutoff]
-    warn_keys = {f"pool-warning:{lead.id}:{lead.last_activity_at.date()}": lead for lead in warning}
+    warn_keys = {f"pool-warning:{lead.id}:{lead.last_activity_at.date()}{_after_snooze(lead)}": lead
+                 for lead in warning}
     fresh = scan.fresh(warn_keys, {key: lead.owner_id for key, lead in warn_keys.items()})
     for key, lead in warn_keys.items():
         owner = scan.member(lead.owner_id)
         if key in fresh and owner:
             with scan.reading(owner):
+                untouched = (scan.delivered_at(owner) - lead.last_activity_at).days
                 scan.push("pool-warning", owner, Line(key, scan.pick("L{n} {name} — untouched {d} days",
                                                                      "L{n} {name} — {d} 天未跟进",
                                                                      n=lead.number, name=lead.name,
-                                                                     d=(scan.now - lead.last_activity_at).days),
+                                                                     d=untouched),
                                                       scan.lead_buttons(lead)))
             scan.report.pool_warned += 1
     for lead in returning:
@@ -456,6 +515,8 @@ def pool_return(scan: Scan) -> None:
         audit.record_event(scan.session, team_id=scan.team.id or 0, actor_id=None, at=scan.now, entity="lead",
                            entity_id=lead.id or 0, action="pool_return", before={"owner_id": owner.id},
                            after={"owner_id": None, "untouched_days": days})
+        settle_lead(scan.session, lead, because="pool", now=scan.now, actor_id=None)
+        _tell_settled(scan, lead)
         key = f"pool-returned:{lead.id}:{lead.last_activity_at.date()}"
         with scan.reading(owner):
             claim = "/线索 领取" if scan.locale == "zh" else "/lead claim"

@@ -52,9 +52,9 @@ def refused(chat: Chat, line: str, *expected: str, usage: str | None = None) -> 
 def test_contract_plan_partial_payment_overpayment_overdue_nudges_and_paid(team: Chat) -> None:
     chat, clock = team, team.clock
     chat.say("/lead add Acme Trading value=100k")
-    made = chat.say("/contract L1 100k signed=today end=2027-11-25 no=HT-7")
+    made = chat.say("/contract L1 100k signed=yesterday end=2027-11-25 no=HT-7")
     assert made.splitlines()[0] == (
-        "📄 C1 for L1 Acme Trading: $100,000 · signed Thu 26 Nov · ends Thu 25 Nov 2027 · no. HT-7"
+        "📄 C1 for L1 Acme Trading: $100,000 · signed Wed 25 Nov · ends Thu 25 Nov 2027 · no. HT-7"
     )
     assert "🏆 L1 is won." in made and "[Payment plan → /plan C1]" in made
 
@@ -138,7 +138,7 @@ def test_contract_plan_partial_payment_overpayment_overdue_nudges_and_paid(team:
     assert card.startswith("📄 C1 · L1 Acme Trading · $100,000 · owner alice")
     for field in (
         "No.: HT-7",
-        "Signed: Thu 26 Nov 2026",
+        "Signed: Wed 25 Nov 2026",
         "Ends: Thu 25 Nov",
         "Received: $130,000",
         "Outstanding: $0",

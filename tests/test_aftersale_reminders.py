@@ -186,7 +186,8 @@ def test_quiet_hours_hold_the_nudge_to_one_morning_message_and_snooze_quiets_it(
     chat.clock.set(at(2026, 11, 27, 8, 30))
     run_worker(chat)
     [morning] = pushed(chat, "alice", OVERDUE)
-    assert "overdue since Fri 20 Nov (6d)" in morning
+    # Written in the night of the 26th, read on the 27th: worded for the morning it arrives.
+    assert "overdue since Fri 20 Nov (7d)" in morning
 
     assert (
         chat.say("/receivables snooze C1 2d")

@@ -102,6 +102,7 @@ def customer(team: Chat) -> Chat:
 
 
 def test_forget_erases_the_customer_everywhere_and_keeps_the_numbers(customer: Chat) -> None:
+    assert customer.reply("[bob] /quote approve Q1").ok  # decided: forgetting withdraws nothing
     report_before = customer.say("[erin] /report month")
     answer = customer.say("[erin] /lead forget L1")
     assert (

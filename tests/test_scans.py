@@ -66,16 +66,16 @@ def test_overdue_follow_up_nudges_the_owner_once_per_due_date_and_snooze_quiets_
     assert "[Log follow-up L1 → /follow L1]" in nudge and "[Snooze 1d → /lead snooze L1 1d]" in nudge
 
     snoozed = chat.say("/lead snooze L1 2d")
-    assert "no nudges until Mon 30 Nov" in snoozed
+    assert "no nudges until Mon 30 Nov" in snoozed and "Next follow-up stays Fri 27 Nov" in snoozed
     for day in (29, 30):
         clock.set(at(2026, 11, day))
         run_worker(chat)
     assert len(pushed(chat, "alice", OVERDUE)) == 1
 
-    clock.set(at(2026, 12, 1))  # the snooze date passed unattended: a new due date, a new nudge
+    clock.set(at(2026, 12, 1))  # the snooze ended with the follow-up still not done: nudged again
     run_worker(chat)
     assert len(pushed(chat, "alice", OVERDUE)) == 2
-    assert "L1 Acme Trading — due Mon 30 Nov (1d ago)" in pushed(chat, "alice", OVERDUE)[-1]
+    assert "L1 Acme Trading — due Fri 27 Nov (4d ago)" in pushed(chat, "alice", OVERDUE)[-1]
 
     chat.say("/follow L1 no answer, try again next=thu")  # Thu 3 Dec
     clock.set(at(2026, 12, 3, 19))
@@ -85,8 +85,9 @@ def test_overdue_follow_up_nudges_the_owner_once_per_due_date_and_snooze_quiets_
     run_worker(chat)
     assert len(pushed(chat, "alice", OVERDUE)) == 3
     assert "due Thu 3 Dec (1d ago)" in pushed(chat, "alice", OVERDUE)[-1]
-    # Never late beyond the SLA, so no manager heard about it.
-    assert pushed(chat, "bob", OVERDUE_MANAGER) == []
+    # The snooze only quieted it: 4 days late on 1 Dec, past the SLA, so the manager heard once.
+    [escalated] = pushed(chat, "bob", OVERDUE_MANAGER)
+    assert "L1 Acme Trading (alice) — 4d overdue" in escalated
 
 
 def test_overdue_past_the_sla_goes_to_the_owners_manager_or_else_every_manager(team: Chat) -> None:

@@ -153,7 +153,8 @@ def test_own_quiet_hours_replace_the_teams_for_what_can_wait(team: Chat) -> None
     assert [p for p in chat.pushes("alice") if "Q1" in p] == []
     clock.set(at(29, 7, 1))
     chat.deliver()
-    assert [p for p in chat.pushes("alice") if "Q1 approved by bob · 23:00" in p]
+    # read the next morning: the time says which day it was
+    assert [p for p in chat.pushes("alice") if "Q1 approved by bob · 11-28 23:00" in p]
 
     assert chat.say("/me quiet off") == "🌙 No quiet hours for you: nudges arrive any time."
     assert chat.say("/me quiet team") == "🌙 You follow the team's quiet hours (20:00-08:30)."
@@ -191,8 +192,8 @@ def test_my_timezone_for_times_and_quiet_hours(team: Chat) -> None:
     assert [p for p in chat.pushes("alice") if "Q1" in p] == []
     chat.clock.set(at(26, 7, 1, tz=NY))
     chat.deliver()
-    # her clock, not bob's
-    assert chat.pushes("alice")[-1].startswith("✅ Q1 approved by bob · 23:00")
+    # her clock, not bob's, and read the next morning: the time says which day it was
+    assert chat.pushes("alice")[-1].startswith("✅ Q1 approved by bob · 11-25 23:00")
     assert "Timezone: America/New_York" in chat.say("/me settings")
 
 
