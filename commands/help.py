@@ -19,6 +19,9 @@ def help_(ctx: Ctx, args: Args) -> Reply:
                 if verb.family == family.name:
                     lines.append(f"· `{verb.usage(ctx.locale)}`")
                     lines.append(f"  {ctx.t('usage.example', example=verb.example(ctx.locale))}")
+            rules = family.rules_zh if ctx.zh else family.rules_en
+            if rules:
+                lines.append(rules)
             return Reply(text="\n".join(lines), private=True)
     lines = [ctx.pick("**dealbot** — what I can do (/help <command> for details):",
                       "**dealbot** — 可用命令（/帮助 <命令> 查看详情）：")]
