@@ -19,11 +19,11 @@ FAMILIES: list[Family] = [
     Family("quote", ("quote", "报价", "审批", "quotes"), "quotes and their approval", "报价与审批"),
     Family("report", ("report", "日报", "周报", "月报", "报表"), "the digest on demand", "随时查看日报/周报",
            implied={"日报": ("today",), "周报": ("week",), "月报": ("month",)},
-           rules_en="Counts: new leads and follow-ups by who made them; quotes asked in the period, decided in"
-                    " it (whenever asked) and waiting now, in working hours (quiet hours and weekends do not"
-                    " count). Funnel: of the leads you can see, how many reached at least each stage (from"
-                    " their stage history; a won deal passed every stage), then how many were won; each"
-                    " % is of the step before.",
+           rules_en="Counts: new leads and follow-ups by who made them; quotes asked in the"
+                    " period, decided in it (whenever asked) and waiting now, in working hours"
+                    " (quiet hours and weekends do not count). Funnel: of the leads you can see,"
+                    " how many reached at least each stage (from their stage history; a won deal"
+                    " passed every stage), then how many were won; each % is of the step before.",
            rules_zh="统计口径：新线索、跟进按操作人计；报价分“本期申请”“本期审批（不论何时申请）”“当前待审批”，"
                     "等待时间按工作小时计（免打扰时段和周末不计）。漏斗：你可见的线索中，到达过各阶段（含已退回的，"
                     "按阶段记录；赢单视为走完全部阶段）的数量，最后是赢单数；百分比为相对上一步的转化率。"),

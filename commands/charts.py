@@ -55,13 +55,14 @@ def font_for(text: str) -> str | None:
                     continue
         found = _covering(text)
     if found is None:
-        log.warning("no installed font draws the chart labels %r, so charts use English labels; install "
-                    "a font with Chinese glyphs (Debian: fonts-noto-cjk or fonts-wqy-microhei)", text)
+        log.warning("no installed font draws the chart labels %r, so charts use English labels; "
+                    "install a font with Chinese glyphs (Debian: fonts-noto-cjk or "
+                    "fonts-wqy-microhei)", text)
     return found
 
 
 def funnel_text(digest: Digest, locale: str) -> str:
-    """`Lead 42 → Contacted 30 (71%) → … → Won 3 (50%)`: what the digest says and the chart draws."""
+    """`Lead 42 → Contacted 30 (71%) → … → Won 3 (50%)`: what the digest says, the chart draws."""
     parts = []
     for step in digest.funnel:
         part = f"{step.stage.label(locale)} {step.count}"

@@ -47,7 +47,9 @@ def report(ctx: Ctx, args: Args) -> Reply:
     digest = build_digest(scope.session, team_id=scope.team.id or 0, config=scope.config, period=period,
                           now=scope.now, lead_filter=lead_filter, member_ids=member_ids)
     reply = digest_reply(digest, locale=ctx.locale, config=scope.config, who=subject.name if subject else None)
-    audience = scope.actor.name + (f"-{subject.name}" if subject and subject.id != scope.actor.id else "")
+    audience = scope.actor.name
+    if subject and subject.id != scope.actor.id:
+        audience += f"-{subject.name}"
     reply.image = funnel_chart(digest, locale=ctx.locale, audience=audience)
     return reply
 
@@ -75,18 +77,21 @@ def digest_reply(digest: Digest, *, locale: str, config: TeamConfig, who: str | 
     quotes = [pick("{n} asked", "申请 {n}", n=digest.quotes_requested)]
     decided = digest.quotes_approved + digest.quotes_rejected
     if decided:
-        outcomes = [pick("{n} approved", "同意 {n}", n=digest.quotes_approved) if digest.quotes_approved else "",
-                    pick("{n} rejected", "驳回 {n}", n=digest.quotes_rejected) if digest.quotes_rejected else ""]
+        outcomes = []
+        if digest.quotes_approved:
+            outcomes.append(pick("{n} approved", "同意 {n}", n=digest.quotes_approved))
+        if digest.quotes_rejected:
+            outcomes.append(pick("{n} rejected", "驳回 {n}", n=digest.quotes_rejected))
         quotes.append(pick("{d} decided ({o})", "审批 {d}（{o}）", d=decided,
-                           o=pick(", ", "，").join(part for part in outcomes if part)))
+                           o=pick(", ", "，").join(outcomes)))
     if digest.waiting:
         oldest = digest.waiting[0]
         quotes.append(pick("{n} waiting (oldest Q{q}, {h} working h)", "待审批 {n}（最久 Q{q}，{h} 个工作小时）",
                            n=digest.waiting_total, q=oldest.quote.number,
                            h=waiting_hours(oldest.since, digest.now, config)))
     lines.append(pick("New leads {n} · Follow-ups {f} · Quotes {q} · Won {won}",
-                      "新线索 {n} · 跟进 {f} · 报价 {q} · 赢单 {won}", n=digest.new_leads, f=digest.followups,
-                      q=pick(", ", "，").join(quotes), won=short(digest.won_amount)))
+                      "新线索 {n} · 跟进 {f} · 报价 {q} · 赢单 {won}",
+                      n=digest.new_leads, f=digest.followups, q=pick(", ", "，").join(quotes), won=short(digest.won_amount)))
     lines.append(pick("Funnel  ", "漏斗  ") + funnel_text(digest, locale))
     if digest.reps:
         parts = []

@@ -119,7 +119,8 @@ def build_digest(session: Session, *, team_id: int, config: TeamConfig, period: 
         return and_(column >= period.start, column < period.end)
 
     creator = func.coalesce(Lead.created_by_id, Lead.owner_id)
-    new_leads = select(creator, func.count()).where(Lead.team_id == team_id, in_period(Lead.created_at))
+    new_leads = (select(creator, func.count())
+                 .where(Lead.team_id == team_id, in_period(Lead.created_at)))
     if member_ids is not None:
         new_leads = new_leads.where(creator.in_(member_ids))
     elif lead_filter is not None:
@@ -220,7 +221,8 @@ def _funnel(session: Session, scope_leads: list[Any], config: TeamConfig) -> lis
     reached = sum(furthest.values())
     for index, stage in enumerate(stages):
         previous = funnel[-1].count if funnel else None
-        funnel.append(FunnelStep(stage=stage, count=reached, conversion=_percent(reached, previous)))
+        funnel.append(FunnelStep(stage=stage, count=reached,
+                                 conversion=_percent(reached, previous)))
         reached -= furthest[index]
     funnel.append(FunnelStep(stage=WON_STEP, count=won, conversion=_percent(won, funnel[-1].count)))
     return funnel
@@ -267,5 +269,6 @@ def _waiting(session: Session, digest: Digest, quote_scope: list[Any], top: int)
         .where(*waiting)).one())
     rows = session.exec(select(Quote, ApprovalStep).join(ApprovalStep, col(ApprovalStep.quote_id) == Quote.id)
                         .where(*waiting).order_by(col(ApprovalStep.waiting_since)).limit(top)).all()
-    digest.waiting = [WaitingApproval(quote=quote, role=step.role, since=step.waiting_since or digest.now)
+    digest.waiting = [WaitingApproval(quote=quote, role=step.role,
+                                      since=step.waiting_since or digest.now)
                       for quote, step in rows]
