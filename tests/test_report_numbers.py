@@ -188,12 +188,13 @@ def test_a_reps_numbers_agree_with_the_teams_in_chinese(chat: Chat) -> None:
 
 
 def paid_up(chat: Chat) -> None:
-    """C1 (alice, 100k signed Mon 23 Nov) was paid in full that day: nothing due or paid since."""
+    """C1 (alice, 100k signed Mon 23 Nov, up for renewal on 19 Dec) was paid in full that day:
+    nothing due or paid since."""
     act(
         chat,
         at(23, 10),
         "/lead add Acme",
-        "/contract L1 100k",
+        "/contract L1 100k start=2025-12-20 end=2026-12-19",
         "/plan C1 100%@signing",
         "/paid C1 100k",
     )
@@ -202,7 +203,9 @@ def paid_up(chat: Chat) -> None:
 def test_money_lines_only_when_they_say_something(team: Chat) -> None:
     paid_up(team)
     team.clock.set(at(26, 18))
-    assert "💰" not in team.say("[bob] /report")  # nothing planned or paid today, all due is paid
+    report = team.say("[bob] /report")
+    # The renewal is news; the money is not: nothing planned or paid today, all that is due paid.
+    assert "🔁 Renewals due 1" in report and "💰" not in report
     team.clock.set(at(27, 10))
     act(
         team,
@@ -228,12 +231,13 @@ def test_money_lines_only_when_they_say_something_in_chinese(chat: Chat) -> None
         chat,
         at(23, 10),
         "/线索 新建 华为",
-        "/合同 L1 10万",
+        "/合同 L1 10万 start=2025-12-20 end=2026-12-19",
         "/回款计划 C1 100%@signing",
         "/回款 C1 10万",
     )
     chat.clock.set(at(26, 18))
-    assert "💰" not in chat.say("/日报")
+    report = chat.say("/日报")
+    assert "🔁 待续约 1" in report and "💰" not in report
     act(
         chat,
         at(27, 10),
