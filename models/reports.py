@@ -229,7 +229,8 @@ def _funnel(session: Session, scope_leads: list[Any], config: TeamConfig) -> lis
 
 
 def _percent(part: int, whole: int | None) -> int | None:
-    return round(part * 100 / whole) if whole else None
+    """Whole percent, halves up (as every percentage the digest shows); None of nothing."""
+    return (part * 200 + whole) // (whole * 2) if whole else None
 
 
 def stuck_condition(config: TeamConfig, now: datetime) -> Any:
