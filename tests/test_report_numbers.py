@@ -6,16 +6,20 @@ quiet weekend, and a chart per reader that a Chinese team reads in Chinese where
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
+from models.clock import FixedClock
 from models.config import TeamConfig
 from models.db import unit_of_work
 from models.reports import build_digest, period_of
 from models.tables import Team
+from reminders.worker import Worker
 from tests.chat import Chat
 from tests.test_digests import act, at, digests, run_worker
 
@@ -350,3 +354,30 @@ def test_no_font_for_the_labels_falls_back_and_says_so_once(
     assert font_for("销售漏斗\U00017000") is None
     [said] = [r for r in caplog.records if r.name == "dealbot.charts"]
     assert "fonts-wqy-microhei" in said.getMessage()
+
+
+class RunningClock(FixedClock):
+    """A clock that moves on an hour each time it is read, as a real one does in a slow run."""
+
+    def now(self) -> datetime:
+        return self.advance(hours=1)
+
+
+def test_a_worker_run_measures_everything_at_one_moment(team: Chat) -> None:
+    # A midday digest, so every hour the clock moves on is a working hour.
+    act(
+        team,
+        at(26, 10),
+        "[erin] /team config digest_time=12:00",
+        "[carol] /lead add C1",
+        "[carol] /quote L1 120k",
+    )
+    clock = RunningClock(at(27, 12))
+    asyncio.run(Worker(team.engine, clock, team.delivery).run_once())
+    team.clock.set(clock.now())  # deliver what the run wrote, as of after it
+    team.deliver()
+    [reminder] = [push for push in team.pushes("bob") if "waiting for you" in push]
+    [digest] = digests(team)
+    waited = re.search(r"waiting (\d+) working h", reminder)
+    assert waited, reminder
+    assert f"oldest Q1, {waited.group(1)} working h" in digest
