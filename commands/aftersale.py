@@ -500,8 +500,8 @@ def digest_lines(extra: AftersaleDigest | None, *, locale: str, config: TeamConf
     if extra.collection_rate is not None and (money_parts or extra.collection_rate < 100):
         # A second population (everything due so far, not the period's plan): said in words so
         # "37% of plan" and "100% paid" do not read as a contradiction.
-        money_parts.append(pick("of all that fell due so far, {r}% is paid", "截至目前到期的款项已收 {r}%",
-                                r=extra.collection_rate))
+        money_parts.append(pick("of all that fell due so far, {r}% is paid",
+                                "截至目前到期的款项已收 {r}%", r=extra.collection_rate))
     if extra.dso is not None:
         money_parts.append(pick("DSO {d} days", "DSO {d} 天", d=extra.dso))
     if money_parts:

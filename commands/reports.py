@@ -91,7 +91,8 @@ def digest_reply(digest: Digest, *, locale: str, config: TeamConfig, who: str | 
                            h=waiting_hours(oldest.since, digest.now, config)))
     lines.append(pick("New leads {n} · Follow-ups {f} · Quotes {q} · Won {won}",
                       "新线索 {n} · 跟进 {f} · 报价 {q} · 赢单 {won}",
-                      n=digest.new_leads, f=digest.followups, q=pick(", ", "，").join(quotes), won=short(digest.won_amount)))
+                      n=digest.new_leads, f=digest.followups, q=pick(", ", "，").join(quotes),
+                      won=short(digest.won_amount)))
     lines.append(pick("Funnel  ", "漏斗  ") + funnel_text(digest, locale))
     if digest.reps:
         parts = []

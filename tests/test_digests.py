@@ -108,10 +108,12 @@ def test_daily_digest_at_18_00_once_with_the_days_numbers(week: Chat) -> None:
     assert got["📊"] == "📊 Sales daily · Fri 27 Nov"
     # Friday: L7 is new; carol (L3) and dan (L7) followed up; no quote asked or decided; carol won 45k;
     # Q3 has waited since Thu 11:00: 9 + 9.5 working hours (quiet 20:00–08:30).
-    assert got["New le"] == "New leads 1 · Follow-ups 2 · Quotes 0 asked, 1 waiting (oldest Q3, 18 working h) · Won $45K"
+    assert got["New le"] == ("New leads 1 · Follow-ups 2 · Quotes 0 asked, 1 waiting (oldest Q3, 18 working h)"
+                             " · Won $45K")
     # Reached: 7 leads; Contacted 6 (all but L1); Qualified 4 (L2 L3 L5 L6); Proposal 3; Contract 2; Delivery 2
     # (won leads count as through the whole pipeline, L4 was lost in Contacted); won 2.
-    assert got["Funnel"] == ("Funnel  Lead 7 → Contacted 6 (86%) → Qualified 4 (67%) → Proposal 3 (75%)"
+    assert got["Funnel"] == ("Funnel  Lead 7 → Contacted 6 (86%) → Qualified 4 (67%)"
+                             " → Proposal 3 (75%)"
                              " → Contract 2 (67%) → Delivery 2 (100%) → Won 2 (100%)")
     reps = dict(part.split(" ", 1) for part in got["By rep"].removeprefix("By rep  ").split(" | "))
     assert list(reps) == ["carol", "dan", "alice"]  # most won first, then most follow-ups
@@ -159,10 +161,12 @@ def test_weekly_digest_on_monday_09_00_covers_monday_to_sunday(week: Chat) -> No
     # New: L2..L8 (L1 is from the week before). Follow-ups: alice 2 (L2, L1), carol 3 (L3, L4, L3),
     # dan 2 (L5, L7); dan's Monday call on L8 is next week's. Quotes Q1 Q2 Q3; won 80k + 45k.
     # Q3 waited Thu 11:00 → Mon 09:00: 18.5 + 2 + 11.5 + 11.5 + 0.5 = 44 working hours.
-    assert got["New le"] == ("New leads 7 · Follow-ups 7 · Quotes 3 asked, 2 decided (1 approved, 1 rejected),"
+    assert got["New le"] == ("New leads 7 · Follow-ups 7 · Quotes 3 asked,"
+                             " 2 decided (1 approved, 1 rejected),"
                              " 1 waiting (oldest Q3, 44 working h) · Won $125K")
     # Reached: 8 leads; Contacted 6 → 75%; Qualified 4 → 67%; Proposal 3 → 75%; Contract 2 → 67%; Delivery 2.
-    assert got["Funnel"] == ("Funnel  Lead 8 → Contacted 6 (75%) → Qualified 4 (67%) → Proposal 3 (75%)"
+    assert got["Funnel"] == ("Funnel  Lead 8 → Contacted 6 (75%) → Qualified 4 (67%)"
+                             " → Proposal 3 (75%)"
                              " → Contract 2 (67%) → Delivery 2 (100%) → Won 2 (100%)")
     reps = dict(part.split(" ", 1) for part in got["By rep"].removeprefix("By rep  ").split(" | "))
     assert list(reps) == ["alice", "carol", "dan"]
