@@ -489,17 +489,26 @@ def digest_lines(extra: AftersaleDigest | None, *, locale: str, config: TeamConf
         return i18n.money(minor, config.currency_for(locale), locale)
 
     lines = []
-    if extra.collection_rate is not None or extra.collected or extra.planned:
+    # Only what says something: a day with nothing planned or paid and everything due already paid
+    # has no money line.
+    money_parts = []
+    if extra.collected or extra.planned:
         when = {"today": ("today", "今日"), "week": ("this week", "本周"),
                 "month": ("this month", "本月")}[kind]
-        line = pick("💰 Collected {when} {c} / plan {p}", "💰 {when}回款 {c} / 计划 {p}",
+        part = pick("Collected {when} {c} / plan {p}", "{when}回款 {c} / 计划 {p}",
                     when=pick(*when), c=money(extra.collected), p=money(extra.planned))
         if extra.collected_pct is not None:
-            line += f" ({extra.collected_pct}%)"
-        rate = f"{extra.collection_rate}%" if extra.collection_rate is not None else "-"
-        dso = pick("{d} days", "{d} 天", d=extra.dso) if extra.dso is not None else "-"
-        lines.append(line + pick(" · collection rate {r} · DSO {d}", " · 回款率 {r} · DSO {d}",
-                                 r=rate, d=dso))
+            part += pick(" ({p}%)", "（{p}%）", p=extra.collected_pct)
+        money_parts.append(part)
+    if extra.collection_rate is not None and (money_parts or extra.collection_rate < 100):
+        # A second population (everything due so far, not the period's plan): said in words so
+        # "37% of plan" and "100% paid" do not read as a contradiction.
+        money_parts.append(pick("of all that fell due so far, {r}% is paid",
+                                "截至目前到期的款项已收 {r}%", r=extra.collection_rate))
+    if extra.dso is not None:
+        money_parts.append(pick("DSO {d} days", "DSO {d} 天", d=extra.dso))
+    if money_parts:
+        lines.append("💰 " + " · ".join(money_parts))
     if extra.overdue_total:
         parts = []
         for row in extra.overdue_by_owner:

@@ -22,6 +22,9 @@ def help_(ctx: Ctx, args: Args) -> Reply:
             rules = f"help.rules.{family.name}"  # what the usage lines cannot say
             if ctx.t(rules) != rules:
                 lines.append(ctx.t(rules))
+            rules_of_family = family.rules_zh if ctx.zh else family.rules_en
+            if rules_of_family:
+                lines.append(rules_of_family)
             return Reply(text="\n".join(lines), private=True)
     lines = [ctx.pick("**dealbot** — what I can do (/help <command> for details):",
                       "**dealbot** — 可用命令（/帮助 <命令> 查看详情）：")]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from commands import i18n
 from commands.aftersale import digest_lines as aftersale_lines
 from commands.args import Args
-from commands.charts import funnel_chart
+from commands.charts import funnel_chart, funnel_text
 from commands.context import Ctx, UsageError
 from commands.points import digest_lines
 from commands.types import Reply
@@ -15,6 +15,7 @@ from models.errors import DomainError
 from models.permissions import is_manager_of, rank, visible_leads
 from models.reports import Digest, build_digest, period_of
 from models.tables import Lead
+from reminders.timing import waiting_hours
 
 PERIODS = {"today": "today", "day": "today", "daily": "today", "今天": "today", "今日": "today", "日报": "today",
            "week": "week", "weekly": "week", "本周": "week", "周报": "week",
@@ -46,7 +47,10 @@ def report(ctx: Ctx, args: Args) -> Reply:
     digest = build_digest(scope.session, team_id=scope.team.id or 0, config=scope.config, period=period,
                           now=scope.now, lead_filter=lead_filter, member_ids=member_ids)
     reply = digest_reply(digest, locale=ctx.locale, config=scope.config, who=subject.name if subject else None)
-    reply.image = funnel_chart(digest, locale=ctx.locale)
+    audience = scope.actor.name
+    if subject and subject.id != scope.actor.id:
+        audience += f"-{subject.name}"
+    reply.image = funnel_chart(digest, locale=ctx.locale, audience=audience)
     return reply
 
 
@@ -68,24 +72,28 @@ def digest_reply(digest: Digest, *, locale: str, config: TeamConfig, who: str | 
     if period.last_day != period.first_day:
         when += f" – {i18n.day(period.last_day, locale)}"
     lines = [f"📊 **{title}{' · ' + who if who else ''}** · {when}"]
-    waiting = ""
+    # Asked and decided are two populations (a quote asked yesterday may be approved today), so
+    # each number says what it counts rather than one reading as a part of the other.
+    quotes = [pick("{n} asked", "申请 {n}", n=digest.quotes_requested)]
+    decided = digest.quotes_approved + digest.quotes_rejected
+    if decided:
+        outcomes = []
+        if digest.quotes_approved:
+            outcomes.append(pick("{n} approved", "同意 {n}", n=digest.quotes_approved))
+        if digest.quotes_rejected:
+            outcomes.append(pick("{n} rejected", "驳回 {n}", n=digest.quotes_rejected))
+        quotes.append(pick("{d} decided ({o})", "审批 {d}（{o}）", d=decided,
+                           o=pick(", ", "，").join(outcomes)))
     if digest.waiting:
         oldest = digest.waiting[0]
-        waiting = pick(", {n} waiting (oldest Q{q}, {h}h)", "，{n} 个待审批（最久 Q{q}，{h} 小时）",
-                       n=digest.waiting_total, q=oldest.quote.number, h=int(oldest.hours))
-    lines.append(pick("New leads {n} · Follow-ups {f} · Quotes {q} ({a} approved, {r} rejected{w}) · Won {won}",
-                      "新线索 {n} · 跟进 {f} · 报价 {q}（同意 {a}，驳回 {r}{w}）· 赢单 {won}",
-                      n=digest.new_leads, f=digest.followups, q=digest.quotes_requested, a=digest.quotes_approved,
-                      r=digest.quotes_rejected, w=waiting, won=short(digest.won_amount)))
-    funnel = []
-    for index, step in enumerate(digest.funnel):
-        part = f"{step.stage.label(locale)} {step.count}"
-        if step.value:
-            part += f" ({short(step.value)})"
-        if index and step.conversion is not None:
-            part += f" [{step.conversion}%]"
-        funnel.append(part)
-    lines.append(pick("Funnel  ", "漏斗  ") + " → ".join(funnel))
+        quotes.append(pick("{n} waiting (oldest Q{q}, {h} working h)", "待审批 {n}（最久 Q{q}，{h} 个工作小时）",
+                           n=digest.waiting_total, q=oldest.quote.number,
+                           h=waiting_hours(oldest.since, digest.now, config)))
+    lines.append(pick("New leads {n} · Follow-ups {f} · Quotes {q} · Won {won}",
+                      "新线索 {n} · 跟进 {f} · 报价 {q} · 赢单 {won}",
+                      n=digest.new_leads, f=digest.followups, q=pick(", ", "，").join(quotes),
+                      won=short(digest.won_amount)))
+    lines.append(pick("Funnel  ", "漏斗  ") + funnel_text(digest, locale))
     if digest.reps:
         parts = []
         for rep in digest.reps[:10]:

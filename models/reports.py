@@ -6,13 +6,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_
+from sqlalchemy import and_, case, or_
 from sqlmodel import Session, col, func, select
 
 from models.aftersale import AftersaleDigest, aftersale_digest
 from models.config import Stage, TeamConfig
 from models.points import PointsLine, ranking
-from models.tables import ApprovalStep, FollowUp, Lead, Member, Quote
+from models.tables import ApprovalStep, AuditEvent, FollowUp, Lead, Member, Quote
 from models.targets import progress
 
 
@@ -51,12 +51,17 @@ class RepLine:
     month_won: int = 0  # won in the target's month: what the target is measured against, whatever the period
 
 
+WON_STEP = Stage(key="won", zh="赢单", en="Won")
+
+
 @dataclass
 class FunnelStep:
+    """Leads that reached at least this stage (or, last, were won), and the percent of those that
+    reached the step before that went on to this one; None where the step before had none."""
+
     stage: Stage
     count: int
-    value: int
-    conversion: int | None  # percent of leads that reached the previous stage and went on to this one
+    conversion: int | None
 
 
 @dataclass
@@ -70,16 +75,17 @@ class LateLead:
 class WaitingApproval:
     quote: Quote
     role: str
-    hours: float
+    since: datetime  # when its step began to wait; worded in working hours (reminders/timing.py)
 
 
 @dataclass
 class Digest:
     period: Period
+    now: datetime  # the one moment every "late" and "waiting" figure is measured at
     new_leads: int = 0
     followups: int = 0
-    quotes_requested: int = 0
-    quotes_approved: int = 0
+    quotes_requested: int = 0  # asked for in the period
+    quotes_approved: int = 0  # decided in the period, whenever asked for
     quotes_rejected: int = 0
     won_count: int = 0
     won_amount: int = 0
@@ -98,29 +104,44 @@ class Digest:
 
 def build_digest(session: Session, *, team_id: int, config: TeamConfig, period: Period, now: datetime,
                  lead_filter: Any = None, member_ids: list[int] | None = None, top: int = 5) -> Digest:
-    """Everything the digest shows; `lead_filter` narrows it to what a person may see or one rep."""
+    """Everything the digest shows; `lead_filter` narrows it to what a person may see or one rep.
+
+    Activity (new leads, follow-ups, quotes asked) counts by who did it, so a rep's own report and
+    the rep's line in the team's digest agree after leads change hands; with `member_ids` it
+    counts only what those members did. Won deals count for their owner at the close.
+    """
     today = now.astimezone(config.tz).date()
     scope_leads = [Lead.team_id == team_id] + ([lead_filter] if lead_filter is not None else [])
-    digest = Digest(period=period)
+    digest = Digest(period=period, now=now)
     members = {m.id: m for m in session.exec(select(Member).where(Member.team_id == team_id))}
 
     def in_period(column: Any) -> Any:
         return and_(column >= period.start, column < period.end)
 
-    new_by_owner = dict(session.exec(select(Lead.owner_id, func.count()).where(*scope_leads, in_period(Lead.created_at))
-                                     .group_by(col(Lead.owner_id))).all())
+    creator = func.coalesce(Lead.created_by_id, Lead.owner_id)
+    new_leads = (select(creator, func.count())
+                 .where(Lead.team_id == team_id, in_period(Lead.created_at)))
+    if member_ids is not None:
+        new_leads = new_leads.where(creator.in_(member_ids))
+    elif lead_filter is not None:
+        new_leads = new_leads.where(lead_filter)
+    new_by_owner = dict(session.exec(new_leads.group_by(creator)).all())
     digest.new_leads = sum(new_by_owner.values())
     # Rows carry their team: the period is read through the (team, time) indexes, and the leads
     # are consulted only when the digest is narrowed to some of them.
     followups = (select(FollowUp.author_id, func.count())
                  .where(FollowUp.team_id == team_id, in_period(FollowUp.created_at)))
-    if lead_filter is not None:
+    if member_ids is not None:
+        followups = followups.where(col(FollowUp.author_id).in_(member_ids))
+    elif lead_filter is not None:
         followups = followups.join(Lead, col(Lead.id) == FollowUp.lead_id).where(*scope_leads)
     followups_by_author = dict(session.exec(followups.group_by(col(FollowUp.author_id))).all())
     digest.followups = sum(followups_by_author.values())
 
     quote_scope = [Quote.team_id == team_id]
-    if lead_filter is not None:
+    if member_ids is not None:
+        quote_scope.append(col(Quote.requester_id).in_(member_ids))
+    elif lead_filter is not None:
         quote_scope.append(col(Quote.lead_id).in_(select(Lead.id).where(*scope_leads)))
     digest.quotes_requested = int(session.exec(select(func.count()).select_from(Quote)
                                                .where(*quote_scope, in_period(Quote.created_at))).one())
@@ -152,7 +173,7 @@ def build_digest(session: Session, *, team_id: int, config: TeamConfig, period: 
 
     digest.funnel = _funnel(session, scope_leads, config)
     _late_lists(session, digest, scope_leads, config, now, today, members, top)
-    _waiting(session, digest, quote_scope, now, top)
+    _waiting(session, digest, quote_scope, top)
     digest.aftersale = aftersale_digest(session, team_id=team_id, config=config, period=period,
                                         today=today, lead_filter=and_(*scope_leads), top=top)
     if period.kind == "week":  # the weekly digest ranks process points (models/points.py)
@@ -162,26 +183,54 @@ def build_digest(session: Session, *, team_id: int, config: TeamConfig, period: 
 
 
 def _funnel(session: Session, scope_leads: list[Any], config: TeamConfig) -> list[FunnelStep]:
-    rows = session.exec(select(Lead.stage, Lead.status, func.count(), func.coalesce(func.sum(Lead.value), 0))
-                        .where(*scope_leads).group_by(col(Lead.stage), col(Lead.status))).all()
-    last = len(config.stages) - 1
-    reached = [0] * len(config.stages)
-    open_count = [0] * len(config.stages)
-    open_value = [0] * len(config.stages)
-    for stage_key, status, count, value in rows:
-        index = last if status == "won" else config.stage_index(stage_key)
-        for i in range(index + 1):
-            reached[i] += int(count)
-        if status == "open":
-            open_count[index] += int(count)
-            open_value[index] += int(value)
-    funnel = []
-    for index, stage in enumerate(config.stages):
-        conversion = None
-        if index and reached[index - 1]:
-            conversion = round(reached[index] * 100 / reached[index - 1])
-        funnel.append(FunnelStep(stage=stage, count=open_count[index], value=open_value[index], conversion=conversion))
+    """How many of the leads in scope reached at least each stage, then how many were won.
+
+    A lead reached its current stage and every stage it was ever in (its stage history), so a
+    lead moved back still counts where it had been; a won deal counts as having passed every stage.
+    """
+    stages = config.stages
+    index_of = {stage.key: index for index, stage in enumerate(stages)}
+    furthest = dict.fromkeys(range(len(stages)), 0)  # leads whose furthest stage is this one
+    won = 0
+    rows = session.exec(select(Lead.stage, Lead.status, func.count()).where(*scope_leads)
+                        .group_by(col(Lead.stage), col(Lead.status))).all()
+    for stage_key, status, count in rows:
+        if status == "won":
+            won += int(count)
+            furthest[len(stages) - 1] += int(count)
+        else:
+            furthest[index_of.get(stage_key, 0)] += int(count)
+    # Only a move back leaves a lead short of where it had been: those few leads are looked up in
+    # the stage history and counted at the furthest stage they left.
+    before, after = AuditEvent.before["stage"].as_string(), AuditEvent.after["stage"].as_string()
+    rank_before = case(index_of, value=before, else_=-1)
+    rank_after = case(index_of, value=after, else_=-1)
+    moved_back = session.exec(
+        select(Lead.stage, func.max(rank_before))
+        .join(AuditEvent, and_(AuditEvent.team_id == Lead.team_id, AuditEvent.entity == "lead",
+                               AuditEvent.entity_id == Lead.id))
+        .where(*scope_leads, Lead.status != "won", AuditEvent.action == "stage",
+               rank_before > rank_after)
+        .group_by(col(Lead.id), col(Lead.stage))).all()
+    for stage_key, been in moved_back:
+        now_at = index_of.get(stage_key, 0)
+        if been is not None and int(been) > now_at:
+            furthest[now_at] -= 1
+            furthest[int(been)] += 1
+    funnel: list[FunnelStep] = []
+    reached = sum(furthest.values())
+    for index, stage in enumerate(stages):
+        previous = funnel[-1].count if funnel else None
+        funnel.append(FunnelStep(stage=stage, count=reached,
+                                 conversion=_percent(reached, previous)))
+        reached -= furthest[index]
+    funnel.append(FunnelStep(stage=WON_STEP, count=won, conversion=_percent(won, funnel[-1].count)))
     return funnel
+
+
+def _percent(part: int, whole: int | None) -> int | None:
+    """Whole percent, halves up (as every percentage the digest shows); None of nothing."""
+    return (part * 200 + whole) // (whole * 2) if whole else None
 
 
 def stuck_condition(config: TeamConfig, now: datetime) -> Any:
@@ -214,7 +263,7 @@ def _late_lists(session: Session, digest: Digest, scope_leads: list[Any], config
                                              .order_by(col(Lead.stage_changed_at), col(Lead.number)).limit(top))]
 
 
-def _waiting(session: Session, digest: Digest, quote_scope: list[Any], now: datetime, top: int) -> None:
+def _waiting(session: Session, digest: Digest, quote_scope: list[Any], top: int) -> None:
     waiting = [*quote_scope, Quote.status == "pending", ApprovalStep.status == "waiting"]
     digest.waiting_total = int(session.exec(
         select(func.count()).select_from(Quote).join(ApprovalStep, col(ApprovalStep.quote_id) == Quote.id)
@@ -222,5 +271,5 @@ def _waiting(session: Session, digest: Digest, quote_scope: list[Any], now: date
     rows = session.exec(select(Quote, ApprovalStep).join(ApprovalStep, col(ApprovalStep.quote_id) == Quote.id)
                         .where(*waiting).order_by(col(ApprovalStep.waiting_since)).limit(top)).all()
     digest.waiting = [WaitingApproval(quote=quote, role=step.role,
-                                      hours=(now - step.waiting_since).total_seconds() / 3600 if step.waiting_since else 0)
+                                      since=step.waiting_since or digest.now)
                       for quote, step in rows]

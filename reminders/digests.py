@@ -46,12 +46,19 @@ def latest_moments(config: TeamConfig, now: datetime) -> dict[str, tuple[datetim
     }
 
 
+def folded_into_weekly(kind: str, period: Period, config: TeamConfig) -> bool:
+    """With quiet weekends, Saturday's and Sunday's daily digests are not sent: Monday's weekly
+    digest covers those days, so the team gets one message that morning rather than three."""
+    return kind == "daily" and config.quiet_weekends and period.first_day.weekday() >= 5
+
+
 def due_digests(team: Team, now: datetime) -> list[str]:
     """Digests whose latest moment has passed for this team; writing one twice is a no-op, so a
     catch-up run sends what a stopped worker missed, once. A team created after that moment is not
     sent a digest of the time before it existed."""
     config = TeamConfig.model_validate(team.config or {})
-    return [kind for kind, (moment, _period) in latest_moments(config, now).items() if moment >= team.created_at]
+    return [kind for kind, (moment, period) in latest_moments(config, now).items()
+            if moment >= team.created_at and not folded_into_weekly(kind, period, config)]
 
 
 def write_digest(session: Session, team: Team, now: datetime, kind: str) -> bool:
@@ -64,9 +71,11 @@ def write_digest(session: Session, team: Team, now: datetime, kind: str) -> bool
         return False
     locale = locale_of(team)
     _moment, period = latest_moments(config, now)[kind]
+    if folded_into_weekly(kind, period, config):
+        return False
     digest = build_digest(session, team_id=team.id or 0, config=config, period=period, now=now)
     reply = digest_reply(digest, locale=locale, config=config)
-    reply.image = funnel_chart(digest, locale=locale)
+    reply.image = funnel_chart(digest, locale=locale, audience="team")
     return outbox.enqueue(session, team=team, kind=f"digest-{kind}", channel=channel,
                           dedupe_key=f"digest-{kind}:{team.id}:{period.first_day}",
                           payload=reply.model_dump(mode="json"), now=now)

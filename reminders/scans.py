@@ -25,7 +25,7 @@ from models.quotes import asked_for, settle_lead, settled_now
 from models.tables import ApprovalStep, Lead, Member, Nudge, Quote, Team
 from models.teams import locale_of, managers_of
 from reminders import aftersale as aftersale_reminders  # a module import: it imports this one too
-from reminders.timing import next_working_moment, working_hours_between
+from reminders.timing import next_working_moment, waiting_hours, working_hours_between
 
 MAX_BUTTONS = 6
 MAX_LINES = 15
@@ -355,8 +355,9 @@ def _approvers(scan: Scan, quote: Quote, role: str) -> list[teamwork.Asked]:
 
 def _approval_line(scan: Scan, key: str, quote: Quote, lead: Lead | None, since: datetime,
                    asked: teamwork.Asked) -> Line:
-    hours = int(working_hours_between(since, scan.delivered_at(asked.member), scan.config))
-    text = scan.pick("Q{q} · {name} · {amount} · by {who} — waiting {h}h", "Q{q} · {name} · {amount} · 申请人 {who} — 已等待 {h} 小时",
+    hours = waiting_hours(since, scan.delivered_at(asked.member), scan.config)
+    text = scan.pick("Q{q} · {name} · {amount} · by {who} — waiting {h} working h",
+                     "Q{q} · {name} · {amount} · 申请人 {who} — 已等待 {h} 个工作小时",
                      q=quote.number, name=lead.name if lead else "-", amount=scan.money(quote.amount),
                      who=scan.name(quote.requester_id), h=hours)
     if asked.delegated:
@@ -382,7 +383,7 @@ def waiting_approvals(scan: Scan) -> None:
         if since is None or working_hours_between(since, scan.now, scan.config) < limit:
             continue
         lead = scan.session.get(Lead, quote.lead_id)
-        hours = int(working_hours_between(step.waiting_since or scan.now, scan.now, scan.config))
+        hours = waiting_hours(step.waiting_since or scan.now, scan.now, scan.config)
         if step.escalations == 0:
             recipients, kind = asked_for(scan.session, quote, step, scan.today), "approval-wait"
         else:

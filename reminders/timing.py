@@ -65,3 +65,9 @@ def working_hours_between(start: datetime, end: datetime, config: TeamConfig) ->
             total += piece
         cursor += piece
     return total.total_seconds() / 3600
+
+
+def waiting_hours(since: datetime, now: datetime, config: TeamConfig) -> int:
+    """How long something has waited for a person, as everything the bot says it: whole working
+    hours (the team's quiet hours and quiet weekends do not count)."""
+    return int(working_hours_between(since, now, config))

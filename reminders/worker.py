@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -97,23 +97,24 @@ class Worker:
                 except Exception:
                     log.exception("the job observer failed")
 
-    def scan_team(self, team_id: int) -> ScanReport:
+    def scan_team(self, team_id: int, now: datetime | None = None) -> ScanReport:
+        now = now or self.clock.now()
         with self._observed("scan", team_id), unit_of_work(self.engine) as session:
             team = session.get(Team, team_id)
             if team is None:
                 return ScanReport()
             # Leads get a care plan when won; once per process, plan any won some other way.
             if team_id not in self._customers_planned:
-                plan_new_customers(session, team_id=team_id, now=self.clock.now(),
+                plan_new_customers(session, team_id=team_id, now=now,
                                    config=TeamConfig.model_validate(team.config or {}))
-            report = run_scans(session, team, self.clock.now())
+            report = run_scans(session, team, now)
         self._customers_planned.add(team_id)
         return report
 
-    def digest_team(self, team_id: int, kind: str) -> bool:
+    def digest_team(self, team_id: int, kind: str, now: datetime | None = None) -> bool:
         with self._observed(kind, team_id), unit_of_work(self.engine) as session:
             team = session.get(Team, team_id)
-            return bool(team) and write_digest(session, team, self.clock.now(), kind)
+            return bool(team) and write_digest(session, team, now or self.clock.now(), kind)
 
     async def run_once(self) -> WorkerReport:
         """Everything due at the clock's moment, once: commands whose server died, scans, due
@@ -123,12 +124,12 @@ class Worker:
             report.recovered = await self.inbox.recover_once()
         now = self.clock.now()
         for team_id in self.team_ids():
-            report.scans.add(self.scan_team(team_id))
+            report.scans.add(self.scan_team(team_id, now))
             with unit_of_work(self.engine) as session:
                 team = session.get(Team, team_id)
                 kinds = due_digests(team, now) if team else []
-            for kind in kinds:
-                report.digests += int(self.digest_team(team_id, kind))
+            for kind in kinds:  # measured at the run's moment, as its scans were
+                report.digests += int(self.digest_team(team_id, kind, now))
         report.delivery = await self.delivery.run_once()
         return report
 

@@ -85,7 +85,8 @@ def test_the_daily_digest_and_report_today(books: Chat) -> None:
     # of it paid 170k: 68%. Unpaid 80k over the day's 200k signed × 1 day: DSO 0.4 → 0.
     assert (
         money_lines(chat.say("[erin] /report today"))["💰"]
-        == "💰 Collected today $100,000 / plan $100,000 (100%) · collection rate 68% · DSO 0 days"
+        == "💰 Collected today $100,000 / plan $100,000 (100%)"
+        " · of all that fell due so far, 68% is paid · DSO 0 days"
     )
 
     run_worker(chat)
@@ -95,7 +96,8 @@ def test_the_daily_digest_and_report_today(books: Chat) -> None:
     # Friday: alice paid 20k of C1 #2's 50k due today. Due so far 300k, paid 190k: 63%. Nothing
     # signed: no DSO.
     assert (
-        got["💰"] == "💰 Collected today $20,000 / plan $50,000 (40%) · collection rate 63% · DSO -"
+        got["💰"] == "💰 Collected today $20,000 / plan $50,000 (40%)"
+        " · of all that fell due so far, 63% is paid"
     )
     # Overdue on Friday (C1 #2 is due today, not late): C2's three instalments, 104, 68 and 38
     # days late.
@@ -117,7 +119,9 @@ def test_the_weekly_digest_a_reps_report_and_chinese(books: Chat) -> None:
     asked = money_lines(chat.say("[erin] /report week"))
     # carol's own week: her 10k against nothing due this week; of her 90k due, 10k paid (11%).
     carol = money_lines(chat.say("[carol] /report week"))
-    assert carol["💰"] == "💰 Collected this week $10,000 / plan $0 · collection rate 11% · DSO -"
+    assert carol["💰"] == (
+        "💰 Collected this week $10,000 / plan $0 · of all that fell due so far, 11% is paid"
+    )
     assert (
         carol["💸"]
         == "💸 Overdue receivables $80,000: carol $80,000 (31–60 $30,000, 61–90 $30,000, "
@@ -133,7 +137,8 @@ def test_the_weekly_digest_a_reps_report_and_chinese(books: Chat) -> None:
     # Due by Sunday 300k, paid 190k: 63%. Unpaid 110k over 200k signed in 7 days: DSO 3.85 → 4.
     assert (
         got["💰"]
-        == "💰 Collected this week $180,000 / plan $150,000 (120%) · collection rate 63% · "
+        == "💰 Collected this week $180,000 / plan $150,000 (120%)"
+        " · of all that fell due so far, 63% is paid · "
         "DSO 4 days"
     )
     # Monday: C1 #2's remaining 30k is now 3 days late.
@@ -150,7 +155,9 @@ def test_the_weekly_digest_a_reps_report_and_chinese(books: Chat) -> None:
     # November: 180k collected against C1's 100k and C4 #1's 100k due (90%); still 63% of all due
     # paid; 110k unpaid over 200k signed in the month × 30 days: DSO 16.5 → 17 (halves round up).
     # The team kept its currency.
-    assert zh["💰"] == "💰 本月回款 US$180,000 / 计划 US$200,000 (90%) · 回款率 63% · DSO 17 天"
+    assert zh["💰"] == (
+        "💰 本月回款 US$180,000 / 计划 US$200,000（90%） · 截至目前到期的款项已收 63% · DSO 17 天"
+    )
     assert zh["💸"].startswith(
         "💸 逾期应收 US$110,000：carol US$80,000（31–60 US$30,000、61–90 US$30,000、90+ US$20,000）"
     )

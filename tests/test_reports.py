@@ -40,23 +40,28 @@ def test_today_week_and_month_for_the_manager(team: Chat, clock: FixedClock) -> 
     two_days(team, clock)
     today = team.say("[bob] /report")
     assert "Sales daily · Fri 27 Nov" in today
-    assert "New leads 2 · Follow-ups 2 · Quotes 1 (0 approved, 0 rejected, 1 waiting (oldest Q4, 0h)) · Won $0" in today
-    # reached: L1 (won: every stage), L4 (Contacted), L2, L3, L5 (Lead) → 5, 2, 1, 1, 1, 1
-    assert ("Funnel  Lead 2 ($250K) → Contacted 1 ($40K) [40%] → Qualified 0 [50%] → Proposal 0 [100%]"
-            " → Contract 0 [100%] → Delivery 0 [100%]") in today
+    assert ("New leads 2 · Follow-ups 2 · Quotes 1 asked, 1 waiting (oldest Q4, 0 working h)"
+            " · Won $0") in today
+    # reached at least: L1 (won: every stage), L4 (Contacted), L2, L3, L5 (Lead):
+    # 5, 2, 1, 1, 1, 1; won 1
+    assert ("Funnel  Lead 5 → Contacted 2 (40%) → Qualified 1 (50%) → Proposal 1 (100%)"
+            " → Contract 1 (100%) → Delivery 1 (100%) → Won 1 (100%)") in today
     assert ("By rep  carol 1 follow-up · $0 won · month $0 / $500K (0%) | dan 1 follow-up · $0 won"
             " | alice 0 follow-ups · $0 won · month $80K / $200K (40%)") in today
     assert "Overdue" not in today and "Stuck" not in today  # L3 is due today, not overdue
 
     week = team.say("[bob] /report week")
     assert "Sales weekly · Mon 23 Nov – Sun 29 Nov" in week
-    assert "New leads 5 · Follow-ups 4 · Quotes 4 (2 approved, 1 rejected, 1 waiting (oldest Q4, 0h)) · Won $80K" in week
+    assert ("New leads 5 · Follow-ups 4 · Quotes 4 asked,"
+            " 3 decided (2 approved, 1 rejected),"
+            " 1 waiting (oldest Q4, 0 working h) · Won $80K") in week
     assert ("By rep  alice 1 follow-up · $80K won · month $80K / $200K (40%)"
             " | carol 2 follow-ups · $0 won · month $0 / $500K (0%) | dan 1 follow-up · $0 won") in week
 
     month = team.say("[bob] /report month")
     assert "Sales monthly · Sun 1 Nov – Mon 30 Nov" in month
-    assert "New leads 5 · Follow-ups 4 · Quotes 4 (2 approved, 1 rejected, 1 waiting" in month
+    assert ("New leads 5 · Follow-ups 4 · Quotes 4 asked, 3 decided (2 approved, 1 rejected),"
+            " 1 waiting") in month
     assert ("By rep  alice 1 follow-up · $80K won / $200K (40%) | carol 2 follow-ups · $0 won / $500K (0%)"
             " | dan 1 follow-up · $0 won") in month
     assert "Sales weekly" in team.say("[bob] /周报") and "“yearly” is not one of" in team.say("[bob] /report yearly")
@@ -65,16 +70,20 @@ def test_today_week_and_month_for_the_manager(team: Chat, clock: FixedClock) -> 
 def test_a_rep_sees_only_their_own_numbers_and_a_manager_may_pick_a_rep(team: Chat, clock: FixedClock) -> None:
     two_days(team, clock)
     alice = team.say("/report week")
-    assert "New leads 2 · Follow-ups 1 · Quotes 2 (1 approved, 0 rejected, 1 waiting (oldest Q4, 0h)) · Won $80K" in alice
-    assert "Funnel  Lead 1 ($50K) → Contacted 0 [50%] → Qualified 0 [100%]" in alice
+    assert ("New leads 2 · Follow-ups 1 · Quotes 2 asked, 1 decided (1 approved),"
+            " 1 waiting (oldest Q4, 0 working h)"
+            " · Won $80K") in alice
+    assert "Funnel  Lead 2 → Contacted 1 (50%) → Qualified 1 (100%)" in alice
     assert "By rep  alice 1 follow-up · $80K won · month $80K / $200K (40%)" in alice
     assert "carol" not in alice and "dan" not in alice
     assert "Only a manager can see someone else's report." in team.say("/report @carol")
 
     carol = team.say("[bob] /report week @carol")
     assert "Sales weekly · carol · Mon 23 Nov – Sun 29 Nov" in carol
-    assert "New leads 2 · Follow-ups 2 · Quotes 2 (1 approved, 1 rejected) · Won $0" in carol
-    assert "Funnel  Lead 1 ($200K) → Contacted 0 [0%] → Qualified 0 → Proposal 0" in carol
+    assert ("New leads 2 · Follow-ups 2 · Quotes 2 asked, 2 decided (1 approved, 1 rejected)"
+            " · Won $0") in carol
+    # L5 was lost in Lead
+    assert "Funnel  Lead 2 → Contacted 0 (0%) → Qualified 0 → Proposal 0" in carol
     assert "By rep  carol 2 follow-ups · $0 won · month $0 / $500K (0%)" in carol
     assert "alice" not in carol and "Q4" not in carol
 
@@ -84,7 +93,9 @@ def test_overdue_stuck_and_waiting_lists_follow_the_clock(team: Chat, clock: Fix
     clock.advance(days=3)  # Monday 30 Nov
     monday = team.say("[bob] /report")
     assert "Sales daily · Mon 30 Nov" in monday
-    assert "New leads 0 · Follow-ups 0 · Quotes 0 (0 approved, 0 rejected, 1 waiting (oldest Q4, 72h)) · Won $0" in monday
+    # Q4 has waited since Fri 09:00: 11 + 11.5 + 11.5 + 0.5 working hours (quiet 20:00–08:30)
+    assert ("New leads 0 · Follow-ups 0 · Quotes 0 asked, 1 waiting (oldest Q4, 34 working h)"
+            " · Won $0") in monday
     assert "⚠️ Overdue follow-ups 2: L3 C1 (carol, 3d) · L4 D1 (dan, 2d)" in monday
     assert "Stuck" not in monday  # nothing has sat in a stage for 7 days yet
     assert "By rep  alice 0 follow-ups · $0 won · month $80K / $200K (40%) | carol 0 follow-ups" in monday
@@ -96,7 +107,7 @@ def test_overdue_stuck_and_waiting_lists_follow_the_clock(team: Chat, clock: Fix
 
     clock.advance(days=4)  # Friday 4 Dec
     friday = team.say("[bob] /report")
-    assert "1 waiting (oldest Q4, 168h)" in friday
+    assert "1 waiting (oldest Q4, 80 working h)" in friday  # 34.5 + 11 + 3 × 11.5 + 0.5
     assert "Overdue follow-ups 2: L3 C1 (carol, 7d) · L4 D1 (dan, 6d)" in friday
     assert "🐢 Stuck 3: L2 A2 in Lead 8d (alice) · L3 C1 in Lead 8d (carol) · L4 D1 in Contacted 7d (dan)" in friday
     assert "By rep" not in friday  # nothing done today and no December targets

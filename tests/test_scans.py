@@ -194,7 +194,7 @@ def test_a_waiting_approval_reminds_the_approver_then_escalates_to_admins_on_the
     run_worker(chat)
     run_worker(chat)
     [reminder] = pushed(chat, "bob", WAITING)
-    assert "Q1 · Acme Trading · $80,000 · by alice — waiting 4h" in reminder
+    assert "Q1 · Acme Trading · $80,000 · by alice — waiting 4 working h" in reminder
     assert "[Approve Q1 → /quote approve Q1]" in reminder and "[Reject Q1 → /quote reject Q1]" in reminder
     assert pushed(chat, "erin", ESCALATED) == []
 
@@ -204,7 +204,7 @@ def test_a_waiting_approval_reminds_the_approver_then_escalates_to_admins_on_the
     clock.set(at(2026, 11, 26, 17, 2))  # as long again: the next level up, the admins
     run_worker(chat)
     [escalated] = pushed(chat, "erin", ESCALATED)
-    assert "Q1 · Acme Trading · $80,000 · by alice — waiting 8h" in escalated
+    assert "Q1 · Acme Trading · $80,000 · by alice — waiting 8 working h" in escalated
     assert pushed(chat, "alice", ESCALATED) == []  # alice is a rep (and the requester)
 
     clock.set(at(2026, 11, 30))  # nobody above the admins: no more pushes
@@ -232,7 +232,7 @@ def test_approval_wait_counts_working_hours_only(team: Chat) -> None:
     assert pushed(chat, "bob", WAITING) == []
     clock.set(at(2026, 11, 27, 10, 31))
     run_worker(chat)
-    assert "waiting 4h" in pushed(chat, "bob", WAITING)[0]
+    assert "waiting 4 working h" in pushed(chat, "bob", WAITING)[0]
 
 
 # --- pool return --------------------------------------------------------------------------------

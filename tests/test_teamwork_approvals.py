@@ -204,12 +204,12 @@ def test_reminders_and_escalations_go_to_delegates(team: Chat) -> None:
     clock.set(datetime(2026, 11, 26, 13, 1, tzinfo=SH))
     run_worker(chat)
     [reminder] = [p for p in chat.pushes("dan") if "Approvals waiting for you" in p]
-    assert "Q1 · Acme Trading · $80,000 · by alice — waiting 4h — for bob" in reminder
+    assert "Q1 · Acme Trading · $80,000 · by alice — waiting 4 working h — for bob" in reminder
     assert [p for p in chat.pushes("bob") if "Approvals waiting" in p] == []
     clock.set(datetime(2026, 11, 26, 17, 2, tzinfo=SH))
     run_worker(chat)
     [escalated] = [p for p in chat.pushes("carol") if "Approvals escalated to you" in p]
-    assert "waiting 8h — for erin" in escalated
+    assert "waiting 8 working h — for erin" in escalated
     assert chat.say("[carol] /quote approve Q1") == \
         "✅ Q1 approved by carol as erin's delegate · 17:02"
 

@@ -71,8 +71,8 @@ def test_a_chinese_team_end_to_end(zh: Chat) -> None:
 
     daily = zh.say("/日报")
     assert "📊 销售日报 · 11月26日（周四）" in daily
-    assert "新线索 1 · 跟进 1 · 报价 2（同意 1，驳回 1）· 赢单 ¥0" in daily
-    assert "漏斗  线索 1 (¥12.5万)" in daily and "李四" not in daily
+    assert "新线索 1 · 跟进 1 · 报价 申请 2，审批 2（同意 1，驳回 1） · 赢单 ¥0" in daily
+    assert "漏斗  线索 1 → 初步沟通 0（0%） → 需求挖掘 0" in daily and "李四" not in daily
     weekly = zh.say("[李经理] /周报")
     assert "📊 销售周报 · 11月23日（周一） – 11月29日（周日）" in weekly and "按成员  张三 跟进 1" in weekly
 
