@@ -131,10 +131,15 @@ class Ctx:
             raise UsageError("usage.bad_amount", text=text)
         return int((value * 100).to_integral_value())
 
-    def percent_bp(self, text: str) -> int:
+    def percent_bp(self, text: str, *, key: str | None = None) -> int:
         value = parse_percent(text)
         if value is None:
             raise UsageError("usage.bad_percent", text=text)
+        if 0 < value < 1 and text.strip().replace(" ", "") == str(value):
+            # 0.2 may mean 20 % (a fraction) or 0.2 %: ask rather than guess.
+            raise UsageError("usage.ambiguous_percent", text=text,
+                             key=key or self.pick("discount", "折扣"),
+                             whole=f"{(value * 100).normalize():f}")
         return int((value * 100).to_integral_value())
 
     def date(self, text: str) -> date:

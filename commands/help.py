@@ -25,6 +25,9 @@ def help_(ctx: Ctx, args: Args) -> Reply:
     for family in FAMILIES:
         word = family.words[1] if ctx.zh and len(family.words) > 1 else family.name
         lines.append(f"· /{word} — {family.summary_zh if ctx.zh else family.summary_en}")
-    lines.append(ctx.pick("Dates: tomorrow, fri, next mon, +3d, 12/1. Amounts: 120k, 12万, ¥120,000.",
-                          "日期：明天、周五、下周一、3天后、12/1。金额：120k、12万、¥120,000。"))
+    lines.append(ctx.pick("Dates: tomorrow, fri, next mon, +3d, 12/1; next week = next Monday. "
+                          "Amounts: 120k, 1.2m, 120,000. Discounts: 5%, 8折 (= 20% off).",
+                          "日期：明天、周五、下周一、下下周一、3天后、12/1；下周 = 下周一。"
+                          "金额：120k、12万、12万5、三百万、1.5亿。"
+                          "折扣：5%、百分之五、8折（即优惠 20%）。"))
     return Reply(text="\n".join(lines), private=True)

@@ -32,6 +32,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "“{text}” is not a percentage between 0 and 100, like 5%.",
         "zh": "“{text}”不是 0 到 100 之间的百分比，例如 5%。",
     },
+    "usage.ambiguous_percent": {
+        "en": "“{text}” could be {whole}% or {text}%. Write {key}={whole}% or {key}={text}%.",
+        "zh": "“{text}”是 {whole}% 还是 {text}%？请写成 {key}={whole}% 或 {key}={text}%。",
+    },
     "usage.bad_date": {
         "en": "“{text}” is not a date I understand. Try tomorrow, fri, next mon, +3d, 12/1 or 2026-12-01.",
         "zh": "无法识别日期“{text}”。可以写：明天、后天、周五、下周一、3天后、12/1、2026-12-01。",

@@ -1,0 +1,71 @@
+"""Commands typed the way people type them: Chinese punctuation, words spread over spaces, amounts,
+discounts and dates in Chinese, half-remembered stage names and verbs. The fixture clock says
+Thursday 26 Nov 2026, 09:00 in Shanghai."""
+
+from __future__ import annotations
+
+from tests.chat import Chat
+
+
+def test_full_width_colon_and_comma_separate_options(chat: Chat) -> None:
+    added = chat.say("/线索 新建 字节跳动 电话：13600001234")
+    assert "L1 字节跳动" in added and "电话" not in added.split("\n")[0].split("字节跳动")[1][:3]
+    assert "13600001234" in chat.say("/线索 查看 L1")
+    duplicate = chat.say("[李四] /线索 新建 字节 电话：136-0000-1234")
+    assert "撞单" in duplicate and "L1 字节跳动" in duplicate
+
+    added = chat.say("/线索 新建 华为 预计=5万 ，来源=朋友")
+    assert "L2 华为 ·" in added and "¥50,000" in added
+    card = chat.say("/线索 查看 L2")
+    assert "朋友" in card and "，来源" not in card
+    added = chat.say("/线索 新建 小米 预计=8万，来源=展会，联系人=雷总")
+    card = chat.say("/线索 查看 L3")
+    assert "L3 小米 ·" in added and "展会" in card and "雷总" in card and "¥80,000" in card
+
+
+def test_a_comma_or_colon_inside_a_note_stays_part_of_it(chat: Chat) -> None:
+    chat.say("/线索 新建 华为")
+    chat.say("/跟进 L1 客户说：预算不够，下周再谈 下次=明天")
+    assert "客户说：预算不够，下周再谈" in chat.say("/线索 查看 L1")
+
+
+def test_a_date_typed_in_several_words(chat: Chat) -> None:
+    chat.say("/team config locale=en")
+    chat.say("/lead add Acme")
+    assert "Next: Mon 30 Nov." in chat.say("/follow L1 intro call next=next mon")
+    assert "Next: Mon 30 Nov." in chat.say("/follow L1 sent the deck next=next week")
+    card = chat.say("/lead show L1")
+    assert "intro call" in card and "sent the deck" in card
+
+
+def test_chinese_dates_people_write(chat: Chat) -> None:
+    chat.say("/线索 新建 华为")
+    assert "下次跟进：12月2日（周三）" in chat.say("/跟进 L1 电话沟通 下次=下周 三")
+    assert "下次跟进：12月7日（周一）" in chat.say("/跟进 L1 发了方案 下次=下下周一")
+    assert "下次跟进：11月30日（周一）" in chat.say("/跟进 L1 再约 下次=下周")
+    assert "下周 = 下周一" in chat.say("/帮助")
+
+
+def test_chinese_amounts_people_write(chat: Chat) -> None:
+    for typed, shown in (
+        ("12万5", "¥125,000"),
+        ("三万", "¥30,000"),
+        ("三百万", "¥3,000,000"),
+        ("1.5亿", "¥150,000,000"),
+    ):
+        assert f"预计 {shown}" in chat.say(f"/线索 新建 客户{typed} 预计={typed}"), typed
+
+
+def test_chinese_discounts_and_an_ambiguous_fraction(chat: Chat) -> None:
+    chat.say("/线索 新建 华为")
+    assert "折扣 20%" in chat.say("/报价 L1 3万 折扣=8折")
+    assert "折扣 10%" in chat.say("/报价 L1 3万 折扣=百分之十")
+    before = chat.snapshot()
+    asked = chat.say("/报价 L1 3万 折扣=0.2")
+    assert "❓" in asked and "20%" in asked and "0.2%" in asked
+    assert chat.snapshot() == before
+    chat.say("/team config locale=en")
+    before = chat.snapshot()
+    asked = chat.say("/quote L1 30k discount=0.2")
+    assert "❓" in asked and "discount=20%" in asked and "discount=0.2%" in asked
+    assert chat.snapshot() == before
