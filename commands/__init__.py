@@ -184,6 +184,15 @@ def find_family(word: str) -> Family | None:
     return None
 
 
+def closest_family(word: str) -> Family | None:
+    """The family a mistyped command word most likely meant (`leed` → lead), if any is close."""
+    import difflib
+
+    spellings = {spelling: family for family in FAMILIES for spelling in family.words}
+    found = difflib.get_close_matches(word.lstrip("/").casefold(), spellings, n=1, cutoff=0.6)
+    return spellings[found[0]] if found else None
+
+
 from commands.dispatch import Dispatcher  # noqa: E402  (the dispatcher reads the lists above)
 
-__all__ = ["FAMILIES", "VERBS", "Dispatcher", "find_family"]
+__all__ = ["FAMILIES", "VERBS", "Dispatcher", "closest_family", "find_family"]

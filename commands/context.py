@@ -162,11 +162,18 @@ class Ctx:
         return text
 
     def stage(self, text: str) -> Stage:
+        """A stage by key, name or position, or by the beginning of a name that no other stage
+        shares (`合同` → 合同签订, `prop` → Proposal)."""
         stage = self.scope.config.find_stage(text)
-        if stage is None:
-            names = ", ".join(s.label(self.locale) for s in self.scope.config.stages)
-            raise UsageError("usage.bad_stage", text=text, stages=names)
-        return stage
+        if stage is not None:
+            return stage
+        wanted = text.strip().casefold()
+        starting = [s for s in self.scope.config.stages if wanted and any(
+            name.casefold().startswith(wanted) for name in (s.key, s.zh, s.en))]
+        if len(starting) == 1:
+            return starting[0]
+        names = ", ".join(s.label(self.locale) for s in starting or self.scope.config.stages)
+        raise UsageError("usage.bad_stage", text=text, stages=names)
 
     def is_mention(self, token: str) -> bool:
         return token in self.inv.mentions

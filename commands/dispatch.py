@@ -16,7 +16,7 @@ from datetime import datetime
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from commands import FAMILIES, VERBS, find_family
+from commands import FAMILIES, VERBS, closest_family, find_family
 from commands.args import Args, normalize_line, split, tokenize
 from commands.context import Ctx, UsageError
 from commands.i18n import MESSAGES, translate
@@ -65,6 +65,15 @@ def parse_command(text: str) -> ParsedCommand:
         chosen = next((verb for verb in verbs if verb.name == ""), None)
     args = split(rest, chosen.options) if chosen else Args(words=rest)
     return ParsedCommand(verb=chosen, family=family, args=args, locale=locale)
+
+
+def did_you_mean(ctx: Ctx, word: str) -> str:
+    """` Did you mean /lead?` for a mistyped command word, in the reader's words; else nothing."""
+    family = closest_family(word)
+    if family is None:
+        return ""
+    name = family.words[1] if ctx.zh and len(family.words) > 1 else family.name
+    return ctx.t("usage.did_you_mean", command=f"/{name}")
 
 
 def _remember_where_team_talks(team: Team, channel: str | None, locale: str | None) -> None:
@@ -210,7 +219,7 @@ class Dispatcher:
                     raise UsageError("usage.unknown_sub", word=parsed.args.words[0][:40], family=family)
                 raise UsageError("usage.missing", what=ctx.pick("what to do", "要做的操作"))
             first = parsed.args.words[0] if parsed.args.words else ""
-            raise UsageError("usage.unknown_verb", word=first[:40])
+            raise UsageError("usage.unknown_verb", word=first[:40], hint=did_you_mean(ctx, first))
         reply = parsed.verb.handler(ctx, parsed.args)
         attempt.locale = ctx.locale
         _remember_where_team_talks(team, invocation.channel, parsed.locale)

@@ -22,6 +22,11 @@ def help_(ctx: Ctx, args: Args) -> Reply:
             return Reply(text="\n".join(lines), private=True)
     lines = [ctx.pick("**dealbot** — what I can do (/help <command> for details):",
                       "**dealbot** — 可用命令（/帮助 <命令> 查看详情）：")]
+    if args.words:  # a word that names no command: say so rather than answer as if none was asked
+        from commands.dispatch import did_you_mean
+
+        lines = [ctx.t("usage.unknown_help", word=args.words[0][:40],
+                       hint=did_you_mean(ctx, args.words[0]))]
     for family in FAMILIES:
         word = family.words[1] if ctx.zh and len(family.words) > 1 else family.name
         lines.append(f"· /{word} — {family.summary_zh if ctx.zh else family.summary_en}")

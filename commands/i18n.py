@@ -16,8 +16,13 @@ _BABEL = {"en": "en_US", "zh": "zh_CN"}
 MESSAGES: dict[str, dict[str, str]] = {
     # --- errors of the command line itself ---------------------------------------------------
     "usage.unknown_verb": {
-        "en": "I don't know the command “{word}”. Type /help to see what I can do.",
-        "zh": "不认识的命令“{word}”。发送 /帮助 查看可用命令。",
+        "en": "I don't know the command “{word}”.{hint} Type /help to see what I can do.",
+        "zh": "不认识的命令“{word}”。{hint}发送 /帮助 查看可用命令。",
+    },
+    "usage.did_you_mean": {"en": " Did you mean {command}?", "zh": "你是想用 {command} 吗？"},
+    "usage.unknown_help": {
+        "en": "❓ I don't know “{word}”.{hint} These are the commands:",
+        "zh": "❓ 没有“{word}”这个命令。{hint}可用命令如下：",
     },
     "usage.missing": {"en": "Missing {what}.", "zh": "缺少{what}。"},
     "usage.unknown_sub": {
@@ -63,6 +68,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "usage.bad_stage": {
         "en": "“{text}” is not a stage of this team. Stages: {stages}.",
         "zh": "“{text}”不是本团队的阶段。阶段有：{stages}。",
+    },
+    "usage.stage_closes": {
+        "en": "“{text}” is not a stage: a lead is closed with {command}",
+        "zh": "“{text}”不是阶段；结束线索请用：{command}",
     },
     "usage.bad_via": {
         "en": "“{text}” is not a way of contact. Use one of: call, visit, wechat, email, meeting.",

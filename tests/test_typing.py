@@ -69,3 +69,39 @@ def test_chinese_discounts_and_an_ambiguous_fraction(chat: Chat) -> None:
     asked = chat.say("/quote L1 30k discount=0.2")
     assert "❓" in asked and "discount=20%" in asked and "discount=0.2%" in asked
     assert chat.snapshot() == before
+
+
+def test_a_stage_by_the_beginning_of_its_name(chat: Chat) -> None:
+    chat.say("/team config allow_skip=yes")
+    chat.say("/线索 新建 华为 联系人=王总 预计=5万")
+    chat.say("/报价 L1 3万")
+    chat.say("/跟进 L1 电话沟通")
+    assert "已进入“合同签订”" in chat.say("/线索 阶段 L1 合同")
+    before = chat.snapshot()
+    closing = chat.say("/线索 阶段 L1 赢单")
+    assert "❓" in closing and "/线索 赢单 L1" in closing
+    assert chat.snapshot() == before
+    chat.say("/team config locale=en")
+    assert "is now in Proposal" in chat.say("/lead stage L1 prop")
+    closing = chat.say("/lead stage L1 lost")
+    assert "❓" in closing and "/lead lost L1" in closing
+
+
+def test_a_mistyped_command_gets_a_suggestion(chat: Chat) -> None:
+    chat.say("/team config locale=en")
+    assert "Did you mean /lead?" in chat.say("/leed add Acme")
+    assert "Did you mean /quote?" in chat.say("/qoute L1 5k")
+    assert "Did you mean" not in chat.say("/xyzzy")
+    assert chat.counts()["lead"] == 0
+    chat.say("/team config locale=zh")
+    assert "/线索" in chat.say("/线所 新建 华为")
+
+
+def test_help_for_a_word_it_does_not_know(chat: Chat) -> None:
+    chat.say("/team config locale=en")
+    answer = chat.say("/help nonsense")
+    assert "I don't know “nonsense”" in answer and "/lead" in answer and "/quote" in answer
+    assert "Did you mean /report?" in chat.say("/help reprot")
+    chat.say("/team config locale=auto")
+    answer = chat.say("/帮助 乱码")
+    assert "没有“乱码”这个命令" in answer and "/线索" in answer
