@@ -89,7 +89,7 @@ def build(settings: Settings | None = None, *, clock: Clock | None = None, datab
     if migrate:
         upgrade(engine)
     clock = clock or (FileClock(settings.clock_file) if settings.clock_file else SystemClock())
-    dispatcher = Dispatcher(engine, clock, admins=settings.admin_keys,
+    dispatcher = Dispatcher(engine, clock, admins=settings.admin_keys, timezone=settings.timezone,
                             throttle=Throttle.from_settings(settings),
                             at_once=settings.command_threads
                             or (1 if engine.dialect.name == "sqlite" else 4))

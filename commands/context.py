@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import models.tables  # noqa: F401  (every table first: models.teams → models.scope read them)
 from commands import i18n
-from commands.parsing_values import parse_amount, parse_date, parse_percent
+from commands.parsing_values import amount_currencies, parse_amount, parse_date, parse_percent
 from commands.types import Button, Invocation, Reply
 from models import teams, teamwork
 from models.config import Stage
@@ -129,7 +129,14 @@ class Ctx:
         value = parse_amount(text)
         if value is None or value <= 0:
             raise UsageError("usage.bad_amount", text=text)
-        return int((value * 100).to_integral_value())
+        minor = int((value * 100).to_integral_value())
+        typed_in = amount_currencies(text)
+        if typed_in is not None and self.currency not in typed_in:
+            # ¥300000 in a dollar team is not $300,000: refuse rather than convert or relabel.
+            raise UsageError("usage.wrong_currency", text=text, currency=self.currency,
+                             example=self.money(minor),
+                             command=self.pick("/team config currency=", "/团队 配置 币种="))
+        return minor
 
     def percent_bp(self, text: str, *, key: str | None = None) -> int:
         value = parse_percent(text)

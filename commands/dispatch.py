@@ -124,10 +124,12 @@ class Dispatcher:
 
     def __init__(self, engine: Engine, clock: Clock, *, admins: Sequence[str] = (),
                  observer: CommandObserver | None = None, throttle: Throttle | None = None,
-                 at_once: int | None = None) -> None:
+                 at_once: int | None = None, timezone: str | None = None) -> None:
         """`at_once`: how many commands may run at the same time (None: no limit). Adapters run
         each command in a thread; past the database's useful concurrency, more threads only fight
-        for the GIL and for locks, and the server's event loop (acks, health checks) starves."""
+        for the GIL and for locks, and the server's event loop (acks, health checks) starves.
+        `timezone`: a new team's (DEALBOT_TIMEZONE); None: Asia/Shanghai for a team that first
+        speaks Chinese, UTC otherwise."""
         self.engine = engine
         self._slots = threading.BoundedSemaphore(at_once) if at_once else contextlib.nullcontext()
         self.clock = clock
@@ -135,6 +137,7 @@ class Dispatcher:
         self.observer = observer
         self.throttle = throttle  # per-member and per-team command rate limits (issue 10)
         self._known: OrderedDict[tuple[str, str, str], None] = OrderedDict()
+        self.timezone = timezone
 
     def _register(self, invocation: Invocation, now: datetime, locale: str) -> None:
         """First contact creates the team and the member in a transaction of their own, so that a
@@ -145,7 +148,9 @@ class Dispatcher:
         with unit_of_work(self.engine) as session:
             team = teams.get_or_create_team(session, platform=invocation.platform, key=invocation.team_key,
                                             name=invocation.team_name, now=now,
-                                            currency="CNY" if locale == "zh" else "USD")
+                                            currency="CNY" if locale == "zh" else "USD",
+                                            timezone=self.timezone or
+                                            ("Asia/Shanghai" if locale == "zh" else "UTC"))
             teams.ensure_member(session, team, user_key=invocation.user_key, name=invocation.user_name, now=now,
                                 admins=self.admins, handle=invocation.user_handle)
         self._known[identity] = None

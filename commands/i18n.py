@@ -33,6 +33,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "“{text}” is not an amount. Amounts look like 80000, 80k, 8万, ¥80,000.",
         "zh": "“{text}”不是有效金额。金额示例：80000、80k、8万、¥80,000。",
     },
+    "usage.wrong_currency": {
+        "en": "“{text}” is not in this team's currency, {currency}. Type it in {currency} "
+              "(like {example}); an admin can change the currency with {command}…",
+        "zh": "“{text}”不是本团队的币种 {currency}。请按 {currency} 填写（如 {example}）；"
+              "管理员可用 {command}… 修改币种。",
+    },
     "usage.bad_percent": {
         "en": "“{text}” is not a percentage between 0 and 100, like 5%.",
         "zh": "“{text}”不是 0 到 100 之间的百分比，例如 5%。",

@@ -4,6 +4,9 @@ Thursday 26 Nov 2026, 09:00 in Shanghai."""
 
 from __future__ import annotations
 
+from sqlalchemy.engine import Engine
+
+from models.clock import FixedClock
 from tests.chat import Chat
 
 
@@ -105,3 +108,35 @@ def test_help_for_a_word_it_does_not_know(chat: Chat) -> None:
     chat.say("/team config locale=auto")
     answer = chat.say("/帮助 乱码")
     assert "没有“乱码”这个命令" in answer and "/线索" in answer
+
+
+def test_an_amount_in_another_currency_is_refused(chat: Chat) -> None:
+    chat.say("/team config locale=en")
+    chat.say("/lead add Acme")
+    before = chat.snapshot()
+    refused = chat.say("/lead edit L1 value=¥300000")
+    assert "❓" in refused and "USD" in refused and "/team config currency=" in refused
+    assert chat.snapshot() == before
+    assert "$300,000" in chat.say("/lead edit L1 value=$300000")
+    chat.say("/team config currency=CNY")
+    assert "¥300,000" in chat.say("/lead show L1")
+    assert "❓" in chat.say("/quote L1 $5000") and "CNY" in chat.say("/quote L1 $5000")
+    assert "¥5,000" in chat.say("/quote L1 ¥5000")
+
+
+def test_a_chinese_team_refuses_dollars(chat: Chat) -> None:
+    chat.say("/线索 新建 华为")
+    refused = chat.say("/报价 L1 $5000")
+    assert "不是本团队的币种 CNY" in refused and "/团队 配置 币种=" in refused
+    assert chat.counts()["quote"] == 0
+
+
+def test_a_new_teams_timezone(engine: Engine, clock: FixedClock) -> None:
+    english = Chat(engine, clock, team="english")
+    english.say("/team config locale=en")
+    assert "timezone: UTC" in english.say("/team config")
+    chinese = Chat(engine, clock, team="中文团队", user="张三")
+    assert "timezone: Asia/Shanghai" in chinese.say("/团队 配置")
+    berlin = Chat(engine, clock, team="berlin", timezone="Europe/Berlin")
+    berlin.say("/team config locale=en")
+    assert "timezone: Europe/Berlin" in berlin.say("/team config")
