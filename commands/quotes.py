@@ -8,7 +8,9 @@ from commands.args import Args
 from commands.context import Ctx, UsageError
 from commands.types import Reply
 from models import leads, quotes
+from models.config import ROLE_RANK
 from models.errors import DomainError
+from models.permissions import rank
 from models.tables import ApprovalStep, Lead, Member, Quote
 from models.teamwork import Asked
 
@@ -96,9 +98,19 @@ def create(ctx: Ctx, args: Args) -> Reply:
         text = ctx.pick("Needs {a} {role}{why} — asked {names}.", "需要{role}审批{why}，已通知 {names}。",
                         a=_article(role), role=role, why=why, names=names)
     else:
-        text = ctx.pick("Needs {k} approvals up to {role}{why} — asked {names} first.",
-                        "需要 {k} 级审批（至{role}）{why}，已先通知 {names}。",
-                        k=len(steps), role=role, why=why, names=names)
+        # An approver whose role covers every level signs them all at once (models.quotes.decide).
+        signs_all = bool(asked) and all(quotes.needed_now(ctx.scope.session, quote, later) <= 1
+                                        for later in steps[1:]) and all(
+            rank(one.principal) >= ROLE_RANK[later.role] for one in asked for later in steps[1:])
+        why = why.strip().removeprefix("(").removesuffix(")").removeprefix("（").removesuffix("）")
+        text = ctx.pick("Needs {k} approvals up to {role}{why}", "需要 {k} 级审批（至{role}{why}），",
+                        k=len(steps), role=role, why=ctx.pick(f" ({why})", f"，{why}") if why else "")
+        if signs_all:
+            text += ctx.pick(" — {names} can sign {all} at once; asked {names}.",
+                             "{names} 可一次批完 {k} 级，已通知 {names}。", k=len(steps), names=names,
+                             all="both" if len(steps) == 2 else f"all {len(steps)}")
+        else:
+            text += ctx.pick(" — asked {names} first.", "已先通知 {names}。", names=names)
     return Reply(text=f"{head}{'' if ctx.zh else ' '}{text}")
 
 

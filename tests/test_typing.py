@@ -140,3 +140,23 @@ def test_a_new_teams_timezone(engine: Engine, clock: FixedClock) -> None:
     berlin = Chat(engine, clock, team="berlin", timezone="Europe/Berlin")
     berlin.say("/team config locale=en")
     assert "timezone: Europe/Berlin" in berlin.say("/team config")
+
+
+def test_an_approver_who_signs_every_level_is_told_so(team: Chat) -> None:
+    team.say("[bob] /lead add Acme")
+    asked = team.say("[bob] /quote L1 600k")
+    assert "Needs 2 approvals up to admin — erin can sign both at once; asked erin." in asked
+    assert "approved" in team.say("[erin] /quote approve Q1").casefold()
+    assert "asked bob first" in team.say("[carol] /lead add Beta") + team.say("[carol] /quote L2 600k")
+
+
+def test_the_reason_for_an_extra_level_sits_in_one_bracket(chat: Chat) -> None:
+    chat.say("/帮助")
+    chat.say("[李经理] /帮助")
+    chat.say("/团队 角色 @李经理 经理")
+    chat.say("[张三] /帮助")
+    chat.say("/团队 角色 @张三 销售")
+    chat.say("[张三] /线索 新建 华为")
+    raised = chat.say("[张三] /报价 L1 30万 折扣=25%")
+    assert "需要 2 级审批（至管理员，折扣超过 20%，升一级），已先通知 李经理。" in raised
+    assert "）（" not in raised
