@@ -88,8 +88,9 @@ def create(ctx: Ctx, args: Args) -> Reply:
     raised = quotes.levels_needed(policy, Decimal(quote.amount) / 100, Decimal(quote.discount_bp) / 100) > \
         quotes.levels_needed(policy, Decimal(quote.amount) / 100, Decimal(0))
     role = ctx.role_label(steps[-1].role)
-    why = ctx.pick(" (discount above {p}, one level up)", "（折扣超过 {p}，升一级）",
-                   p=f"{ctx.scope.config.approval.discount_raise_pct:g}%") if raised else ""
+    reason = ctx.pick("discount above {p}, one level up", "折扣超过 {p}，升一级",
+                      p=f"{ctx.scope.config.approval.discount_raise_pct:g}%") if raised else ""
+    why = ctx.pick(" ({r})", "（{r}）", r=reason) if reason else ""
     names = _names(ctx, asked)
     if len(steps) == 1 and first.needed > 1:
         text = ctx.pick("Needs {k} {role}s{why} — asked {names}.", "需要 {k} 位{role}审批{why}，已通知 {names}。",
@@ -99,15 +100,17 @@ def create(ctx: Ctx, args: Args) -> Reply:
                         a=_article(role), role=role, why=why, names=names)
     else:
         # An approver whose role covers every level signs them all at once (models.quotes.decide).
-        signs_all = bool(asked) and all(quotes.needed_now(ctx.scope.session, quote, later) <= 1
-                                        for later in steps[1:]) and all(
-            rank(one.principal) >= ROLE_RANK[later.role] for one in asked for later in steps[1:])
-        why = why.strip().removeprefix("(").removesuffix(")").removeprefix("（").removesuffix("）")
-        text = ctx.pick("Needs {k} approvals up to {role}{why}", "需要 {k} 级审批（至{role}{why}），",
-                        k=len(steps), role=role, why=ctx.pick(f" ({why})", f"，{why}") if why else "")
+        later = steps[1:]
+        signs_all = bool(asked) and all(
+            quotes.needed_now(ctx.scope.session, quote, step) <= 1 for step in later) and all(
+            rank(one.principal) >= ROLE_RANK[step.role] for one in asked for step in later)
+        text = ctx.pick("Needs {k} approvals up to {role}{why}",
+                        "需要 {k} 级审批（至{role}{why}），", k=len(steps), role=role,
+                        why=ctx.pick(" ({r})", "，{r}", r=reason) if reason else "")
         if signs_all:
             text += ctx.pick(" — {names} can sign {all} at once; asked {names}.",
-                             "{names} 可一次批完 {k} 级，已通知 {names}。", k=len(steps), names=names,
+                             "{names} 可一次批完 {k} 级，已通知 {names}。",
+                             k=len(steps), names=names,
                              all="both" if len(steps) == 2 else f"all {len(steps)}")
         else:
             text += ctx.pick(" — asked {names} first.", "已先通知 {names}。", names=names)
