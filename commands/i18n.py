@@ -103,6 +103,20 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "“{value}” doesn't fit {key}: {detail}",
         "zh": "“{value}”不适用于 {key}：{detail}",
     },
+    "usage.bad_phone": {
+        "en": "“{text}” is not a phone number. Phone numbers look like 138-0013-8000 "
+              "or +86 13800138000.",
+        "zh": "“{text}”不是电话号码。电话号码形如 138-0013-8000 或 +86 13800138000。",
+    },
+    "usage.bad_email": {
+        "en": "“{text}” is not an e-mail address. Addresses look like name@example.com.",
+        "zh": "“{text}”不是邮箱地址。邮箱形如 name@example.com。",
+    },
+    "usage.bad_timezone": {
+        "en": "“{text}” is not a timezone. Timezones look like Asia/Shanghai, Europe/Berlin "
+              "or UTC.",
+        "zh": "“{text}”不是时区。时区形如 Asia/Shanghai、Europe/Berlin 或 UTC。",
+    },
     "usage.bad_page": {"en": "“{text}” is not a page number.", "zh": "“{text}”不是页码。"},
     "usage.yes_no": {"en": "“{text}” should be yes or no.", "zh": "“{text}”应为 yes 或 no（是/否）。"},
     "usage.form": {"en": "Usage: {usage}", "zh": "用法：{usage}"},

@@ -42,12 +42,12 @@ def _lead_facts(ctx: Ctx, args: Args) -> dict[str, object]:
     if "phone" in args.options:
         phone = args.options["phone"]
         if phone and not looks_like_phone(phone):
-            raise UsageError("usage.bad_choice", text=phone, choices="138-0013-8000, +86 13800138000")
+            raise UsageError("usage.bad_phone", text=phone)
         facts["phone"] = phone or None
     if "email" in args.options:
         email = args.options["email"]
         if email and not looks_like_email(email):
-            raise UsageError("usage.bad_choice", text=email, choices="name@example.com")
+            raise UsageError("usage.bad_email", text=email)
         facts["email"] = email or None
     if "value" in args.options:
         facts["value"] = ctx.amount(args.options["value"]) if args.options["value"] else None

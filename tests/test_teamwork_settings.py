@@ -215,7 +215,7 @@ def test_my_settings_card_and_wrong_settings(team: Chat) -> None:
         ("/me quiet", "Missing 21:00-08:00, off, team."),
         ("/me lang fr", "“fr” is not one of: zh, en, team."),
         ("/me timezone Mars/Base",
-         "“Mars/Base” doesn't fit timezone: a timezone like Asia/Shanghai"),
+         "“Mars/Base” is not a timezone. Timezones look like Asia/Shanghai"),
         ("/me silent maybe", "“maybe” should be yes or no."),
     ]:
         answer = chat.say(line)

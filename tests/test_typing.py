@@ -161,3 +161,17 @@ def test_the_reason_for_an_extra_level_sits_in_one_bracket(chat: Chat) -> None:
     raised = chat.say("[张三] /报价 L1 30万 折扣=25%")
     assert "需要 2 级审批（至管理员，折扣超过 20%，升一级），已先通知 李经理。" in raised
     assert "）（" not in raised
+
+
+def test_a_wrong_phone_email_or_timezone_is_named_for_what_it_is(team: Chat) -> None:
+    team.say("/lead add Acme")
+    before = team.snapshot()
+    assert "“abc” is not a phone number" in team.say("/lead edit L1 phone=abc")
+    assert "“x@” is not an e-mail address" in team.say("/lead edit L1 email=x@")
+    refused = team.say("[erin] /team config timezone=Mars/Olympus")
+    assert "“Mars/Olympus” is not a timezone" in refused
+    assert "“Mars/Olympus” is not a timezone" in team.say("/me timezone Mars/Olympus")
+    assert team.snapshot() == before
+    team.say("[erin] /team config locale=zh")
+    assert "“abc”不是电话号码" in team.say("/线索 编辑 L1 电话=abc")
+    assert "“火星”不是时区" in team.say("[erin] /团队 配置 时区=火星")
