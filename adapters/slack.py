@@ -34,6 +34,7 @@ log = logging.getLogger("dealbot.slack")
 # limit how many commands an app may have.
 COMMANDS = (*(f"/{family.name}" for family in FAMILIES), "/dealbot")
 ACTION_PREFIX = "dealbot_cmd"
+MAX_BLOCKS = 50  # Slack refuses a message with more blocks
 _MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|([^>]*))?>")
 _GONE = {"channel_not_found", "is_archived", "not_in_channel", "user_not_found", "cannot_dm_bot", "user_disabled",
          "account_inactive_user", "messages_tab_disabled"}
@@ -61,15 +62,19 @@ def blocks(reply: Reply) -> list[dict[str, Any]]:
         widths = [max(len(row[i]) for row in reply.table if i < len(row)) for i in range(len(reply.table[0]))]
         lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in reply.table]
         out.append({"type": "section", "text": {"type": "mrkdwn", "text": ("```" + mrkdwn("\n".join(lines)) + "```")[:3000]}})
-    if reply.buttons:
+    index = 0
+    for row in reply.button_rows():  # an actions block per row: at most 25 buttons, 50 blocks
+        if len(out) >= MAX_BLOCKS:
+            break
         elements = []
-        for index, button in enumerate(reply.buttons[:25]):
+        for button in row[:25]:
             element: dict[str, Any] = {"type": "button", "action_id": f"{ACTION_PREFIX}_{index}",
                                        "text": {"type": "plain_text", "text": button.label[:75]},
                                        "value": button.command[:2000]}
             if button.style != "default":
                 element["style"] = button.style
             elements.append(element)
+            index += 1
         out.append({"type": "actions", "elements": elements})
     return out
 

@@ -41,6 +41,7 @@ log = logging.getLogger("dealbot.telegram")
 COMMANDS = (*(family.name for family in FAMILIES), "start", "dealbot")
 MAX_BODY = 1 << 20
 MAX_CALLBACK_BYTES = 64
+MAX_KEYBOARD_BUTTONS = 100
 MAX_TEXT = 4096
 
 Dispatch = Callable[[Invocation], Reply]
@@ -70,14 +71,24 @@ def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
     still needs words from the user (it ends with a space), pre-fills the input field instead."""
     if not reply.buttons:
         return None
-    buttons = []
-    for button in reply.buttons:
-        command = button.command
-        if command.endswith(" ") or len(command.encode()) > MAX_CALLBACK_BYTES:
-            buttons.append(InlineKeyboardButton(button.label, switch_inline_query_current_chat=command.strip() + " "))
-        else:
-            buttons.append(InlineKeyboardButton(button.label, callback_data=command))
-    return InlineKeyboardMarkup([buttons[i:i + 2] for i in range(0, len(buttons), 2)])
+    rows: list[list[InlineKeyboardButton]] = []
+    for row in reply.button_rows():
+        buttons = []
+        for button in row:
+            command = button.command
+            if command.endswith(" ") or len(command.encode()) > MAX_CALLBACK_BYTES:
+                buttons.append(InlineKeyboardButton(button.label, switch_inline_query_current_chat=command.strip() + " "))
+            else:
+                buttons.append(InlineKeyboardButton(button.label, callback_data=command))
+        rows += [buttons[i:i + 2] for i in range(0, len(buttons), 2)]  # two fit a phone's width
+    # Telegram takes at most 100 buttons in a keyboard: whole rows, in order, up to that.
+    kept, count = [], 0
+    for buttons in rows:
+        count += len(buttons)
+        if count > MAX_KEYBOARD_BUTTONS:
+            break
+        kept.append(buttons)
+    return InlineKeyboardMarkup(kept)
 
 
 # --- inbound --------------------------------------------------------------------------------------

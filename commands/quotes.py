@@ -227,8 +227,9 @@ def list_(ctx: Ctx, args: Args) -> Reply:
                       ctx.member_name(quote.requester_id), status])
         may_decide = step is not None and quotes.authority_for(  # no button that can only say no
             session, ctx.scope.actor, quote, step, ctx.scope.today) is not None
-        if pending and may_decide and len(buttons) < 6:
-            buttons += ctx.quote_buttons(quote)
+        if pending and may_decide:  # one row per quote; each platform shows as many as it can
+            buttons += [button.model_copy(update={"row": quote.number})
+                        for button in ctx.quote_buttons(quote)]
     return Reply(text=f"**{title}** — {len(rows)}", table=table, buttons=buttons)
 
 

@@ -36,6 +36,7 @@ class Button(BaseModel):
     label: str
     command: str
     style: Literal["default", "primary", "danger"] = "default"
+    row: int = 0  # buttons next to each other with the same row share a row where rows exist
 
 
 class Image(BaseModel):
@@ -68,3 +69,13 @@ class Reply(BaseModel):
     private: bool = False  # show only to the caller where the platform can
     ok: bool = True  # False for errors: adapters may show them privately
     duplicate: bool = False  # a retried delivery already handled: adapters answer nothing
+
+    def button_rows(self) -> list[list[Button]]:
+        """The buttons as rows: a new row wherever a button's `row` differs from the one before."""
+        rows: list[list[Button]] = []
+        for button in self.buttons:
+            if rows and rows[-1][-1].row == button.row:
+                rows[-1].append(button)
+            else:
+                rows.append([button])
+        return rows

@@ -4,9 +4,14 @@ Thursday 26 Nov 2026, 09:00 in Shanghai."""
 
 from __future__ import annotations
 
+import asyncio
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
 from sqlalchemy.engine import Engine
 
 from models.clock import FixedClock
+from reminders.worker import Worker
 from tests.chat import Chat
 
 
@@ -175,3 +180,28 @@ def test_a_wrong_phone_email_or_timezone_is_named_for_what_it_is(team: Chat) -> 
     team.say("[erin] /team config locale=zh")
     assert "“abc”不是电话号码" in team.say("/线索 编辑 L1 电话=abc")
     assert "“火星”不是时区" in team.say("[erin] /团队 配置 时区=火星")
+
+
+def test_pending_quotes_each_get_their_own_row_of_buttons(team: Chat) -> None:
+    team.say("[carol] /lead add Acme")
+    for amount in ("100k", "110k", "120k", "130k"):
+        team.say(f"[carol] /quote L1 {amount}")
+    listed = team.say("[bob] /quote list pending")
+    rows = [line.strip() for line in listed.splitlines() if line.strip().startswith("[")]
+    assert rows == [
+        f"[Approve → /quote approve Q{n}]  [Reject → /quote reject Q{n}]" for n in (4, 3, 2, 1)
+    ]
+
+
+def test_realtime_nudges_come_in_one_message_per_person_and_run(chat: Chat) -> None:
+    chat.say("/帮助")
+    chat.say("[张三] /我的 通知 提醒 实时")
+    for name in ("华为", "小米", "字节", "腾讯", "阿里", "京东"):
+        chat.say(f"[张三] /线索 新建 {name}")
+    chat.clock.set(datetime(2026, 12, 8, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai")))
+    asyncio.run(Worker(chat.engine, chat.clock, chat.delivery).run_once())
+    [message] = chat.pushes("张三")
+    assert "🐢 长时间未推进的商机（6）" in message
+    assert [line for line in message.splitlines() if line.strip().startswith("[")] == [
+        f"  [写跟进 L{n} → /跟进 L{n}]  [暂缓 1 天 → /线索 暂缓 L{n} 1d]" for n in range(1, 7)
+    ]
