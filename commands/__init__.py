@@ -81,7 +81,7 @@ VERBS: list[Verb] = [
          "/quote reject <Q> <reason>", "/审批 驳回 <Q> <原因>", "/quote reject Q7 discount too deep",
          "/审批 驳回 Q5 折扣太大"),
     Verb("quote", "list", ("list", "ls", "pending", "列表", "待审批"), quotes.list_,
-         "/quote list [pending]", "/报价 列表 [待审批]", "/quote list pending", "/审批 列表 待审批"),
+         "/quote list [pending]", "/报价 列表 [待审批]", "/quote list pending", "/报价 列表 待审批"),
     Verb("quote", "", (), quotes.create,
          "/quote <L> <amount> [discount=<pct>] [note]", "/报价 <L> <金额> [折扣=<百分比>] [备注]",
          "/quote L12 80k discount=5%", "/报价 L3 80万 折扣=25%", frozenset({"discount"})),

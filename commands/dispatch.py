@@ -76,6 +76,18 @@ def did_you_mean(ctx: Ctx, word: str) -> str:
     return ctx.t("usage.did_you_mean", command=f"/{name}")
 
 
+def _example_for(ctx: Ctx, parsed: ParsedCommand) -> str | None:
+    """The verb's example with the person's own ids; None when they cannot be read."""
+    from commands.help import personal_example
+
+    if parsed.verb is None:
+        return None
+    try:
+        return personal_example(ctx, parsed.verb)
+    except Exception:  # a failed statement (Postgres) leaves the transaction unusable: plain example
+        return None
+
+
 def _remember_where_team_talks(team: Team, channel: str | None, locale: str | None) -> None:
     """The channel and language pushes use when the team has not configured them."""
     if channel and not team.channel:
@@ -225,7 +237,11 @@ class Dispatcher:
                 raise UsageError("usage.missing", what=ctx.pick("what to do", "要做的操作"))
             first = parsed.args.words[0] if parsed.args.words else ""
             raise UsageError("usage.unknown_verb", word=first[:40], hint=did_you_mean(ctx, first))
-        reply = parsed.verb.handler(ctx, parsed.args)
+        try:
+            reply = parsed.verb.handler(ctx, parsed.args)
+        except UsageError as error:
+            error.example = _example_for(ctx, parsed)  # worded while the session is still open
+            raise
         attempt.locale = ctx.locale
         _remember_where_team_talks(team, invocation.channel, parsed.locale)
         if not reply.ok:
@@ -259,7 +275,8 @@ class Dispatcher:
             text = "❓ " + text
             if parsed and parsed.verb and error.key != "usage.unknown_sub":
                 text += "\n" + translate(locale, "usage.form", usage=parsed.verb.usage(locale))
-                text += "\n" + translate(locale, "usage.example", example=parsed.verb.example(locale))
+                example = getattr(error, "example", None) or parsed.verb.example(locale)
+                text += "\n" + translate(locale, "usage.example", example=example)
             elif parsed and parsed.family:
                 usages = [v.usage(locale) for v in VERBS if v.family == parsed.family.name]
                 text += "\n" + translate(locale, "usage.form", usage="").rstrip() + "\n" + "\n".join(f"· {u}" for u in usages)

@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
+import re
+
 from commands.args import Args
 from commands.context import Ctx
+from commands.registry import Verb
 from commands.types import Reply
+from models import leads
+
+
+def personal_example(ctx: Ctx, verb: Verb) -> str:
+    """The verb's example with the reader's own newest lead and quote ids, where they have any."""
+    example = verb.example(ctx.locale)
+    lead, quote = leads.latest_numbers(ctx.scope)
+    if lead is not None:
+        example = re.sub(r"\bL\d+\b", f"L{lead}", example)
+    if quote is not None:
+        example = re.sub(r"\bQ\d+\b", f"Q{quote}", example)
+    return example
 
 
 def help_(ctx: Ctx, args: Args) -> Reply:
@@ -18,7 +33,7 @@ def help_(ctx: Ctx, args: Args) -> Reply:
             for verb in VERBS:
                 if verb.family == family.name:
                     lines.append(f"· `{verb.usage(ctx.locale)}`")
-                    lines.append(f"  {ctx.t('usage.example', example=verb.example(ctx.locale))}")
+                    lines.append(f"  {ctx.t('usage.example', example=personal_example(ctx, verb))}")
             return Reply(text="\n".join(lines), private=True)
     lines = [ctx.pick("**dealbot** — what I can do (/help <command> for details):",
                       "**dealbot** — 可用命令（/帮助 <命令> 查看详情）：")]

@@ -205,3 +205,21 @@ def test_realtime_nudges_come_in_one_message_per_person_and_run(chat: Chat) -> N
     assert [line for line in message.splitlines() if line.strip().startswith("[")] == [
         f"  [写跟进 L{n} → /跟进 L{n}]  [暂缓 1 天 → /线索 暂缓 L{n} 1d]" for n in range(1, 7)
     ]
+
+
+def test_examples_use_the_readers_own_ids(team: Chat) -> None:
+    for name in ("Acme", "Beta", "Gamma"):
+        team.say(f"[carol] /lead add {name}")
+    team.say("[carol] /quote L2 10k")
+    assert "Example: /lead stage L3 proposal" in team.say("[carol] /lead stage L3")
+    help_text = team.say("[carol] /help quote")
+    assert "Example: /quote L3 80k discount=5%" in help_text
+    assert "Example: /quote show Q1" in help_text
+    assert "Example: /quote approve Q1 ok for this quarter" in team.say("[bob] /help quote")
+    assert "Example: /lead show L12" in team.say("[dan] /help lead")  # dan has no lead yet
+
+
+def test_quote_help_usage_and_example_agree(chat: Chat) -> None:
+    answer = chat.say("/帮助 报价")
+    assert "/报价 列表 [待审批]" in answer and "示例：/报价 列表 待审批" in answer
+    assert "/审批 列表 待审批" not in answer
