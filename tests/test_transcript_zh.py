@@ -83,7 +83,7 @@ def test_a_chinese_team_end_to_end(zh: Chat) -> None:
     assert "2026-11 目标完成情况" in progress.text and ["张三", "¥800,000", "¥2,000,000", "40%"] in progress.table
 
     helped = zh.say("/帮助 报价")
-    assert "/审批 同意 <Q> [备注]" in helped and "示例：/报价 L1 80万 折扣=25%" in helped  # 张三's own lead
+    assert "/审批 同意 <Q> [备注]" in helped and "示例：/报价 L1 80万 折扣=25%" in helped
     assert "只有管理员可以管理团队。" in zh.say("/团队 配置 locale=zh")
     assert "⚙️ 已保存：locale=zh" in zh.say("[王总] /团队 配置 locale=zh")
     assert "团队设置" in zh.say("[王总] /team config")  # the team's language now wins over the command's
