@@ -93,6 +93,7 @@ class UserNames:
         self.client = client
         self.size = size
         self._names: OrderedDict[str, str] = OrderedDict()
+        self._zones: dict[str, str] = {}  # the user's tz from the same answer, when it gives one
 
     async def name(self, user_id: str, fallback: str = "") -> str:
         if user_id in self._names:
@@ -104,12 +105,18 @@ class UserNames:
             user = answer.get("user") or {}
             profile = user.get("profile") or {}
             name = profile.get("display_name") or profile.get("real_name") or user.get("name") or name
+            if isinstance(user.get("tz"), str):
+                self._zones[user_id] = user["tz"]
         except SlackApiError as error:
             log.warning("users.info failed for %s: %s", user_id, error.response.get("error"))
         self._names[user_id] = name
         if len(self._names) > self.size:
-            self._names.popitem(last=False)
+            gone, _ = self._names.popitem(last=False)
+            self._zones.pop(gone, None)
         return name
+
+    def timezone(self, user_id: str) -> str | None:
+        return self._zones.get(user_id)
 
 
 async def mentions_in(text: str, names: UserNames) -> dict[str, Mention]:
@@ -198,6 +205,7 @@ class SlackAdapter:
                           delivery_id: str | None = None) -> Invocation:
         return Invocation(platform="slack", team_key=team_id, channel=channel, user_key=user_id,
                           user_name=await self.names.name(user_id, user_name),
+                          timezone=self.names.timezone(user_id),
                           text=plain(text), mentions=await mentions_in(text, self.names),
                           received_at=datetime.now(UTC), delivery_id=delivery_id)
 

@@ -12,6 +12,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -140,8 +141,7 @@ class Dispatcher:
         """`at_once`: how many commands may run at the same time (None: no limit). Adapters run
         each command in a thread; past the database's useful concurrency, more threads only fight
         for the GIL and for locks, and the server's event loop (acks, health checks) starves.
-        `timezone`: a new team's (DEALBOT_TIMEZONE); None: Asia/Shanghai for a team that first
-        speaks Chinese, UTC otherwise."""
+        `timezone`: a new team's (DEALBOT_TIMEZONE) when the platform gives none of its own."""
         self.engine = engine
         self._slots = threading.BoundedSemaphore(at_once) if at_once else contextlib.nullcontext()
         self.clock = clock
@@ -161,13 +161,21 @@ class Dispatcher:
             team = teams.get_or_create_team(session, platform=invocation.platform, key=invocation.team_key,
                                             name=invocation.team_name, now=now,
                                             currency="CNY" if locale == "zh" else "USD",
-                                            timezone=self.timezone or
-                                            ("Asia/Shanghai" if locale == "zh" else "UTC"))
+                                            timezone=self._new_team_timezone(invocation, locale))
             teams.ensure_member(session, team, user_key=invocation.user_key, name=invocation.user_name, now=now,
                                 admins=self.admins, handle=invocation.user_handle)
         self._known[identity] = None
         if len(self._known) > 10_000:
             self._known.popitem(last=False)
+
+    def _new_team_timezone(self, invocation: Invocation, locale: str) -> str:
+        """The platform's own word for its user's timezone, else the deployment's, else the
+        language's: Asia/Shanghai for a team that first speaks Chinese, UTC otherwise."""
+        if invocation.timezone:
+            with contextlib.suppress(ZoneInfoNotFoundError, ValueError, OSError):
+                ZoneInfo(invocation.timezone)
+                return invocation.timezone
+        return self.timezone or ("Asia/Shanghai" if locale == "zh" else "UTC")
 
     def dispatch(self, invocation: Invocation) -> Reply:
         with self._slots:

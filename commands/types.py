@@ -28,6 +28,7 @@ class Invocation(BaseModel):
     text: str  # exactly as a command: "/quote approve Q7 fine"; a click arrives as its button's command
     mentions: dict[str, Mention] = Field(default_factory=dict)  # token as typed ("@bob", "<@U1>") → person
     locale: str | None = None  # the platform's hint about the user's language
+    timezone: str | None = None  # the platform's hint about the user's timezone (Slack's user tz)
     received_at: datetime
     delivery_id: str | None = None  # the platform's id of this delivery; a retry with the same id runs once
 

@@ -61,6 +61,7 @@ class FakeSlack(FakeServer):
         if request.name == "users.info":
             user = args.get("user", "")
             return Answer(body={"ok": True, "user": {"id": user, "name": user.lower(),
+                                                      "tz": "America/Los_Angeles",
                                                       "profile": {"display_name": NAMES.get(user, user)}}})
         if request.name == "conversations.open":
             return Answer(body={"ok": True, "channel": {"id": "D" + str(args.get("users", ""))}})
@@ -341,3 +342,8 @@ def test_pending_quotes_each_get_their_own_row_of_buttons(slack: SlackHarness) -
     rows = [[element["value"].strip() for element in block["elements"]]
             for block in listed["blocks"] if block["type"] == "actions"]
     assert rows == [[f"/quote approve Q{n}", f"/quote reject Q{n}"] for n in (4, 3, 2, 1)]
+
+
+def test_a_new_team_starts_in_the_timezone_slack_gives(slack: SlackHarness) -> None:
+    settings = slack.say("U1", "/team", "config")
+    assert "America/Los_Angeles" in text_of(settings)
