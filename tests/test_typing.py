@@ -6,10 +6,16 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
+from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 
+from adapters.console import ConsoleAdapter
+from bot.app import build
+from bot.settings import Settings
 from models.clock import FixedClock
 from reminders.worker import Worker
 from tests.chat import Chat
@@ -223,3 +229,13 @@ def test_quote_help_usage_and_example_agree(chat: Chat) -> None:
     answer = chat.say("/帮助 报价")
     assert "/报价 列表 [待审批]" in answer and "示例：/报价 列表 待审批" in answer
     assert "/审批 列表 待审批" not in answer
+
+
+def test_dealbot_timezone_is_a_new_teams_timezone(tmp_path: Path, clock: FixedClock) -> None:
+    settings = Settings(DEALBOT_TIMEZONE="Europe/Berlin")
+    bot = build(settings, clock=clock, database_url=f"sqlite:///{tmp_path / 'tz.db'}")
+    console = ConsoleAdapter(bot.dispatcher.dispatch, clock, team="berlin", user="alice")
+    console.say("/team config locale=en")
+    assert "timezone: Europe/Berlin" in console.say("/team config")
+    with pytest.raises(ValidationError, match="Mars/Olympus"):
+        Settings(DEALBOT_TIMEZONE="Mars/Olympus")
