@@ -31,8 +31,8 @@ def render(reply: Reply, *, image_dir: Path | None = None) -> str:
         widths = [max(_width(row[i]) for row in reply.table if i < len(row)) for i in range(len(reply.table[0]))]
         for row in reply.table:
             lines.append("  " + "  ".join(_pad(cell, widths[i]) for i, cell in enumerate(row)).rstrip())
-    if reply.buttons:
-        lines.append("  " + "  ".join(f"[{b.label} → {b.command.strip()}]" for b in reply.buttons))
+    for row in reply.button_rows():
+        lines.append("  " + "  ".join(f"[{b.label} → {b.command.strip()}]" for b in row))
     if reply.image is not None:
         folder = image_dir or Path("dealbot-charts")
         folder.mkdir(parents=True, exist_ok=True)

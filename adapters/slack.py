@@ -46,6 +46,7 @@ COMMANDS = (*(f"/{family.name}" for family in FAMILIES), "/dealbot")
 ACTION_PREFIX = "dealbot_cmd"
 # A response_url takes answers for 30 minutes; later ones go to the person's DM.
 RESPONSE_URL_LIFE = timedelta(minutes=29)
+MAX_BLOCKS = 50  # Slack refuses a message with more blocks
 _MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|([^>]*))?>")
 _GONE = {"channel_not_found", "is_archived", "not_in_channel", "user_not_found", "cannot_dm_bot", "user_disabled",
          "account_inactive_user", "messages_tab_disabled"}
@@ -78,15 +79,19 @@ def blocks(reply: Reply) -> list[dict[str, Any]]:
         widths = [max(len(row[i]) for row in reply.table if i < len(row)) for i in range(len(reply.table[0]))]
         lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in reply.table]
         out.append({"type": "section", "text": {"type": "mrkdwn", "text": ("```" + mrkdwn("\n".join(lines)) + "```")[:3000]}})
-    if reply.buttons:
+    index = 0
+    for row in reply.button_rows():  # an actions block per row: at most 25 buttons, 50 blocks
+        if len(out) >= MAX_BLOCKS:
+            break
         elements = []
-        for index, button in enumerate(reply.buttons[:25]):
+        for button in row[:25]:
             element: dict[str, Any] = {"type": "button", "action_id": f"{ACTION_PREFIX}_{index}",
                                        "text": {"type": "plain_text", "text": button.label[:75]},
                                        "value": button.command[:2000]}
             if button.style != "default":
                 element["style"] = button.style
             elements.append(element)
+            index += 1
         out.append({"type": "actions", "elements": elements})
     return out
 
@@ -106,6 +111,7 @@ class UserNames:
         self.client = client
         self.size = size
         self._names: OrderedDict[str, str] = OrderedDict()
+        self._zones: dict[str, str] = {}  # the user's tz from the same answer, when it gives one
 
     def known(self, user_id: str, fallback: str = "") -> str:
         """The name without asking Slack: cached, else `fallback`."""
@@ -121,12 +127,18 @@ class UserNames:
             user = answer.get("user") or {}
             profile = user.get("profile") or {}
             name = profile.get("display_name") or profile.get("real_name") or user.get("name") or name
+            if isinstance(user.get("tz"), str):
+                self._zones[user_id] = user["tz"]
         except SlackApiError as error:
             log.warning("users.info failed for %s: %s", user_id, error.response.get("error"))
         self._names[user_id] = name
         if len(self._names) > self.size:
-            self._names.popitem(last=False)
+            gone, _ = self._names.popitem(last=False)
+            self._zones.pop(gone, None)
         return name
+
+    def timezone(self, user_id: str) -> str | None:
+        return self._zones.get(user_id)
 
 
 async def mentions_in(text: str, names: UserNames, *, look_up: bool = True) -> dict[str, Mention]:
@@ -230,6 +242,7 @@ class SlackAdapter:
             else self.names.known(user_id, user_name)
         return Invocation(platform="slack", team_key=team_id, channel=channel, user_key=user_id,
                           press=press, user_name=name, text=plain(text),
+                          timezone=self.names.timezone(user_id),
                           mentions=await mentions_in(text, self.names, look_up=look_up),
                           received_at=datetime.now(UTC), delivery_id=delivery_id)
 

@@ -44,6 +44,7 @@ log = logging.getLogger("dealbot.telegram")
 COMMANDS = (*(family.name for family in FAMILIES), "start", "dealbot")
 MAX_BODY = 1 << 20
 MAX_CALLBACK_BYTES = 64
+MAX_KEYBOARD_BUTTONS = 100
 MAX_TEXT = 4096
 MAX_INLINE_QUERY = 256  # what a pre-filled input field may hold
 MAX_BOUND_WORDS = 8  # a button's command is a few words: the verb, a sub-verb, an id
@@ -166,21 +167,31 @@ def keyboard(reply: Reply, seal: ButtonSeal | None = None) -> InlineKeyboardMark
     space), pre-fills the input field instead."""
     if not reply.buttons:
         return None
-    buttons = []
-    for button in reply.buttons:
-        command = button.command
-        data = seal.seal(reply.team_key, command) if seal and reply.team_key else command
-        if command.endswith(" ") or len(data.encode()) > MAX_CALLBACK_BYTES:
-            # Completed and sent from any chat, the command still names its team.
-            prefill = command.strip()
-            bound = seal.seal(reply.team_key, prefill) if seal and reply.team_key else prefill
-            if len(bound) < MAX_INLINE_QUERY:
-                prefill = bound
-            buttons.append(InlineKeyboardButton(button.label,
-                                                switch_inline_query_current_chat=prefill + " "))
-        else:
-            buttons.append(InlineKeyboardButton(button.label, callback_data=data))
-    return InlineKeyboardMarkup([buttons[i:i + 2] for i in range(0, len(buttons), 2)])
+    rows: list[list[InlineKeyboardButton]] = []
+    for row in reply.button_rows():
+        buttons = []
+        for button in row:
+            command = button.command
+            data = seal.seal(reply.team_key, command) if seal and reply.team_key else command
+            if command.endswith(" ") or len(data.encode()) > MAX_CALLBACK_BYTES:
+                # Completed and sent from any chat, the command still names its team.
+                prefill = command.strip()
+                bound = seal.seal(reply.team_key, prefill) if seal and reply.team_key else prefill
+                if len(bound) < MAX_INLINE_QUERY:
+                    prefill = bound
+                buttons.append(InlineKeyboardButton(
+                    button.label, switch_inline_query_current_chat=prefill + " "))
+            else:
+                buttons.append(InlineKeyboardButton(button.label, callback_data=data))
+        rows += [buttons[i:i + 2] for i in range(0, len(buttons), 2)]  # two fit a phone's width
+    # Telegram takes at most 100 buttons in a keyboard: whole rows, in order, up to that.
+    kept, count = [], 0
+    for buttons in rows:
+        count += len(buttons)
+        if count > MAX_KEYBOARD_BUTTONS:
+            break
+        kept.append(buttons)
+    return InlineKeyboardMarkup(kept)
 
 
 # --- inbound --------------------------------------------------------------------------------------

@@ -131,8 +131,8 @@ def markdown(reply: Reply) -> str:
         header, *rows = reply.table
         lines.append("**" + " | ".join(header) + "**")
         lines += [" | ".join(row) for row in rows]
-    if reply.buttons:
-        lines.append(" · ".join(f"{b.label}: `{b.command.strip()}`" for b in reply.buttons))
+    for row in reply.button_rows():
+        lines.append(" · ".join(f"{b.label}: `{b.command.strip()}`" for b in row))
     return inert("\n".join(lines))
 
 

@@ -100,7 +100,7 @@ def build(settings: Settings | None = None, *, clock: Clock | None = None, datab
         log.warning("DEALBOT_ADMINS entries without a platform make nobody admin (the same id may "
                     "be someone else on another platform): %s. Write each as platform:id, e.g. "
                     "slack:U123, telegram:12345, wecom:zhangsan, console:boss", ", ".join(ignored))
-    dispatcher = Dispatcher(engine, clock, admins=settings.admin_keys,
+    dispatcher = Dispatcher(engine, clock, admins=settings.admin_keys, timezone=settings.timezone,
                             throttle=Throttle.from_settings(settings),
                             at_once=settings.command_threads
                             or (1 if engine.dialect.name == "sqlite" else 4))

@@ -28,7 +28,9 @@ from models.db import make_engine, rewrite_files, unit_of_work
 from models.migrate import SchemaTooNew, upgrade
 from models.tables import Outbox
 
-app = typer.Typer(help="dealbot — your sales team's process, in the chat it already uses.", no_args_is_help=True)
+# No rich markup in help texts: they show chat commands, and `[bob] /help` is not a markup tag.
+app = typer.Typer(help="dealbot — your sales team's process, in the chat it already uses.",
+                  no_args_is_help=True, rich_markup_mode=None)
 db_app = typer.Typer(help="Database schema.")
 telegram_app = typer.Typer(help="Telegram set-up.")
 outbox_app = typer.Typer(help="Pending and dead pushes.", invoke_without_command=True)
@@ -81,6 +83,9 @@ def console(user: Annotated[str, typer.Option(help="Who you are in the console")
     settings = _settings()
     logging.getLogger("dealbot.events").setLevel(logging.WARNING)  # the replies are the record here
     bot = build(settings, database_url=db)
+    # Rate limits protect a platform's quota and a team from a runaway member; here the operator
+    # types (or pipes a script) on their own machine, and a limit would only drop lines.
+    bot.dispatcher.throttle = None
     interactive = sys.stdin.isatty()
     adapter = ConsoleAdapter(bot.dispatcher.dispatch, bot.clock, team=team, user=user)
     delivery = bot.delivery()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -14,6 +16,8 @@ class Settings(BaseSettings):
     # `console:boss`); an entry without a platform names nobody (see commands.dispatch).
     admins: str = Field("", validation_alias="DEALBOT_ADMINS")
     log_level: str = Field("INFO", validation_alias="DEALBOT_LOG_LEVEL")
+    # A new team's timezone (an IANA name); unset: Asia/Shanghai for a Chinese team, else UTC.
+    timezone: str | None = Field(None, validation_alias="DEALBOT_TIMEZONE")
 
     slack_bot_token: str | None = Field(None, validation_alias="SLACK_BOT_TOKEN")
     slack_signing_secret: str | None = Field(None, validation_alias="SLACK_SIGNING_SECRET")
@@ -59,6 +63,17 @@ class Settings(BaseSettings):
     body_timeout_seconds: float = Field(15.0, gt=0, validation_alias="DEALBOT_BODY_TIMEOUT_SECONDS")
     # Tests only: read "now" from this file (see bot.app.FileClock) instead of the system clock.
     clock_file: str | None = Field(None, validation_alias="DEALBOT_CLOCK_FILE")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"DEALBOT_TIMEZONE={value!r} is not a timezone like Europe/Berlin") from exc
+        return value
 
     @property
     def rates(self) -> dict[str, str]:

@@ -89,7 +89,7 @@ VERBS: list[Verb] = [
          "/quote reject <Q> <reason>", "/审批 驳回 <Q> <原因>", "/quote reject Q7 discount too deep",
          "/审批 驳回 Q5 折扣太大"),
     Verb("quote", "list", ("list", "ls", "pending", "列表", "待审批"), quotes.list_,
-         "/quote list [pending]", "/报价 列表 [待审批]", "/quote list pending", "/审批 列表 待审批"),
+         "/quote list [pending]", "/报价 列表 [待审批]", "/quote list pending", "/报价 列表 待审批"),
     Verb("quote", "", (), quotes.create,
          "/quote <L> <amount> [discount=<pct>] [note]", "/报价 <L> <金额> [折扣=<百分比>] [备注]",
          "/quote L12 80k discount=5%", "/报价 L3 80万 折扣=25%", frozenset({"discount"})),
@@ -192,6 +192,15 @@ def find_family(word: str) -> Family | None:
     return None
 
 
+def closest_family(word: str) -> Family | None:
+    """The family a mistyped command word most likely meant (`leed` → lead), if any is close."""
+    import difflib
+
+    spellings = {spelling: family for family in FAMILIES for spelling in family.words}
+    found = difflib.get_close_matches(word.lstrip("/").casefold(), spellings, n=1, cutoff=0.6)
+    return spellings[found[0]] if found else None
+
+
 from commands.dispatch import Dispatcher  # noqa: E402  (the dispatcher reads the lists above)
 
-__all__ = ["FAMILIES", "VERBS", "Dispatcher", "find_family"]
+__all__ = ["FAMILIES", "VERBS", "Dispatcher", "closest_family", "find_family"]

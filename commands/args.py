@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from datetime import date
+
+from commands.parsing_values import parse_date
 
 from models.normalize import drop_invisible
 
@@ -96,21 +99,67 @@ def _phone_incomplete(value: str) -> bool:
     return len(digits) < (13 if value.startswith("+") or digits.startswith("00") else 11)
 
 
+# Options whose value is a date: `next=next mon`, `下次=下周 三` take the words that complete it.
+DATE_OPTIONS = frozenset({"next", "until", "from", "signed", "start", "end", "delivered", "accepted"})
+_ANY_DAY = date(2024, 1, 3)  # only whether words make a date is asked, not which one
+# Chinese keyboards type `，` and `：` where English ones type a space and `=`: `电话：136…，来源=展会`.
+_LIST_MARKS = "，,、；;"
+_WIDE_COLON = re.compile(r"^([^\W\d][\w.\-]*)：(.*)$", re.S)
+
+
+def canonical_key(raw_key: str) -> str:
+    return KEY_ALIASES.get(raw_key, KEY_ALIASES.get(raw_key.casefold(), raw_key.casefold()))
+
+
+def _as_option(piece: str, known: frozenset[str]) -> str:
+    """`电话：136…` is `电话=136…` when the verb has that option; any other `：` stays text."""
+    match = _WIDE_COLON.match(piece)
+    if match and canonical_key(match.group(1)) in known:
+        return f"{match.group(1)}={match.group(2)}"
+    return piece
+
+
+def _separate(tokens: list[str], known: frozenset[str]) -> list[str]:
+    """Words cut where a comma (full-width or not) comes before an option: `5万，来源=朋友` is two
+    words, and a lone `，` between options is dropped. A comma inside a note stays where it is."""
+    out: list[str] = []
+    for token in tokens:
+        pieces = re.split(f"[{_LIST_MARKS}]+", token)
+        if len(pieces) == 1:
+            out.append(_as_option(token, known))
+            continue
+        # Rejoin every piece that does not start an option to the piece before it.
+        marks = re.findall(f"[{_LIST_MARKS}]+", token)
+        words = [_as_option(pieces[0], known)]
+        for mark, piece in zip(marks, pieces[1:], strict=True):
+            piece = _as_option(piece, known)
+            if _OPTION.match(piece):
+                words.append(piece)
+            else:
+                words[-1] += mark + piece
+        starts_option = bool(_OPTION.match(words[-1])) if len(words) > 1 else False
+        out.extend(word for word in words if word or not starts_option)
+    return [token for token in out if token]
+
+
 def split(tokens: list[str], known: frozenset[str]) -> Args:
     """Options the verb knows become `options`; other `a=b` words stay in the text (a note may say x=y)."""
     args = Args()
     open_key: str | None = None  # the option the following plain words may still belong to
-    for token in tokens:
+    for token in _separate(tokens, known):
         match = _OPTION.match(token)
         if match:
             raw_key = match.group(1)
-            key = KEY_ALIASES.get(raw_key, KEY_ALIASES.get(raw_key.casefold(), raw_key.casefold()))
+            key = canonical_key(raw_key)
             if key in known:
-                args.options[key] = match.group(2).strip()
+                args.options[key] = match.group(2).strip().rstrip("，、；")
                 open_key = key
                 continue
             args.unknown.append((raw_key, match.group(2)))
             open_key = None
+        elif open_key in DATE_OPTIONS and parse_date(f"{args.options[open_key]} {token}", _ANY_DAY):
+            args.options[open_key] = f"{args.options[open_key]} {token}"
+            continue
         elif open_key in TEXT_OPTIONS or (open_key == "phone" and _DIGIT_GROUP.match(token)
                                           and _phone_incomplete(args.options["phone"])):
             args.options[open_key] = f"{args.options[open_key]} {token}".strip()

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import models.tables  # noqa: F401  (every table first: models.teams → models.scope read them)
 from commands import i18n
-from commands.parsing_values import parse_amount, parse_date, parse_percent
+from commands.parsing_values import amount_currencies, parse_amount, parse_date, parse_percent
 from commands.types import Button, Invocation, Reply
 from models import teams, teamwork
 from models.config import Stage
@@ -134,12 +134,24 @@ class Ctx:
         value = parse_amount(text)
         if value is None or value <= 0:
             raise UsageError("usage.bad_amount", text=text)
-        return int((value * 100).to_integral_value())
+        minor = int((value * 100).to_integral_value())
+        typed_in = amount_currencies(text)
+        if typed_in is not None and self.currency not in typed_in:
+            # ¥300000 in a dollar team is not $300,000: refuse rather than convert or relabel.
+            raise UsageError("usage.wrong_currency", text=text, currency=self.currency,
+                             example=self.money(minor),
+                             command=self.pick("/team config currency=", "/团队 配置 币种="))
+        return minor
 
-    def percent_bp(self, text: str) -> int:
+    def percent_bp(self, text: str, *, key: str | None = None) -> int:
         value = parse_percent(text)
         if value is None:
             raise UsageError("usage.bad_percent", text=text)
+        if 0 < value < 1 and text.strip().replace(" ", "") == str(value):
+            # 0.2 may mean 20 % (a fraction) or 0.2 %: ask rather than guess.
+            raise UsageError("usage.ambiguous_percent", text=text,
+                             key=key or self.pick("discount", "折扣"),
+                             whole=f"{(value * 100).normalize():f}")
         return int((value * 100).to_integral_value())
 
     def date(self, text: str) -> date:
@@ -162,11 +174,18 @@ class Ctx:
         return text
 
     def stage(self, text: str) -> Stage:
+        """A stage by key, name or position, or by the beginning of a name that no other stage
+        shares (`合同` → 合同签订, `prop` → Proposal)."""
         stage = self.scope.config.find_stage(text)
-        if stage is None:
-            names = ", ".join(s.label(self.locale) for s in self.scope.config.stages)
-            raise UsageError("usage.bad_stage", text=text, stages=names)
-        return stage
+        if stage is not None:
+            return stage
+        wanted = text.strip().casefold()
+        starting = [s for s in self.scope.config.stages if wanted and any(
+            name.casefold().startswith(wanted) for name in (s.key, s.zh, s.en))]
+        if len(starting) == 1:
+            return starting[0]
+        names = ", ".join(s.label(self.locale) for s in starting or self.scope.config.stages)
+        raise UsageError("usage.bad_stage", text=text, stages=names)
 
     def is_mention(self, token: str) -> bool:
         return token in self.inv.mentions

@@ -12,11 +12,12 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from commands import FAMILIES, VERBS, find_family
+from commands import FAMILIES, VERBS, closest_family, find_family
 from commands.args import Args, normalize_line, split, tokenize
 from commands.context import Ctx, UsageError
 from commands.i18n import MESSAGES, translate
@@ -72,6 +73,27 @@ def parse_command(text: str) -> ParsedCommand:
         chosen = next((verb for verb in verbs if verb.name == ""), None)
     args = split(rest, chosen.options) if chosen else Args(words=rest)
     return ParsedCommand(verb=chosen, family=family, args=args, locale=locale)
+
+
+def did_you_mean(ctx: Ctx, word: str) -> str:
+    """` Did you mean /lead?` for a mistyped command word, in the reader's words; else nothing."""
+    family = closest_family(word)
+    if family is None:
+        return ""
+    name = family.words[1] if ctx.zh and len(family.words) > 1 else family.name
+    return ctx.t("usage.did_you_mean", command=f"/{name}")
+
+
+def _example_for(ctx: Ctx, parsed: ParsedCommand) -> str | None:
+    """The verb's example with the person's own ids; None when they cannot be read."""
+    from commands.help import personal_example
+
+    if parsed.verb is None:
+        return None
+    try:
+        return personal_example(ctx, parsed.verb)
+    except Exception:  # a failed statement (Postgres) leaves the transaction unusable: plain example
+        return None
 
 
 def _remember_where_team_talks(team: Team, channel: str | None, locale: str | None) -> None:
@@ -144,10 +166,11 @@ class Dispatcher:
 
     def __init__(self, engine: Engine, clock: Clock, *, admins: Sequence[str] = (),
                  observer: CommandObserver | None = None, throttle: Throttle | None = None,
-                 at_once: int | None = None) -> None:
+                 at_once: int | None = None, timezone: str | None = None) -> None:
         """`at_once`: how many commands may run at the same time (None: no limit). Adapters run
         each command in a thread; past the database's useful concurrency, more threads only fight
-        for the GIL and for locks, and the server's event loop (acks, health checks) starves."""
+        for the GIL and for locks, and the server's event loop (acks, health checks) starves.
+        `timezone`: a new team's (DEALBOT_TIMEZONE) when the platform gives none of its own."""
         self.engine = engine
         self._slots = threading.BoundedSemaphore(at_once) if at_once else contextlib.nullcontext()
         self.clock = clock
@@ -158,6 +181,7 @@ class Dispatcher:
         self._known: OrderedDict[tuple[str, str, str], None] = OrderedDict()
         # How long a runner keeps a received command it ran, to answer it (models.inbox).
         self.inbox_lease = timedelta(seconds=30)
+        self.timezone = timezone
 
     def admins_on(self, platform: str) -> tuple[str, ...]:
         """The user keys the deployment names admin on `platform`. When it names admins at all
@@ -177,7 +201,8 @@ class Dispatcher:
         with unit_of_work(self.engine) as session:
             team = teams.get_or_create_team(session, platform=invocation.platform, key=invocation.team_key,
                                             name=invocation.team_name, now=now,
-                                            currency="CNY" if locale == "zh" else "USD")
+                                            currency="CNY" if locale == "zh" else "USD",
+                                            timezone=self._new_team_timezone(invocation, locale))
             joined = teams.find_member(session, team, invocation.user_key) is None
             teams.ensure_member(session, team, user_key=invocation.user_key, name=invocation.user_name, now=now,
                                 admins=self.admins_on(invocation.platform),
@@ -186,6 +211,15 @@ class Dispatcher:
         if len(self._known) > 10_000:
             self._known.popitem(last=False)
         return joined
+
+    def _new_team_timezone(self, invocation: Invocation, locale: str) -> str:
+        """The platform's own word for its user's timezone, else the deployment's, else the
+        language's: Asia/Shanghai for a team that first speaks Chinese, UTC otherwise."""
+        if invocation.timezone:
+            with contextlib.suppress(ZoneInfoNotFoundError, ValueError, OSError):
+                ZoneInfo(invocation.timezone)
+                return invocation.timezone
+        return self.timezone or ("Asia/Shanghai" if locale == "zh" else "UTC")
 
     def dispatch(self, invocation: Invocation, *, inbox_id: int | None = None) -> Reply:
         """`inbox_id`: the received command (models.inbox) this runs; it is settled with the
@@ -281,8 +315,12 @@ class Dispatcher:
                     raise UsageError("usage.unknown_sub", word=parsed.args.words[0][:40], family=family)
                 raise UsageError("usage.missing", what=ctx.pick("what to do", "要做的操作"))
             first = parsed.args.words[0] if parsed.args.words else ""
-            raise UsageError("usage.unknown_verb", word=first[:40])
-        reply = parsed.verb.handler(ctx, parsed.args)
+            raise UsageError("usage.unknown_verb", word=first[:40], hint=did_you_mean(ctx, first))
+        try:
+            reply = parsed.verb.handler(ctx, parsed.args)
+        except UsageError as error:
+            error.example = _example_for(ctx, parsed)  # worded while the session is still open
+            raise
         attempt.locale = ctx.locale
         # A press may come from a private chat: that is no channel of the team's.
         channel = invocation.channel if invocation.press is None else None
@@ -361,7 +399,8 @@ class Dispatcher:
             text = "❓ " + text
             if parsed and parsed.verb and error.key != "usage.unknown_sub":
                 text += "\n" + translate(locale, "usage.form", usage=parsed.verb.usage(locale))
-                text += "\n" + translate(locale, "usage.example", example=parsed.verb.example(locale))
+                example = getattr(error, "example", None) or parsed.verb.example(locale)
+                text += "\n" + translate(locale, "usage.example", example=example)
             elif parsed and parsed.family:
                 usages = [v.usage(locale) for v in VERBS if v.family == parsed.family.name]
                 text += "\n" + translate(locale, "usage.form", usage="").rstrip() + "\n" + "\n".join(f"· {u}" for u in usages)

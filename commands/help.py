@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
+import re
+
 from commands.args import Args
 from commands.context import Ctx
+from commands.registry import Verb
 from commands.types import Reply
+from models import leads
+
+
+def personal_example(ctx: Ctx, verb: Verb) -> str:
+    """The verb's example with the reader's own newest lead and quote ids, where they have any."""
+    example = verb.example(ctx.locale)
+    lead, quote = leads.latest_numbers(ctx.scope)
+    if lead is not None:
+        example = re.sub(r"\bL\d+\b", f"L{lead}", example)
+    if quote is not None:
+        example = re.sub(r"\bQ\d+\b", f"Q{quote}", example)
+    return example
 
 
 def help_(ctx: Ctx, args: Args) -> Reply:
@@ -18,7 +33,7 @@ def help_(ctx: Ctx, args: Args) -> Reply:
             for verb in VERBS:
                 if verb.family == family.name:
                     lines.append(f"· `{verb.usage(ctx.locale)}`")
-                    lines.append(f"  {ctx.t('usage.example', example=verb.example(ctx.locale))}")
+                    lines.append(f"  {ctx.t('usage.example', example=personal_example(ctx, verb))}")
             rules = f"help.rules.{family.name}"  # what the usage lines cannot say
             if ctx.t(rules) != rules:
                 lines.append(ctx.t(rules))
@@ -28,9 +43,17 @@ def help_(ctx: Ctx, args: Args) -> Reply:
             return Reply(text="\n".join(lines), private=True)
     lines = [ctx.pick("**dealbot** — what I can do (/help <command> for details):",
                       "**dealbot** — 可用命令（/帮助 <命令> 查看详情）：")]
+    if args.words:  # a word that names no command: say so rather than answer as if none was asked
+        from commands.dispatch import did_you_mean
+
+        lines = [ctx.t("usage.unknown_help", word=args.words[0][:40],
+                       hint=did_you_mean(ctx, args.words[0]))]
     for family in FAMILIES:
         word = family.words[1] if ctx.zh and len(family.words) > 1 else family.name
         lines.append(f"· /{word} — {family.summary_zh if ctx.zh else family.summary_en}")
-    lines.append(ctx.pick("Dates: tomorrow, fri, next mon, +3d, 12/1. Amounts: 120k, 12万, ¥120,000.",
-                          "日期：明天、周五、下周一、3天后、12/1。金额：120k、12万、¥120,000。"))
+    lines.append(ctx.pick("Dates: tomorrow, fri, next mon, +3d, 12/1; next week = next Monday. "
+                          "Amounts: 120k, 1.2m, 120,000. Discounts: 5%, 8折 (= 20% off).",
+                          "日期：明天、周五、下周一、下下周一、3天后、12/1；下周 = 下周一。"
+                          "金额：120k、12万、12万5、三百万、1.5亿。"
+                          "折扣：5%、百分之五、8折（即优惠 20%）。"))
     return Reply(text="\n".join(lines), private=True)

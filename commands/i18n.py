@@ -16,8 +16,13 @@ _BABEL = {"en": "en_US", "zh": "zh_CN"}
 MESSAGES: dict[str, dict[str, str]] = {
     # --- errors of the command line itself ---------------------------------------------------
     "usage.unknown_verb": {
-        "en": "I don't know the command “{word}”. Type /help to see what I can do.",
-        "zh": "不认识的命令“{word}”。发送 /帮助 查看可用命令。",
+        "en": "I don't know the command “{word}”.{hint} Type /help to see what I can do.",
+        "zh": "不认识的命令“{word}”。{hint}发送 /帮助 查看可用命令。",
+    },
+    "usage.did_you_mean": {"en": " Did you mean {command}?", "zh": "你是想用 {command} 吗？"},
+    "usage.unknown_help": {
+        "en": "❓ I don't know “{word}”.{hint} These are the commands:",
+        "zh": "❓ 没有“{word}”这个命令。{hint}可用命令如下：",
     },
     "usage.missing": {"en": "Missing {what}.", "zh": "缺少{what}。"},
     "usage.unknown_sub": {
@@ -28,9 +33,19 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "“{text}” is not an amount. Amounts look like 80000, 80k, 8万, ¥80,000.",
         "zh": "“{text}”不是有效金额。金额示例：80000、80k、8万、¥80,000。",
     },
+    "usage.wrong_currency": {
+        "en": "“{text}” is not in this team's currency, {currency}. Type it in {currency} "
+              "(like {example}); an admin can change the currency with {command}…",
+        "zh": "“{text}”不是本团队的币种 {currency}。请按 {currency} 填写（如 {example}）；"
+              "管理员可用 {command}… 修改币种。",
+    },
     "usage.bad_percent": {
         "en": "“{text}” is not a percentage between 0 and 100, like 5%.",
         "zh": "“{text}”不是 0 到 100 之间的百分比，例如 5%。",
+    },
+    "usage.ambiguous_percent": {
+        "en": "“{text}” could be {whole}% or {text}%. Write {key}={whole}% or {key}={text}%.",
+        "zh": "“{text}”是 {whole}% 还是 {text}%？请写成 {key}={whole}% 或 {key}={text}%。",
     },
     "usage.bad_date": {
         "en": "“{text}” is not a date I understand. Try tomorrow, fri, next mon, +3d, 12/1 or 2026-12-01.",
@@ -59,6 +74,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "usage.bad_stage": {
         "en": "“{text}” is not a stage of this team. Stages: {stages}.",
         "zh": "“{text}”不是本团队的阶段。阶段有：{stages}。",
+    },
+    "usage.stage_closes": {
+        "en": "“{text}” is not a stage: a lead is closed with {command}",
+        "zh": "“{text}”不是阶段；结束线索请用：{command}",
     },
     "usage.bad_via": {
         "en": "“{text}” is not a way of contact. Use one of: call, visit, wechat, email, meeting.",
@@ -89,6 +108,20 @@ MESSAGES: dict[str, dict[str, str]] = {
     "usage.bad_config_value": {
         "en": "“{value}” doesn't fit {key}: {detail}",
         "zh": "“{value}”不适用于 {key}：{detail}",
+    },
+    "usage.bad_phone": {
+        "en": "“{text}” is not a phone number. Phone numbers look like 138-0013-8000 "
+              "or +86 13800138000.",
+        "zh": "“{text}”不是电话号码。电话号码形如 138-0013-8000 或 +86 13800138000。",
+    },
+    "usage.bad_email": {
+        "en": "“{text}” is not an e-mail address. Addresses look like name@example.com.",
+        "zh": "“{text}”不是邮箱地址。邮箱形如 name@example.com。",
+    },
+    "usage.bad_timezone": {
+        "en": "“{text}” is not a timezone. Timezones look like Asia/Shanghai, Europe/Berlin "
+              "or UTC.",
+        "zh": "“{text}”不是时区。时区形如 Asia/Shanghai、Europe/Berlin 或 UTC。",
     },
     "usage.bad_page": {"en": "“{text}” is not a page number.", "zh": "“{text}”不是页码。"},
     "usage.yes_no": {"en": "“{text}” should be yes or no.", "zh": "“{text}”应为 yes 或 no（是/否）。"},

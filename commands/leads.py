@@ -43,12 +43,12 @@ def _lead_facts(ctx: Ctx, args: Args) -> dict[str, object]:
     if "phone" in args.options:
         phone = args.options["phone"]
         if phone and not looks_like_phone(phone):
-            raise UsageError("usage.bad_choice", text=phone, choices="138-0013-8000, +86 13800138000")
+            raise UsageError("usage.bad_phone", text=phone)
         facts["phone"] = phone or None
     if "email" in args.options:
         email = args.options["email"]
         if email and not looks_like_email(email):
-            raise UsageError("usage.bad_choice", text=email, choices="name@example.com")
+            raise UsageError("usage.bad_email", text=email)
         facts["email"] = email or None
     if "value" in args.options:
         facts["value"] = ctx.amount(args.options["value"]) if args.options["value"] else None
@@ -263,12 +263,22 @@ def _changes(ctx: Ctx, before: dict | None, after: dict | None) -> str:
     return "; ".join(parts)[:300]
 
 
+_WON, _LOST = ("won", "赢单"), ("lost", "输单")
+_CLOSING = {"won": _WON, "win": _WON, "赢单": _WON, "成交": _WON,
+            "lost": _LOST, "lose": _LOST, "输单": _LOST, "丢单": _LOST}
+
+
 def stage(ctx: Ctx, args: Args) -> Reply:
     number = ctx.lead_number(args.words[0] if args.words else None)
     if len(args.words) < 2:
         raise UsageError("usage.missing", what=ctx.t("what.stage"))
+    wanted = " ".join(args.words[1:])
+    closing = _CLOSING.get(wanted.strip().casefold())
+    if closing is not None:  # won and lost close a lead; they are not stages of the pipeline
+        command = f"{ctx.pick('/lead', '/线索')} {ctx.pick(*closing)} L{number}"
+        raise UsageError("usage.stage_closes", text=wanted, command=command)
     lead = leads.get_lead(ctx.scope, number)
-    target = ctx.stage(" ".join(args.words[1:]))
+    target = ctx.stage(wanted)
     return _moved(ctx, lead, _translate_requirements(ctx, lambda: leads.move_to_stage(ctx.scope, lead, target)))
 
 

@@ -11,7 +11,7 @@ import re
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 
-__all__ = ["parse_amount", "parse_percent", "parse_date"]
+__all__ = ["amount_currencies", "parse_amount", "parse_percent", "parse_date"]
 
 # Real chat input is short; the cap keeps every rule cheap on pasted walls of text.
 _MAX_LEN = 64
@@ -39,13 +39,75 @@ def _normalize(text: object) -> str | None:
 # [0-9] rather than \d: \d matches Arabic-Indic and other digits that Decimal() would accept.
 _NUMBER = r"(?:[1-9][0-9]{0,2}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?"
 _AMOUNT_RE = re.compile(
-    rf"(?P<cur>[¥$])?\s*(?P<num>{_NUMBER})\s*(?P<mult>[kKmMwW万亿])?\s*(?P<unit>[元块])?"
+    rf"(?P<cur>[¥$€£])?\s*(?P<num>{_NUMBER})\s*(?P<mult>[kKmMwW万亿])?\s*(?P<unit>[元块])?"
 )
+# Amounts written the Chinese way: 三万, 三百万, 十二万五千, and the spoken 12万5 (= 125,000).
+_ZH_AMOUNT_RE = re.compile(
+    r"(?P<cur>[¥])?\s*(?P<body>[0-9.零〇一二两三四五六七八九十百千万亿]+)\s*[元块]?"
+)
+_ZH_PART = re.compile(r"[0-9]+(?:\.[0-9]+)?|[零〇一二两三四五六七八九]|[十百千万亿]")
+_ZH_DIGIT = {
+    "零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4,
+    "五": 5, "六": 6, "七": 7, "八": 8, "九": 9,
+}  # fmt: skip
+_ZH_UNIT = {"十": 1, "百": 2, "千": 3, "万": 4, "亿": 8}
+# What the symbol an amount was typed with says about its currency.
+_SYMBOL_CURRENCIES = {
+    "¥": frozenset({"CNY", "JPY"}), "元": frozenset({"CNY"}), "块": frozenset({"CNY"}),
+    "$": frozenset({"USD", "HKD", "SGD", "AUD", "CAD", "NZD", "TWD", "MXN"}),
+    "€": frozenset({"EUR"}), "£": frozenset({"GBP"}),
+}  # fmt: skip
 _MULTIPLIERS = {
     "k": 3, "K": 3, "m": 6, "M": 6, "w": 4, "W": 4, "万": 4, "亿": 8,
 }  # fmt: skip
 _MAX_AMOUNT = Decimal(10) ** 13
 _CENT = Decimal("0.01")
+
+
+def _zh_amount(body: str) -> Decimal | None:
+    """`三百万`, `十二万五千`, `12万5`, `1亿2000万` -> Decimal; None when they make no number."""
+    parts = _ZH_PART.findall(body)
+    if "".join(parts) != body:
+        return None
+    total, section, number = Decimal(0), Decimal(0), None
+    last_unit = None
+    for part in parts:
+        if part in _ZH_UNIT:
+            power = _ZH_UNIT[part]
+            if power >= 4:
+                if number is None and section == 0:
+                    return None
+                section += number or 0
+                total = (
+                    (total + section) * Decimal(10) ** power
+                    if power == 8
+                    else total + section * Decimal(10) ** power
+                )
+                section = Decimal(0)
+            else:
+                section += (Decimal(1) if number is None else number) * Decimal(10) ** power
+            number, last_unit = None, power
+        else:
+            if number is not None:
+                return None  # two numbers in a row: 三五, 12 5
+            number = Decimal(_ZH_DIGIT[part]) if part in _ZH_DIGIT else Decimal(part)
+    if number is not None:
+        # Spoken short form: a lone digit after a unit is one step below it (12万5 = 12万5千).
+        if last_unit and len(parts[-1]) == 1 and (parts[-1] in _ZH_DIGIT or parts[-1].isdigit()):
+            number *= Decimal(10) ** (last_unit - 1)
+        section += number
+    return total + section
+
+
+def amount_currencies(text: str) -> frozenset[str] | None:
+    """The currencies an amount's symbol may stand for (`¥`: CNY or JPY); None: no symbol."""
+    s = _normalize(text)
+    if s is None:
+        return None
+    for symbol in (s[:1], s[-1:]):
+        if symbol in _SYMBOL_CURRENCIES:
+            return _SYMBOL_CURRENCIES[symbol]
+    return None
 
 
 def parse_amount(text: str) -> Decimal | None:
@@ -55,7 +117,12 @@ def parse_amount(text: str) -> Decimal | None:
         return None
     m = _AMOUNT_RE.fullmatch(s)
     if m is None:
-        return None
+        zh = _ZH_AMOUNT_RE.fullmatch(s)
+        value = _zh_amount(zh["body"]) if zh else None
+        if value is None or value > _MAX_AMOUNT:
+            return None
+        value = value.quantize(_CENT, rounding=ROUND_HALF_UP)
+        return value.quantize(Decimal(1)) if value == value.to_integral_value() else value
     # Enough precision that scaling a 64-char number never rounds before we quantize.
     with localcontext() as ctx:
         ctx.prec = 100
@@ -77,13 +144,31 @@ def parse_amount(text: str) -> Decimal | None:
 # --- percentages -------------------------------------------------------------------------------
 
 _PERCENT_RE = re.compile(r"(?P<num>[0-9]+(?:\.[0-9]+)?)\s*%?")
+# 百分之十 = 10 %; 8折 / 八折 = 80 % of the price, i.e. 20 % off; 85折 = 15 % off.
+_ZH_PERCENT_RE = re.compile(r"百分之(?P<num>[0-9]+(?:\.[0-9]+)?|[零一二两三四五六七八九十百]+)")
+_ZH_OFF_RE = re.compile(r"(?P<num>[1-9](?:\.[0-9])?|[1-9][1-9]|[一二三四五六七八九]{1,2})\s*折")
+
+
+def _percent_number(text: str) -> Decimal | None:
+    if text.isascii():
+        return Decimal(text)
+    value = _zh_amount(text)
+    return value if value is not None and len(text) <= 4 else None
 
 
 def parse_percent(text: str) -> Decimal | None:
-    """'5%', '5', '5.5%', '５％' (full-width) -> Decimal('5'); None if not a number in 0..100."""
+    """'5%', '5', '5.5%', '５％' (full-width), 百分之五 -> Decimal('5'); a discount written as
+    the share paid, 95折 or 九五折, -> Decimal('5'); None if not a number in 0..100."""
     s = _normalize(text)
     if s is None:
         return None
+    if m := _ZH_OFF_RE.fullmatch(s):
+        digits = "".join(str(_ZH_DIGIT.get(char, char)) for char in m["num"])
+        paid = Decimal(digits) * (1 if len(digits) == 2 else 10)  # 85折, else 8折 / 8.5折
+        return Decimal(100) - paid
+    if m := _ZH_PERCENT_RE.fullmatch(s):
+        value = _percent_number(m["num"])
+        return value if value is not None and value <= 100 else None
     m = _PERCENT_RE.fullmatch(s)
     if m is None:
         return None
@@ -138,7 +223,9 @@ _ZH_OFFSET_RE = re.compile(
     r"([0-9]{1,3}|[一二两三四五六七八九十]{1,3}) ?(天|日|周|个星期|星期|个礼拜|礼拜)后"
 )
 _EN_WEEKDAY_RE = re.compile(rf"(?:(this|next) )?({_EN_WD})")
-_ZH_WEEKDAY_RE = re.compile(r"(本|这个?|下个?)?(?:周|星期|礼拜)([一二三四五六日天1-7])")
+_ZH_WEEKDAY_RE = re.compile(r"(本|这个?|下下个?|下个?)?(?:周|星期|礼拜) ?([一二三四五六日天1-7])")
+# A week without a day means its Monday: 下周 / next week = next Monday, 下下周 = the one after.
+_WEEK_RE = re.compile(r"next week|下个?(?:周|星期|礼拜)|(下下)个?(?:周|星期|礼拜)")
 _YMD_RE = re.compile(r"([0-9]{4})([-/.])([0-9]{1,2})\2([0-9]{1,2})")
 _ZH_YMD_RE = re.compile(r"([0-9]{4}) ?年 ?([0-9]{1,2}) ?月 ?([0-9]{1,2}) ?[日号]?")
 _MD_RE = re.compile(r"([0-9]{1,2})[/-]([0-9]{1,2})")
@@ -189,11 +276,12 @@ def _upcoming_day_of_month(day: int, today: date) -> date | None:
 
 
 def _weekday_date(weekday: int, which: str | None, today: date) -> date:
-    """Bare weekday -> next one strictly after today; 'this'/'next' -> that day of that week."""
+    """Bare weekday -> next one strictly after today; 'this'/'next'/'after next' -> that day of
+    that week."""
     if which is None:
         return today + timedelta(days=(weekday - today.weekday() - 1) % 7 + 1)
     monday = today - timedelta(days=today.weekday())
-    return monday + timedelta(days=weekday + (7 if which == "next" else 0))
+    return monday + timedelta(days=weekday + {"next": 7, "after next": 14}.get(which, 0))
 
 
 def _parse_date(s: str, today: date) -> date | None:
@@ -213,8 +301,20 @@ def _parse_date(s: str, today: date) -> date | None:
         return _weekday_date(_EN_WEEKDAYS[m[2]], m[1], today)
     if m := _ZH_WEEKDAY_RE.fullmatch(s):
         prefix = m[1]
-        which = None if prefix is None else ("next" if prefix.startswith("下") else "this")
+        which = (
+            None
+            if prefix is None
+            else (
+                "after next"
+                if prefix.startswith("下下")
+                else "next"
+                if prefix.startswith("下")
+                else "this"
+            )
+        )
         return _weekday_date(_ZH_WEEKDAYS[m[2]], which, today)
+    if m := _WEEK_RE.fullmatch(s):
+        return _weekday_date(0, "after next" if m[1] else "next", today)
 
     if m := _YMD_RE.fullmatch(s):
         return _safe_date(int(m[1]), int(m[3]), int(m[4]))

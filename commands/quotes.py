@@ -8,7 +8,9 @@ from commands.args import Args
 from commands.context import Ctx, UsageError
 from commands.types import Button, Reply
 from models import leads, quotes, teamwork
+from models.config import ROLE_RANK
 from models.errors import DomainError
+from models.permissions import rank
 from models.tables import ApprovalStep, Lead, Member, Quote
 from models.teamwork import Asked
 
@@ -170,8 +172,9 @@ def create(ctx: Ctx, args: Args) -> Reply:
     raised = quotes.levels_needed(policy, Decimal(quote.amount) / 100, Decimal(quote.discount_bp) / 100) > \
         quotes.levels_needed(policy, Decimal(quote.amount) / 100, Decimal(0))
     role = ctx.role_label(steps[-1].role)
-    why = ctx.pick(" (discount above {p}, one level up)", "（折扣超过 {p}，升一级）",
-                   p=f"{ctx.scope.config.approval.discount_raise_pct:g}%") if raised else ""
+    reason = ctx.pick("discount above {p}, one level up", "折扣超过 {p}，升一级",
+                      p=f"{ctx.scope.config.approval.discount_raise_pct:g}%") if raised else ""
+    why = ctx.pick(" ({r})", "（{r}）", r=reason) if reason else ""
     names = _names(ctx, asked)
     if len(steps) == 1 and first.needed > 1:
         text = ctx.pick("Needs {k} {role}s{why} — asked {names}.", "需要 {k} 位{role}审批{why}，已通知 {names}。",
@@ -180,9 +183,21 @@ def create(ctx: Ctx, args: Args) -> Reply:
         text = ctx.pick("Needs {a} {role}{why} — asked {names}.", "需要{role}审批{why}，已通知 {names}。",
                         a=_article(role), role=role, why=why, names=names)
     else:
-        text = ctx.pick("Needs {k} approvals up to {role}{why} — asked {names} first.",
-                        "需要 {k} 级审批（至{role}）{why}，已先通知 {names}。",
-                        k=len(steps), role=role, why=why, names=names)
+        # An approver whose role covers every level signs them all at once (models.quotes.decide).
+        later = steps[1:]
+        signs_all = bool(asked) and all(
+            quotes.needed_now(ctx.scope.session, quote, step) <= 1 for step in later) and all(
+            rank(one.principal) >= ROLE_RANK[step.role] for one in asked for step in later)
+        text = ctx.pick("Needs {k} approvals up to {role}{why}",
+                        "需要 {k} 级审批（至{role}{why}），", k=len(steps), role=role,
+                        why=ctx.pick(" ({r})", "，{r}", r=reason) if reason else "")
+        if signs_all:
+            text += ctx.pick(" — {names} can sign {all} at once; asked {names}.",
+                             "{names} 可一次批完 {k} 级，已通知 {names}。",
+                             k=len(steps), names=names,
+                             all="both" if len(steps) == 2 else f"all {len(steps)}")
+        else:
+            text += ctx.pick(" — asked {names} first.", "已先通知 {names}。", names=names)
     return Reply(text=f"{head}{'' if ctx.zh else ' '}{text}")
 
 
@@ -303,8 +318,9 @@ def list_(ctx: Ctx, args: Args) -> Reply:
                       ctx.member_name(quote.requester_id), status])
         may_decide = step is not None and quotes.authority_for(  # no button that can only say no
             session, ctx.scope.actor, quote, step, ctx.scope.today) is not None
-        if pending and may_decide and len(buttons) < 6:
-            buttons += ctx.quote_buttons(quote)
+        if pending and may_decide:  # one row per quote; each platform shows as many as it can
+            buttons += [button.model_copy(update={"row": quote.number})
+                        for button in ctx.quote_buttons(quote)]
     return Reply(text=f"**{title}** — {len(rows)}", table=table, buttons=buttons)
 
 

@@ -125,8 +125,7 @@ def _timezone(ctx: Ctx, text: str) -> str:
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError, OSError):
-        raise UsageError("usage.bad_config_value", key="", value=text,
-                         detail=ctx.pick("a timezone like Asia/Shanghai", "时区，如 Asia/Shanghai")) from None
+        raise UsageError("usage.bad_timezone", text=text) from None
     return value
 
 

@@ -441,9 +441,7 @@ def timezone(ctx: Ctx, args: Args) -> Reply:
         _before, after = teamwork.set_prefs(ctx.scope, {"timezone": value})
     except DomainError as error:
         if error.key == "prefs.bad_timezone":
-            detail = ctx.pick("a timezone like Asia/Shanghai", "时区，如 Asia/Shanghai")
-            raise UsageError("usage.bad_config_value", key="timezone", value=word[:60],
-                             detail=detail) from error
+            raise UsageError("usage.bad_timezone", text=word[:60]) from error
         raise
     ctx.prefs = after
     zone = after.timezone or ctx.scope.config.timezone

@@ -30,6 +30,7 @@ class Invocation(BaseModel):
     text: str  # exactly as a command: "/quote approve Q7 fine"; a click arrives as its button's command
     mentions: dict[str, Mention] = Field(default_factory=dict)  # token as typed ("@bob", "<@U1>") → person
     locale: str | None = None  # the platform's hint about the user's language
+    timezone: str | None = None  # the platform's hint about the user's timezone (Slack's user tz)
     received_at: datetime
     delivery_id: str | None = None  # the platform's id of this delivery; a retry with the same id runs once
     # A button press, and how its team is known: "bound" (the platform vouches for the team, or the
@@ -43,6 +44,7 @@ class Button(BaseModel):
     label: str
     command: str
     style: Literal["default", "primary", "danger"] = "default"
+    row: int = 0  # buttons next to each other with the same row share a row where rows exist
 
     @field_validator("label")
     @classmethod
@@ -100,3 +102,13 @@ class Reply(BaseModel):
     @classmethod
     def _table_as_held(cls, table: list[list[str]]) -> list[list[str]]:
         return [[visible(cell) for cell in row] for row in table]
+
+    def button_rows(self) -> list[list[Button]]:
+        """The buttons as rows: a new row wherever a button's `row` differs from the one before."""
+        rows: list[list[Button]] = []
+        for button in self.buttons:
+            if rows and rows[-1][-1].row == button.row:
+                rows[-1].append(button)
+            else:
+                rows.append([button])
+        return rows

@@ -353,3 +353,17 @@ def snooze(scope: Scope, lead: Lead, until: date) -> None:
     if until > latest_plan(scope.today):
         raise DomainError("date.too_far_ahead", date=until, latest=latest_plan(scope.today))
     guarded_update(scope, lead, action="snooze", snoozed_until=until)
+
+
+def latest_numbers(scope: Scope) -> tuple[int | None, int | None]:
+    """The numbers of the actor's newest own lead and of the newest quote they would act on (a
+    rep's own; for an approver, someone else's), for examples worded with their own ids."""
+    session, actor = scope.session, scope.actor
+    lead = session.exec(select(Lead.number)
+                        .where(Lead.team_id == scope.team.id, Lead.owner_id == actor.id)
+                        .order_by(col(Lead.number).desc()).limit(1)).first()
+    theirs = (col(Quote.requester_id) != actor.id) if rank(actor) >= ROLE_RANK["manager"] \
+        else (col(Quote.requester_id) == actor.id)
+    quote = session.exec(select(Quote.number).where(Quote.team_id == scope.team.id, theirs)
+                         .order_by(col(Quote.number).desc()).limit(1)).first()
+    return lead, quote

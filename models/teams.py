@@ -21,15 +21,17 @@ from models.tables import ApprovalStep, CommandLog, Lead, Member, Quote, Team
 
 
 def get_or_create_team(session: Session, *, platform: str, key: str, name: str, now: datetime,
-                       currency: str | None = None) -> Team:
-    """The team of a workspace / corp / group, created on first contact. Its currency is fixed then
-    (from the language of that first contact) so amounts never change symbol with the speaker."""
+                       currency: str | None = None, timezone: str | None = None) -> Team:
+    """The team of a workspace / corp / group, created on first contact. Its currency and timezone
+    are fixed then (from the language of that first contact and the deployment's default), so
+    amounts never change symbol with the speaker."""
     team = session.exec(select(Team).where(Team.platform == platform, Team.key == key)).first()
     if team:
         return team
     try:
         with session.begin_nested():
-            config = {"currency": currency} if currency else {}
+            config = {key: value for key, value in (("currency", currency), ("timezone", timezone))
+                      if value}
             team = Team(platform=platform, key=key, name=name or key, config=config, created_at=now)
             session.add(team)
     except IntegrityError:

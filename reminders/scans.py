@@ -28,6 +28,7 @@ from reminders import aftersale as aftersale_reminders  # a module import: it im
 from reminders.timing import next_working_moment, waiting_hours, working_hours_between
 
 MAX_BUTTONS = 6
+MAX_ROWS = 10  # a realtime message: each fact's buttons on a row of their own, this many facts
 MAX_LINES = 15
 
 
@@ -156,8 +157,8 @@ class Scan:
     # --- writing the outbox ----------------------------------------------------------------------
     def flush(self) -> ScanReport:
         """For each person: one message per run with everything they read as a digest (by default
-        their nudges), one message per fact for nudges they want in realtime, nothing for what they
-        turned off. Held through their quiet hours (their own, else the team's), except the
+        their nudges), one more with the nudges they want in realtime (each fact with its own row
+        of buttons), nothing for what they turned off. Held through their quiet hours (their own, else the team's), except the
         approvals people asked of them, which are never held."""
         for notice in teamwork.take_held(self.session, team_id=self.team.id or 0, now=self.now):
             member = self.member(notice.member_id)
@@ -173,6 +174,7 @@ class Scan:
             send_at = next_working_moment(self.now, prefs.quiet_config(self.config))
             asked: list[tuple[str, list[Line]]] = []
             digest: list[tuple[str, list[Line]]] = []
+            realtime: list[tuple[str, list[Line]]] = []
             with self.reading(member):
                 for kind, lines in groups:
                     mode = prefs.mode(kind)
@@ -181,16 +183,18 @@ class Scan:
                     if mode == "digest":
                         (asked if kind in teamwork.ASKED_BY_A_PERSON else digest).append((kind, lines))
                     elif teamwork.category_of(kind) == "nudges":
-                        for line in lines:  # realtime: each fact its own message
-                            self._write(member, [(kind, [line])], send_at)
+                        realtime.append((kind, lines))
                     else:
                         self._write(member, [(kind, lines)], send_at)
+                self._write(member, realtime, send_at, rows=True)
                 self._write(member, asked, self.now)
                 self._write(member, digest, send_at)
         return self.report
 
-    def _write(self, member: Member, groups: list[tuple[str, list[Line]]], send_at: datetime) -> None:
-        """One outbox message holding each group of lines under its title."""
+    def _write(self, member: Member, groups: list[tuple[str, list[Line]]], send_at: datetime,
+               *, rows: bool = False) -> None:
+        """One outbox message holding each group of lines under its title; with `rows`, each
+        line's buttons on a row of their own."""
         if not groups:
             return
         parts: list[str] = []
@@ -203,11 +207,29 @@ class Scan:
             parts += [f"· {line.text}" for line in shown]
             if len(lines) > len(shown):
                 parts.append(self.pick("· … and {k} more", "· …… 另有 {k} 条", k=len(lines) - len(shown)))
-            buttons += [button for line in shown for button in line.buttons]
+            if rows:
+                buttons += [button.model_copy(update={"row": len(keys) + index})
+                            for index, line in enumerate(shown) for button in line.buttons]
+            else:
+                buttons += [button for line in shown for button in line.buttons]
             keys += [line.key for line in lines]
         digest = hashlib.sha1("|".join(sorted(keys)).encode()).hexdigest()[:16]
         kind = groups[0][0] if len(groups) == 1 else "digest"
-        reply = Reply(text="\n".join(parts), buttons=buttons[:MAX_BUTTONS])
+        if rows:  # a lead both overdue and stuck gets its row once
+            by_row: dict[int, list[Button]] = defaultdict(list)
+            for button in buttons:
+                by_row[button.row].append(button)
+            seen: set[tuple[str, ...]] = set()
+            kept: list[list[Button]] = []
+            for row in by_row.values():
+                commands = tuple(button.command for button in row)
+                if commands not in seen:
+                    seen.add(commands)
+                    kept.append(row)
+            buttons = [button for row in kept[:MAX_ROWS] for button in row]
+        else:
+            buttons = buttons[:MAX_BUTTONS]
+        reply = Reply(text="\n".join(parts), buttons=buttons)
         written = outbox.enqueue(self.session, team=self.team, kind=kind, member=member,
                                  dedupe_key=f"nudge:{kind}:{member.id}:{digest}",
                                  payload=reply.model_dump(mode="json"), now=self.now, not_before=send_at)

@@ -22,10 +22,10 @@ from reminders.outbox import OutboxDelivery
 
 class Chat:
     def __init__(self, engine: Engine, clock: FixedClock, *, team: str = "acme", user: str = "alice",
-                 admins: Sequence[str] = ()) -> None:
+                 admins: Sequence[str] = (), timezone: str | None = None) -> None:
         self.engine = engine
         self.clock = clock
-        self.dispatcher = Dispatcher(engine, clock, admins=admins)
+        self.dispatcher = Dispatcher(engine, clock, admins=admins, timezone=timezone)
         self.image_dir = Path(tempfile.mkdtemp(prefix="dealbot-charts-"))
         self.adapter = ConsoleAdapter(self.dispatcher.dispatch, clock, team=team, user=user, image_dir=self.image_dir)
         self.lines: list[str] = []

@@ -80,8 +80,8 @@ def chat(engine: Engine, clock: FixedClock) -> Chat:
 @pytest.fixture
 def team(chat: Chat) -> Chat:
     """A small English team: alice (admin, the first member), bob (manager), carol and dan (reps),
-    and erin, a second admin."""
-    chat.say("/team config locale=en")
+    and erin, a second admin. The team works in Shanghai time, as the clock is given."""
+    chat.say("/team config locale=en timezone=Asia/Shanghai")
     chat.say("[bob] /help")
     chat.say("/team role @bob manager")
     chat.say("[carol] /help")

@@ -148,6 +148,18 @@ def test_help_lists_every_command(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []  # asking for help creates no database
 
 
+def test_help_shows_the_console_example_as_typed(tmp_path: Path) -> None:
+    assert "`[bob] …` acts as bob" in ok(dealbot(tmp_path, "--help"))
+    assert "`[bob] …` acts as bob" in ok(dealbot(tmp_path, "console", "--help"))
+
+
+def test_a_long_piped_script_runs_every_line(tmp_path: Path) -> None:
+    script = "/team config locale=en\n" + "".join(f"/lead add Customer {n}\n" for n in range(1, 81))
+    out = ok(dealbot(tmp_path, "console", "--user", "alice", stdin=script))
+    assert "✅ L80 Customer 80 — yours" in out
+    assert out.count("✅ L") == 80 and "slow down" not in out.casefold()
+
+
 def test_run_without_platform_tokens_is_the_console(tmp_path: Path) -> None:
     out = ok(
         dealbot(

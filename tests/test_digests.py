@@ -15,7 +15,7 @@ from reminders.worker import Worker, WorkerReport
 from tests.chat import Chat
 
 SH = ZoneInfo("Asia/Shanghai")
-TEAM = ["/team config locale=en", "[bob] /help", "/team role @bob manager", "[carol] /help", "[dan] /help",
+TEAM = ["/team config locale=en timezone=Asia/Shanghai", "[bob] /help", "/team role @bob manager", "[carol] /help", "[dan] /help",
         "/team role @erin admin", "/team role @alice rep"]
 
 

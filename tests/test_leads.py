@@ -226,7 +226,7 @@ def test_edit_changes_facts_and_every_change_is_in_the_history(team: Chat) -> No
     team.say("/lead add Acme Trading phone=138-0013-8000")
     team.say("/follow L1 called next=tomorrow via=call")
     assert "L1 updated: contact=Mr Li, value=$150,000" in team.say("/lead edit L1 contact=Mr Li value=150k")
-    assert "not one of" in team.say("/lead edit L1 phone=call-me")
+    assert "is not a phone number" in team.say("/lead edit L1 phone=call-me")
     team.say("/lead next L1")
     team.say("[bob] /lead assign L1 @carol")
     team.say("[carol] /lead won L1")

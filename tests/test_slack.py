@@ -61,6 +61,7 @@ class FakeSlack(FakeServer):
         if request.name == "users.info":
             user = args.get("user", "")
             return Answer(body={"ok": True, "user": {"id": user, "name": user.lower(),
+                                                      "tz": "America/Los_Angeles",
                                                       "profile": {"display_name": NAMES.get(user, user)}}})
         if request.name == "conversations.open":
             return Answer(body={"ok": True, "channel": {"id": "D" + str(args.get("users", ""))}})
@@ -374,3 +375,19 @@ def test_every_verb_family_is_a_slash_command(slack: SlackHarness) -> None:
     assert "C1" in slack.say("U1", "/contract", "L1 100k")["text"]
     slack.say("U1", "/plan", "C1 100%@2026-12-31")
     assert "C1" in text_of(slack.say("U1", "/receivables", ""))
+
+
+def test_pending_quotes_each_get_their_own_row_of_buttons(slack: SlackHarness) -> None:
+    slack.say("U1", "/team", "config locale=en")
+    slack.say("U3", "/lead", "add Acme")
+    for amount in ("100k", "110k", "120k", "130k"):
+        slack.say("U3", "/quote", f"L1 {amount}")
+    listed = slack.say("U1", "/quote", "list pending")
+    rows = [[element["value"].strip() for element in block["elements"]]
+            for block in listed["blocks"] if block["type"] == "actions"]
+    assert rows == [[f"/quote approve Q{n}", f"/quote reject Q{n}"] for n in (4, 3, 2, 1)]
+
+
+def test_a_new_team_starts_in_the_timezone_slack_gives(slack: SlackHarness) -> None:
+    settings = slack.say("U1", "/team", "config")
+    assert "America/Los_Angeles" in text_of(settings)

@@ -434,3 +434,17 @@ def test_every_verb_family_is_a_telegram_command(telegram: TelegramHarness) -> N
     assert "C1" in telegram.say("alice", "/contract L1 100k")
     telegram.say("alice", "/plan C1 100%@2026-12-31")
     assert "C1" in telegram.say("alice", "/receivables")
+
+
+def test_pending_quotes_each_get_their_own_keyboard_row(telegram: TelegramHarness) -> None:
+    telegram.say("alice", "/team config locale=en")
+    telegram.say("carol", "/lead add Acme")
+    for amount in ("100k", "110k", "120k", "130k"):
+        telegram.say("carol", f"/quote L1 {amount}")
+    telegram.say("alice", "/quote list pending")
+    sent = telegram.api.sent()[-1]
+    markup = sent["reply_markup"]
+    markup = json.loads(markup) if isinstance(markup, str) else markup
+    rows = [[(button.get("callback_data") or button["switch_inline_query_current_chat"]).strip()
+             for button in row] for row in markup["inline_keyboard"]]
+    assert rows == [[f"/quote approve Q{n}", f"/quote reject Q{n}"] for n in (4, 3, 2, 1)]

@@ -65,7 +65,7 @@ def test_a_chinese_team_end_to_end(zh: Chat) -> None:
     assert "报价: Q1 ¥800,000 同意" in zh.say("/线索 查看 L1")
 
     raised = zh.say("/报价 L1 30万 折扣=25%")  # a manager's amount, raised by the discount
-    assert "Q2 · L1 华为技术：¥300,000（折扣 25%）。需要 2 级审批（至管理员）（折扣超过 20%，升一级）" in raised
+    assert "Q2 · L1 华为技术：¥300,000（折扣 25%）。需要 2 级审批（至管理员，折扣超过 20%，升一级）" in raised
     assert "❌ Q2 已被 李经理 驳回 · 09:00：折扣太大" in zh.say("[李经理] /审批 驳回 Q2 折扣太大")
     assert "❌ Q2 已被 李经理 驳回 · 09:00：折扣太大" in zh.pushes("张三")[-1]
 
@@ -83,7 +83,7 @@ def test_a_chinese_team_end_to_end(zh: Chat) -> None:
     assert "2026-11 目标完成情况" in progress.text and ["张三", "¥800,000", "¥2,000,000", "40%"] in progress.table
 
     helped = zh.say("/帮助 报价")
-    assert "/审批 同意 <Q> [备注]" in helped and "示例：/报价 L3 80万 折扣=25%" in helped
+    assert "/审批 同意 <Q> [备注]" in helped and "示例：/报价 L1 80万 折扣=25%" in helped
     assert "只有管理员可以管理团队。" in zh.say("/团队 配置 locale=zh")
     assert "⚙️ 已保存：locale=zh" in zh.say("[王总] /团队 配置 locale=zh")
     assert "团队设置" in zh.say("[王总] /team config")  # the team's language now wins over the command's

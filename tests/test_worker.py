@@ -23,7 +23,7 @@ from tests.chat import Chat
 
 SH = ZoneInfo("Asia/Shanghai")
 NY = ZoneInfo("America/New_York")
-TEAM = ["/team config locale=en", "[bob] /help", "/team role @bob manager", "[carol] /help", "[dan] /help",
+TEAM = ["/team config locale=en timezone=Asia/Shanghai", "[bob] /help", "/team role @bob manager", "[carol] /help", "[dan] /help",
         "/team role @erin admin", "/team role @alice rep"]
 
 
@@ -38,7 +38,7 @@ def next_fires(specs: list[JobSpec], now: datetime) -> dict[str, datetime]:
 
 def test_jobs_follow_each_teams_digest_time_and_timezone(team: Chat) -> None:
     other = Chat(team.engine, team.clock, team="globex", user="zoe")  # zoe founds a second team
-    other.say("/team config digest_time=19:15 weekly_digest_time=08:00")
+    other.say("/team config digest_time=19:15 weekly_digest_time=08:00 timezone=Asia/Shanghai")
     acme, globex = team_ids(team)
     worker = Worker(team.engine, team.clock, team.delivery, scan_every=timedelta(minutes=10))
     now = team.clock.now()  # Thu 26 Nov 09:00 in Shanghai
