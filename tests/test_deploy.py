@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import os
 import re
 import shlex
+import subprocess
+import sys
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -230,6 +233,42 @@ def test_the_image_entrypoint_migrates_before_serve_and_worker_then_runs_dealbot
     assert {"serve", "worker"} <= first_words
     for word in first_words:
         check_dealbot_command([word])
+
+
+def entrypoint(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The image's entrypoint run by sh, with the `dealbot` of this environment on the PATH."""
+    scripts = Path(sys.executable).parent
+    assert (scripts / "dealbot").exists(), "dealbot is installed (pip install -e .)"
+    env = {
+        **os.environ,
+        "PATH": f"{scripts}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": str(ROOT),
+        "DEALBOT_DATABASE_URL": f"sqlite:///{cwd / 'image.db'}",
+    }
+    return subprocess.run(
+        ["sh", str(ENTRYPOINT), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_the_entrypoint_migrates_then_runs_the_worker_and_runs_other_commands_as_they_are(
+    tmp_path: Path,
+) -> None:
+    example = entrypoint("config", "example", cwd=tmp_path)
+    assert example.returncode == 0, example.stderr
+    assert example.stdout == (ROOT / ".env.example").read_text()
+    assert not (tmp_path / "image.db").exists(), "no migration before other commands"
+
+    worker = entrypoint("worker", "--once", "--now", "2026-12-01T09:00:00+08:00", cwd=tmp_path)
+    assert worker.returncode == 0, worker.stderr
+    lines = worker.stdout.splitlines()
+    assert lines[0] == "database is up to date"
+    assert lines[1].startswith("scans: 0 overdue")
 
 
 def test_the_image_runs_the_entrypoint_with_a_real_command() -> None:
