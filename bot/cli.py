@@ -34,9 +34,11 @@ app = typer.Typer(help="dealbot — your sales team's process, in the chat it al
 db_app = typer.Typer(help="Database schema.")
 telegram_app = typer.Typer(help="Telegram set-up.")
 outbox_app = typer.Typer(help="Pending and dead pushes.", invoke_without_command=True)
+config_app = typer.Typer(help="Settings.")
 app.add_typer(db_app, name="db")
 app.add_typer(outbox_app, name="outbox")
 app.add_typer(telegram_app, name="telegram")
+app.add_typer(config_app, name="config")
 
 DbOption = Annotated[str | None, typer.Option("--db", help="Database URL (default: DEALBOT_DATABASE_URL or sqlite:///dealbot.db)")]
 
@@ -268,6 +270,14 @@ def telegram_set_webhook() -> None:
     adapter = TelegramAdapter.from_settings(settings, lambda invocation: None)  # type: ignore[arg-type,return-value]
     asyncio.run(adapter.set_webhook(settings.telegram_webhook_url))
     typer.echo(f"webhook set to {settings.telegram_webhook_url}; command menu published (en, zh)")
+
+
+@config_app.command("example")
+def config_example() -> None:
+    """Print every setting with its default, as a .env file to copy (the repo's .env.example)."""
+    from bot import env_example
+
+    typer.echo(env_example.render(), nl=False)
 
 
 @app.command("export")

@@ -1,0 +1,84 @@
+"""`.env.example`: every setting of `bot.settings.Settings` with its default, as
+`dealbot config example` prints it. The file in the repository is this module's output; a test
+keeps the two equal, so a new setting reaches the example by re-running the command."""
+
+from __future__ import annotations
+
+import textwrap
+
+from bot.settings import Settings
+
+HEADER = """\
+# dealbot settings: copy to .env, then uncomment and fill what you use (each shows its default).
+# Generated from bot/settings.py by `dealbot config example > .env.example`; do not edit by hand.
+# compose.yaml reads .env; deploy/kubernetes/ takes the same names (its Secret and ConfigMap).
+"""
+
+# A heading before the first setting of each group; a new setting joins the group above it.
+SECTIONS = {
+    "DEALBOT_DATABASE_URL": "Database, admins, logs",
+    "SLACK_BOT_TOKEN": "Slack (README: Run on Slack)",
+    "TELEGRAM_BOT_TOKEN": "Telegram (README: Run on Telegram)",
+    "WECOM_CORP_ID": "WeCom 企业微信 (README: Run on WeCom)",
+    "DEALBOT_SLACK_CHANNEL_RATE": "Pacing below each platform's published limits (count/seconds)",
+    "DEALBOT_OUTBOX_MAX_ATTEMPTS": "Delivery, command limits, requests",
+}
+
+NOTES = {
+    "DEALBOT_DATABASE_URL": "SQLite file, or postgresql+psycopg://user:password@host:5432/dealbot. "
+    "compose.yaml points it at its own Postgres.",
+    "DEALBOT_ADMINS": "Comma-separated user ids of the admins; unset: a new team's first member.",
+    "DEALBOT_LOG_LEVEL": "DEBUG, INFO, WARNING or ERROR.",
+    "SLACK_BOT_TOKEN": "xoxb-… of the installed app.",
+    "SLACK_SIGNING_SECRET": "Basic Information → Signing Secret (HTTP events).",
+    "SLACK_APP_TOKEN": "xapp-… for Socket Mode instead of a public URL.",
+    "SLACK_API_URL": "Slack's Web API; tests point it at a fake.",
+    "TELEGRAM_BOT_TOKEN": "From @BotFather.",
+    "TELEGRAM_WEBHOOK_SECRET": "Telegram sends it with every webhook call; dealbot checks it.",
+    "TELEGRAM_WEBHOOK_URL": "https://YOUR.HOST/telegram/webhook, registered by "
+    "`dealbot telegram set-webhook`; unset: long polling, no public URL needed.",
+    "TELEGRAM_API_URL": "The Bot API; tests point it at a fake.",
+    "WECOM_CORP_ID": "企业ID.",
+    "WECOM_AGENT_ID": "The self-built app's AgentId.",
+    "WECOM_SECRET": "The app's Secret.",
+    "WECOM_TOKEN": "Receive-message API: Token.",
+    "WECOM_ENCODING_AES_KEY": "Receive-message API: EncodingAESKey.",
+    "WECOM_WEBHOOK_KEY": "A group robot's key: team pushes go to its group.",
+    "WECOM_API_URL": "The WeCom API; tests point it at a fake.",
+    "DEALBOT_OUTBOX_MAX_ATTEMPTS": "Deliveries tried before a push is marked dead.",
+    "DEALBOT_OUTBOX_LEASE_SECONDS": "How long a worker holds the pushes it claimed.",
+    "DEALBOT_MEMBER_RATE": "Commands one member may run (count/seconds, or off).",
+    "DEALBOT_TEAM_RATE": "Commands one team may run (count/seconds, or off).",
+    "DEALBOT_COMMAND_THREADS": "Commands one serve process runs at once; "
+    "0: 1 on SQLite, 4 on Postgres.",
+    "DEALBOT_MAX_BODY_BYTES": "The largest request body read (413 above).",
+    "DEALBOT_BODY_TIMEOUT_SECONDS": "How long a request body may take to arrive (408 after).",
+    "DEALBOT_CLOCK_FILE": "Tests only: read the time from this file.",
+}
+
+
+def setting_names() -> list[str]:
+    """The environment name of every setting, in the class's order."""
+    return [_env_name(name) for name in Settings.model_fields]
+
+
+def _env_name(name: str) -> str:
+    return str(Settings.model_fields[name].validation_alias or name.upper())
+
+
+def render() -> str:
+    lines = [HEADER.rstrip("\n")]
+    for name, field in Settings.model_fields.items():
+        env = _env_name(name)
+        if env in SECTIONS:
+            lines += ["", f"## {SECTIONS[env]}"]
+        note = NOTES.get(env) or field.description
+        if note:
+            lines += textwrap.wrap(note, width=98, initial_indent="# ", subsequent_indent="#   ")
+        default = "" if field.default is None else str(field.default)
+        lines.append(f"# {env}={default}")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(render(), end="")
