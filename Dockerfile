@@ -33,7 +33,7 @@ USER 10001
 # Where a SQLite database lands when DEALBOT_DATABASE_URL is not set (mount a volume there).
 WORKDIR /var/lib/dealbot
 # The build fails unless matplotlib finds the font; its font cache stays in the image.
-RUN python -c "from commands.charts import cjk_font; assert cjk_font(), 'no CJK font for charts'"
+RUN python -c "from commands.charts import font_for; assert font_for('线索'), 'no CJK font for charts'"
 # 8000: the web app (webhooks, /healthz, /metrics); 9100: a worker's /metrics (--metrics-port).
 EXPOSE 8000 9100
 ENTRYPOINT ["dealbot-entrypoint"]

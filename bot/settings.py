@@ -17,7 +17,7 @@ class Settings(BaseSettings):
     admins: str = Field("", validation_alias="DEALBOT_ADMINS")
     log_level: str = Field("INFO", validation_alias="DEALBOT_LOG_LEVEL")
     # A new team's timezone (an IANA name); unset: Asia/Shanghai for a Chinese team, else UTC.
-    timezone: str | None = Field(None, validation_alias="DEALBOT_TIMEZONE")
+    timezone: str = Field("", validation_alias="DEALBOT_TIMEZONE")
 
     slack_bot_token: str | None = Field(None, validation_alias="SLACK_BOT_TOKEN")
     slack_signing_secret: str | None = Field(None, validation_alias="SLACK_SIGNING_SECRET")
@@ -66,9 +66,9 @@ class Settings(BaseSettings):
 
     @field_validator("timezone")
     @classmethod
-    def _known_timezone(cls, value: str | None) -> str | None:
+    def _known_timezone(cls, value: str | None) -> str:
         if not value:
-            return None
+            return ""
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:

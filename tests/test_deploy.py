@@ -506,5 +506,6 @@ def test_the_image_installs_a_font_the_charts_look_for() -> None:
     runs = " ".join(rest for keyword, rest in dockerfile_instructions() if keyword == "RUN")
     installed = [package for package in FONT_PACKAGES if re.search(rf"\b{package}\b", runs)]
     assert installed, "the image installs a CJK font"
-    assert all(FONT_PACKAGES[package] in charts._CJK_FONTS for package in installed)
-    assert "cjk_font()" in runs, "the build checks that matplotlib finds it"
+    # The charts take any installed font that draws the labels; the build proves matplotlib finds
+    # one (below), so the package only has to be a CJK font.
+    assert "font_for(" in runs, "the build checks that matplotlib finds it"

@@ -261,7 +261,7 @@ def test_a_quiet_weekend_gets_one_monday_message(chat: Chat, locale: str) -> Non
     act(
         chat,
         at(27, 9),
-        f"/team config locale={locale} quiet_weekends=yes",
+        f"/team config locale={locale} quiet_weekends=yes timezone=Asia/Shanghai",
         "/lead add A1",
         "/follow L1 call",
     )

@@ -447,4 +447,6 @@ def test_pending_quotes_each_get_their_own_keyboard_row(telegram: TelegramHarnes
     markup = json.loads(markup) if isinstance(markup, str) else markup
     rows = [[(button.get("callback_data") or button["switch_inline_query_current_chat"]).strip()
              for button in row] for row in markup["inline_keyboard"]]
+    # Each button's data is its command, bound to the team: `~<team>.<mac> <command>`.
+    rows = [[data.split(" ", 1)[1] if data.startswith("~") else data for data in row] for row in rows]
     assert rows == [[f"/quote approve Q{n}", f"/quote reject Q{n}"] for n in (4, 3, 2, 1)]
