@@ -342,7 +342,7 @@ def test_two_servers_and_two_workers_on_postgres_lose_nothing_and_send_nothing_t
     load = Load(slack, [server.url for server in servers])
 
     # The team: an admin, two managers, eight reps split between them (in order: roles need people).
-    load.say(ADMIN, "/team config locale=en")
+    load.say(ADMIN, "/team config locale=en timezone=Asia/Shanghai")
     load.together([(user, "/help") for user in (*MANAGERS, *REPS)])
     load.together([(ADMIN, f"/team role {mention(m)} manager") for m in MANAGERS])
     load.together(
