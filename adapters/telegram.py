@@ -232,7 +232,8 @@ def _identified(update: Update) -> bool:
     sender = event.from_user
     message = event if isinstance(event, Message) else event.message
     return (sender is not None and isinstance(sender.id, int) and sender.id > 0
-            and message is not None and isinstance(message.chat.id, int))
+            and message is not None and getattr(message, "chat", None) is not None
+            and isinstance(message.chat.id, int))
 
 
 def _team_of(message: Message) -> tuple[str, str]:
