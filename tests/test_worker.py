@@ -1,5 +1,5 @@
-"""The worker's schedule: jobs derived from each team's settings and rescheduled when they change, the
-real AsyncIOScheduler holding them, and `dealbot worker --once --now …` as an operator runs it."""
+"""The worker's schedule: jobs derived from each team's settings and rescheduled when they change,
+the real AsyncIOScheduler holding them, and `dealbot worker --once --now …` as an operator runs it."""
 
 from __future__ import annotations
 
@@ -156,10 +156,11 @@ def test_worker_once_at_a_given_moment_prints_the_pushes_and_a_summary(tmp_path:
     )
     assert "[Log follow-up L1 → /follow L1]" in morning
     assert (
-        "→ bob: ⏰ Your team's follow-ups overdue past 2 days (1)\n· L1 Acme Trading (alice) — 4d overdue"
-        in morning
+        "→ bob: ⏰ Your team's follow-ups overdue past 2 days (1)\n"
+        "· L1 Acme Trading (alice) — 4d overdue" in morning
     )
-    # No worker ran since Thursday: it catches up with the latest digests, Monday's daily and the weekly.
+    # No worker ran since Thursday: it catches up with the latest digests, Monday's daily and
+    # the weekly.
     assert "→ console: 📊 Sales daily · Mon 30 Nov" in morning
     assert "→ console: 📊 Sales weekly · Mon 23 Nov – Sun 29 Nov" in morning
     summary = morning.strip().splitlines()[-1]
