@@ -1,5 +1,6 @@
-"""The worker's schedule: jobs derived from each team's settings and rescheduled when they change,
-the real AsyncIOScheduler holding them, and `dealbot worker --once --now …` as an operator runs it."""
+"""The worker's schedule: jobs derived from each team's settings and rescheduled when they
+change, the real AsyncIOScheduler holding them, and `dealbot worker --once --now …` as an
+operator runs it."""
 
 from __future__ import annotations
 
