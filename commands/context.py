@@ -25,7 +25,10 @@ from reminders.timing import next_working_moment
 
 
 class UsageError(DomainError):
-    """The command line itself was wrong; the answer adds the verb's correct form."""
+    """The command line itself was wrong; the answer adds the verb's correct form and an example
+    (with the person's own ids when the verb could word one)."""
+
+    example: str | None = None
 
 
 _LEAD_REF = re.compile(r"^[Ll#]?(\d{1,9})$")

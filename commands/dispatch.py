@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from commands import FAMILIES, VERBS, closest_family, find_family
 from commands.args import Args, normalize_line, split, tokenize
@@ -31,6 +31,7 @@ from models.config import ROLE_RANK
 from models.db import unit_of_work
 from models.errors import DomainError
 from models.normalize import direction_controls
+from models.permissions import rank
 from models.scope import Scope
 from models.tables import CommandLog, Member, Team
 
@@ -341,10 +342,10 @@ class Dispatcher:
         invocation = attempt.invocation
         try:
             with unit_of_work(self.engine) as session:
-                team = session.exec(select(Team).where(Team.platform == invocation.platform,
-                                                       Team.key == invocation.team_key)).one()
-                member = teams.find_member(session, team, invocation.user_key)
-                if member is None or ROLE_RANK[member.role] < ROLE_RANK["manager"]:
+                team = teams.find_team(session, platform=invocation.platform,
+                                       key=invocation.team_key)
+                member = teams.find_member(session, team, invocation.user_key) if team else None
+                if team is None or member is None or rank(member) < ROLE_RANK["manager"]:
                     return
                 scope = Scope(session=session, team=team, actor=member, now=attempt.now)
                 ctx = Ctx(inv=invocation, scope=scope, locale=scope.config.locale or attempt.locale,
@@ -361,9 +362,8 @@ class Dispatcher:
         refusals = {"forged": "button.forged", "unbound": "button.unbound"}
         refusal = refusals.get(invocation.press or "")
         if refusal is None:
-            team = session.exec(select(Team).where(Team.platform == invocation.platform,
-                                                   Team.key == invocation.team_key)).first() \
-                if invocation.team_key else None
+            team = teams.find_team(session, platform=invocation.platform,
+                                   key=invocation.team_key) if invocation.team_key else None
             member = teams.find_member(session, team, invocation.user_key) if team else None
             if team is not None and member is not None:
                 attempt.team_key = team.key
@@ -399,7 +399,7 @@ class Dispatcher:
             text = "❓ " + text
             if parsed and parsed.verb and error.key != "usage.unknown_sub":
                 text += "\n" + translate(locale, "usage.form", usage=parsed.verb.usage(locale))
-                example = getattr(error, "example", None) or parsed.verb.example(locale)
+                example = error.example or parsed.verb.example(locale)
                 text += "\n" + translate(locale, "usage.example", example=example)
             elif parsed and parsed.family:
                 usages = [v.usage(locale) for v in VERBS if v.family == parsed.family.name]

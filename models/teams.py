@@ -20,12 +20,16 @@ from models.scope import Scope
 from models.tables import ApprovalStep, CommandLog, Lead, Member, Quote, Team
 
 
+def find_team(session: Session, *, platform: str, key: str) -> Team | None:
+    return session.exec(select(Team).where(Team.platform == platform, Team.key == key)).first()
+
+
 def get_or_create_team(session: Session, *, platform: str, key: str, name: str, now: datetime,
                        currency: str | None = None, timezone: str | None = None) -> Team:
     """The team of a workspace / corp / group, created on first contact. Its currency and timezone
     are fixed then (from the language of that first contact and the deployment's default), so
     amounts never change symbol with the speaker."""
-    team = session.exec(select(Team).where(Team.platform == platform, Team.key == key)).first()
+    team = find_team(session, platform=platform, key=key)
     if team:
         return team
     try:
@@ -57,7 +61,7 @@ def home_team(session: Session, *, platform: str, user_key: str) -> Team | None:
                                                           CommandLog.team_key != "")
                         .order_by(col(CommandLog.id).desc()).limit(1)).first()
     if last is not None:
-        team = session.exec(select(Team).where(Team.platform == platform, Team.key == last)).first()
+        team = find_team(session, platform=platform, key=last)
         if team is not None and find_member(session, team, user_key) is not None:
             return team
     return session.exec(select(Team).join(Member, col(Member.team_id) == Team.id)
