@@ -140,6 +140,11 @@ def changeable_lead(scope: Scope, number: int) -> Lead:
     return lead
 
 
+def not_snoozed(today: date) -> Any:
+    """Leads not snoozed on `today`: a snooze quiets the nudges and the overdue lists alike."""
+    return or_(col(Lead.snoozed_until).is_(None), col(Lead.snoozed_until) < today)
+
+
 def list_leads(scope: Scope, *, which: str, stage: str | None, page: int) -> tuple[list[Lead], int]:
     """One page of what the actor may see, newest activity first, and the total count."""
     conditions: list[Any] = [visible_leads(scope.actor)]
@@ -148,7 +153,8 @@ def list_leads(scope: Scope, *, which: str, stage: str | None, page: int) -> tup
     elif which == "pool":
         conditions.append(col(Lead.owner_id).is_(None))
     if which == "overdue":
-        conditions += [Lead.status == "open", col(Lead.next_followup_on) < scope.today]
+        conditions += [Lead.status == "open", col(Lead.next_followup_on) < scope.today,
+                       not_snoozed(scope.today)]
     elif which in ("mine", "pool", "team"):
         conditions.append(Lead.status == "open")
     elif which == "won":

@@ -11,6 +11,7 @@ from sqlmodel import Session, col, func, select
 
 from models.aftersale import AftersaleDigest, aftersale_digest
 from models.config import Stage, TeamConfig
+from models.leads import not_snoozed
 from models.points import PointsLine, ranking
 from models.tables import ApprovalStep, AuditEvent, FollowUp, Lead, Member, Quote
 from models.targets import progress
@@ -250,7 +251,8 @@ def _late_lists(session: Session, digest: Digest, scope_leads: list[Any], config
         member = members.get(lead.owner_id)
         return member.name if member else "-"
 
-    overdue = [*scope_leads, Lead.status == "open", col(Lead.next_followup_on) < today]
+    overdue = [*scope_leads, Lead.status == "open", col(Lead.next_followup_on) < today,
+               not_snoozed(today)]
     digest.overdue_total = int(session.exec(select(func.count()).select_from(Lead).where(*overdue)).one())
     digest.overdue = [LateLead(lead=lead, owner=owner(lead), days=(today - lead.next_followup_on).days)
                       for lead in session.exec(select(Lead).where(*overdue)

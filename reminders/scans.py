@@ -21,6 +21,7 @@ from commands import i18n
 from commands.types import Button, Reply
 from models import audit, outbox, teamwork
 from models.config import ROLE_RANK, TeamConfig
+from models.leads import not_snoozed
 from models.quotes import asked_for, settle_lead, settled_now
 from models.tables import ApprovalStep, Lead, Member, Nudge, Quote, Team
 from models.teams import locale_of, managers_of
@@ -277,10 +278,6 @@ def run_scans(session: Session, team: Team, now: datetime) -> ScanReport:
     return scan.flush()
 
 
-def _not_snoozed(today: Any) -> Any:
-    return or_(col(Lead.snoozed_until).is_(None), col(Lead.snoozed_until) < today)
-
-
 def _after_snooze(lead: Lead) -> str:
     """A nudge key's suffix that makes a fact nudged before a snooze new again once it ended."""
     return f":after:{lead.snoozed_until}" if lead.snoozed_until else ""
@@ -290,7 +287,8 @@ def overdue_followups(scan: Scan) -> None:
     """Next follow-up date passed → the owner, once per due date; past the SLA → their manager."""
     query = select(Lead).where(Lead.team_id == scan.team.id, Lead.status == "open",
                                col(Lead.next_followup_on) < scan.today, col(Lead.owner_id).is_not(None),
-                               _not_snoozed(scan.today)).order_by(col(Lead.next_followup_on), col(Lead.number))
+                               not_snoozed(scan.today)
+                               ).order_by(col(Lead.next_followup_on), col(Lead.number))
     due = list(scan.session.exec(query))
     owner_keys = {f"overdue:{lead.id}:{lead.next_followup_on}{_after_snooze(lead)}": lead
                   for lead in due}
@@ -333,7 +331,8 @@ def stuck_leads(scan: Scan) -> None:
                  for stage in config.stages]
     query = select(Lead).where(Lead.team_id == scan.team.id, Lead.status == "open",
                                col(Lead.stage_changed_at) < scan.now - timedelta(days=shortest),
-                               col(Lead.owner_id).is_not(None), or_(*per_stage), _not_snoozed(scan.today)
+                               col(Lead.owner_id).is_not(None), or_(*per_stage),
+                               not_snoozed(scan.today)
                                ).order_by(col(Lead.stage_changed_at), col(Lead.number))
     due = list(scan.session.exec(query))
     keys = {}
@@ -508,7 +507,8 @@ def pool_return(scan: Scan) -> None:
     warn_before = scan.now - timedelta(days=max(days - 1, 0))
     query = select(Lead).where(Lead.team_id == scan.team.id, Lead.status == "open",
                                col(Lead.last_activity_at) < warn_before, col(Lead.owner_id).is_not(None),
-                               _not_snoozed(scan.today)).order_by(col(Lead.last_activity_at), col(Lead.number))
+                               not_snoozed(scan.today)
+                               ).order_by(col(Lead.last_activity_at), col(Lead.number))
     due = list(scan.session.exec(query))
     cutoff = scan.now - timedelta(days=days)
     returning = [lead for lead in due if lead.last_activity_at < cutoff]

@@ -268,6 +268,25 @@ def test_a_snoozed_lead_is_nudged_about_nothing_until_the_snooze_ends(team: Chat
     assert "L1 Acme Trading — due Fri 27 Nov (7d ago)" in nudge
 
 
+def test_a_snoozed_lead_is_left_off_the_overdue_lists_until_the_snooze_ends(team: Chat) -> None:
+    chat, clock = team, team.clock
+    chat.say("/lead add Acme Trading")
+    chat.say("/lead add Beta Foods")
+    chat.say("/follow L1 sent the brochure next=fri")  # Fri 27 Nov
+    chat.say("/follow L2 sent the brochure next=fri")
+    chat.say("/lead snooze L1 1w")  # until Thu 3 Dec
+    clock.set(at(11, 30))
+    listed = chat.say("/lead list overdue")
+    assert "Overdue follow-ups — 1" in listed and "L2 Beta Foods" in listed
+    assert "Acme" not in listed
+    [late] = [line for line in chat.say("[bob] /report").splitlines() if "Overdue" in line]
+    assert "Overdue follow-ups 1: L2 Beta Foods" in late and "Acme" not in late
+    clock.set(at(12, 4))
+    assert "Overdue follow-ups — 2" in chat.say("/lead list overdue")
+    [late] = [line for line in chat.say("[bob] /report").splitlines() if "Overdue" in line]
+    assert "Overdue follow-ups 2: L1 Acme Trading" in late
+
+
 # --- follow-ups keep, clear or only plan the next date --------------------------------------------
 
 
