@@ -49,20 +49,6 @@ def next_date(chat: Chat, number: int) -> object:
         return session.exec(select(Lead.next_followup_on).where(Lead.number == number)).one()
 
 
-@pytest.fixture
-def zh(engine: Engine, clock: FixedClock) -> Chat:
-    """张三 (rep) and 李四 (rep) report to 李经理 (manager); 王总 is the admin."""
-    chat = Chat(engine, clock, team="深圳分公司", user="张三")
-    chat.say("/帮助")
-    for name in ("王总", "李经理", "李四"):
-        chat.say(f"[{name}] /帮助")
-    chat.say("/团队 角色 @王总 管理员")
-    chat.say("[王总] /团队 角色 @李经理 经理")
-    chat.say("[王总] /团队 角色 @张三 销售 经理=@李经理")
-    chat.say("[王总] /团队 角色 @李四 销售 经理=@李经理")
-    return chat
-
-
 # --- closing a lead settles its quotes and transfer requests -------------------------------------
 
 

@@ -3,25 +3,7 @@ language the bot answers in. The fixture clock says Thursday 26 Nov 2026, 09:00 
 
 from __future__ import annotations
 
-import pytest
-from sqlalchemy.engine import Engine
-
-from models.clock import FixedClock
 from tests.chat import Chat
-
-
-@pytest.fixture
-def zh(engine: Engine, clock: FixedClock) -> Chat:
-    """张三 (rep) and 李四 (rep) report to 李经理 (manager); 王总 is the admin. No locale is configured."""
-    chat = Chat(engine, clock, team="深圳分公司", user="张三")
-    chat.say("/帮助")  # the first member is the admin until someone else is
-    for name in ("王总", "李经理", "李四"):
-        chat.say(f"[{name}] /帮助")
-    chat.say("/团队 角色 @王总 管理员")
-    chat.say("[王总] /团队 角色 @李经理 经理")
-    chat.say("[王总] /团队 角色 @张三 销售 经理=@李经理")
-    chat.say("[王总] /团队 角色 @李四 销售 经理=@李经理")
-    return chat
 
 
 def test_a_chinese_team_end_to_end(zh: Chat) -> None:
