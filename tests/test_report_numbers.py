@@ -21,7 +21,7 @@ from models.reports import build_digest, period_of
 from models.tables import Team
 from reminders.worker import Worker
 from tests.chat import Chat
-from tests.test_digests import act, at, digests, run_worker
+from tests.test_digests import TEAM, act, at, digests, run_worker
 
 EN_FUNNEL = (
     "Funnel  Lead 4 → Contacted 3 (75%) → Qualified 1 (33%) → Proposal 1 (100%) → Contract 1 (100%)"
@@ -132,27 +132,44 @@ def test_quotes_say_what_each_number_counts_in_chinese(chat: Chat) -> None:
     )
 
 
-def test_one_waiting_time_in_every_message_of_a_run(team: Chat) -> None:
-    """Q1 waits from Thu 10:00 to Fri 18:00: 32 hours on the wall, 18 of them working hours
+@pytest.mark.parametrize(
+    ("setup", "lines", "reminded", "waited", "in_digest"),
+    [
+        (
+            TEAM,
+            ("[carol] /lead add C1", "[carol] /quote L1 120k"),
+            "waiting for you",
+            "waiting 19 working h",
+            "1 waiting (oldest Q1, 19 working h)",
+        ),
+        (
+            ZH_TEAM,
+            ("[carol] /线索 新建 小米", "[carol] /报价 L1 12万"),
+            "等待你审批",
+            "已等待 19 个工作小时",
+            "待审批 1（最久 Q1，19 个工作小时）",
+        ),
+    ],
+    ids=["en", "zh"],
+)
+def test_one_waiting_time_in_every_message_of_a_run(
+    chat: Chat,
+    setup: list[str],
+    lines: tuple[str, ...],
+    reminded: str,
+    waited: str,
+    in_digest: str,
+) -> None:
+    """Q1 waits from Thu 10:00 to Fri 18:00: 32 hours on the wall, 19½ of them working hours
     (quiet 20:00–08:30). The reminder and the digest of the same run say the same number."""
-    act(team, at(26, 10), "[carol] /lead add C1", "[carol] /quote L1 120k")
-    team.clock.set(at(27, 18))
-    run_worker(team)
-    [reminder] = [push for push in team.pushes("bob") if "waiting for you" in push]
-    assert "waiting 19 working h" in reminder
-    [digest] = digests(team)
-    assert "1 waiting (oldest Q1, 19 working h)" in digest
-
-
-def test_one_waiting_time_in_chinese(chat: Chat) -> None:
-    act(chat, at(26, 9), *ZH_TEAM)
-    act(chat, at(26, 10), "[carol] /线索 新建 小米", "[carol] /报价 L1 12万")
+    act(chat, at(26, 9), *setup)
+    act(chat, at(26, 10), *lines)
     chat.clock.set(at(27, 18))
     run_worker(chat)
-    [reminder] = [push for push in chat.pushes("bob") if "等待你审批" in push]
-    assert "已等待 19 个工作小时" in reminder
+    [reminder] = [push for push in chat.pushes("bob") if reminded in push]
+    assert waited in reminder
     [digest] = digests(chat)
-    assert "待审批 1（最久 Q1，19 个工作小时）" in digest
+    assert in_digest in digest
 
 
 def test_a_reps_numbers_agree_with_the_teams(team: Chat) -> None:
