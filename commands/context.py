@@ -21,7 +21,7 @@ from models.config import Stage
 from models.errors import DomainError
 from models.scope import Scope
 from models.tables import Lead, Member, Quote
-from reminders.timing import next_working_moment
+from models.timing import next_working_moment
 
 
 class UsageError(DomainError):

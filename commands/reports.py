@@ -15,7 +15,7 @@ from models.errors import DomainError
 from models.permissions import is_manager_of, rank, visible_leads
 from models.reports import Digest, build_digest, period_of
 from models.tables import Lead
-from reminders.timing import waiting_hours
+from models.timing import waiting_hours
 
 PERIODS = {"today": "today", "day": "today", "daily": "today", "今天": "today", "今日": "today", "日报": "today",
            "week": "week", "weekly": "week", "本周": "week", "周报": "week",

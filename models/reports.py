@@ -76,7 +76,7 @@ class LateLead:
 class WaitingApproval:
     quote: Quote
     role: str
-    since: datetime  # when its step began to wait; worded in working hours (reminders/timing.py)
+    since: datetime  # when its step began to wait; worded in working hours (models/timing.py)
 
 
 @dataclass

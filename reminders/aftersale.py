@@ -14,8 +14,8 @@ from models import aftersale
 from models.aftersale import CarePlan, Contract, Instalment
 from models.tables import Lead
 from models.teams import managers_of
+from models.timing import next_working_moment
 from reminders import scans  # a module import: reminders.scans imports this module in turn
-from reminders.timing import next_working_moment
 
 
 def aftersale_scans(scan: scans.Scan) -> None:

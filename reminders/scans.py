@@ -25,8 +25,8 @@ from models.leads import not_snoozed
 from models.quotes import asked_for, settle_lead, settled_now
 from models.tables import ApprovalStep, Lead, Member, Nudge, Quote, Team
 from models.teams import locale_of, managers_of
+from models.timing import next_working_moment, waiting_hours, working_hours_between
 from reminders import aftersale as aftersale_reminders  # a module import: it imports this one too
-from reminders.timing import next_working_moment, waiting_hours, working_hours_between
 
 MAX_BUTTONS = 6
 MAX_ROWS = 10  # a realtime message: each fact's buttons on a row of their own, this many facts
