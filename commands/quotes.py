@@ -90,17 +90,12 @@ def tell_settled(ctx: Ctx, lead: Lead) -> str:
     scope = ctx.scope
     session = scope.session
     lines = []
-    told: dict[int, str] = {}
+    told: dict[int | None, str] = {}
     refs = []
-    for quote, asked in quotes.settled_now(session, lead, scope.now, scope.today):
+    for quote, people in quotes.settled_now(session, lead, scope.now, scope.today,
+                                            actor_id=scope.actor.id):
         because = quotes.withdrawn_because(quote) or "lost"
-        people = [one.member for one in asked]
-        requester = session.get(Member, quote.requester_id)
-        if requester is not None:
-            people.append(requester)
         for member in people:
-            if member.id == scope.actor.id or member.id is None:
-                continue
             told[member.id] = member.name
             ctx.notify(member, kind="quote-withdrawn",
                        key=f"quote-withdrawn:{quote.id}:{member.id}",

@@ -432,9 +432,10 @@ def withdrawn_because(quote: Quote) -> str | None:
     return quote.decision_note.removeprefix("lead:")
 
 
-def settled_now(session: Session, lead: Lead, now: datetime,
-                day: date) -> list[tuple[Quote, list[Asked]]]:
-    """The quotes of `lead` withdrawn at `now`, each with who had been asked to decide it."""
+def settled_now(session: Session, lead: Lead, now: datetime, day: date, *,
+                actor_id: int | None = None) -> list[tuple[Quote, list[Member]]]:
+    """The quotes of `lead` withdrawn at `now`, each with whom to tell: those who had been asked to
+    decide it and its requester, save the one who withdrew it by closing the lead."""
     found = []
     query = (select(Quote).where(Quote.lead_id == lead.id, Quote.status == "withdrawn",
                                  Quote.decided_at == now).order_by(col(Quote.number)))
@@ -442,7 +443,12 @@ def settled_now(session: Session, lead: Lead, now: datetime,
         step = session.exec(select(ApprovalStep).where(
             ApprovalStep.quote_id == quote.id, ApprovalStep.level == quote.current_level)).first()
         asked = asked_for(session, quote, step, day) if step is not None else []
-        found.append((quote, asked))
+        people = {one.member.id: one.member for one in asked}
+        requester = session.get(Member, quote.requester_id)
+        if requester is not None:
+            people[requester.id] = requester
+        people.pop(actor_id, None)
+        found.append((quote, list(people.values())))
     return found
 
 

@@ -472,12 +472,8 @@ def transfer_requests(scan: Scan) -> None:
 def _tell_settled(scan: Scan, lead: Lead) -> None:
     """What handing `lead` to the pool withdrew: its quotes to those asked and their requester, its
     transfer request to whoever asked for the lead (who may now claim it)."""
-    for quote, asked in settled_now(scan.session, lead, scan.now, scan.today):
-        people = {one.member.id: one.member for one in asked}
-        requester = scan.member(quote.requester_id)
-        if requester is not None:
-            people[requester.id] = requester
-        for member in people.values():
+    for quote, people in settled_now(scan.session, lead, scan.now, scan.today):
+        for member in people:
             key = f"quote-withdrawn:{quote.id}:{member.id}"
             with scan.reading(member):
                 text = i18n.translate(scan.locale, "push.quote_withdrawn", quote=quote.number,
