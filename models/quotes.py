@@ -15,7 +15,7 @@ from models.errors import DomainError
 from models.leads import guarded_update
 from models.permissions import can_see, rank, require_change
 from models.scope import Scope
-from models.tables import ApprovalStep, Lead, Member, Outbox, Quote
+from models.tables import ApprovalStep, Lead, Member, Quote
 from models.teams import next_number
 from models.teamwork import ApprovalSignature, Asked
 
@@ -370,22 +370,16 @@ def sign_unattended(scope: Scope, quote: Quote) -> list[ApprovalStep]:
 
 def unasked_steps(session: Session, team_id: int) -> list[tuple[Quote, ApprovalStep]]:
     """Steps waiting with nobody ever asked to decide them (nobody could, when they began to wait):
-    no approval card was queued for them. They go to whoever may decide them once that person
-    exists."""
+    no approval card was sent or held for them. They go to whoever may decide them once that
+    person exists."""
     rows = session.exec(select(Quote, ApprovalStep)
                         .join(ApprovalStep, col(ApprovalStep.quote_id) == Quote.id)
                         .where(Quote.team_id == team_id, Quote.status == "pending",
                                ApprovalStep.status == "waiting",
                                ApprovalStep.level == Quote.current_level)
                         .order_by(col(Quote.number))).all()
-    unasked = []
-    for quote, step in rows:
-        prefix = f"approval:{quote.id}:{step.level}:"
-        asked = session.exec(select(Outbox.id).where(
-            Outbox.team_id == team_id, col(Outbox.dedupe_key).startswith(prefix))).first()
-        if asked is None:
-            unasked.append((quote, step))
-    return unasked
+    return [(quote, step) for quote, step in rows if not teamwork.ever_delivered(
+        session, team_id=team_id, prefix=f"approval:{quote.id}:{step.level}:")]
 
 
 # Why a pending quote was withdrawn: what happened to its lead.

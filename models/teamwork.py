@@ -22,7 +22,7 @@ from models.config import ROLE_RANK, TeamConfig, parse_clock
 from models.errors import DomainError
 from models.permissions import is_manager_of, rank
 from models.scope import Scope
-from models.tables import Lead, Member, _utc_column
+from models.tables import Lead, Member, Outbox, _utc_column
 from models.teams import lock_team, managers_of
 
 # --- tables ------------------------------------------------------------------------------------
@@ -313,6 +313,16 @@ def deliver(scope: Scope, member: Member, *, kind: str, key: str, payload: dict[
     outbox.enqueue(scope.session, team=scope.team, kind=kind, dedupe_key=key, payload=payload,
                    now=scope.now, member=member, not_before=not_before)
     return "sent"
+
+
+def ever_delivered(session: Session, *, team_id: int, prefix: str) -> bool:
+    """Whether a push whose key starts with `prefix` was ever sent or held for a batched message:
+    `deliver` does one or the other (or drops a kind its reader turned off)."""
+    sent = session.exec(select(Outbox.id).where(
+        Outbox.team_id == team_id, col(Outbox.dedupe_key).startswith(prefix)).limit(1)).first()
+    return sent is not None or session.exec(select(HeldNotice.id).where(
+        HeldNotice.team_id == team_id,
+        col(HeldNotice.key).startswith(f"held:{prefix}")).limit(1)).first() is not None
 
 
 def hold(session: Session, *, team_id: int, member: Member, kind: str, key: str,

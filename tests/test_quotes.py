@@ -231,6 +231,17 @@ def test_a_rep_never_signs_their_own_quote_it_waits_for_an_admin_to_join(engine:
     assert not chat.pushes("carol")
 
 
+def test_a_new_manager_is_not_sent_a_quote_already_asked_of_an_approver_who_batches(
+        team: Chat) -> None:
+    """bob takes his approvals in one message per run: Q1 was still asked of him, so making dan
+    a manager sends dan nothing, as it would had bob taken them at once."""
+    team.say("[bob] /me notify approvals digest")
+    team.say("[carol] /lead add Acme")
+    assert "asked bob" in team.say("[carol] /quote L1 120k")
+    team.say("[erin] /team role @dan manager")
+    assert [push for push in team.pushes("dan") if "Q1" in push] == []
+
+
 def test_a_waiting_quote_is_explained_in_the_requesters_language(engine: Engine,
                                                                 clock: FixedClock) -> None:
     chat = Chat(engine, clock, user="wang", admins=["console:boss", "telegram:12345"])
