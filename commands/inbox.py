@@ -116,12 +116,8 @@ class Inbox:
         if received is None or received.repeat:
             return
 
-        def forget() -> None:
-            with unit_of_work(self.engine) as session:
-                inbox.answered(session, received.id)
-
         try:
-            await self._in_thread(forget)
+            await self._in_thread(lambda: self._let_go(received.id))
         except Exception:  # noqa: BLE001 - the answer is out; at worst it is given again later
             log.exception("could not let go of an answered command")
 
