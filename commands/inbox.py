@@ -29,6 +29,7 @@ from commands.types import Invocation, Reply
 from models import inbox
 from models.clock import Clock
 from models.db import unit_of_work
+from models.outbox import retry_delay
 from models.tables import InboundCommand
 
 log = logging.getLogger("dealbot.inbox")
@@ -183,7 +184,7 @@ class Inbox:
                 inbox.answered(session, held.id)
                 report.given_up += 1
                 return
-            delay = min(self.backoff * 2 ** (held.attempts - 1), timedelta(minutes=10))
+            delay = retry_delay(self.backoff, held.attempts, cap=timedelta(minutes=10))
             log.warning(
                 "answering a %s command failed, again in %s: %s", held.platform, delay, detail
             )
