@@ -13,6 +13,7 @@ import logging
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -22,10 +23,12 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
+from adapters.console import render
 from bot import logs
 from bot.app import Bot, build
 from bot.settings import Settings
 from bot.web import create_app
+from commands.inbox import Inbox
 from commands.types import Image, Reply
 from models import outbox, privacy
 from models.clock import FixedClock
@@ -157,6 +160,31 @@ def test_pushes_keep_their_images_and_the_waiting_one_goes_out_redacted(customer
     waiting = Reply.model_validate(rows["waiting"].payload)
     assert waiting.text == "Call [contact] at [phone] or [email]"
     assert waiting.image is not None and waiting.image.png == b"\x89PNG 13800138000"
+
+
+def test_an_answer_still_to_go_out_when_the_customer_is_forgotten_goes_out_without_them(
+    customer: Chat,
+) -> None:
+    """The server that ran `/lead show L1` died before answering; the answer, given later by the
+    worker, names the customer no more than the lead does."""
+    inbox = Inbox(customer.engine, customer.dispatcher, customer.clock)
+    shown = customer.adapter.invocation("[carol] /lead show L1")
+    shown = shown.model_copy(update={"delivery_id": "show-before-forget"})
+    kept = asyncio.run(inbox.receive(shown, {"user": "carol"}))
+    assert "Mr Li" in render(asyncio.run(inbox.run(kept, shown)))
+    assert "answers waiting 1" in customer.say("[erin] /lead forget L1")
+    answers: list[str] = []
+
+    async def answer_later(where: dict[str, Any], reply: Reply, age: timedelta) -> None:
+        answers.append(render(reply))
+
+    inbox.answerers["console"] = answer_later
+    customer.clock.advance(minutes=5)
+    asyncio.run(inbox.recover_once())
+    (answer,) = answers
+    assert "L1 Acme Trading" in answer and "[contact]" in answer
+    for value in GONE:
+        assert value not in answer, value
 
 
 @pytest.mark.parametrize("who", ["carol", "bob", "alice"])
