@@ -331,7 +331,10 @@ def loud_bot(
         logs.stdlib_defaults()
 
 
-def _slack(client: httpx.Client, slack: FakeSlack, user: str, text: str) -> None:
+def _slack(
+    client: httpx.Client, slack: FakeSlack, user: str, text: str, *, secret: str = "secret"
+) -> None:
+    """A signed slash command, as Slack sends it; returns once its answer is out."""
     form = dict(parse_qsl((SLACK_PAYLOADS / "slash_command.form").read_text().strip()))
     form.update(
         user_id=user,
@@ -342,7 +345,8 @@ def _slack(client: httpx.Client, slack: FakeSlack, user: str, text: str) -> None
     body = urlencode(form).encode()
     stamp = str(int(time.time()))
     signature = (
-        "v0=" + hmac.new(b"secret", f"v0:{stamp}:".encode() + body, hashlib.sha256).hexdigest()
+        "v0="
+        + hmac.new(secret.encode(), f"v0:{stamp}:".encode() + body, hashlib.sha256).hexdigest()
     )
     wanted = len(slack.responses()) + 1
     assert (
@@ -362,7 +366,8 @@ def _slack(client: httpx.Client, slack: FakeSlack, user: str, text: str) -> None
     )
 
 
-def _telegram(client: httpx.Client, update_id: int, text: str) -> None:
+def _telegram(client: httpx.Client, update_id: int, text: str, *, secret: str = "hook") -> None:
+    """A group message, as Telegram's webhook sends it."""
     update = {
         "update_id": update_id,
         "message": {
@@ -376,7 +381,7 @@ def _telegram(client: httpx.Client, update_id: int, text: str) -> None:
     }
     assert (
         client.post(
-            "/telegram/webhook", json=update, headers={"X-Telegram-Bot-Api-Secret-Token": "hook"}
+            "/telegram/webhook", json=update, headers={"X-Telegram-Bot-Api-Secret-Token": secret}
         ).status_code
         == 200
     )
