@@ -81,7 +81,10 @@ _MOMENT = (
     r"|\d{1,2}:\d{2}:\d{2}(?:[.,]\d{1,9})?)"
     r"(?:Z|[+-]\d{2}:\d{2})?(?!\d)"
 )
-_PHONE_OR_MOMENT = re.compile(f"(?P<moment>{_MOMENT})|{_PHONE.pattern}")
+# Nor are IPv4 addresses (who called in: 203.0.113.45): four numbers to 255, no leading zero.
+_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+_ADDRESS = rf"(?<!\d)(?<!\d\.)(?:{_OCTET}\.){{3}}{_OCTET}(?!\.?\d)"
+_PHONE_OR_MOMENT = re.compile(f"(?P<moment>{_MOMENT}|{_ADDRESS})|{_PHONE.pattern}")
 _SECRET_FIELDS = re.compile(r"token|secret|key|password", re.IGNORECASE)
 _known: frozenset[str] = frozenset()  # the configured credentials, masked wherever they appear
 

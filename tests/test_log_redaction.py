@@ -158,3 +158,17 @@ def test_every_logger_masks_credentials_and_keeps_moments(debug_log: dict[str, A
     assert "job scheduled at 2026-12-03 07:36:12.345678+00:00" in output
     assert "runtime-secret-abc" not in output and "42:short" not in output
     assert "xapp-1-A2-runtime" not in output and "corpsecret=[token]" in output
+
+
+def test_addresses_in_a_line_stay_readable_and_a_phone_beside_them_does_not(
+    debug_log: dict[str, Any],
+) -> None:
+    logging.getLogger("some.server").info(
+        '%s - "POST /slack/events HTTP/1.1" 200, from %s. Call %s',
+        "203.0.113.45:51234",
+        "192.168.100.200",
+        "138.0013.8000",
+    )
+    output = debug_log["stream"].getvalue()
+    assert '203.0.113.45:51234 - \\"POST /slack/events HTTP/1.1\\" 200' in output
+    assert "from 192.168.100.200. Call [phone]" in output
