@@ -70,6 +70,8 @@ _TOKEN = re.compile(
     r"|(?<=Bearer )[^\s\"',]+"  # Authorization headers
     r"|(?<=[?&]key=)[^&\s\"']+"  # WeCom group-robot webhook keys
 )
+# A URL's password (a database's): configured ones are masked anyway, but not when short.
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@/\s]+(?=@)")
 # WeCom's access token and app secret, and any other credential in a query or form field.
 _CREDENTIAL_FIELD = re.compile(
     r"(?<![A-Za-z_])((?:access_token|corpsecret|secret|token|msg_signature|signature|echostr)=)"
@@ -99,6 +101,7 @@ def redact(text: str) -> str:
         text = text.replace(secret, "[secret]")
     text = _TOKEN.sub("[token]", text)
     text = _CREDENTIAL_FIELD.sub(r"\1[token]", text)
+    text = _URL_PASSWORD.sub(r"\1[secret]", text)
     text = _EMAIL.sub("[email]", text)
     return _PHONE_OR_MOMENT.sub(_phone, text)
 

@@ -172,3 +172,9 @@ def test_addresses_in_a_line_stay_readable_and_a_phone_beside_them_does_not(
     output = debug_log["stream"].getvalue()
     assert '203.0.113.45:51234 - \\"POST /slack/events HTTP/1.1\\" 200' in output
     assert "from 192.168.100.200. Call [phone]" in output
+
+
+def test_a_password_in_any_url_is_masked_however_short(debug_log: dict[str, Any]) -> None:
+    logging.getLogger("some.library").warning("cannot reach postgresql://dealbot:pw@db:5432/x")
+    output = debug_log["stream"].getvalue()
+    assert "cannot reach postgresql://dealbot:[secret]@db:5432/x" in output
