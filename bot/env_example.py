@@ -27,8 +27,12 @@ SECTIONS = {
 NOTES = {
     "DEALBOT_DATABASE_URL": "SQLite file, or postgresql+psycopg://user:password@host:5432/dealbot. "
     "compose.yaml points it at its own Postgres.",
-    "DEALBOT_ADMINS": "Comma-separated user ids of the admins; unset: a new team's first member.",
+    "DEALBOT_ADMINS": "Comma-separated admins, each as <platform>:<id> (slack:U123, "
+    "telegram:12345, wecom:zhangsan, console:boss); an id without its platform names nobody. "
+    "Unset: a new team's first member.",
     "DEALBOT_LOG_LEVEL": "DEBUG, INFO, WARNING or ERROR.",
+    "DEALBOT_TIMEZONE": "A new team's timezone (IANA name, e.g. Europe/Berlin); unset: "
+    "Asia/Shanghai for a Chinese team, else UTC.",
     "SLACK_BOT_TOKEN": "xoxb-… of the installed app.",
     "SLACK_SIGNING_SECRET": "Basic Information → Signing Secret (HTTP events).",
     "SLACK_APP_TOKEN": "xapp-… for Socket Mode instead of a public URL.",
@@ -47,6 +51,8 @@ NOTES = {
     "WECOM_API_URL": "The WeCom API; tests point it at a fake.",
     "DEALBOT_OUTBOX_MAX_ATTEMPTS": "Deliveries tried before a push is marked dead.",
     "DEALBOT_OUTBOX_LEASE_SECONDS": "How long a worker holds the pushes it claimed.",
+    "DEALBOT_INBOX_LEASE_SECONDS": "How long a received command stays its receiver's before "
+    "any server or worker runs and answers it.",
     "DEALBOT_MEMBER_RATE": "Commands one member may run (count/seconds, or off).",
     "DEALBOT_TEAM_RATE": "Commands one team may run (count/seconds, or off).",
     "DEALBOT_COMMAND_THREADS": "Commands one serve process runs at once; "

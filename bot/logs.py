@@ -70,6 +70,8 @@ _TOKEN = re.compile(
     r"|(?<=Bearer )[^\s\"',]+"  # Authorization headers
     r"|(?<=[?&]key=)[^&\s\"']+"  # WeCom group-robot webhook keys
 )
+# A URL's password (a database's): configured ones are masked anyway, but not when short.
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@/\s]+(?=@)")
 # WeCom's access token and app secret, and any other credential in a query or form field.
 _CREDENTIAL_FIELD = re.compile(
     r"(?<![A-Za-z_])((?:access_token|corpsecret|secret|token|msg_signature|signature|echostr)=)"
@@ -81,7 +83,10 @@ _MOMENT = (
     r"|\d{1,2}:\d{2}:\d{2}(?:[.,]\d{1,9})?)"
     r"(?:Z|[+-]\d{2}:\d{2})?(?!\d)"
 )
-_PHONE_OR_MOMENT = re.compile(f"(?P<moment>{_MOMENT})|{_PHONE.pattern}")
+# Nor are IPv4 addresses (who called in: 203.0.113.45): four numbers to 255, no leading zero.
+_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+_ADDRESS = rf"(?<!\d)(?<!\d\.)(?:{_OCTET}\.){{3}}{_OCTET}(?!\.?\d)"
+_PHONE_OR_MOMENT = re.compile(f"(?P<moment>{_MOMENT}|{_ADDRESS})|{_PHONE.pattern}")
 _SECRET_FIELDS = re.compile(r"token|secret|key|password", re.IGNORECASE)
 _known: frozenset[str] = frozenset()  # the configured credentials, masked wherever they appear
 
@@ -96,6 +101,7 @@ def redact(text: str) -> str:
         text = text.replace(secret, "[secret]")
     text = _TOKEN.sub("[token]", text)
     text = _CREDENTIAL_FIELD.sub(r"\1[token]", text)
+    text = _URL_PASSWORD.sub(r"\1[secret]", text)
     text = _EMAIL.sub("[email]", text)
     return _PHONE_OR_MOMENT.sub(_phone, text)
 

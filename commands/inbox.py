@@ -29,6 +29,7 @@ from commands.types import Invocation, Reply
 from models import inbox
 from models.clock import Clock
 from models.db import unit_of_work
+from models.outbox import retry_delay
 from models.tables import InboundCommand
 
 log = logging.getLogger("dealbot.inbox")
@@ -116,12 +117,8 @@ class Inbox:
         if received is None or received.repeat:
             return
 
-        def forget() -> None:
-            with unit_of_work(self.engine) as session:
-                inbox.answered(session, received.id)
-
         try:
-            await self._in_thread(forget)
+            await self._in_thread(lambda: self._let_go(received.id))
         except Exception:  # noqa: BLE001 - the answer is out; at worst it is given again later
             log.exception("could not let go of an answered command")
 
@@ -187,7 +184,7 @@ class Inbox:
                 inbox.answered(session, held.id)
                 report.given_up += 1
                 return
-            delay = min(self.backoff * 2 ** (held.attempts - 1), timedelta(minutes=10))
+            delay = retry_delay(self.backoff, held.attempts, cap=timedelta(minutes=10))
             log.warning(
                 "answering a %s command failed, again in %s: %s", held.platform, delay, detail
             )

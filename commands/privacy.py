@@ -28,6 +28,7 @@ _KINDS = {
     "pushes": "推送",
     "held notices": "待汇总通知",
     "command log lines": "命令记录",
+    "answers waiting": "待发回复",
 }
 
 

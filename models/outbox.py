@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.dialects import postgresql, sqlite
@@ -56,3 +56,9 @@ def first_delivery(session: Session, *, platform: str, key: str, now: datetime) 
     statement = (insert_for(InboundDelivery).values(**values)
                  .on_conflict_do_nothing(index_elements=["platform", "key"]).returning(InboundDelivery.id))
     return session.execute(statement).first() is not None
+
+
+def retry_delay(backoff: timedelta, attempts: int, cap: timedelta) -> timedelta:
+    """How long to wait after the `attempts`-th failure: `backoff`, doubled each time, at most
+    `cap`."""
+    return min(backoff * 2 ** (attempts - 1), cap)

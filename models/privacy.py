@@ -39,6 +39,7 @@ from models.tables import (
     AuditEvent,
     CommandLog,
     FollowUp,
+    InboundCommand,
     Lead,
     Outbox,
     Quote,
@@ -252,6 +253,12 @@ def forget(scope: Scope, lead: Lead) -> Forgotten:
         if payload != notice.payload:
             notice.payload = payload
             count("held notices", 1)
+    for kept in _answers_waiting(session, scope.team):
+        invocation = redact_value(kept.invocation, person)
+        reply = redact_value(kept.reply, person)
+        if invocation != kept.invocation or reply != kept.reply:
+            kept.invocation, kept.reply = invocation, reply
+            count("answers waiting", 1)
     for line in _batches(session, _command_lines(scope.team, person)):
         text = redact(line.text, person)
         if text != line.text:
@@ -289,7 +296,7 @@ def forget(scope: Scope, lead: Lead) -> Forgotten:
 # Every table `forget` may change: the old values live on in their files until purged.
 TOUCHED = (
     Lead, FollowUp, Quote, ApprovalStep, ApprovalSignature, Payment, TransferRequest, AuditEvent,
-    Outbox, HeldNotice, CommandLog,
+    Outbox, HeldNotice, CommandLog, InboundCommand,
 )
 
 
@@ -398,6 +405,21 @@ def _command_lines(team: Team, person: Person) -> Any:
         CommandLog.team_key == team.key,
         or_(*hints) if hints else false(),
     )
+
+
+def _answers_waiting(session: Session, team: Team) -> list[InboundCommand]:
+    """The team's commands that ran and whose answer is not out yet (models.inbox). One that has
+    not run yet runs after the erasure, as a command typed after it would."""
+    rows = session.execute(
+        select(InboundCommand).where(
+            InboundCommand.platform == team.platform, InboundCommand.status == "ran"
+        )
+    ).scalars()
+    return [
+        row
+        for row in rows
+        if team.key in (row.invocation.get("team_key"), (row.reply or {}).get("team_key"))
+    ]
 
 
 def _batches(session: Session, statement: Any) -> Iterator[Any]:

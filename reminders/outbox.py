@@ -27,6 +27,7 @@ from adapters.base import AuthBroken, RateLimited, Sender, Target, TargetGone
 from commands.types import Reply
 from models.clock import Clock
 from models.db import unit_of_work
+from models.outbox import retry_delay
 from models.tables import Outbox, Team
 from reminders.limits import Pacer
 
@@ -182,7 +183,7 @@ class OutboxDelivery:
                 self._finish(row, status="dead", error=f"{type(error).__name__}: {error}")
                 report.dead += 1
             else:
-                delay = min(self.backoff * (2 ** (row.attempts - 1)), timedelta(hours=1))
+                delay = retry_delay(self.backoff, row.attempts, cap=timedelta(hours=1))
                 self._finish(row, status="pending", delay=delay, error=f"{type(error).__name__}: {error}")
                 report.retried += 1
             log.warning("delivery of outbox row %s failed: %s", row.id, error)

@@ -354,7 +354,8 @@ class Telegram:
         return not any(thread.is_alive() for thread in self.threads)
 
 
-def _serve(processes: Processes, port: int) -> subprocess.Popen[bytes]:
+def start_server(processes: Processes, port: int) -> subprocess.Popen[bytes]:
+    """`dealbot serve` on `port`, once it answers its health check."""
     server = processes.start("serve", "--port", str(port))
     wait_until(lambda: _healthy(port), "the server never came up", process=server)
     return server
@@ -417,7 +418,7 @@ def test_a_server_killed_mid_command_leaves_nothing_half_written_and_runs_each_o
     engine = prepared(processes.env["DEALBOT_DATABASE_URL"])
     port = free_port()
     current = {"url": f"http://127.0.0.1:{port}"}
-    server = _serve(processes, port)
+    server = start_server(processes, port)
     telegram = Telegram(lambda: current["url"])
     adds = [
         Update(n, MEMBERS[n % 4], f"/lead add Cust-{n} phone=139{n:08d} force=yes")
@@ -448,7 +449,7 @@ def test_a_server_killed_mid_command_leaves_nothing_half_written_and_runs_each_o
                 if telegram.done():
                     break
                 processes.kill(server)
-                server = _serve(processes, port)
+                server = start_server(processes, port)
             wait_until(telegram.done, f"phase {phase} never finished", process=server)
             assert not telegram.errors, telegram.errors
             if phase == 0:  # follow-ups and quotes need every lead: L1…Ln belong to their adders

@@ -141,6 +141,27 @@ def response_posts(api: FakeSlack) -> list[dict[str, Any]]:
     return [r.json for r in list(api.requests) if r.path.startswith("/response/")]
 
 
+def slack_command(
+    clock: FixedClock, text: str, key: str, *, user: str = "U1", name: str = "alice"
+) -> Invocation:
+    """A slash command as the Slack adapter hands it over, its delivery id made of `key`."""
+    return Invocation(
+        platform="slack",
+        team_key="T0001",
+        channel="C1",
+        user_key=user,
+        user_name=name,
+        text=text,
+        received_at=clock.now(),
+        delivery_id=f"command:v0={key}",
+    )
+
+
+def answer_to(api: FakeSlack, key: str, user: str = "U1") -> dict[str, Any]:
+    """Where the Slack adapter notes to answer a command: its response_url, the chat, the person."""
+    return {"response_url": f"{api.url}/response/{key}", "channel": "C1", "user": user}
+
+
 def test_a_slash_command_acknowledged_but_never_run_is_run_and_answered_by_the_worker(
     gated_slack: GatedSlack, engine: Engine, clock: FixedClock, slack_api: FakeSlack
 ) -> None:
@@ -195,18 +216,8 @@ def test_an_answer_too_late_for_the_response_url_goes_to_the_persons_dm(
         slack_settings(slack_api), clock=clock, database_url=url_of(engine), migrate=False
     )
     assert server.inbox is not None
-    invocation = Invocation(
-        platform="slack",
-        team_key="T0001",
-        channel="C1",
-        user_key="U3",
-        user_name="carol",
-        text="/lead add Initech",
-        received_at=clock.now(),
-        delivery_id="command:v0=late",
-    )
-    answer_to = {"response_url": f"{slack_api.url}/response/late", "channel": "C1", "user": "U3"}
-    asyncio.run(server.inbox.receive(invocation, answer_to))
+    invocation = slack_command(clock, "/lead add Initech", "late", user="U3", name="carol")
+    asyncio.run(server.inbox.receive(invocation, answer_to(slack_api, "late", user="U3")))
     clock.advance(minutes=45)  # its receiver died; the worker was down too
     asyncio.run(worker_of(slack_settings(slack_api), engine, clock).worker().run_once())
     assert not response_posts(slack_api)
@@ -220,18 +231,8 @@ def test_a_kept_command_that_fails_is_answered_with_its_error_and_not_run_again(
 ) -> None:
     worker = worker_of(slack_settings(slack_api), engine, clock)
     assert worker.inbox is not None
-    invocation = Invocation(
-        platform="slack",
-        team_key="T0001",
-        channel="C1",
-        user_key="U1",
-        user_name="alice",
-        text="/lead show L99",
-        received_at=clock.now(),
-        delivery_id="command:v0=fails",
-    )
-    answer_to = {"response_url": f"{slack_api.url}/response/fails", "channel": "C1", "user": "U1"}
-    asyncio.run(worker.inbox.receive(invocation, answer_to))
+    invocation = slack_command(clock, "/lead show L99", "fails")
+    asyncio.run(worker.inbox.receive(invocation, answer_to(slack_api, "fails")))
     clock.advance(seconds=LEASE.total_seconds() + 1)
     for _ in range(2):
         asyncio.run(worker.worker().run_once())
@@ -246,16 +247,7 @@ def test_the_same_command_run_by_two_runners_at_once_runs_once(
 ) -> None:
     """The receiver, slow, and a worker that took over after the lease: one runs it."""
     inbox = Inbox(engine, Dispatcher(engine, clock), clock, lease=LEASE)
-    invocation = Invocation(
-        platform="slack",
-        team_key="T0001",
-        channel="C1",
-        user_key="U1",
-        user_name="alice",
-        text="/lead add Hooli",
-        received_at=clock.now(),
-        delivery_id="command:v0=twice",
-    )
+    invocation = slack_command(clock, "/lead add Hooli", "twice")
     kept = asyncio.run(inbox.receive(invocation, {"user": "U1"}))
     other = Inbox(engine, Dispatcher(engine, clock), clock, lease=LEASE)
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import random
-import subprocess
 import threading
 import time
 from collections import Counter
@@ -38,7 +37,7 @@ from models.tables import CommandLog, Lead, Team
 from tests.databases import POSTGRES_URL, scratch_postgres
 from tests.fakes.http import Answer, Recorded
 from tests.test_cli import clean_env
-from tests.test_crash import Processes, free_port, prepared, seed, wait_until
+from tests.test_crash import Processes, free_port, prepared, seed, start_server, wait_until
 from tests.test_slack import PAYLOADS, SECRET, FakeSlack
 
 USERS = ("U1", "U2", "U3", "U4")
@@ -176,19 +175,6 @@ class Clients:
             return len(self.acknowledged)
 
 
-def _serve(processes: Processes, port: int) -> subprocess.Popen[bytes]:
-    server = processes.start("serve", "--port", str(port))
-    wait_until(lambda: _healthy(port), "the server never came up", process=server)
-    return server
-
-
-def _healthy(port: int) -> bool:
-    try:
-        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 def _kept(engine: Engine, status: str | None = None) -> int:
     """Commands kept (`received`: not run yet; `ran`: run, answer maybe out, not let go)."""
     query = "SELECT count(*) FROM inbound_command" + (" WHERE status = :status" if status else "")
@@ -205,7 +191,7 @@ def test_every_acknowledged_command_survives_kills_of_the_server_and_is_answered
     chance = random.Random(chosen)
     engine = prepared(database)
     port = free_port()
-    server = _serve(processes, port)
+    server = start_server(processes, port)
     clients = Clients(f"http://127.0.0.1:{port}", slack, count)
     doubles_bound = waiting = 0
     try:
@@ -221,7 +207,7 @@ def test_every_acknowledged_command_survives_kills_of_the_server_and_is_answered
             processes.kill(server)
             doubles_bound += _kept(engine, "ran")
             waiting += _kept(engine, "received")
-            server = _serve(processes, port)
+            server = start_server(processes, port)
         wait_until(
             lambda: not any(thread.is_alive() for thread in threads), "the burst never ended"
         )

@@ -5,15 +5,12 @@ note, whichever library wrote the line; and the moments in a line stay readable.
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import io
 import logging
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
 
 import httpx
 import pytest
@@ -26,9 +23,10 @@ from bot.web import create_app
 from models.clock import FixedClock
 from models.db import create_schema
 from tests.fakes.asgi import LiveServer
-from tests.test_slack import PAYLOADS as SLACK_PAYLOADS
+from tests.test_privacy import _slack as slash_command
+from tests.test_privacy import _telegram as group_message
 from tests.test_slack import FakeSlack
-from tests.test_telegram import PEOPLE, FakeBotApi
+from tests.test_telegram import FakeBotApi
 from tests.test_wecom import FakeWeCom, payload
 
 CORP = "wx49f0ab532d5d035a"
@@ -95,50 +93,12 @@ def debug_log(tmp_path: Any, clock: FixedClock) -> Iterator[dict[str, Any]]:
 
 
 def _slack(client: httpx.Client, slack: FakeSlack, text: str) -> None:
-    form = dict(parse_qsl((SLACK_PAYLOADS / "slash_command.form").read_text().strip()))
-    form.update(
-        user_id="U1",
-        command="/lead",
-        text=text,
-        response_url=f"{slack.url}/response/{time.monotonic_ns()}",
-    )
-    body = urlencode(form).encode()
-    stamp = str(int(time.time()))
-    secret = SECRETS["SLACK_SIGNING_SECRET"].encode()
-    signature = "v0=" + hmac.new(secret, f"v0:{stamp}:".encode() + body, hashlib.sha256).hexdigest()
-    wanted = len([r for r in slack.requests if r.path.startswith("/response/")]) + 1
-    answer = client.post(
-        "/slack/events",
-        content=body,
-        headers={
-            "Content-Type": "application/x-www-form-urlencoded",
-            "X-Slack-Request-Timestamp": stamp,
-            "X-Slack-Signature": signature,
-        },
-    )
-    assert answer.status_code == 200
-    slack.wait_for(lambda seen: len([r for r in seen if r.path.startswith("/response/")]) >= wanted)
+    slash_command(client, slack, "U1", text, secret=SECRETS["SLACK_SIGNING_SECRET"])
 
 
 def _telegram(client: httpx.Client, telegram: FakeBotApi, update_id: int, text: str) -> None:
     wanted = len(telegram.sent()) + 1
-    update = {
-        "update_id": update_id,
-        "message": {
-            "message_id": update_id,
-            "from": PEOPLE["alice"],
-            "date": int(time.time()),
-            "text": text,
-            "chat": {"id": -100777, "title": "Sales", "type": "supergroup"},
-            "entities": [{"offset": 0, "length": len(text.split()[0]), "type": "bot_command"}],
-        },
-    }
-    answer = client.post(
-        "/telegram/webhook",
-        json=update,
-        headers={"X-Telegram-Bot-Api-Secret-Token": SECRETS["TELEGRAM_WEBHOOK_SECRET"]},
-    )
-    assert answer.status_code == 200
+    group_message(client, update_id, text, secret=SECRETS["TELEGRAM_WEBHOOK_SECRET"])
     telegram.wait_for(lambda _: len(telegram.sent()) >= wanted)
 
 
@@ -198,3 +158,23 @@ def test_every_logger_masks_credentials_and_keeps_moments(debug_log: dict[str, A
     assert "job scheduled at 2026-12-03 07:36:12.345678+00:00" in output
     assert "runtime-secret-abc" not in output and "42:short" not in output
     assert "xapp-1-A2-runtime" not in output and "corpsecret=[token]" in output
+
+
+def test_addresses_in_a_line_stay_readable_and_a_phone_beside_them_does_not(
+    debug_log: dict[str, Any],
+) -> None:
+    logging.getLogger("some.server").info(
+        '%s - "POST /slack/events HTTP/1.1" 200, from %s. Call %s',
+        "203.0.113.45:51234",
+        "192.168.100.200",
+        "138.0013.8000",
+    )
+    output = debug_log["stream"].getvalue()
+    assert '203.0.113.45:51234 - \\"POST /slack/events HTTP/1.1\\" 200' in output
+    assert "from 192.168.100.200. Call [phone]" in output
+
+
+def test_a_password_in_any_url_is_masked_however_short(debug_log: dict[str, Any]) -> None:
+    logging.getLogger("some.library").warning("cannot reach postgresql://dealbot:pw@db:5432/x")
+    output = debug_log["stream"].getvalue()
+    assert "cannot reach postgresql://dealbot:[secret]@db:5432/x" in output

@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from bot.cli import app
 from bot.settings import Settings
+from commands.dispatch import unqualified_admins
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / ".env.example"
@@ -51,6 +52,13 @@ def test_env_example_is_what_dealbot_config_example_prints() -> None:
     assert printed.output == EXAMPLE.read_text(), (
         "run `dealbot config example > .env.example` after changing bot/settings.py"
     )
+
+
+def test_admins_written_as_env_example_shows_them_are_admins() -> None:
+    note = re.search(r"((?:^# (?![A-Z_]+=).*\n)+)# DEALBOT_ADMINS=", EXAMPLE.read_text(), re.M)
+    assert note is not None
+    shown = re.findall(r"\b[a-z]+:\w+", note.group(1))
+    assert shown and unqualified_admins(shown) == []
 
 
 def test_uncommenting_every_line_of_env_example_gives_the_defaults(

@@ -13,6 +13,7 @@ import logging
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -22,10 +23,12 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
+from adapters.console import render
 from bot import logs
 from bot.app import Bot, build
 from bot.settings import Settings
 from bot.web import create_app
+from commands.inbox import Inbox
 from commands.types import Image, Reply
 from models import outbox, privacy
 from models.clock import FixedClock
@@ -157,6 +160,31 @@ def test_pushes_keep_their_images_and_the_waiting_one_goes_out_redacted(customer
     waiting = Reply.model_validate(rows["waiting"].payload)
     assert waiting.text == "Call [contact] at [phone] or [email]"
     assert waiting.image is not None and waiting.image.png == b"\x89PNG 13800138000"
+
+
+def test_an_answer_still_to_go_out_when_the_customer_is_forgotten_goes_out_without_them(
+    customer: Chat,
+) -> None:
+    """The server that ran `/lead show L1` died before answering; the answer, given later by the
+    worker, names the customer no more than the lead does."""
+    inbox = Inbox(customer.engine, customer.dispatcher, customer.clock)
+    shown = customer.adapter.invocation("[carol] /lead show L1")
+    shown = shown.model_copy(update={"delivery_id": "show-before-forget"})
+    kept = asyncio.run(inbox.receive(shown, {"user": "carol"}))
+    assert "Mr Li" in render(asyncio.run(inbox.run(kept, shown)))
+    assert "answers waiting 1" in customer.say("[erin] /lead forget L1")
+    answers: list[str] = []
+
+    async def answer_later(where: dict[str, Any], reply: Reply, age: timedelta) -> None:
+        answers.append(render(reply))
+
+    inbox.answerers["console"] = answer_later
+    customer.clock.advance(minutes=5)
+    asyncio.run(inbox.recover_once())
+    (answer,) = answers
+    assert "L1 Acme Trading" in answer and "[contact]" in answer
+    for value in GONE:
+        assert value not in answer, value
 
 
 @pytest.mark.parametrize("who", ["carol", "bob", "alice"])
@@ -303,7 +331,10 @@ def loud_bot(
         logs.stdlib_defaults()
 
 
-def _slack(client: httpx.Client, slack: FakeSlack, user: str, text: str) -> None:
+def _slack(
+    client: httpx.Client, slack: FakeSlack, user: str, text: str, *, secret: str = "secret"
+) -> None:
+    """A signed slash command, as Slack sends it; returns once its answer is out."""
     form = dict(parse_qsl((SLACK_PAYLOADS / "slash_command.form").read_text().strip()))
     form.update(
         user_id=user,
@@ -314,7 +345,8 @@ def _slack(client: httpx.Client, slack: FakeSlack, user: str, text: str) -> None
     body = urlencode(form).encode()
     stamp = str(int(time.time()))
     signature = (
-        "v0=" + hmac.new(b"secret", f"v0:{stamp}:".encode() + body, hashlib.sha256).hexdigest()
+        "v0="
+        + hmac.new(secret.encode(), f"v0:{stamp}:".encode() + body, hashlib.sha256).hexdigest()
     )
     wanted = len(slack.responses()) + 1
     assert (
@@ -334,7 +366,8 @@ def _slack(client: httpx.Client, slack: FakeSlack, user: str, text: str) -> None
     )
 
 
-def _telegram(client: httpx.Client, update_id: int, text: str) -> None:
+def _telegram(client: httpx.Client, update_id: int, text: str, *, secret: str = "hook") -> None:
+    """A group message, as Telegram's webhook sends it."""
     update = {
         "update_id": update_id,
         "message": {
@@ -348,7 +381,7 @@ def _telegram(client: httpx.Client, update_id: int, text: str) -> None:
     }
     assert (
         client.post(
-            "/telegram/webhook", json=update, headers={"X-Telegram-Bot-Api-Secret-Token": "hook"}
+            "/telegram/webhook", json=update, headers={"X-Telegram-Bot-Api-Secret-Token": secret}
         ).status_code
         == 200
     )
