@@ -28,7 +28,6 @@ from bot import cli, env_example
 from bot.app import build
 from bot.settings import Settings
 from bot.web import create_app
-from commands import charts
 from tests.fakes.asgi import LiveServer
 
 ROOT = Path(__file__).resolve().parents[1]
