@@ -28,6 +28,7 @@ from alembic.script import ScriptDirectory
 from packaging.markers import Marker
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parents[1]
 # pip writes these itself on installing; a repacked wheel leaves them out.
@@ -146,18 +147,25 @@ def repack(name: str, version: str, wheelhouse: Path) -> None:
         wheel.writestr(f"{info}/RECORD", "\n".join(records) + "\n")
 
 
-def test_dealbot_wheel_declares_the_licence_urls_and_pythons(tmp_path: Path) -> None:
+def test_dealbot_wheel_declares_the_licence_urls_and_this_python(tmp_path: Path) -> None:
     wheelhouse = tmp_path / "wheelhouse"
     wheel = build_dealbot_wheel(wheelhouse, offline_env(tmp_path))
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
         (meta,) = [name for name in names if name.endswith(".dist-info/METADATA")]
         text = archive.read(meta).decode()
+        (licence,) = [name for name in names if name.endswith(".dist-info/licenses/LICENSE")]
+        licence_text = archive.read(licence).decode()
     assert "License-Expression: MIT" in text
     assert "License-File: LICENSE" in text
-    assert any(name.endswith(".dist-info/licenses/LICENSE") for name in names)
-    assert "Project-URL: Source, https://" in text
-    assert "Classifier: Programming Language :: Python :: 3.11" in text
+    assert licence_text.startswith("MIT License") and "dealbot contributors" in licence_text
+    assert "Classifier: License ::" not in text  # PEP 639: the expression replaces them
+    for label in ("Homepage", "Source", "Issues"):
+        assert f"Project-URL: {label}, https://" in text
+    running = f"{sys.version_info.major}.{sys.version_info.minor}"
+    assert f"Classifier: Programming Language :: Python :: {running}" in text
+    (requires_python,) = re.findall(r"^Requires-Python: (.*)$", text, re.M)
+    assert Version(running) in Requirement(f"python{requires_python}").specifier
     required = {
         Requirement(line.removeprefix("Requires-Dist: "))
         for line in text.splitlines()
