@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -17,6 +19,11 @@ from models.clock import FixedClock
 from models.db import create_schema, make_engine
 from models.tables import SQLModel
 from tests.chat import Chat
+
+if TYPE_CHECKING:
+    from tests.test_slack import SlackHarness
+    from tests.test_telegram import TelegramHarness
+    from tests.test_wecom import WeComHarness
 from tests.databases import POSTGRES_URL
 
 BACKENDS = ["sqlite"] + (["postgres"] if POSTGRES_URL else [])
@@ -104,3 +111,31 @@ def zh(engine: Engine, clock: FixedClock) -> Chat:
     chat.say("[王总] /团队 角色 @张三 销售 经理=@李经理")
     chat.say("[王总] /团队 角色 @李四 销售 经理=@李经理")
     return chat
+
+
+# Each platform's real HTTP entry point, with a local server standing in for its API. The harnesses
+# live beside their platform's tests, which override these with fixtures of their own.
+
+
+@pytest.fixture
+def slack(engine: Engine, clock: FixedClock) -> Iterator[SlackHarness]:
+    from tests.test_slack import FakeSlack, SlackHarness
+
+    with closing(FakeSlack()) as api, closing(SlackHarness(engine, clock, api)) as harness:
+        yield harness
+
+
+@pytest.fixture
+def telegram(engine: Engine, clock: FixedClock) -> Iterator[TelegramHarness]:
+    from tests.test_telegram import FakeBotApi, TelegramHarness
+
+    with closing(FakeBotApi()) as api, closing(TelegramHarness(engine, clock, api)) as harness:
+        yield harness
+
+
+@pytest.fixture
+def wecom(engine: Engine, clock: FixedClock) -> Iterator[WeComHarness]:
+    from tests.test_wecom import FakeWeCom, WeComHarness
+
+    with closing(FakeWeCom()) as api, closing(WeComHarness(engine, clock, api)) as harness:
+        yield harness

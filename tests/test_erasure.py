@@ -57,6 +57,11 @@ def _busy_customer(chat: Chat) -> None:
         assert chat.reply(line).ok, line
 
 
+def _sqlite_files(path: Path) -> list[Path]:
+    """The database file and the write-ahead log and shared memory SQLite keeps beside it."""
+    return [path, path.with_name(f"{path.name}-wal"), path.with_name(f"{path.name}-shm")]
+
+
 def _residue(files: list[Path]) -> dict[str, list[str]]:
     """Which of the erased values each file still holds, byte for byte."""
     left: dict[str, list[str]] = {}
@@ -76,7 +81,7 @@ def test_a_forgotten_customer_is_in_no_byte_of_the_sqlite_files(
     create_schema(engine)
     chat = Chat(engine, clock)
     _busy_customer(chat)
-    files = [path, path.with_name("dealbot.db-wal"), path.with_name("dealbot.db-shm")]
+    files = _sqlite_files(path)
     assert _residue(files), "the scenario must first write the customer's details to the files"
 
     answer = chat.say("/lead forget L1")
@@ -119,7 +124,7 @@ def test_dealbot_db_vacuum_clears_what_an_older_version_left_in_free_space(
     )
     assert done.returncode == 0, done.stderr
     assert "database rewritten" in done.stdout
-    files = [path, path.with_name("dealbot.db-wal"), path.with_name("dealbot.db-shm")]
+    files = _sqlite_files(path)
     assert _residue(files) == {}
 
 

@@ -5,7 +5,6 @@ burst takes is measured in bench/floods.py; these tests check only what happens.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -23,8 +22,8 @@ from models.tables import CommandLog, Lead
 from reminders.limits import Limit
 from tests.attacks.conftest import eventually, logged
 from tests.chat import Chat
-from tests.test_slack import FakeSlack, SlackHarness
-from tests.test_telegram import FakeBotApi, TelegramHarness
+from tests.test_slack import SlackHarness
+from tests.test_telegram import TelegramHarness
 
 LEDGERS = ("command_log", "inbound_delivery")
 
@@ -151,24 +150,6 @@ def test_build_gives_the_dispatcher_the_configured_throttle_and_lease(tmp_path: 
 
 
 # --- through the platforms' real entry points ---------------------------------------------------
-
-
-@pytest.fixture
-def telegram(engine: Engine, clock: FixedClock) -> Iterator[TelegramHarness]:
-    api = FakeBotApi()
-    harness = TelegramHarness(engine, clock, api)
-    yield harness
-    harness.close()
-    api.close()
-
-
-@pytest.fixture
-def slack(engine: Engine, clock: FixedClock) -> Iterator[SlackHarness]:
-    api = FakeSlack()
-    harness = SlackHarness(engine, clock, api)
-    yield harness
-    harness.close()
-    api.close()
 
 
 def test_a_telegram_burst_from_one_member(telegram: TelegramHarness) -> None:

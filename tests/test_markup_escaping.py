@@ -7,41 +7,19 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from sqlalchemy import update
-from sqlalchemy.engine import Engine
 
-from models.clock import FixedClock
 from models.db import unit_of_work
 from models.tables import Lead
 from tests.chat import Chat
-from tests.test_slack import FakeSlack, SlackHarness, arguments
-from tests.test_telegram import FakeBotApi, TelegramHarness
-from tests.test_wecom import FakeWeCom, WeComHarness
+from tests.test_slack import SlackHarness, arguments
+from tests.test_telegram import TelegramHarness
+from tests.test_wecom import WeComHarness
 
 SLACK_NAME = "<!channel> <@U2> <https://evil.example|click>"
 WECOM_NAME = "[点我](http://evil.example) <font>紧急</font> <@zhangsan>"
-
-
-@pytest.fixture
-def slack(engine: Engine, clock: FixedClock) -> Iterator[SlackHarness]:
-    api = FakeSlack()
-    harness = SlackHarness(engine, clock, api)
-    yield harness
-    harness.close()
-    api.close()
-
-
-@pytest.fixture
-def wecom(engine: Engine, clock: FixedClock) -> Iterator[WeComHarness]:
-    api = FakeWeCom()
-    harness = WeComHarness(engine, clock, api)
-    yield harness
-    harness.close()
-    api.close()
 
 
 def _live_slack_markup(text: str) -> list[str]:
@@ -104,15 +82,6 @@ def test_the_console_prints_no_terminal_control_sequences(team: Chat) -> None:
     shown = team.say("/lead show L1")
     assert "Acme]0;pwned[2J2JTrading" in shown
     assert not any(char in shown for char in "\x1b\x07\x9b\r")
-
-
-@pytest.fixture
-def telegram(engine: Engine, clock: FixedClock) -> Iterator[TelegramHarness]:
-    api = FakeBotApi()
-    harness = TelegramHarness(engine, clock, api)
-    yield harness
-    harness.close()
-    api.close()
 
 
 def _telegram_html_problems(text: str) -> list[str]:

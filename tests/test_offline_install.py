@@ -1,6 +1,6 @@
 """The README's offline install works with no package index: from a wheelhouse holding dealbot's
-wheel and the locked version of each dependency, a fresh virtualenv gets dealbot with the very
-command the README shows, and the installed `dealbot` migrates a database.
+wheel and the locked version of each dependency, the very command the README shows resolves
+dealbot and exactly the locked versions, and dealbot installed from its wheel migrates a database.
 
 The wheelhouse is built without a network: dealbot's wheel with the installed build backend, each
 locked dependency repacked as a wheel from this test environment (which CI installs from the lock),
@@ -15,18 +15,20 @@ import json
 import os
 import re
 import shlex
+import sqlite3
 import subprocess
 import sys
 import tomllib
-import venv
 import zipfile
 from importlib import metadata
 from pathlib import Path
 
 import pytest
+from alembic.script import ScriptDirectory
 from packaging.markers import Marker
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parents[1]
 # pip writes these itself on installing; a repacked wheel leaves them out.
@@ -145,18 +147,25 @@ def repack(name: str, version: str, wheelhouse: Path) -> None:
         wheel.writestr(f"{info}/RECORD", "\n".join(records) + "\n")
 
 
-def test_dealbot_wheel_declares_the_licence_urls_and_pythons(tmp_path: Path) -> None:
+def test_dealbot_wheel_declares_the_licence_urls_and_this_python(tmp_path: Path) -> None:
     wheelhouse = tmp_path / "wheelhouse"
     wheel = build_dealbot_wheel(wheelhouse, offline_env(tmp_path))
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
         (meta,) = [name for name in names if name.endswith(".dist-info/METADATA")]
         text = archive.read(meta).decode()
+        (licence,) = [name for name in names if name.endswith(".dist-info/licenses/LICENSE")]
+        licence_text = archive.read(licence).decode()
     assert "License-Expression: MIT" in text
     assert "License-File: LICENSE" in text
-    assert any(name.endswith(".dist-info/licenses/LICENSE") for name in names)
-    assert "Project-URL: Source, https://" in text
-    assert "Classifier: Programming Language :: Python :: 3.11" in text
+    assert licence_text.startswith("MIT License") and "dealbot contributors" in licence_text
+    assert "Classifier: License ::" not in text  # PEP 639: the expression replaces them
+    for label in ("Homepage", "Source", "Issues"):
+        assert f"Project-URL: {label}, https://" in text
+    running = f"{sys.version_info.major}.{sys.version_info.minor}"
+    assert f"Classifier: Programming Language :: Python :: {running}" in text
+    (requires_python,) = re.findall(r"^Requires-Python: (.*)$", text, re.M)
+    assert Version(running) in Requirement(f"python{requires_python}").specifier
     required = {
         Requirement(line.removeprefix("Requires-Dist: "))
         for line in text.splitlines()
@@ -178,23 +187,33 @@ def test_the_readme_offline_install_works_with_no_index(tmp_path: Path) -> None:
 
     env = offline_env(tmp_path)
     wheelhouse = tmp_path / "wheelhouse"
-    build_dealbot_wheel(wheelhouse, env)
+    wheel = build_dealbot_wheel(wheelhouse, env)
     pins = locked_here()
     for name, version in pins.items():
         repack(name, version, wheelhouse)
 
-    target = tmp_path / "server-venv"
-    venv.create(target, with_pip=True)  # the pip Python ships with: no network either
-    python = target / "bin" / "python"
-    # The README's command; --no-compile only spares the test byte-compiling numpy and matplotlib.
-    run([python, "-m", *install, "--no-compile"], cwd=tmp_path, env=env)
+    # The README's install, resolved as in a fresh virtualenv (nothing installed here counts) but
+    # not unpacked: the wheelhouse alone yields dealbot and exactly the locked versions.
+    report = tmp_path / "install.json"
+    dry_run = ["--dry-run", "--ignore-installed", "--report", report]
+    run([sys.executable, "-m", *install, *dry_run], cwd=tmp_path, env=env)
+    chosen = {
+        canonicalize_name(item["metadata"]["name"]): item["metadata"]["version"]
+        for item in json.loads(report.read_text())["install"]
+    }
+    dealbot_version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert chosen == {**pins, "dealbot": dealbot_version}
 
-    installed = json.loads(run([python, "-m", "pip", "list", "--format=json"], tmp_path, env))
-    versions = {canonicalize_name(item["name"]): item["version"] for item in installed}
-    for name, version in pins.items():
-        assert versions.get(name) == version, name
-    assert set(versions) - set(pins) <= {"dealbot", "pip", "setuptools"}
-
-    env["DEALBOT_DATABASE_URL"] = f"sqlite:///{tmp_path / 'offline.db'}"
-    output = run([target / "bin" / check[0], *check[1:]], cwd=tmp_path, env=env)
+    # The installed dealbot runs from its wheel alone (its migrations and console script
+    # included), on the locked dependencies `repack` found installed here.
+    site = tmp_path / "site"
+    pip_target = ["--no-index", "--no-deps", "--no-compile", "--target", site, wheel]
+    run([sys.executable, "-m", "pip", "install", *pip_target], cwd=tmp_path, env=env)
+    env.update(PYTHONPATH=str(site), DEALBOT_DATABASE_URL=f"sqlite:///{tmp_path / 'offline.db'}")
+    where = run([sys.executable, "-c", "import bot.cli; print(bot.cli.__file__)"], tmp_path, env)
+    assert Path(where.strip()).is_relative_to(site)
+    output = run([site / "bin" / check[0], *check[1:]], cwd=tmp_path, env=env)
     assert "database is up to date" in output
+    with sqlite3.connect(tmp_path / "offline.db") as database:
+        migrated = database.execute("SELECT version_num FROM alembic_version").fetchall()
+    assert migrated == [(ScriptDirectory(str(ROOT / "models" / "migrations")).get_current_head(),)]
