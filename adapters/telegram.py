@@ -460,7 +460,7 @@ class TelegramAdapter:
             await query.answer(reply.text.replace("**", "")[:200], show_alert=True)
             return
         await query.answer(reply.text.replace("**", "")[:200])
-        if _decides(command):
+        if reply.settles:
             await query.edit_message_text(to_html(reply), parse_mode=ParseMode.HTML,
                                           reply_markup=keyboard(reply, self.seal))
         else:
@@ -481,11 +481,6 @@ class TelegramAdapter:
         menu = [family for family in FAMILIES if family.name in COMMANDS]
         await bot.set_my_commands([BotCommand(f.name, f.summary_en) for f in menu])
         await bot.set_my_commands([BotCommand(f.name, f.summary_zh) for f in menu], language_code="zh")
-
-
-def _decides(command: str) -> bool:
-    words = command.split()
-    return len(words) >= 2 and words[1] in ("approve", "reject", "同意", "驳回", "claim", "领取")
 
 
 # --- outbound ---------------------------------------------------------------------------------------

@@ -85,7 +85,6 @@ GONE = {40003, 40031, 40050, 46004, 50002, 60111, 81013, 82001, 86001, 86003}
 LIMITED = {45009: 60.0, 45033: 1.0, 130101: 60.0}  # errcode → seconds to wait
 STYLES = {"primary": 1, "default": 2, "danger": 3}
 _MENTION = re.compile(r"(?<![\w@])@([A-Za-z0-9_.\-]{1,64})")
-_DECIDES = ("approve", "reject", "同意", "驳回", "claim", "领取")
 
 
 class RedactSecrets(logging.Filter):
@@ -237,12 +236,6 @@ def outcome_text(reply: Reply) -> tuple[str, bool]:
     if len(first) <= OUTCOME_CHARS:
         return first, first == text and not reply.fields and not reply.table and not reply.image
     return first[:OUTCOME_CHARS - 1] + "…", False
-
-
-def _decides(command: str) -> bool:
-    """Clicks that settle something replace the card's buttons (Approve/Reject, Claim)."""
-    words = command.split()
-    return len(words) >= 2 and words[1] in _DECIDES
 
 
 # --- the server API -----------------------------------------------------------------------------
@@ -838,7 +831,7 @@ class WeComAdapter:
         reply = await self._run(await self._invocation(inbound, command, press="bound"), received)
         if reply.duplicate:
             return
-        if reply.ok and _decides(command) and inbound.response_code:
+        if reply.ok and reply.settles and inbound.response_code:
             text, whole = outcome_text(reply)
             try:
                 await self._sender.update_card(inbound.response_code, inbound.user, text)
