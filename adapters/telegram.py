@@ -310,6 +310,9 @@ class TelegramAdapter:
             data = json.loads(body)
             if not isinstance(data, dict) or "update_id" not in data:
                 raise ValueError("not an update")
+            # Text no UTF-8 spells (a lone surrogate escaped in the JSON) could be neither checked,
+            # stored nor answered: UnicodeEncodeError refuses the update here.
+            json.dumps(data, ensure_ascii=False).encode()
             application = await self.ready()
             update = Update.de_json(data, application.bot)
         except Exception:  # noqa: BLE001 - not the shape of an update (a date past 9999 …)
