@@ -58,13 +58,12 @@ def to_html(reply: Reply) -> str:
     """Our markup in Telegram's HTML parse mode; everything people typed is escaped first. A reply
     longer than a message is cut between lines, or inside a line's text, never inside a tag or an
     entity: Telegram refuses a message whose HTML does not parse, and the answer would be lost."""
-    def inline(text: str) -> str:
-        escaped = html.escape(text, quote=False)
-        escaped = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", escaped)
-        return re.sub(r"`([^`\n]+)`", r"<code>\1</code>", escaped)
-
     def escape(text: str) -> str:
         return html.escape(text, quote=False)
+
+    def inline(text: str) -> str:
+        escaped = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", escape(text))
+        return re.sub(r"`([^`\n]+)`", r"<code>\1</code>", escaped)
 
     # Each line renders on its own (bold and code never span lines), so any prefix of lines is
     # well-formed HTML.
