@@ -34,7 +34,7 @@ from telegram.constants import ChatType, ParseMode
 from telegram.error import BadRequest, Forbidden, InvalidToken, RetryAfter, TelegramError
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, MessageHandler, filters
 
-from adapters.base import AuthBroken, RateLimited, Target, TargetGone, Transient
+from adapters.base import AuthBroken, RateLimited, Target, TargetGone, Transient, read_body
 from commands import FAMILIES
 from commands.inbox import Inbox, Received
 from commands.types import Invocation, Mention, Reply
@@ -298,13 +298,9 @@ class TelegramAdapter:
         secret = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
         if not self.webhook_secret or not hmac.compare_digest(secret.encode(), self.webhook_secret.encode()):
             return Response(status_code=401)
-        if int(request.headers.get("content-length") or 0) > MAX_BODY:
+        body = await read_body(request, MAX_BODY)
+        if body is None:
             return Response(status_code=413)
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_BODY:
-                return Response(status_code=413)
         try:
             data = json.loads(body)
             if not isinstance(data, dict) or "update_id" not in data:

@@ -47,6 +47,7 @@ from adapters.base import (
     TargetGone,
     Transient,
     identifier,
+    read_body,
     unix_seconds,
 )
 from adapters.wecom_crypto import (
@@ -652,19 +653,6 @@ class Inbound:
             return datetime.now(UTC)
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused as soon as it is known to exceed `limit` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > limit):
-        raise TooLarge("body too large")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise TooLarge("body too large")
-    return bytes(body)
-
-
 class WeComAdapter:
     platform = "wecom"
 
@@ -717,7 +705,10 @@ class WeComAdapter:
                 echo = query.get("echostr", "").replace(" ", "+")
                 return Response(crypto.open(signature, timestamp, nonce, echo),
                                 media_type="text/plain")
-            envelope = xml_fields(parse_xml(await read_body(request, self.max_body)))
+            body = await read_body(request, self.max_body)
+            if body is None:
+                raise TooLarge("body too large")
+            envelope = xml_fields(parse_xml(body))
             inbound = Inbound.parse(crypto.open(signature, timestamp, nonce,
                                                 envelope.get("Encrypt", "")))
             if not identifier(inbound.user):
