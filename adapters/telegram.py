@@ -166,18 +166,22 @@ def keyboard(reply: Reply, seal: ButtonSeal | None = None) -> InlineKeyboardMark
     space), pre-fills the input field instead."""
     if not reply.buttons:
         return None
+    team = reply.team_key
+
+    def bound(command: str) -> str:
+        return seal.seal(team, command) if seal and team else command
+
     rows: list[list[InlineKeyboardButton]] = []
     for row in reply.button_rows():
         buttons = []
         for button in row:
             command = button.command
-            data = seal.seal(reply.team_key, command) if seal and reply.team_key else command
+            data = bound(command)
             if command.endswith(" ") or len(data.encode()) > MAX_CALLBACK_BYTES:
                 # Completed and sent from any chat, the command still names its team.
-                prefill = command.strip()
-                bound = seal.seal(reply.team_key, prefill) if seal and reply.team_key else prefill
-                if len(bound) < MAX_INLINE_QUERY:
-                    prefill = bound
+                prefill = bound(command.strip())
+                if len(prefill) >= MAX_INLINE_QUERY:
+                    prefill = command.strip()
                 buttons.append(InlineKeyboardButton(
                     button.label, switch_inline_query_current_chat=prefill + " "))
             else:
