@@ -301,7 +301,9 @@ def test_a_tampered_team_binding_is_refused_and_changes_nothing(telegram: Telegr
     forged = approve.replace(str(GROUP), str(OTHER_GROUP["id"]), 1)
     unsigned = approve.split(" ", 1)[1]
     assert forged != approve and unsigned == "/quote approve Q1"
-    for data in (forged, unsigned, f"~{OTHER_GROUP['id']}. {unsigned}", "~ /quote approve Q1"):
+    head = approve.split(" ", 1)[0]  # the binding without its command, and one of 10 kB
+    for data in (forged, unsigned, f"~{OTHER_GROUP['id']}. {unsigned}", "~ /quote approve Q1",
+                 head, f"~{'9' * 10_000}.{head.rpartition('.')[2]} {unsigned}"):
         assert telegram.press("bob", data, chat=_private("bob")).status_code == 200
         assert "did nothing" in _alert(telegram), data
     assert _statuses(telegram) == {str(GROUP): "pending", str(OTHER_GROUP["id"]): "pending"}
