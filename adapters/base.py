@@ -6,8 +6,9 @@ import re
 from dataclasses import dataclass
 from typing import Protocol
 
-from commands.types import Reply
+from starlette.requests import Request
 
+from commands.types import Reply
 
 STAMP_DIGITS = 12  # Unix seconds stay under 12 digits for the next 30,000 years
 _IDENTIFIER = re.compile(r"[A-Za-z0-9_.@\-]{1,64}")
@@ -20,6 +21,19 @@ def unix_seconds(text: str) -> int | None:
     if 0 < len(text) <= STAMP_DIGITS and text.isascii() and text.isdigit():
         return int(text)
     return None
+
+
+async def read_body(request: Request, limit: int) -> bytes | None:
+    """A webhook's body, or None as soon as it is known to exceed `limit` bytes (a 413)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
 
 
 def identifier(value: object) -> bool:

@@ -337,7 +337,7 @@ class SlackAdapter:
             return
         reply = await self._run(await self._invocation(**fields), received)
         await self._answer(_answering(respond, body), reply, channel=channel,
-                           replace=reply.ok and _decides(command), user=user.get("id"))
+                           replace=reply.ok and reply.settles, user=user.get("id"))
         await self._answered(received)
 
     async def _on_home(self, event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient) -> None:
@@ -406,12 +406,6 @@ class _Responder:
             raise TargetGone(f"slack response_url: {answer.status_code} {answer.body[:80]}")
         if answer.status_code >= 300:
             raise Transient(f"slack response_url: {answer.status_code} {answer.body[:80]}")
-
-
-def _decides(command: str) -> bool:
-    """Clicks that settle something replace the card they were on (Approve/Reject, Claim)."""
-    words = command.split()
-    return len(words) >= 2 and words[1] in ("approve", "reject", "同意", "驳回", "claim", "领取")
 
 
 # --- outbound -----------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ from telegram.constants import ChatType, ParseMode
 from telegram.error import BadRequest, Forbidden, InvalidToken, RetryAfter, TelegramError
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, MessageHandler, filters
 
-from adapters.base import AuthBroken, RateLimited, Target, TargetGone, Transient
+from adapters.base import AuthBroken, RateLimited, Target, TargetGone, Transient, read_body
 from commands import FAMILIES
 from commands.inbox import Inbox, Received
 from commands.types import Invocation, Mention, Reply
@@ -58,13 +58,12 @@ def to_html(reply: Reply) -> str:
     """Our markup in Telegram's HTML parse mode; everything people typed is escaped first. A reply
     longer than a message is cut between lines, or inside a line's text, never inside a tag or an
     entity: Telegram refuses a message whose HTML does not parse, and the answer would be lost."""
-    def inline(text: str) -> str:
-        escaped = html.escape(text, quote=False)
-        escaped = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", escaped)
-        return re.sub(r"`([^`\n]+)`", r"<code>\1</code>", escaped)
-
     def escape(text: str) -> str:
         return html.escape(text, quote=False)
+
+    def inline(text: str) -> str:
+        escaped = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", escape(text))
+        return re.sub(r"`([^`\n]+)`", r"<code>\1</code>", escaped)
 
     # Each line renders on its own (bold and code never span lines), so any prefix of lines is
     # well-formed HTML.
@@ -167,18 +166,22 @@ def keyboard(reply: Reply, seal: ButtonSeal | None = None) -> InlineKeyboardMark
     space), pre-fills the input field instead."""
     if not reply.buttons:
         return None
+    team = reply.team_key
+
+    def bound(command: str) -> str:
+        return seal.seal(team, command) if seal and team else command
+
     rows: list[list[InlineKeyboardButton]] = []
     for row in reply.button_rows():
         buttons = []
         for button in row:
             command = button.command
-            data = seal.seal(reply.team_key, command) if seal and reply.team_key else command
+            data = bound(command)
             if command.endswith(" ") or len(data.encode()) > MAX_CALLBACK_BYTES:
                 # Completed and sent from any chat, the command still names its team.
-                prefill = command.strip()
-                bound = seal.seal(reply.team_key, prefill) if seal and reply.team_key else prefill
-                if len(bound) < MAX_INLINE_QUERY:
-                    prefill = bound
+                prefill = bound(command.strip())
+                if len(prefill) >= MAX_INLINE_QUERY:
+                    prefill = command.strip()
                 buttons.append(InlineKeyboardButton(
                     button.label, switch_inline_query_current_chat=prefill + " "))
             else:
@@ -299,17 +302,16 @@ class TelegramAdapter:
         secret = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
         if not self.webhook_secret or not hmac.compare_digest(secret.encode(), self.webhook_secret.encode()):
             return Response(status_code=401)
-        if int(request.headers.get("content-length") or 0) > MAX_BODY:
+        body = await read_body(request, MAX_BODY)
+        if body is None:
             return Response(status_code=413)
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_BODY:
-                return Response(status_code=413)
         try:
             data = json.loads(body)
             if not isinstance(data, dict) or "update_id" not in data:
                 raise ValueError("not an update")
+            # Text no UTF-8 spells (a lone surrogate escaped in the JSON) could be neither checked,
+            # stored nor answered: UnicodeEncodeError refuses the update here.
+            json.dumps(data, ensure_ascii=False).encode()
             application = await self.ready()
             update = Update.de_json(data, application.bot)
         except Exception:  # noqa: BLE001 - not the shape of an update (a date past 9999 …)
@@ -460,7 +462,7 @@ class TelegramAdapter:
             await query.answer(reply.text.replace("**", "")[:200], show_alert=True)
             return
         await query.answer(reply.text.replace("**", "")[:200])
-        if _decides(command):
+        if reply.settles:
             await query.edit_message_text(to_html(reply), parse_mode=ParseMode.HTML,
                                           reply_markup=keyboard(reply, self.seal))
         else:
@@ -481,11 +483,6 @@ class TelegramAdapter:
         menu = [family for family in FAMILIES if family.name in COMMANDS]
         await bot.set_my_commands([BotCommand(f.name, f.summary_en) for f in menu])
         await bot.set_my_commands([BotCommand(f.name, f.summary_zh) for f in menu], language_code="zh")
-
-
-def _decides(command: str) -> bool:
-    words = command.split()
-    return len(words) >= 2 and words[1] in ("approve", "reject", "同意", "驳回", "claim", "领取")
 
 
 # --- outbound ---------------------------------------------------------------------------------------

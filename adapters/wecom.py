@@ -47,6 +47,7 @@ from adapters.base import (
     TargetGone,
     Transient,
     identifier,
+    read_body,
     unix_seconds,
 )
 from adapters.wecom_crypto import (
@@ -85,7 +86,6 @@ GONE = {40003, 40031, 40050, 46004, 50002, 60111, 81013, 82001, 86001, 86003}
 LIMITED = {45009: 60.0, 45033: 1.0, 130101: 60.0}  # errcode → seconds to wait
 STYLES = {"primary": 1, "default": 2, "danger": 3}
 _MENTION = re.compile(r"(?<![\w@])@([A-Za-z0-9_.\-]{1,64})")
-_DECIDES = ("approve", "reject", "同意", "驳回", "claim", "领取")
 
 
 class RedactSecrets(logging.Filter):
@@ -237,12 +237,6 @@ def outcome_text(reply: Reply) -> tuple[str, bool]:
     if len(first) <= OUTCOME_CHARS:
         return first, first == text and not reply.fields and not reply.table and not reply.image
     return first[:OUTCOME_CHARS - 1] + "…", False
-
-
-def _decides(command: str) -> bool:
-    """Clicks that settle something replace the card's buttons (Approve/Reject, Claim)."""
-    words = command.split()
-    return len(words) >= 2 and words[1] in _DECIDES
 
 
 # --- the server API -----------------------------------------------------------------------------
@@ -659,19 +653,6 @@ class Inbound:
             return datetime.now(UTC)
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused as soon as it is known to exceed `limit` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > limit):
-        raise TooLarge("body too large")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise TooLarge("body too large")
-    return bytes(body)
-
-
 class WeComAdapter:
     platform = "wecom"
 
@@ -724,7 +705,10 @@ class WeComAdapter:
                 echo = query.get("echostr", "").replace(" ", "+")
                 return Response(crypto.open(signature, timestamp, nonce, echo),
                                 media_type="text/plain")
-            envelope = xml_fields(parse_xml(await read_body(request, self.max_body)))
+            body = await read_body(request, self.max_body)
+            if body is None:
+                raise TooLarge("body too large")
+            envelope = xml_fields(parse_xml(body))
             inbound = Inbound.parse(crypto.open(signature, timestamp, nonce,
                                                 envelope.get("Encrypt", "")))
             if not identifier(inbound.user):
@@ -742,40 +726,24 @@ class WeComAdapter:
     async def _receive(self, inbound: Inbound) -> Received | None:
         """Keep a command before WeCom is told "received", so that it survives this process. The
         kept one names people as far as they are known without asking WeCom (5 seconds)."""
-        text = self._command(inbound)
-        if self.inbox is None or not text:
+        if self.inbox is None:
             return None
-        invocation = Invocation(
-            platform="wecom", team_key=self.api.corp_id, channel=inbound.chat_id or None,
-            user_key=inbound.user, user_name=self.names.known(inbound.user) or inbound.user,
-            text=text, received_at=inbound.received_at, delivery_id=inbound.delivery_id,
-            mentions={match.group(0): Mention(user_key=match.group(1), name=name)
-                      for match in list(_MENTION.finditer(text))[:MAX_MENTIONS]
-                      if (name := self.names.known(match.group(1))) is not None})
+        invocation = await self._invocation(inbound, look_up=False)
+        if invocation is None:
+            return None
         return await self.inbox.receive(invocation, {"user": inbound.user,
                                                      "chat": inbound.chat_id or None})
-
-    def _command(self, inbound: Inbound) -> str:
-        """The command a callback carries; "" for anything else."""
-        agent = self.api.agent_id
-        if agent is not None and inbound.agent_id and inbound.agent_id != str(agent):
-            return ""  # another app of the corp pointed at this URL
-        if inbound.msg_type == "text":
-            return inbound.content.strip()
-        if inbound.msg_type == "event" and inbound.event == "template_card_event":
-            return command_of(inbound.event_key)
-        return ""
 
     async def handle(self, inbound: Inbound, received: Received | None = None) -> None:
         """Run what a callback asks for; never raises (it runs after the answer was sent)."""
         try:
-            agent = self.api.agent_id
-            if agent is not None and inbound.agent_id and inbound.agent_id != str(agent):
-                return  # another app of the corp pointed at this URL
-            if inbound.msg_type == "text":
-                await self._on_text(inbound, received)
-            elif inbound.msg_type == "event" and inbound.event == "template_card_event":
-                await self._on_click(inbound, received)
+            invocation = await self._invocation(inbound)
+            if invocation is None:
+                return
+            if invocation.press is None:
+                await self._on_text(inbound, invocation, received)
+            else:
+                await self._on_click(inbound, invocation, received)
         except Exception:
             log.exception("wecom callback handling failed (%s)", inbound.msg_type)
 
@@ -787,22 +755,35 @@ class WeComAdapter:
         await self._sender.send(Target(kind="channel", key=chat) if chat and public
                                 else Target(kind="member", key=user), reply)
 
-    async def _invocation(self, inbound: Inbound, text: str, *,
-                          channel: str | None = None, press: Any = None) -> Invocation:
+    async def _invocation(self, inbound: Inbound, *, look_up: bool = True) -> Invocation | None:
+        """The command a callback carries (a message, or a card's button), None for anything else.
+        `look_up`: ask WeCom for names not known yet (not before the acknowledgement)."""
+        agent = self.api.agent_id
+        if agent is not None and inbound.agent_id and inbound.agent_id != str(agent):
+            return None  # another app of the corp pointed at this URL
+        if inbound.msg_type == "text":
+            text, channel, press = inbound.content.strip(), inbound.chat_id or None, None
+        elif inbound.msg_type == "event" and inbound.event == "template_card_event":
+            text, channel, press = command_of(inbound.event_key), None, "bound"
+        else:
+            return None
+        if not text:
+            return None
+        name = await self.names.name(inbound.user) if look_up else self.names.known(inbound.user)
         # The team is the corp this app belongs to: every callback is sealed with its key, so a
         # click always acts in it, whatever chat the card sits in.
         return Invocation(platform="wecom", team_key=self.api.corp_id, channel=channel, press=press,
-                          user_key=inbound.user, user_name=await self.names.name(inbound.user),
-                          text=text, mentions=await self._mentions(text),
+                          user_key=inbound.user, user_name=name or inbound.user,
+                          text=text, mentions=await self._mentions(text, look_up=look_up),
                           received_at=inbound.received_at, delivery_id=inbound.delivery_id)
 
-    async def _mentions(self, text: str) -> dict[str, Mention]:
+    async def _mentions(self, text: str, *, look_up: bool = True) -> dict[str, Mention]:
         """`@userid` names a member when WeCom knows that user id (there is no mention markup in
         app messages); the name then comes from WeCom, not from what was typed."""
         found: dict[str, Mention] = {}
         for match in list(_MENTION.finditer(text))[:MAX_MENTIONS]:
             user_id = match.group(1)
-            name = await self.names.lookup(user_id)
+            name = await self.names.lookup(user_id) if look_up else self.names.known(user_id)
             if name is not None:
                 found[match.group(0)] = Mention(user_key=user_id, name=name)
         return found
@@ -816,29 +797,25 @@ class WeComAdapter:
         if self.inbox is not None:
             await self.inbox.answered(received)
 
-    async def _on_text(self, inbound: Inbound, received: Received | None = None) -> None:
-        text = inbound.content.strip()
-        if not text:
-            return
-        channel = inbound.chat_id or None
-        reply = await self._run(await self._invocation(inbound, text, channel=channel), received)
+    async def _on_text(self, inbound: Inbound, invocation: Invocation,
+                       received: Received | None) -> None:
+        reply = await self._run(invocation, received)
         if reply.duplicate:
             return
+        channel = invocation.channel
         public = reply.ok and not reply.private
         if await self._deliver(Target(kind="channel", key=channel) if channel and public
                                else Target(kind="member", key=inbound.user), reply):
             await self._answered(received)
 
-    async def _on_click(self, inbound: Inbound, received: Received | None = None) -> None:
+    async def _on_click(self, inbound: Inbound, invocation: Invocation,
+                        received: Received | None) -> None:
         """A button runs its command as the person who clicked; a decision then replaces the
         card's buttons with its outcome ("✅ Q7 已由 李经理 同意 · 10:02")."""
-        command = command_of(inbound.event_key)
-        if not command:
-            return
-        reply = await self._run(await self._invocation(inbound, command, press="bound"), received)
+        reply = await self._run(invocation, received)
         if reply.duplicate:
             return
-        if reply.ok and _decides(command) and inbound.response_code:
+        if reply.ok and reply.settles and inbound.response_code:
             text, whole = outcome_text(reply)
             try:
                 await self._sender.update_card(inbound.response_code, inbound.user, text)

@@ -321,7 +321,7 @@ def claim(ctx: Ctx, args: Args) -> Reply:
     lead = leads.get_lead(ctx.scope, ctx.lead_number(args.words[0] if args.words else None))
     leads.claim(ctx.scope, lead)
     return Reply(text=ctx.pick("🙋 L{n} {name} is yours now.", "🙋 已领取 L{n} {name}。", n=lead.number, name=lead.name),
-                 buttons=_next_buttons(ctx, lead))
+                 buttons=_next_buttons(ctx, lead), settles=True)
 
 
 def release(ctx: Ctx, args: Args) -> Reply:

@@ -264,7 +264,7 @@ def _decide(ctx: Ctx, args: Args, *, approve: bool) -> Reply:
         ctx.notify(requester, kind="decision", key=f"decision:{quote.id}:{quote.version}:{requester.id}",
                    reply=lambda reader: Reply(text=f"{outcome(reader)}\nL{lead.number} {lead.name} · "
                                                    f"{_amount_text(reader, quote)}"))
-    return Reply(text=text)
+    return Reply(text=text, settles=True)
 
 
 def _already(ctx: Ctx, quote: Quote) -> DomainError:

@@ -155,10 +155,11 @@ def _decide(ctx: Ctx, words: list[str], *, approve: bool) -> Reply:
         return Reply(text=ctx.pick(
             "✅ L{n} {name} now belongs to {req} (approved by {who} · {at}).",
             "✅ L{n} {name} 已转给 {req}（{who} 同意 · {at}）。",
-            n=lead.number, name=lead.name, req=requester.name, who=who, at=at))
+            n=lead.number, name=lead.name, req=requester.name, who=who, at=at), settles=True)
     return Reply(text=ctx.pick("❌ L{n} {name} stays with {owner} (rejected by {who} · {at}).",
                                "❌ L{n} {name} 仍归 {owner}（{who} 驳回 · {at}）。",
-                               n=lead.number, name=lead.name, owner=owner.name, who=who, at=at))
+                               n=lead.number, name=lead.name, owner=owner.name, who=who, at=at),
+                 settles=True)
 
 
 def _stale(ctx: Ctx, lead: Lead, requester: Member, key: str) -> Reply:

@@ -82,6 +82,9 @@ class Reply(BaseModel):
     private: bool = False  # show only to the caller where the platform can
     ok: bool = True  # False for errors: adapters may show them privately
     duplicate: bool = False  # a retried delivery already handled: adapters answer nothing
+    # The answer settles what a card asked (a decision, a claim): a pressed card shows it in place
+    # of its buttons, which nobody should press again.
+    settles: bool = False
     # The team the reply or push belongs to (its platform key), set by the dispatcher and the
     # outbox; an adapter whose buttons cannot carry the team by themselves binds them to it.
     team_key: str | None = None

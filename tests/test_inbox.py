@@ -28,7 +28,7 @@ from commands.inbox import Inbox
 from commands.types import Invocation, Reply
 from models.clock import FixedClock
 from models.db import unit_of_work
-from models.tables import CommandLog, InboundCommand, Lead
+from models.tables import CommandLog, InboundCommand, Lead, Member
 from tests.fakes.asgi import LiveServer
 from tests.fakes.http import Answer
 from tests.test_slack import SECRET as SLACK_SECRET
@@ -342,6 +342,37 @@ def test_a_wecom_message_acknowledged_but_never_run_is_run_and_answered_by_the_w
         assert gated.replies[0].duplicate and len(api.sent_to("zhangsan")) == 1
         assert counts(engine) == (1, 1, 0)
     finally:
+        harness.close()
+        api.close()
+
+
+def test_a_wecom_click_kept_by_a_dead_server_is_still_a_click_when_the_worker_runs_it(
+    engine: Engine, clock: FixedClock
+) -> None:
+    """A button acts only for members of its team: so does one the worker runs for a dead server
+    (kept as typed text, it would have made the clicker a member and run the command)."""
+    api = FakeWeCom()
+    harness = WeComHarness(engine, clock, api)
+    try:
+        harness.server.close()
+        gated = Gated(engine, clock)
+        harness.bot.dispatcher = gated
+        keep_commands(harness.bot, lease=LEASE)
+        harness.server = LiveServer(create_app(harness.bot))
+        harness.http.base_url = harness.server.url  # type: ignore[assignment]
+
+        click = harness.click("zhaoliu", "/线索 新建 华为技术", task_id="T1", response_code="RC")
+        assert harness.post_xml(click).status_code == 200
+        gated.until_waiting()
+        clock.advance(seconds=LEASE.total_seconds() + 1)
+        asyncio.run(worker_of(wecom_settings(api), engine, clock).worker().run_once())
+        (message,) = api.sent_to("zhaoliu")
+        assert "你不在其中" in shown(message)
+        with unit_of_work(engine) as session:
+            assert session.execute(select(func.count()).select_from(Member)).scalar_one() == 0
+        assert counts(engine)[0] == 0
+    finally:
+        gated.gate.set()
         harness.close()
         api.close()
 

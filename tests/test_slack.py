@@ -242,6 +242,22 @@ def test_approval_card_click_runs_as_the_clicker_updates_the_card_and_tells_the_
     assert any("Q1 approved by bob" in arguments(r)["text"] for r in told)
 
 
+def test_approving_a_transfer_from_its_card_shows_the_outcome_in_place_of_the_buttons(
+        slack: SlackHarness) -> None:
+    slack.say("U1", "/team", "config locale=en")
+    slack.say("U3", "/lead", "add Acme Trading value=120k")
+    asked = slack.say("U4", "/lead", "transfer L1 I met them at the fair")
+    assert "Asked carol" in asked["text"]
+    slack.deliver()
+    [card] = [arguments(r) for r in slack.api.calls("chat.postMessage")
+              if arguments(r).get("channel") == "DU3"]
+    assert "/lead transfer approve L1" in button_values(card)
+    assert slack.click("U3", "/lead transfer approve L1", channel="DU3").status_code == 200
+    outcome = slack.next_response()
+    assert outcome.get("replace_original") is True
+    assert "now belongs to dan" in outcome["text"]
+
+
 def test_a_rep_clicking_an_approve_button_is_refused_privately_and_nothing_changes(slack: SlackHarness) -> None:
     _team_with_a_waiting_quote(slack)
     slack.say("U4", "/help", "")

@@ -301,7 +301,9 @@ def test_a_tampered_team_binding_is_refused_and_changes_nothing(telegram: Telegr
     forged = approve.replace(str(GROUP), str(OTHER_GROUP["id"]), 1)
     unsigned = approve.split(" ", 1)[1]
     assert forged != approve and unsigned == "/quote approve Q1"
-    for data in (forged, unsigned, f"~{OTHER_GROUP['id']}. {unsigned}", "~ /quote approve Q1"):
+    head = approve.split(" ", 1)[0]  # the binding without its command, and one of 10 kB
+    for data in (forged, unsigned, f"~{OTHER_GROUP['id']}. {unsigned}", "~ /quote approve Q1",
+                 head, f"~{'9' * 10_000}.{head.rpartition('.')[2]} {unsigned}"):
         assert telegram.press("bob", data, chat=_private("bob")).status_code == 200
         assert "did nothing" in _alert(telegram), data
     assert _statuses(telegram) == {str(GROUP): "pending", str(OTHER_GROUP["id"]): "pending"}
@@ -365,6 +367,22 @@ def test_malformed_bodies_get_a_clean_400(telegram: TelegramHarness, body: bytes
     answer = telegram.http.post("/telegram/webhook", content=body,
                                 headers={"X-Telegram-Bot-Api-Secret-Token": SECRET})
     assert answer.status_code == 400
+
+
+def test_an_update_whose_text_no_utf8_spells_gets_a_clean_400_and_changes_nothing(
+        telegram: TelegramHarness) -> None:
+    """A lone surrogate, escaped in the JSON, in a button's data or a message: it could be neither
+    checked, stored nor answered, so the update is refused whole."""
+    approve = _bob_in_two_teams_each_with_q1(telegram)
+    sent = len(telegram.api.sent())
+    head = approve.split(" ", 1)[0]
+    for data in (f"{head} /quote approve Q1\ud800", "~\ud800.x /quote approve Q1",
+                 "/quote approve Q1\ud800"):
+        assert telegram.press("bob", data, chat=_private("bob")).status_code == 400, data
+    assert telegram.post(telegram.message("carol", "/lead add Gamma\ud800")).status_code == 400
+    assert _statuses(telegram) == {str(GROUP): "pending", str(OTHER_GROUP["id"]): "pending"}
+    assert len(telegram.api.sent()) == sent and not telegram.api.calls("answerCallbackQuery")
+    assert "Gamma" not in telegram.say("carol", "/lead list")
 
 
 def test_rendering_limits() -> None:
