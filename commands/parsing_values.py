@@ -65,36 +65,37 @@ _CENT = Decimal("0.01")
 
 
 def _zh_amount(body: str) -> Decimal | None:
-    """`三百万`, `十二万五千`, `12万5`, `1亿2000万` -> Decimal; None when they make no number."""
+    """`三百万`, `十二万五千`, `三万零五百`, `12万5`, `1亿2000万` -> Decimal; None when they make
+    no number: units that do not fall (`十十`, `3万4万`, `1万2亿`), two numbers in a row (`三五`)."""
     parts = _ZH_PART.findall(body)
     if "".join(parts) != body:
         return None
     total, section, number = Decimal(0), Decimal(0), None
-    last_unit = None
-    for part in parts:
+    unit = big = 9  # the last unit, the last 万 or 亿: each unit is lower than the one before
+    skipped = False  # 零 stands for units left out: 一千零五 is 1,005, not the spoken 1,500
+    for index, part in enumerate(parts):
         if part in _ZH_UNIT:
             power = _ZH_UNIT[part]
+            if power >= (big if power >= 4 else unit):
+                return None
             if power >= 4:
                 if number is None and section == 0:
                     return None
-                section += number or 0
-                total = (
-                    (total + section) * Decimal(10) ** power
-                    if power == 8
-                    else total + section * Decimal(10) ** power
-                )
-                section = Decimal(0)
+                total += (section + (number or 0)) * Decimal(10) ** power
+                section, big = Decimal(0), power
             else:
                 section += (Decimal(1) if number is None else number) * Decimal(10) ** power
-            number, last_unit = None, power
+            number, unit = None, power
+        elif part in "零〇" and number is None and (total or section):
+            skipped = True
+        elif number is not None or ("." in part and index != len(parts) - 2):
+            return None  # two numbers in a row (三五, 12 5); a fraction not of the last unit
         else:
-            if number is not None:
-                return None  # two numbers in a row: 三五, 12 5
             number = Decimal(_ZH_DIGIT[part]) if part in _ZH_DIGIT else Decimal(part)
     if number is not None:
         # Spoken short form: a lone digit after a unit is one step below it (12万5 = 12万5千).
-        if last_unit and len(parts[-1]) == 1 and (parts[-1] in _ZH_DIGIT or parts[-1].isdigit()):
-            number *= Decimal(10) ** (last_unit - 1)
+        if unit < 9 and not skipped and len(parts[-1]) == 1:
+            number *= Decimal(10) ** (unit - 1)
         section += number
     return total + section
 
@@ -152,8 +153,7 @@ _ZH_OFF_RE = re.compile(r"(?P<num>[1-9](?:\.[0-9])?|[1-9][1-9]|[一二三四五�
 def _percent_number(text: str) -> Decimal | None:
     if text.isascii():
         return Decimal(text)
-    value = _zh_amount(text)
-    return value if value is not None and len(text) <= 4 else None
+    return _zh_amount(text)
 
 
 def parse_percent(text: str) -> Decimal | None:
