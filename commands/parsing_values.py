@@ -65,8 +65,9 @@ _CENT = Decimal("0.01")
 
 
 def _zh_amount(body: str) -> Decimal | None:
-    """`三百万`, `十二万五千`, `三万零五百`, `12万5`, `1亿2000万` -> Decimal; None when they make
-    no number: units that do not fall (`十十`, `3万4万`, `1万2亿`), two numbers in a row (`三五`)."""
+    """`三百万`, `十二万五千`, `三万零五百`, `12万5`, `1亿2000万` -> Decimal; None when they
+    make no number: units that do not fall (`十十`, `3万4万`, `1万2亿`), two numbers in a row
+    (`三五`)."""
     parts = _ZH_PART.findall(body)
     if "".join(parts) != body:
         return None

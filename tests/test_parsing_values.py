@@ -170,7 +170,8 @@ def test_parse_percent_accepts(text: str, expected: str) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["-5%", "100.01%", "101", "150%", "10折", "0折", "百分之一百零一", "百分之十十", "5%%", "%", "%5", "five", "5.5.5%", "1e1", "5 5%", *GARBAGE],
+    ["-5%", "100.01%", "101", "150%", "10折", "0折", "百分之一百零一", "百分之十十", "5%%", "%",
+     "%5", "five", "5.5.5%", "1e1", "5 5%", *GARBAGE],
 )
 def test_parse_percent_rejects(text: str) -> None:
     assert parse_percent(text) is None
