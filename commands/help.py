@@ -6,6 +6,7 @@ import re
 
 from commands.args import Args
 from commands.context import Ctx
+from commands.i18n import MESSAGES
 from commands.registry import Verb
 from commands.types import Reply
 from models import leads
@@ -33,13 +34,11 @@ def help_(ctx: Ctx, args: Args) -> Reply:
             for verb in VERBS:
                 if verb.family == family.name:
                     lines.append(f"· `{verb.usage(ctx.locale)}`")
-                    lines.append(f"  {ctx.t('usage.example', example=personal_example(ctx, verb))}")
+                    example = personal_example(ctx, verb)
+                    lines.append(f"  {ctx.t('usage.example', example=example)}")
             rules = f"help.rules.{family.name}"  # what the usage lines cannot say
-            if ctx.t(rules) != rules:
+            if rules in MESSAGES:
                 lines.append(ctx.t(rules))
-            rules_of_family = family.rules_zh if ctx.zh else family.rules_en
-            if rules_of_family:
-                lines.append(rules_of_family)
             return Reply(text="\n".join(lines), private=True)
     lines = [ctx.pick("**dealbot** — what I can do (/help <command> for details):",
                       "**dealbot** — 可用命令（/帮助 <命令> 查看详情）：")]
