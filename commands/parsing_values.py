@@ -301,18 +301,9 @@ def _parse_date(s: str, today: date) -> date | None:
     if m := _EN_WEEKDAY_RE.fullmatch(s):
         return _weekday_date(_EN_WEEKDAYS[m[2]], m[1], today)
     if m := _ZH_WEEKDAY_RE.fullmatch(s):
-        prefix = m[1]
-        which = (
-            None
-            if prefix is None
-            else (
-                "after next"
-                if prefix.startswith("下下")
-                else "next"
-                if prefix.startswith("下")
-                else "this"
-            )
-        )
+        prefix = m[1] or ""
+        which = ("after next" if prefix.startswith("下下") else "next" if prefix.startswith("下")
+                 else "this" if prefix else None)
         return _weekday_date(_ZH_WEEKDAYS[m[2]], which, today)
     if m := _WEEK_RE.fullmatch(s):
         return _weekday_date(0, "after next" if m[1] else "next", today)
