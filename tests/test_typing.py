@@ -37,6 +37,16 @@ def test_full_width_colon_and_comma_separate_options(chat: Chat) -> None:
     assert "L3 小米 ·" in added and "展会" in card and "雷总" in card and "¥80,000" in card
 
 
+def test_a_comma_before_an_option_only_separates(chat: Chat) -> None:
+    added = chat.say("/线索 新建 华为， 来源=朋友")
+    assert "L1 华为 ·" in added and "华为，" not in added
+    chat.say("/team config locale=en")
+    added = chat.say("/lead add Acme value=50k, source=fair")
+    assert "L2 Acme — " in added and "¥50,000" in added
+    added = chat.say("/lead add Beta value=60k , source=fair")
+    assert "L3 Beta — " in added and "¥60,000" in added
+
+
 def test_a_comma_or_colon_inside_a_note_stays_part_of_it(chat: Chat) -> None:
     chat.say("/线索 新建 华为")
     chat.say("/跟进 L1 客户说：预算不够，下周再谈 下次=明天")
