@@ -18,10 +18,10 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
-from commands import FAMILIES, VERBS, closest_family, find_family
+from commands import FAMILIES, VERBS, find_family
 from commands.args import Args, normalize_line, split, tokenize
 from commands.context import Ctx, UsageError
-from commands.help import personal_example
+from commands.help import did_you_mean, personal_example
 from commands.i18n import MESSAGES, translate
 from commands.quotes import route_unasked
 from commands.registry import ParsedCommand
@@ -76,15 +76,6 @@ def parse_command(text: str) -> ParsedCommand:
         chosen = next((verb for verb in verbs if verb.name == ""), None)
     args = split(rest, chosen.options) if chosen else Args(words=rest)
     return ParsedCommand(verb=chosen, family=family, args=args, locale=locale)
-
-
-def did_you_mean(ctx: Ctx, word: str) -> str:
-    """` Did you mean /lead?` for a mistyped command word, in the reader's words; else nothing."""
-    family = closest_family(word)
-    if family is None:
-        return ""
-    name = family.words[1] if ctx.zh and len(family.words) > 1 else family.name
-    return ctx.t("usage.did_you_mean", command=f"/{name}")
 
 
 def _remember_where_team_talks(team: Team, channel: str | None, locale: str | None) -> None:

@@ -23,6 +23,17 @@ def personal_example(ctx: Ctx, verb: Verb) -> str:
     return example
 
 
+def did_you_mean(ctx: Ctx, word: str) -> str:
+    """` Did you mean /lead?` for a mistyped command word, in the reader's words; else nothing."""
+    from commands import closest_family
+
+    family = closest_family(word)
+    if family is None:
+        return ""
+    name = family.words[1] if ctx.zh and len(family.words) > 1 else family.name
+    return ctx.t("usage.did_you_mean", command=f"/{name}")
+
+
 def help_(ctx: Ctx, args: Args) -> Reply:
     from commands import FAMILIES, VERBS, find_family
 
@@ -40,13 +51,12 @@ def help_(ctx: Ctx, args: Args) -> Reply:
             if rules in MESSAGES:
                 lines.append(ctx.t(rules))
             return Reply(text="\n".join(lines), private=True)
-    lines = [ctx.pick("**dealbot** — what I can do (/help <command> for details):",
-                      "**dealbot** — 可用命令（/帮助 <命令> 查看详情）：")]
     if args.words:  # a word that names no command: say so rather than answer as if none was asked
-        from commands.dispatch import did_you_mean
-
         lines = [ctx.t("usage.unknown_help", word=args.words[0][:40],
                        hint=did_you_mean(ctx, args.words[0]))]
+    else:
+        lines = [ctx.pick("**dealbot** — what I can do (/help <command> for details):",
+                          "**dealbot** — 可用命令（/帮助 <命令> 查看详情）：")]
     for family in FAMILIES:
         word = family.words[1] if ctx.zh and len(family.words) > 1 else family.name
         lines.append(f"· /{word} — {family.summary_zh if ctx.zh else family.summary_en}")
