@@ -211,10 +211,6 @@ _MONTHS = {
     "oct": 10, "october": 10, "nov": 11, "november": 11, "dec": 12, "december": 12,
 }  # fmt: skip
 
-_ZH_DIGITS = {
-    "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9,
-}  # fmt: skip
-
 _EN_WD = "|".join(sorted(_EN_WEEKDAYS, key=len, reverse=True))
 _MON = "|".join(sorted(_MONTHS, key=len, reverse=True))
 _ORD = r"(?:st|nd|rd|th)?"
@@ -238,14 +234,8 @@ _MON_DAY_RE = re.compile(rf"({_MON})\.? ?([0-9]{{1,2}}){_ORD}(?:,? ([0-9]{{4}}))
 
 def _zh_number(s: str) -> int | None:
     """Small counts written as digits or Chinese numerals (一..九十九) -> int."""
-    if s.isascii():
-        return int(s)
-    if "十" not in s:
-        return _ZH_DIGITS.get(s) if len(s) == 1 else None
-    tens, _, ones = s.partition("十")
-    if "十" in ones or (tens and tens not in _ZH_DIGITS) or (ones and ones not in _ZH_DIGITS):
-        return None
-    return (_ZH_DIGITS[tens] if tens else 1) * 10 + (_ZH_DIGITS[ones] if ones else 0)
+    value = _zh_amount(s)
+    return None if value is None else int(value)
 
 
 def _safe_date(year: int, month: int, day: int) -> date | None:
