@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from commands.parsing_values import parse_date
-
 from models.normalize import drop_invisible
 
 # Chinese (and short) spellings of option keys → the canonical key.
