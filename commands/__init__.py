@@ -18,15 +18,7 @@ FAMILIES: list[Family] = [
     Family("follow", ("follow", "跟进", "fu", "followup"), "log a follow-up and the next date", "记录跟进和下次跟进日期"),
     Family("quote", ("quote", "报价", "审批", "quotes"), "quotes and their approval", "报价与审批"),
     Family("report", ("report", "日报", "周报", "月报", "报表"), "the digest on demand", "随时查看日报/周报",
-           implied={"日报": ("today",), "周报": ("week",), "月报": ("month",)},
-           rules_en="Counts: new leads and follow-ups by who made them; quotes asked in the"
-                    " period, decided in it (whenever asked) and waiting now, in working hours"
-                    " (quiet hours and weekends do not count). Funnel: of the leads you can see,"
-                    " how many reached at least each stage (from their stage history; a won deal"
-                    " passed every stage), then how many were won; each % is of the step before.",
-           rules_zh="统计口径：新线索、跟进按操作人计；报价分“本期申请”“本期审批（不论何时申请）”“当前待审批”，"
-                    "等待时间按工作小时计（免打扰时段和周末不计）。漏斗：你可见的线索中，到达过各阶段（含已退回的，"
-                    "按阶段记录；赢单视为走完全部阶段）的数量，最后是赢单数；百分比为相对上一步的转化率。"),
+           implied={"日报": ("today",), "周报": ("week",), "月报": ("month",)}),
     Family("target", ("target", "目标", "targets"), "monthly targets against won", "月度目标与完成"),
     Family("team", ("team", "团队"), "members, roles, settings, handoff", "成员、角色、设置、交接"),
     Family("me", ("me", "我的", "mine"), "my leads, overdue follow-ups, approvals for me", "我的线索、逾期与待审批"),

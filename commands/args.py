@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from commands.parsing_values import parse_date
-
 from models.normalize import drop_invisible
 
 # Chinese (and short) spellings of option keys → the canonical key.
@@ -121,25 +120,22 @@ def _as_option(piece: str, known: frozenset[str]) -> str:
 
 def _separate(tokens: list[str], known: frozenset[str]) -> list[str]:
     """Words cut where a comma (full-width or not) comes before an option: `5万，来源=朋友` is two
-    words, and a lone `，` between options is dropped. A comma inside a note stays where it is."""
-    out: list[str] = []
+    words, and a comma just before an option (`5万 ，来源=朋友`, `50k, source=fair`) is dropped.
+    A comma inside a note stays where it is."""
+    words: list[str] = []
     for token in tokens:
-        pieces = re.split(f"[{_LIST_MARKS}]+", token)
-        if len(pieces) == 1:
-            out.append(_as_option(token, known))
-            continue
-        # Rejoin every piece that does not start an option to the piece before it.
-        marks = re.findall(f"[{_LIST_MARKS}]+", token)
-        words = [_as_option(pieces[0], known)]
-        for mark, piece in zip(marks, pieces[1:], strict=True):
+        pieces = re.split(f"([{_LIST_MARKS}]+)", token)  # text and the marks between, alternating
+        words.append(_as_option(pieces[0], known))
+        for mark, piece in zip(pieces[1::2], pieces[2::2], strict=True):
             piece = _as_option(piece, known)
             if _OPTION.match(piece):
                 words.append(piece)
-            else:
+            else:  # not an option: the piece stays joined to the one before it
                 words[-1] += mark + piece
-        starts_option = bool(_OPTION.match(words[-1])) if len(words) > 1 else False
-        out.extend(word for word in words if word or not starts_option)
-    return [token for token in out if token]
+    for index in range(len(words) - 1):
+        if _OPTION.match(words[index + 1]):
+            words[index] = words[index].rstrip(_LIST_MARKS)
+    return [word for word in words if word]
 
 
 def split(tokens: list[str], known: frozenset[str]) -> Args:

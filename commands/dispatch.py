@@ -15,11 +15,13 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
-from commands import FAMILIES, VERBS, closest_family, find_family
+from commands import FAMILIES, VERBS, find_family
 from commands.args import Args, normalize_line, split, tokenize
 from commands.context import Ctx, UsageError
+from commands.help import did_you_mean, personal_example
 from commands.i18n import MESSAGES, translate
 from commands.quotes import route_unasked
 from commands.registry import ParsedCommand
@@ -74,27 +76,6 @@ def parse_command(text: str) -> ParsedCommand:
         chosen = next((verb for verb in verbs if verb.name == ""), None)
     args = split(rest, chosen.options) if chosen else Args(words=rest)
     return ParsedCommand(verb=chosen, family=family, args=args, locale=locale)
-
-
-def did_you_mean(ctx: Ctx, word: str) -> str:
-    """` Did you mean /lead?` for a mistyped command word, in the reader's words; else nothing."""
-    family = closest_family(word)
-    if family is None:
-        return ""
-    name = family.words[1] if ctx.zh and len(family.words) > 1 else family.name
-    return ctx.t("usage.did_you_mean", command=f"/{name}")
-
-
-def _example_for(ctx: Ctx, parsed: ParsedCommand) -> str | None:
-    """The verb's example with the person's own ids; None when they cannot be read."""
-    from commands.help import personal_example
-
-    if parsed.verb is None:
-        return None
-    try:
-        return personal_example(ctx, parsed.verb)
-    except Exception:  # a failed statement (Postgres) leaves the transaction unusable: plain example
-        return None
 
 
 def _remember_where_team_talks(team: Team, channel: str | None, locale: str | None) -> None:
@@ -320,7 +301,10 @@ class Dispatcher:
         try:
             reply = parsed.verb.handler(ctx, parsed.args)
         except UsageError as error:
-            error.example = _example_for(ctx, parsed)  # worded while the session is still open
+            # Worded while the session is open; after a failed statement (Postgres) it cannot
+            # read the person's ids, and the plain example stands.
+            with contextlib.suppress(SQLAlchemyError):
+                error.example = personal_example(ctx, parsed.verb)
             raise
         attempt.locale = ctx.locale
         # A press may come from a private chat: that is no channel of the team's.

@@ -6,6 +6,7 @@ import re
 
 from commands.args import Args
 from commands.context import Ctx
+from commands.i18n import MESSAGES
 from commands.registry import Verb
 from commands.types import Reply
 from models import leads
@@ -22,6 +23,17 @@ def personal_example(ctx: Ctx, verb: Verb) -> str:
     return example
 
 
+def did_you_mean(ctx: Ctx, word: str) -> str:
+    """` Did you mean /lead?` for a mistyped command word, in the reader's words; else nothing."""
+    from commands import closest_family
+
+    family = closest_family(word)
+    if family is None:
+        return ""
+    name = family.words[1] if ctx.zh and len(family.words) > 1 else family.name
+    return ctx.t("usage.did_you_mean", command=f"/{name}")
+
+
 def help_(ctx: Ctx, args: Args) -> Reply:
     from commands import FAMILIES, VERBS, find_family
 
@@ -33,21 +45,18 @@ def help_(ctx: Ctx, args: Args) -> Reply:
             for verb in VERBS:
                 if verb.family == family.name:
                     lines.append(f"· `{verb.usage(ctx.locale)}`")
-                    lines.append(f"  {ctx.t('usage.example', example=personal_example(ctx, verb))}")
+                    example = personal_example(ctx, verb)
+                    lines.append(f"  {ctx.t('usage.example', example=example)}")
             rules = f"help.rules.{family.name}"  # what the usage lines cannot say
-            if ctx.t(rules) != rules:
+            if rules in MESSAGES:
                 lines.append(ctx.t(rules))
-            rules_of_family = family.rules_zh if ctx.zh else family.rules_en
-            if rules_of_family:
-                lines.append(rules_of_family)
             return Reply(text="\n".join(lines), private=True)
-    lines = [ctx.pick("**dealbot** — what I can do (/help <command> for details):",
-                      "**dealbot** — 可用命令（/帮助 <命令> 查看详情）：")]
     if args.words:  # a word that names no command: say so rather than answer as if none was asked
-        from commands.dispatch import did_you_mean
-
         lines = [ctx.t("usage.unknown_help", word=args.words[0][:40],
                        hint=did_you_mean(ctx, args.words[0]))]
+    else:
+        lines = [ctx.pick("**dealbot** — what I can do (/help <command> for details):",
+                          "**dealbot** — 可用命令（/帮助 <命令> 查看详情）：")]
     for family in FAMILIES:
         word = family.words[1] if ctx.zh and len(family.words) > 1 else family.name
         lines.append(f"· /{word} — {family.summary_zh if ctx.zh else family.summary_en}")

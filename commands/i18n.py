@@ -276,6 +276,17 @@ MESSAGES: dict[str, dict[str, str]] = {
               "is withdrawn: there is nothing left to decide.",
         "zh": "线索赢单、输单、删除客户信息或退回公海时，仍在等待审批的报价自动撤回，无需再审批。",
     },
+    "help.rules.report": {
+        "en": "Counts: new leads and follow-ups by who made them; quotes asked in the period, "
+              "decided in it (whenever asked) and waiting now, in working hours (quiet hours and "
+              "weekends do not count). Funnel: of the leads you can see, how many reached at least "
+              "each stage (from their stage history; a won deal passed every stage), then how many "
+              "were won; each % is of the step before.",
+        "zh": "统计口径：新线索、跟进按操作人计；报价分“本期申请”“本期审批（不论何时申请）”"
+              "“当前待审批”，等待时间按工作小时计（免打扰时段和周末不计）。"
+              "漏斗：你可见的线索中，到达过各阶段（含已退回的，按阶段记录；赢单视为走完全部阶段）的数量，"
+              "最后是赢单数；百分比为相对上一步的转化率。",
+    },
     "help.rules.paid": {
         "en": "A payment is dated between the contract's signing and today.",
         "zh": "回款日期须在合同签订日与今天之间。",

@@ -65,36 +65,38 @@ _CENT = Decimal("0.01")
 
 
 def _zh_amount(body: str) -> Decimal | None:
-    """`三百万`, `十二万五千`, `12万5`, `1亿2000万` -> Decimal; None when they make no number."""
+    """`三百万`, `十二万五千`, `三万零五百`, `12万5`, `1亿2000万` -> Decimal; None when they
+    make no number: units that do not fall (`十十`, `3万4万`, `1万2亿`), two numbers in a row
+    (`三五`)."""
     parts = _ZH_PART.findall(body)
     if "".join(parts) != body:
         return None
     total, section, number = Decimal(0), Decimal(0), None
-    last_unit = None
-    for part in parts:
+    unit = big = 9  # the last unit, the last 万 or 亿: each unit is lower than the one before
+    skipped = False  # 零 stands for units left out: 一千零五 is 1,005, not the spoken 1,500
+    for index, part in enumerate(parts):
         if part in _ZH_UNIT:
             power = _ZH_UNIT[part]
+            if power >= (big if power >= 4 else unit):
+                return None
             if power >= 4:
                 if number is None and section == 0:
                     return None
-                section += number or 0
-                total = (
-                    (total + section) * Decimal(10) ** power
-                    if power == 8
-                    else total + section * Decimal(10) ** power
-                )
-                section = Decimal(0)
+                total += (section + (number or 0)) * Decimal(10) ** power
+                section, big = Decimal(0), power
             else:
                 section += (Decimal(1) if number is None else number) * Decimal(10) ** power
-            number, last_unit = None, power
+            number, unit = None, power
+        elif part in "零〇" and number is None and (total or section):
+            skipped = True
+        elif number is not None or ("." in part and index != len(parts) - 2):
+            return None  # two numbers in a row (三五, 12 5); a fraction not of the last unit
         else:
-            if number is not None:
-                return None  # two numbers in a row: 三五, 12 5
             number = Decimal(_ZH_DIGIT[part]) if part in _ZH_DIGIT else Decimal(part)
     if number is not None:
         # Spoken short form: a lone digit after a unit is one step below it (12万5 = 12万5千).
-        if last_unit and len(parts[-1]) == 1 and (parts[-1] in _ZH_DIGIT or parts[-1].isdigit()):
-            number *= Decimal(10) ** (last_unit - 1)
+        if unit < 9 and not skipped and len(parts[-1]) == 1:
+            number *= Decimal(10) ** (unit - 1)
         section += number
     return total + section
 
@@ -152,8 +154,7 @@ _ZH_OFF_RE = re.compile(r"(?P<num>[1-9](?:\.[0-9])?|[1-9][1-9]|[一二三四五�
 def _percent_number(text: str) -> Decimal | None:
     if text.isascii():
         return Decimal(text)
-    value = _zh_amount(text)
-    return value if value is not None and len(text) <= 4 else None
+    return _zh_amount(text)
 
 
 def parse_percent(text: str) -> Decimal | None:
@@ -210,10 +211,6 @@ _MONTHS = {
     "oct": 10, "october": 10, "nov": 11, "november": 11, "dec": 12, "december": 12,
 }  # fmt: skip
 
-_ZH_DIGITS = {
-    "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9,
-}  # fmt: skip
-
 _EN_WD = "|".join(sorted(_EN_WEEKDAYS, key=len, reverse=True))
 _MON = "|".join(sorted(_MONTHS, key=len, reverse=True))
 _ORD = r"(?:st|nd|rd|th)?"
@@ -237,14 +234,8 @@ _MON_DAY_RE = re.compile(rf"({_MON})\.? ?([0-9]{{1,2}}){_ORD}(?:,? ([0-9]{{4}}))
 
 def _zh_number(s: str) -> int | None:
     """Small counts written as digits or Chinese numerals (一..九十九) -> int."""
-    if s.isascii():
-        return int(s)
-    if "十" not in s:
-        return _ZH_DIGITS.get(s) if len(s) == 1 else None
-    tens, _, ones = s.partition("十")
-    if "十" in ones or (tens and tens not in _ZH_DIGITS) or (ones and ones not in _ZH_DIGITS):
-        return None
-    return (_ZH_DIGITS[tens] if tens else 1) * 10 + (_ZH_DIGITS[ones] if ones else 0)
+    value = _zh_amount(s)
+    return None if value is None else int(value)
 
 
 def _safe_date(year: int, month: int, day: int) -> date | None:
@@ -300,18 +291,9 @@ def _parse_date(s: str, today: date) -> date | None:
     if m := _EN_WEEKDAY_RE.fullmatch(s):
         return _weekday_date(_EN_WEEKDAYS[m[2]], m[1], today)
     if m := _ZH_WEEKDAY_RE.fullmatch(s):
-        prefix = m[1]
-        which = (
-            None
-            if prefix is None
-            else (
-                "after next"
-                if prefix.startswith("下下")
-                else "next"
-                if prefix.startswith("下")
-                else "this"
-            )
-        )
+        prefix = m[1] or ""
+        which = ("after next" if prefix.startswith("下下") else "next" if prefix.startswith("下")
+                 else "this" if prefix else None)
         return _weekday_date(_ZH_WEEKDAYS[m[2]], which, today)
     if m := _WEEK_RE.fullmatch(s):
         return _weekday_date(0, "after next" if m[1] else "next", today)

@@ -21,9 +21,6 @@ class Family:
     summary_zh: str
     # Words that stand for a family *and* a first argument: `/日报` is `/report today`.
     implied: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    # What the family's numbers or rules mean, shown under its usage in `/help <family>`.
-    rules_en: str = ""
-    rules_zh: str = ""
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from sqlmodel import Field, Session, SQLModel, col, func, select
 from models import audit
 from models.config import TeamConfig
 from models.errors import DomainError
-from models.horizon import latest_plan, record_window
+from models.horizon import record_window, require_plannable
 from models.leads import guarded_update, win
 from models.permissions import require_change, require_see
 from models.scope import Scope
@@ -324,8 +324,7 @@ def snooze_contract(scope: Scope, contract: Contract, lead: Lead, until: date) -
     require_change(scope.session, scope.actor, lead)
     if until <= scope.today:
         raise DomainError("lead.snooze_past", date=until)
-    if until > latest_plan(scope.today):
-        raise DomainError("date.too_far_ahead", date=until, latest=latest_plan(scope.today))
+    require_plannable(until, scope.today)
     _guarded(scope, contract, action="snooze", snoozed_until=until)
 
 

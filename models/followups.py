@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from models.errors import DomainError
-from models.horizon import latest_plan
+from models.horizon import require_plannable
 from models.permissions import require_change
 from models.scope import Scope
 from models.leads import guarded_update
@@ -25,8 +25,8 @@ def log_followup(scope: Scope, lead: Lead, *, note: str, via: str | None, next_o
         raise DomainError("followup.bad_via", via=via)
     if next_on is not None and next_on < scope.today:
         raise DomainError("followup.next_in_past", date=next_on)
-    if next_on is not None and next_on > latest_plan(scope.today):
-        raise DomainError("date.too_far_ahead", date=next_on, latest=latest_plan(scope.today))
+    if next_on is not None:
+        require_plannable(next_on, scope.today)
     # Kept as the database has it (not as we read it, which a racing plan may have changed); named
     # all the same, so that the audit trail records the plan this follow-up met.
     kept = next_on is None and not clear_next

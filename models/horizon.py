@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from datetime import date
 
+from models.errors import DomainError
+
 PLAN_YEARS = 2  # follow-ups, snoozes, targets: nobody plans a customer call further ahead
 RECORD_YEARS = 20  # contracts, payments, instalments: a long contract, and its history
 
@@ -23,6 +25,12 @@ def years_from(day: date, years: int) -> date:
 def latest_plan(today: date) -> date:
     """The furthest day a follow-up, a snooze or a target may be set for."""
     return years_from(today, PLAN_YEARS)
+
+
+def require_plannable(day: date, today: date) -> None:
+    """Refuse a follow-up, snooze or other plan set beyond `latest_plan`, naming the last day."""
+    if day > latest_plan(today):
+        raise DomainError("date.too_far_ahead", date=day, latest=latest_plan(today))
 
 
 def record_window(today: date) -> tuple[date, date]:

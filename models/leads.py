@@ -12,7 +12,7 @@ from sqlmodel import Session, col, func, or_, select
 from models import audit, teamwork
 from models.config import ROLE_RANK, Stage
 from models.errors import DomainError
-from models.horizon import latest_plan
+from models.horizon import require_plannable
 from models.normalize import normalize_company, normalize_email, normalize_phone
 from models.permissions import rank, require_change, require_role, require_see, visible_leads
 from models.scope import Scope
@@ -356,8 +356,7 @@ def snooze(scope: Scope, lead: Lead, until: date) -> None:
     _require_open(lead)
     if until <= scope.today:
         raise DomainError("lead.snooze_past", date=until)
-    if until > latest_plan(scope.today):
-        raise DomainError("date.too_far_ahead", date=until, latest=latest_plan(scope.today))
+    require_plannable(until, scope.today)
     guarded_update(scope, lead, action="snooze", snoozed_until=until)
 
 

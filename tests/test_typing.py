@@ -37,6 +37,16 @@ def test_full_width_colon_and_comma_separate_options(chat: Chat) -> None:
     assert "L3 小米 ·" in added and "展会" in card and "雷总" in card and "¥80,000" in card
 
 
+def test_a_comma_before_an_option_only_separates(chat: Chat) -> None:
+    added = chat.say("/线索 新建 华为， 来源=朋友")
+    assert "L1 华为 ·" in added and "华为，" not in added
+    chat.say("/team config locale=en")
+    added = chat.say("/lead add Acme value=50k, source=fair")
+    assert "L2 Acme — " in added and "¥50,000" in added
+    added = chat.say("/lead add Beta value=60k , source=fair")
+    assert "L3 Beta — " in added and "¥60,000" in added
+
+
 def test_a_comma_or_colon_inside_a_note_stays_part_of_it(chat: Chat) -> None:
     chat.say("/线索 新建 华为")
     chat.say("/跟进 L1 客户说：预算不够，下周再谈 下次=明天")
@@ -68,6 +78,25 @@ def test_chinese_amounts_people_write(chat: Chat) -> None:
         ("1.5亿", "¥150,000,000"),
     ):
         assert f"预计 {shown}" in chat.say(f"/线索 新建 客户{typed} 预计={typed}"), typed
+
+
+def test_chinese_numbers_that_make_no_amount_or_discount_are_refused(chat: Chat) -> None:
+    chat.say("/线索 新建 华为")
+    before = chat.snapshot()
+    for amount in ("1万2亿", "3万4万", "十十", "五十三百", "1.5万5", "万万", "亿亿", "9" * 20):
+        refused = chat.say(f"/报价 L1 {amount}")
+        assert "❓" in refused and "不是有效金额" in refused, amount
+    for discount in ("百分之十十", "百分之一百五十", "0折", "10折"):
+        refused = chat.say(f"/报价 L1 3万 折扣={discount}")
+        assert "❓" in refused and "不是 0 到 100 之间的百分比" in refused, discount
+    assert chat.snapshot() == before
+    chat.say("/team config locale=en")
+    before = chat.snapshot()
+    refused = chat.say("/quote L1 1万2亿")
+    assert "❓" in refused and "is not an amount" in refused
+    refused = chat.say("/quote L1 30k discount=百分之十十")
+    assert "❓" in refused and "is not a percentage" in refused
+    assert chat.snapshot() == before
 
 
 def test_chinese_discounts_and_an_ambiguous_fraction(chat: Chat) -> None:
