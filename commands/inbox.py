@@ -18,6 +18,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from datetime import timedelta
 from typing import Any
 
@@ -160,7 +161,7 @@ class Inbox:
                     held.answer_to, reply, self.clock.now() - held.received_at
                 )
             except Exception as error:  # noqa: BLE001 - any failure is retried, then given up on
-                self._not_answered(held, error, report)
+                await self._in_thread(partial(self._not_answered, held, error, report))
                 return
             report.answered += 1
         await self._in_thread(lambda: self._let_go(held.id))
