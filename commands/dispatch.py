@@ -110,8 +110,10 @@ class Attempt:
         self.started = time.perf_counter()
         self.now = now
         self.team_key = invocation.team_key
-        self.locale = invocation.locale if invocation.locale in ("zh", "en") else \
-            (guess_locale(invocation.text) or "en")
+        # What the line or the platform says of the person's language; None when neither says.
+        self.hint = invocation.locale if invocation.locale in ("zh", "en") else \
+            guess_locale(invocation.text)
+        self.locale = self.hint or "en"
         self.parsed: ParsedCommand | None = None
         self.outcome = "ok"  # ok | refused | error | crash | duplicate | no team | throttled
         self.error: str | None = None
@@ -285,7 +287,9 @@ class Dispatcher:
                                          handle=invocation.user_handle)
         scope = Scope(session=session, team=team, actor=member, now=now)
         parsed = attempt.parsed = parse_command(invocation.text)
-        ctx = Ctx(inv=invocation, scope=scope, locale=scope.config.locale or parsed.locale or attempt.locale,
+        # A line that says nothing of its language (`/leed`) is answered in the team's.
+        locale = scope.config.locale or parsed.locale or attempt.hint or team.last_locale or "en"
+        ctx = Ctx(inv=invocation, scope=scope, locale=locale,
                   admins=self.admins_on(invocation.platform))
         attempt.locale = ctx.locale  # the member's own language (/me lang) words errors too
         if len(invocation.text) > MAX_LINE:

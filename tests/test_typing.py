@@ -140,6 +140,15 @@ def test_a_mistyped_command_gets_a_suggestion(chat: Chat) -> None:
     assert "/线索" in chat.say("/线所 新建 华为")
 
 
+def test_a_line_in_no_language_is_answered_in_the_teams(engine: Engine, clock: FixedClock) -> None:
+    """A Chinese team that never set its language, typing a command word with a slip in it: the
+    answer is in Chinese, the language the team writes in, not English."""
+    chat = Chat(engine, clock, team="深圳分公司", user="张三")
+    chat.say("/线索 新建 华为")
+    answer = chat.say("/leed")
+    assert "/线索" in answer and "Did you mean" not in answer
+
+
 def test_help_for_a_word_it_does_not_know(chat: Chat) -> None:
     chat.say("/team config locale=en")
     answer = chat.say("/help nonsense")
