@@ -135,7 +135,9 @@ def test_slack_replayed_slash_command_runs_once(slack: SlackHarness) -> None:
         "duplicate",
         "ok",
     ]
-    assert len(slack.api.responses()) == 2  # one answer to the lead, one to /help
+    # One answer to the lead, one to /help: each is posted after its command committed.
+    slack.api.wait_for(lambda _requests: len(slack.api.responses()) >= 2)
+    assert len(slack.api.responses()) == 2
 
 
 def test_slack_replayed_click_runs_once(slack: SlackHarness) -> None:
