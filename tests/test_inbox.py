@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -315,18 +316,31 @@ def wecom_settings(api: FakeWeCom) -> Settings:
     )
 
 
+@contextmanager
+def gated_wecom(
+    engine: Engine, clock: FixedClock
+) -> Iterator[tuple[WeComHarness, Gated, FakeWeCom]]:
+    """A WeCom server that keeps its commands and holds each at a gate before it runs."""
+    api = FakeWeCom()
+    harness = WeComHarness(engine, clock, api)
+    harness.server.close()
+    gated = Gated(engine, clock)
+    harness.bot.dispatcher = gated
+    keep_commands(harness.bot, lease=LEASE)
+    harness.server = LiveServer(create_app(harness.bot))
+    harness.http.base_url = harness.server.url  # type: ignore[assignment]
+    try:
+        yield harness, gated, api
+    finally:
+        gated.gate.set()
+        harness.close()
+        api.close()
+
+
 def test_a_wecom_message_acknowledged_but_never_run_is_run_and_answered_by_the_worker(
     engine: Engine, clock: FixedClock
 ) -> None:
-    api = FakeWeCom()
-    harness = WeComHarness(engine, clock, api)
-    try:
-        harness.server.close()
-        gated = Gated(engine, clock)
-        harness.bot.dispatcher = gated
-        keep_commands(harness.bot, lease=LEASE)
-        harness.server = LiveServer(create_app(harness.bot))
-        harness.http.base_url = harness.server.url  # type: ignore[assignment]
+    with gated_wecom(engine, clock) as (harness, gated, api):
         assert isinstance(harness.adapter, WeComAdapter) and harness.adapter.inbox is not None
 
         answer = harness.post_xml(harness.text("zhangsan", "/线索 新建 华为技术"))
@@ -341,9 +355,6 @@ def test_a_wecom_message_acknowledged_but_never_run_is_run_and_answered_by_the_w
         api.wait_for(lambda _: len(gated.replies) == 1)
         assert gated.replies[0].duplicate and len(api.sent_to("zhangsan")) == 1
         assert counts(engine) == (1, 1, 0)
-    finally:
-        harness.close()
-        api.close()
 
 
 def test_a_wecom_click_kept_by_a_dead_server_is_still_a_click_when_the_worker_runs_it(
@@ -351,16 +362,7 @@ def test_a_wecom_click_kept_by_a_dead_server_is_still_a_click_when_the_worker_ru
 ) -> None:
     """A button acts only for members of its team: so does one the worker runs for a dead server
     (kept as typed text, it would have made the clicker a member and run the command)."""
-    api = FakeWeCom()
-    harness = WeComHarness(engine, clock, api)
-    try:
-        harness.server.close()
-        gated = Gated(engine, clock)
-        harness.bot.dispatcher = gated
-        keep_commands(harness.bot, lease=LEASE)
-        harness.server = LiveServer(create_app(harness.bot))
-        harness.http.base_url = harness.server.url  # type: ignore[assignment]
-
+    with gated_wecom(engine, clock) as (harness, gated, api):
         click = harness.click("zhaoliu", "/线索 新建 华为技术", task_id="T1", response_code="RC")
         assert harness.post_xml(click).status_code == 200
         gated.until_waiting()
@@ -371,10 +373,6 @@ def test_a_wecom_click_kept_by_a_dead_server_is_still_a_click_when_the_worker_ru
         with unit_of_work(engine) as session:
             assert session.execute(select(func.count()).select_from(Member)).scalar_one() == 0
         assert counts(engine)[0] == 0
-    finally:
-        gated.gate.set()
-        harness.close()
-        api.close()
 
 
 def test_telegrams_retry_of_a_command_kept_by_a_dead_server_runs_it_at_once(
