@@ -75,7 +75,7 @@ def test_wecom_message_with_a_timestamp_that_is_not_digits_is_refused(
 
 
 def verify_url(wecom: WeComHarness, stamp: str) -> httpx.Response:
-    """WeCom's URL check, correctly signed, at `stamp`: a valid answer echoes the decrypted echostr."""
+    """WeCom's URL check, correctly signed, at `stamp`: valid, it echoes the decrypted echostr."""
     echo = wecom.wecom.encrypt(b"5927782489442352469")
     return wecom.http.get(
         "/wecom/callback",
