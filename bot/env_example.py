@@ -20,6 +20,7 @@ SECTIONS = {
     "SLACK_BOT_TOKEN": "Slack (README: Run on Slack)",
     "TELEGRAM_BOT_TOKEN": "Telegram (README: Run on Telegram)",
     "WECOM_CORP_ID": "WeCom 企业微信 (README: Run on WeCom)",
+    "FEISHU_APP_ID": "Feishu / Lark 飞书 (README: Run on Feishu / Lark)",
     "DEALBOT_SLACK_CHANNEL_RATE": "Pacing below each platform's published limits (count/seconds)",
     "DEALBOT_OUTBOX_MAX_ATTEMPTS": "Delivery, command limits, requests",
 }
@@ -49,6 +50,15 @@ NOTES = {
     "WECOM_ENCODING_AES_KEY": "Receive-message API: EncodingAESKey.",
     "WECOM_WEBHOOK_KEY": "A group robot's key: team pushes go to its group.",
     "WECOM_API_URL": "The WeCom API; tests point it at a fake.",
+    "FEISHU_APP_ID": "The self-built app's App ID (cli_…), 凭证与基础信息.",
+    "FEISHU_APP_SECRET": "The app's App Secret.",
+    "FEISHU_VERIFICATION_TOKEN": "事件与回调 → 加密策略: Verification Token.",
+    "FEISHU_ENCRYPT_KEY": "事件与回调 → 加密策略: Encrypt Key (required for /feishu/events).",
+    "FEISHU_DOMAIN": "feishu (open.feishu.cn, China) or lark (open.larksuite.com, international).",
+    "FEISHU_API_URL": "The open API's base URL; unset: from FEISHU_DOMAIN. Tests point it at a fake.",
+    "DEALBOT_FEISHU_CHAT_RATE": "Feishu: 5 messages a second to one person or group.",
+    "DEALBOT_FEISHU_APP_RATE": "Feishu: 50 a second and 1000 a minute per app; 16/1s keeps "
+    "under both.",
     "DEALBOT_OUTBOX_MAX_ATTEMPTS": "Deliveries tried before a push is marked dead.",
     "DEALBOT_OUTBOX_LEASE_SECONDS": "How long a worker holds the pushes it claimed.",
     "DEALBOT_INBOX_LEASE_SECONDS": "How long a received command stays its receiver's before "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
@@ -37,6 +38,14 @@ class Settings(BaseSettings):
     wecom_webhook_key: str | None = Field(None, validation_alias="WECOM_WEBHOOK_KEY")
     wecom_api_url: str = Field("https://qyapi.weixin.qq.com", validation_alias="WECOM_API_URL")
 
+    feishu_app_id: str | None = Field(None, validation_alias="FEISHU_APP_ID")
+    feishu_app_secret: str | None = Field(None, validation_alias="FEISHU_APP_SECRET")
+    feishu_verification_token: str | None = Field(None,
+                                                  validation_alias="FEISHU_VERIFICATION_TOKEN")
+    feishu_encrypt_key: str | None = Field(None, validation_alias="FEISHU_ENCRYPT_KEY")
+    feishu_domain: Literal["feishu", "lark"] = Field("feishu", validation_alias="FEISHU_DOMAIN")
+    feishu_api_url: str = Field("", validation_alias="FEISHU_API_URL")
+
     # Pacing below each platform's limits ("count/seconds"); see ../shared/platforms.md.
     slack_channel_rate: str = Field("1/1s", validation_alias="DEALBOT_SLACK_CHANNEL_RATE")
     slack_bot_rate: str = Field("50/60s", validation_alias="DEALBOT_SLACK_BOT_RATE")
@@ -45,6 +54,8 @@ class Settings(BaseSettings):
     telegram_bot_rate: str = Field("30/1s", validation_alias="DEALBOT_TELEGRAM_BOT_RATE")
     wecom_robot_rate: str = Field("20/60s", validation_alias="DEALBOT_WECOM_ROBOT_RATE")
     wecom_app_rate: str = Field("30/1s", validation_alias="DEALBOT_WECOM_APP_RATE")
+    feishu_chat_rate: str = Field("5/1s", validation_alias="DEALBOT_FEISHU_CHAT_RATE")
+    feishu_app_rate: str = Field("16/1s", validation_alias="DEALBOT_FEISHU_APP_RATE")
     outbox_max_attempts: int = Field(6, validation_alias="DEALBOT_OUTBOX_MAX_ATTEMPTS")
     # Issue 10 (hardening): how long a claimed outbox row is the claimer's before another worker may
     # take it over; command rate limits per member and per team ("count/seconds", or "off"); the
@@ -80,7 +91,8 @@ class Settings(BaseSettings):
         return {"slack_channel": self.slack_channel_rate, "slack_bot": self.slack_bot_rate,
                 "telegram_chat": self.telegram_chat_rate, "telegram_group": self.telegram_group_rate,
                 "telegram_bot": self.telegram_bot_rate, "wecom_robot": self.wecom_robot_rate,
-                "wecom_app": self.wecom_app_rate}
+                "wecom_app": self.wecom_app_rate, "feishu_chat": self.feishu_chat_rate,
+                "feishu_app": self.feishu_app_rate}
 
     @property
     def admin_keys(self) -> list[str]:
@@ -96,4 +108,14 @@ class Settings(BaseSettings):
             found.append("telegram")
         if self.wecom_corp_id and self.wecom_secret:
             found.append("wecom")
+        if self.feishu_app_id and self.feishu_app_secret:
+            found.append("feishu")
         return found
+
+    @property
+    def feishu_base_url(self) -> str:
+        """FEISHU_API_URL when set, else the open platform of FEISHU_DOMAIN."""
+        if self.feishu_api_url:
+            return self.feishu_api_url
+        lark = self.feishu_domain == "lark"
+        return "https://open.larksuite.com" if lark else "https://open.feishu.cn"

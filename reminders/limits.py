@@ -140,4 +140,6 @@ def default_limits(rates: dict[str, str]) -> dict[str, PlatformLimits]:
         "telegram": PlatformLimits(member=limits("telegram_chat"), channel=limits("telegram_chat", "telegram_group"),
                                    bot=limits("telegram_bot")),
         "wecom": PlatformLimits(member=[], channel=limits("wecom_robot"), bot=limits("wecom_app")),
+        "feishu": PlatformLimits(member=limits("feishu_chat"), channel=limits("feishu_chat"),
+                                 bot=limits("feishu_app")),
     }
