@@ -18,8 +18,9 @@ Targets: a member is an open_id (`ou_…`), a channel a chat id (`oc_…`).
 Not built on the official SDK (lark-oapi): its webhook handler decrypts and parses a request before
 it checks the signature and has no freshness window or de-duplication; its HTTP client is
 synchronous (requests) unless each call is awaited through its own httpx client, and its answers
-would still need mapping to the outbox's errors. The long-connection (WebSocket) mode, for which
-the SDK would be the right tool, is not implemented yet.
+would still need mapping to the outbox's errors. The long-connection (WebSocket) mode, where the
+SDK does the job well, is built on it (adapters/feishu_ws.py): without an Encrypt Key and
+Verification Token there is no request URL, and events come that way.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from starlette.background import BackgroundTask
@@ -56,6 +57,9 @@ from adapters.feishu_crypto import FeishuCrypto, Rejected
 from adapters.wecom import split_bytes
 from commands.inbox import Inbox, Received
 from commands.types import Invocation, Mention, Reply
+
+if TYPE_CHECKING:
+    from adapters.feishu_ws import LongConnection
 
 log = logging.getLogger("dealbot.feishu")
 
@@ -573,15 +577,19 @@ class FeishuAdapter:
             app_secret=settings.feishu_app_secret or "",
             base_url=settings.feishu_base_url,
         )
-        crypto = None
+        adapter = cls(dispatch, api=api, crypto=None)
         if settings.feishu_encrypt_key and settings.feishu_verification_token:
-            crypto = FeishuCrypto(settings.feishu_encrypt_key, settings.feishu_verification_token)
-        else:
-            log.warning(
-                "FEISHU_ENCRYPT_KEY / FEISHU_VERIFICATION_TOKEN not set: /feishu/events is "
-                "off, pushes still go out"
+            adapter.crypto = FeishuCrypto(
+                settings.feishu_encrypt_key, settings.feishu_verification_token
             )
-        return cls(dispatch, api=api, crypto=crypto)
+        else:
+            from adapters.feishu_ws import LongConnection
+
+            # No keys for a request URL: events come over the long connection instead.
+            adapter.long_connection = LongConnection(
+                adapter, app_id=api.app_id, app_secret=api.app_secret, domain=api.base_url
+            )
+        return adapter
 
     def __init__(
         self,
@@ -598,6 +606,7 @@ class FeishuAdapter:
         self.max_body = max_body
         self.names = Names(api)
         self.bot: str | None = None  # the bot's own open_id, once asked
+        self.long_connection: LongConnection | None = None  # started by `dealbot serve`
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._sender = FeishuSender(api)
 
@@ -622,33 +631,45 @@ class FeishuAdapter:
             return Response(status_code=error.status)
         if event.get("type") == "url_verification":
             return JSONResponse({"challenge": _str(event.get("challenge"))})
+        try:
+            work = await self.accept(event)
+        except Rejected as error:
+            log.warning("feishu event refused (%s): %s", error.status, error)
+            return Response(status_code=error.status)
+        if work is None:
+            return JSONResponse({})
+        return JSONResponse({}, background=BackgroundTask(self.handle, *work))
+
+    async def accept(self, event: dict[str, Any]) -> tuple[Inbound, Received | None] | None:
+        """An authenticated event (over HTTP, or the long connection): a repeat or anything that
+        is no command is dropped; a command is kept (before Feishu is told "received") and what
+        to run returned."""
         header = _dict(event.get("header"))
         app_id = _str(header.get("app_id"))
         if app_id and app_id != self.api.app_id:
-            return JSONResponse({})  # another app's event, sent here with the same keys
+            return None  # another app's event, sent here with the same keys
         event_id = _str(header.get("event_id"))
         if not event_id:
-            return Response(status_code=400)
+            raise Rejected("event without an event_id")
         if event_id in self._seen:
-            return JSONResponse({})  # a re-delivery: acknowledged, nothing else
+            return None  # a re-delivery: acknowledged, nothing else
         self._seen[event_id] = None
         while len(self._seen) > SEEN:
             self._seen.popitem(last=False)
         inbound = parse_event(event)
         if inbound is None:
-            return JSONResponse({})
+            return None
         if not (identifier(inbound.user) and identifier(inbound.tenant)):
-            log.warning("feishu event without a sender or tenant refused")
-            return Response(status_code=400)
+            raise Rejected("event without a sender or tenant")
         # The bot's own open_id tells a command from chatter: asked once, before the first answer.
         bot = None if inbound.click else await self._bot()
         invocation = self._invocation(inbound, bot=bot)
         if invocation is None:
-            return JSONResponse({})
+            return None
         received = await self._receive(inbound, invocation)
         if received is not None and received.repeat:
-            return JSONResponse({})
-        return JSONResponse({}, background=BackgroundTask(self.handle, inbound, received))
+            return None
+        return inbound, received
 
     async def _receive(self, inbound: Inbound, invocation: Invocation) -> Received | None:
         """Keep a command before Feishu is told "received", so that it survives this process."""

@@ -53,7 +53,8 @@ NOTES = {
     "FEISHU_APP_ID": "The self-built app's App ID (cli_…), 凭证与基础信息.",
     "FEISHU_APP_SECRET": "The app's App Secret.",
     "FEISHU_VERIFICATION_TOKEN": "事件与回调 → 加密策略: Verification Token.",
-    "FEISHU_ENCRYPT_KEY": "事件与回调 → 加密策略: Encrypt Key (required for /feishu/events).",
+    "FEISHU_ENCRYPT_KEY": "事件与回调 → 加密策略: Encrypt Key. With the token: events at "
+    "/feishu/events; without both: over the long connection (no public URL).",
     "FEISHU_DOMAIN": "feishu (open.feishu.cn, China) or lark (open.larksuite.com, international).",
     "FEISHU_API_URL": "The open API's base URL; unset: from FEISHU_DOMAIN. Tests point it at a fake.",
     "DEALBOT_FEISHU_CHAT_RATE": "Feishu: 5 messages a second to one person or group.",

@@ -5,6 +5,7 @@ Feishu's open API (tenant_access_token, bot info, contact, im/v1 messages, image
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import itertools
 import json
@@ -62,6 +63,37 @@ def recorded(name: str) -> dict[str, Any]:
     return json.loads((PAYLOADS / name).read_text())
 
 
+def message_event(
+    user: str,
+    text: str,
+    *,
+    event_id: str,
+    group: bool = False,
+    mentions: dict[str, tuple[str, str]] | None = None,
+) -> dict[str, Any]:
+    """An im.message.receive_v1 event as Feishu sends it; `mentions`: key → (open_id, name)."""
+    event = recorded("im_message_receive_v1.json")
+    event["header"].update(event_id=event_id, token=TOKEN)
+    message = event["event"]["message"]
+    event["event"]["sender"]["sender_id"]["open_id"] = user
+    message.update(
+        content=json.dumps({"text": text}, ensure_ascii=False),
+        chat_type="group" if group else "p2p",
+        chat_id=GROUP if group else f"oc_p2p_{user}",
+        create_time=str(int(time.time() * 1000)),
+        mentions=[
+            {
+                "key": key,
+                "id": {"open_id": open_id, "user_id": ""},
+                "name": name,
+                "tenant_key": TENANT,
+            }
+            for key, (open_id, name) in (mentions or {}).items()
+        ],
+    )
+    return event
+
+
 class FakeFeishu(FakeServer):
     """Feishu's open API: records calls, answers like Feishu, fails on demand (per path, in
     order)."""
@@ -72,6 +104,7 @@ class FakeFeishu(FakeServer):
         self.counter = itertools.count(1)
         self.tokens = itertools.count(1)
         self.lock = threading.Lock()
+        self.gateway = ""  # the long connection's WebSocket URL
         super().__init__(self.answer)
 
     def fail(self, path: str, *answers: Answer) -> None:
@@ -90,6 +123,13 @@ class FakeFeishu(FakeServer):
             )
         if request.headers.get("authorization", "").removeprefix("Bearer ") in self.expired:
             return Answer(status=400, body={"code": 99991663, "msg": "Invalid access token"})
+        if request.path == "/callback/ws/endpoint":  # the long connection's address
+            assert request.json == {"AppID": APP_ID, "AppSecret": SECRET}
+            config = {"ReconnectCount": -1, "ReconnectInterval": 1, "ReconnectNonce": 0,
+                      "PingInterval": 120}  # fmt: skip
+            return Answer(
+                body={"code": 0, "msg": "ok", "data": {"URL": self.gateway, "ClientConfig": config}}
+            )
         if request.path == "/open-apis/bot/v3/info":
             return Answer(
                 body={"code": 0, "msg": "ok", "bot": {"open_id": BOT, "app_name": "dealbot"}}
@@ -238,26 +278,9 @@ class FeishuHarness:
         event_id: str | None = None,
     ) -> dict[str, Any]:
         """An im.message.receive_v1 event; `mentions`: key → (open_id, name)."""
-        event = recorded("im_message_receive_v1.json")
-        event["header"].update(event_id=event_id or next(self.event_ids), token=TOKEN)
-        message = event["event"]["message"]
-        event["event"]["sender"]["sender_id"]["open_id"] = user
-        message.update(
-            content=json.dumps({"text": text}, ensure_ascii=False),
-            chat_type="group" if group else "p2p",
-            chat_id=GROUP if group else f"oc_p2p_{user}",
-            create_time=str(int(time.time() * 1000)),
-            mentions=[
-                {
-                    "key": key,
-                    "id": {"open_id": open_id, "user_id": ""},
-                    "name": name,
-                    "tenant_key": TENANT,
-                }
-                for key, (open_id, name) in (mentions or {}).items()
-            ],
+        return message_event(
+            user, text, event_id=event_id or next(self.event_ids), group=group, mentions=mentions
         )
-        return event
 
     def click(
         self, user: str, command: str, *, message_id: str, event_id: str | None = None
@@ -816,3 +839,134 @@ def test_dealbot_run_picks_feishu_up_on_either_domain(
     )
     with pytest.raises(ValueError):
         Settings.model_validate({"FEISHU_DOMAIN": "weixin"})
+
+
+# --- the long connection (the official SDK's client against a local gateway) -------------------
+
+
+class FakeGateway:
+    """Feishu's long-connection gateway: a WebSocket server that pushes events in the SDK's frames
+    (protobuf `pbbp2.Frame`, type "event") and records the client's acknowledgements."""
+
+    def __init__(self) -> None:
+        from lark_oapi.ws.pb.pbbp2_pb2 import Frame
+
+        self.Frame = Frame
+        self.acks: list[dict[str, Any]] = []
+        self._changed = threading.Condition()
+        self.loop = asyncio.new_event_loop()
+        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
+        self.thread.start()
+        assert ready.wait(10)
+
+    def _run(self, ready: threading.Event) -> None:
+        from websockets.asyncio.server import serve
+
+        asyncio.set_event_loop(self.loop)
+
+        async def connection(socket: Any) -> None:
+            async def read() -> None:
+                async for data in socket:
+                    frame = self.Frame()
+                    frame.ParseFromString(data)
+                    if frame.method == 1:  # a data frame: the answer to an event
+                        with self._changed:
+                            self.acks.append(json.loads(frame.payload))
+                            self._changed.notify_all()
+
+            reading = asyncio.create_task(read())
+            while not reading.done():  # until the client goes
+                getting = asyncio.ensure_future(self.queue.get())
+                await asyncio.wait({getting, reading}, return_when=asyncio.FIRST_COMPLETED)
+                if getting.done():
+                    await socket.send(self.frame(getting.result()))
+                else:
+                    getting.cancel()
+
+        async def main() -> None:
+            self.server = await serve(connection, "127.0.0.1", 0)
+            port = self.server.sockets[0].getsockname()[1]
+            self.url = f"ws://127.0.0.1:{port}/ws?device_id=d1&service_id=7"
+            ready.set()
+            await self.server.serve_forever()
+
+        with contextlib.suppress(asyncio.CancelledError):
+            self.loop.run_until_complete(main())
+        pending = asyncio.all_tasks(self.loop)
+        self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        self.loop.close()
+
+    def frame(self, event: dict[str, Any]) -> bytes:
+        frame = self.Frame()
+        frame.SeqID, frame.LogID, frame.service, frame.method = 1, 1, 7, 1
+        for key, value in {"type": "event", "message_id": event["header"]["event_id"],
+                           "trace_id": "t1", "sum": "1", "seq": "0"}.items():  # fmt: skip
+            header = frame.headers.add()
+            header.key, header.value = key, value
+        frame.payload = json.dumps(event).encode()
+        return bytes(frame.SerializeToString())
+
+    def push(self, event: dict[str, Any]) -> None:
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, event)
+
+    def wait_acks(self, count: int) -> list[dict[str, Any]]:
+        with self._changed:
+            assert self._changed.wait_for(lambda: len(self.acks) >= count, timeout=10)
+            return list(self.acks)
+
+    def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._close(), self.loop).result(10)
+        self.thread.join(5)
+
+    async def _close(self) -> None:
+        self.server.close()
+        current = asyncio.current_task()
+        for task in asyncio.all_tasks():
+            if task is not current:
+                task.cancel()
+
+
+def test_without_keys_events_come_over_the_long_connection_through_the_sdk(
+    engine: Engine, clock: FixedClock, feishu_api: FakeFeishu
+) -> None:
+    gateway = FakeGateway()
+    feishu_api.gateway = gateway.url
+    settings = Settings.model_validate(
+        {"FEISHU_APP_ID": APP_ID, "FEISHU_APP_SECRET": SECRET, "FEISHU_API_URL": feishu_api.url}
+    )
+    dispatcher = Dispatcher(engine, clock)
+    handled: list[Reply] = []
+
+    def dispatch(invocation: Invocation) -> Reply:
+        handled.append(dispatcher.dispatch(invocation))
+        return handled[-1]
+
+    adapter = FeishuAdapter.from_settings(settings, dispatch)
+    connection = adapter.long_connection
+    assert adapter.routes() == [] and connection is not None  # no request URL without keys
+    event = message_event("ou_zhangsan", "/线索 新建 华为技术 预计=12.5万", event_id="evt-ws-1")
+
+    async def serve() -> None:
+        connection.start()
+        try:
+            assert await asyncio.to_thread(connection.connected.wait, 15)
+            gateway.push(event)
+            gateway.push(event)  # delivered again: acknowledged, run once
+            await asyncio.to_thread(gateway.wait_acks, 2)
+            await asyncio.to_thread(
+                feishu_api.wait_for, lambda _: bool(feishu_api.sent("ou_zhangsan"))
+            )
+        finally:
+            connection.stop()
+
+    try:
+        asyncio.run(serve())
+    finally:
+        gateway.close()
+    assert gateway.acks == [{"code": 200}, {"code": 200}]
+    [reply] = feishu_api.sent("ou_zhangsan")
+    assert "L1 华为技术" in shown(reply) and len(handled) == 1
+    with unit_of_work(engine) as session:
+        assert session.execute(select(Team.key)).scalar_one() == TENANT
