@@ -606,6 +606,7 @@ class FeishuAdapter:
         self.max_body = max_body
         self.names = Names(api)
         self.bot: str | None = None  # the bot's own open_id, once asked
+        self._bot_retry_at = 0.0
         self.long_connection: LongConnection | None = None  # started by `dealbot serve`
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._sender = FeishuSender(api)
@@ -706,10 +707,13 @@ class FeishuAdapter:
         )
 
     async def _bot(self) -> str | None:
-        if self.bot is None:
+        """The bot's open_id; after a failed lookup not asked again for a minute, so events are
+        still acknowledged in time (the first mention stands in for the bot meanwhile)."""
+        if self.bot is None and self.api.monotonic() >= self._bot_retry_at:
             try:
                 self.bot = await self.api.bot_open_id() or None
             except DeliveryError as error:
+                self._bot_retry_at = self.api.monotonic() + 60
                 log.warning("feishu bot/v3/info failed: %s", error)
         return self.bot
 

@@ -970,3 +970,15 @@ def test_without_keys_events_come_over_the_long_connection_through_the_sdk(
     assert "L1 华为技术" in shown(reply) and len(handled) == 1
     with unit_of_work(engine) as session:
         assert session.execute(select(Team.key)).scalar_one() == TENANT
+
+
+def test_without_the_bots_open_id_the_first_mention_stands_in_and_feishu_is_not_asked_again(
+    feishu: FeishuHarness,
+) -> None:
+    feishu.api.fail("/open-apis/bot/v3/info", Answer(status=503, body=b"unavailable"))
+    at_bot = {"@_user_1": (BOT, "dealbot")}
+    made = feishu.say("ou_zhangsan", "@_user_1 线索 新建 甲公司", group=True, mentions=at_bot)
+    assert "L1 甲公司" in shown(made)
+    made = feishu.say("ou_zhangsan", "@_user_1 线索 新建 乙公司", group=True, mentions=at_bot)
+    assert "L2 乙公司" in shown(made)
+    assert len(feishu.api.at("/open-apis/bot/v3/info")) == 1
