@@ -20,6 +20,7 @@ SECTIONS = {
     "SLACK_BOT_TOKEN": "Slack (README: Run on Slack)",
     "TELEGRAM_BOT_TOKEN": "Telegram (README: Run on Telegram)",
     "WECOM_CORP_ID": "WeCom 企业微信 (README: Run on WeCom)",
+    "DINGTALK_CLIENT_ID": "DingTalk 钉钉 (README: Run on DingTalk)",
     "DEALBOT_SLACK_CHANNEL_RATE": "Pacing below each platform's published limits (count/seconds)",
     "DEALBOT_OUTBOX_MAX_ATTEMPTS": "Delivery, command limits, requests",
 }
@@ -49,6 +50,13 @@ NOTES = {
     "WECOM_ENCODING_AES_KEY": "Receive-message API: EncodingAESKey.",
     "WECOM_WEBHOOK_KEY": "A group robot's key: team pushes go to its group.",
     "WECOM_API_URL": "The WeCom API; tests point it at a fake.",
+    "DINGTALK_CLIENT_ID": "The app's Client ID (AppKey).",
+    "DINGTALK_CLIENT_SECRET": "The app's Client Secret (AppSecret): signs the robot's callbacks.",
+    "DINGTALK_ROBOT_CODE": "The robot's RobotCode; unset: the Client ID.",
+    "DINGTALK_WEBHOOK_TOKEN": "A custom robot's access_token (or its whole webhook URL): digests "
+    "of a team that talks to the bot only one-to-one go to its group.",
+    "DINGTALK_WEBHOOK_SECRET": "That custom robot's 加签 secret (SEC…).",
+    "DINGTALK_API_URL": "The DingTalk API; tests point it at a fake.",
     "DEALBOT_OUTBOX_MAX_ATTEMPTS": "Deliveries tried before a push is marked dead.",
     "DEALBOT_OUTBOX_LEASE_SECONDS": "How long a worker holds the pushes it claimed.",
     "DEALBOT_INBOX_LEASE_SECONDS": "How long a received command stays its receiver's before "

@@ -140,4 +140,5 @@ def default_limits(rates: dict[str, str]) -> dict[str, PlatformLimits]:
         "telegram": PlatformLimits(member=limits("telegram_chat"), channel=limits("telegram_chat", "telegram_group"),
                                    bot=limits("telegram_bot")),
         "wecom": PlatformLimits(member=[], channel=limits("wecom_robot"), bot=limits("wecom_app")),
+        "dingtalk": PlatformLimits(member=[], channel=limits("dingtalk_robot"), bot=limits("dingtalk_app")),
     }
