@@ -831,7 +831,14 @@ class DingTalkAdapter:
         )
         webhook = str(answer_to.get("webhook") or "")
         expires = int(answer_to.get("expires") or 0)
-        fresh = webhook and (not expires or expires > self.now_ms())
+        # A sessionWebhook elsewhere than DingTalk's came in a forged body: never posted to; the
+        # answer goes through the robot API, which only reaches this app's own chats.
+        usable = session_webhook_allowed(webhook, self.api.base_url)
+        fresh = usable and (not expires or expires > self.now_ms())
+        if webhook and not usable:
+            log.warning(
+                "dingtalk sessionWebhook not on the configured host: answered through the API"
+            )
         if card or reply.buttons or not fresh or (chat and not public):
             await self._sender.send(target, reply)
             return
