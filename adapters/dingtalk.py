@@ -386,6 +386,14 @@ class DingTalkApi:
             raise AuthBroken(detail)
         raise Transient(detail)
 
+    async def register_card_callback(self, url: str) -> None:
+        """Route clicks on our cards (their callbackRouteKey is the robot code) to `url`."""
+        await self.call(
+            "POST",
+            "/v1.0/card/callbacks/register",
+            {"callbackRouteKey": self.robot_code, "callbackUrl": url, "forceUpdate": True},
+        )
+
     async def upload(self, data: bytes, filename: str, mime: str, kind: str = "image") -> str:
         """A media id for an image or a file (the old API, with the same access token)."""
         for attempt in range(2):

@@ -33,11 +33,13 @@ app = typer.Typer(help="dealbot — your sales team's process, in the chat it al
                   no_args_is_help=True, rich_markup_mode=None)
 db_app = typer.Typer(help="Database schema.")
 telegram_app = typer.Typer(help="Telegram set-up.")
+dingtalk_app = typer.Typer(help="DingTalk set-up.")
 outbox_app = typer.Typer(help="Pending and dead pushes.", invoke_without_command=True)
 config_app = typer.Typer(help="Settings.")
 app.add_typer(db_app, name="db")
 app.add_typer(outbox_app, name="outbox")
 app.add_typer(telegram_app, name="telegram")
+app.add_typer(dingtalk_app, name="dingtalk")
 app.add_typer(config_app, name="config")
 
 DbOption = Annotated[str | None, typer.Option("--db", help="Database URL (default: DEALBOT_DATABASE_URL or sqlite:///dealbot.db)")]
@@ -270,6 +272,26 @@ def telegram_set_webhook() -> None:
     adapter = TelegramAdapter.from_settings(settings, lambda invocation: None)  # type: ignore[arg-type,return-value]
     asyncio.run(adapter.set_webhook(settings.telegram_webhook_url))
     typer.echo(f"webhook set to {settings.telegram_webhook_url}; command menu published (en, zh)")
+
+
+@dingtalk_app.command("register-card-callback")
+def dingtalk_register_card_callback(url: Annotated[str, typer.Argument(
+        help="https://YOUR.HOST/dingtalk/callback")]) -> None:
+    """Send clicks on dealbot's DingTalk cards to URL (card/callbacks/register)."""
+    from adapters.base import DeliveryError
+    from adapters.dingtalk import DingTalkAdapter
+
+    settings = _settings()
+    if not settings.dingtalk_client_id or not settings.dingtalk_client_secret:
+        typer.echo("set DINGTALK_CLIENT_ID and DINGTALK_CLIENT_SECRET first", err=True)
+        raise typer.Exit(2)
+    adapter = DingTalkAdapter.from_settings(settings, None)  # type: ignore[arg-type]
+    try:
+        asyncio.run(adapter.api.register_card_callback(url))
+    except DeliveryError as error:
+        typer.echo(f"DingTalk refused: {error}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"card clicks now go to {url}")
 
 
 @config_app.command("example")

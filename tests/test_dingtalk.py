@@ -732,3 +732,29 @@ def test_dealbot_run_picks_dingtalk_up_when_configured(tmp_path: Path) -> None:
     assert bot.inbox is not None and "dingtalk" in bot.inbox.answerers
     paths = [route.path for route in create_app(bot).routes]
     assert "/dingtalk/callback" in paths
+
+
+def test_dealbot_registers_the_card_callback_url(
+    api: FakeDingTalk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from bot.cli import app
+
+    for name, value in {
+        "DINGTALK_CLIENT_ID": CLIENT_ID,
+        "DINGTALK_CLIENT_SECRET": SECRET,
+        "DINGTALK_API_URL": api.url,
+    }.items():
+        monkeypatch.setenv(name, value)
+    done = CliRunner().invoke(
+        app, ["dingtalk", "register-card-callback", "https://bot.example/dingtalk/callback"]
+    )
+    assert done.exit_code == 0, done.output
+    [register] = api.at("/v1.0/card/callbacks/register")
+    assert register.json == {
+        "callbackRouteKey": CLIENT_ID,
+        "callbackUrl": "https://bot.example/dingtalk/callback",
+        "forceUpdate": True,
+    }
+    assert register.headers["x-acs-dingtalk-access-token"] == "TOKEN-1"
