@@ -34,11 +34,11 @@ from adapters.dingtalk import (
     webhook_token,
 )
 from adapters.wecom import RobotWindow
-from bot.app import Bot, build
+from bot.app import Bot, build, keep_commands
 from bot.settings import Settings
 from bot.web import create_app
 from commands import Dispatcher
-from commands.types import Image, Invocation, Reply
+from commands.types import Image, Reply
 from models import outbox
 from models.clock import FixedClock
 from models.db import unit_of_work
@@ -201,9 +201,14 @@ class DingTalkHarness:
             }
         )
         self.dispatcher = Dispatcher(engine, clock)
+        dispatch = self.dispatcher.dispatch
+        # A spy that calls through: every reply, as the inbox hands each kept command to dispatch.
+        self.dispatcher.dispatch = lambda invocation, **kwargs: self._handle(
+            dispatch(invocation, **kwargs)
+        )  # type: ignore[method-assign]
         self.handled: list[Reply] = []
         self._handled = threading.Condition()
-        self.adapter = DingTalkAdapter.from_settings(self.settings, self._dispatch)
+        self.adapter = DingTalkAdapter.from_settings(self.settings, self.dispatcher.dispatch)
         self.bot = Bot(
             settings=self.settings,
             engine=engine,
@@ -212,17 +217,29 @@ class DingTalkHarness:
             senders={"dingtalk": self.adapter.sender()},
             adapters=[self.adapter],
         )
+        keep_commands(
+            self.bot, lease=timedelta(seconds=30)
+        )  # commands kept until answered, as deployed
         self.server = LiveServer(create_app(self.bot))
         self.http = httpx.Client(base_url=self.server.url, timeout=10)
         self.msg_ids = itertools.count(1)
         self.statements = 0
+        self.let_go = 0  # kept commands answered and deleted
+        self._executed = threading.Condition()
         event.listen(engine, "before_cursor_execute", self._count)
 
-    def _count(self, *args: Any) -> None:
-        self.statements += 1
+    def _count(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        with self._executed:
+            self.statements += 1
+            self.let_go += statement.lstrip().upper().startswith("DELETE FROM INBOUND_COMMAND")
+            self._executed.notify_all()
 
-    def _dispatch(self, invocation: Invocation) -> Reply:
-        reply = self.dispatcher.dispatch(invocation)
+    def wait_let_go(self, count: int) -> None:
+        """Block until `count` kept commands were answered: nothing more runs for them."""
+        with self._executed:
+            assert self._executed.wait_for(lambda: self.let_go >= count, timeout=10)
+
+    def _handle(self, reply: Reply) -> Reply:
         with self._handled:
             self.handled.append(reply)
             self._handled.notify_all()
@@ -427,20 +444,19 @@ def test_a_replayed_msg_id_is_answered_without_touching_the_database(
 ) -> None:
     body = dingtalk.message("zhangsan", "线索 列表", msg_id="msgReplayed==")
     assert dingtalk.post(body).status_code == 200
-    dingtalk.wait_handled(1)
-    dingtalk.api.wait_for(lambda _: len(dingtalk.api.at(SESSION)) == 1)
+    dingtalk.wait_let_go(1)
     before = dingtalk.statements
     # The same message again, freshly signed (the sign covers the timestamp only).
-    answer = dingtalk.post(body)
-    assert answer.status_code == 200
+    assert dingtalk.post(body).status_code == 200
+    assert dingtalk.statements == before  # answered before any query
     dingtalk.say(
         "zhangsan", "线索 列表"
     )  # a new message afterwards: anything the replay caused is done
-    assert len(dingtalk.handled) == 2
     dingtalk.api.wait_for(lambda _: len(dingtalk.api.at(SESSION)) == 2)
+    assert len(dingtalk.handled) == 2
     with unit_of_work(dingtalk.engine) as db:
         outcomes = list(db.execute(select(col(CommandLog.outcome))).scalars())
-    assert outcomes == ["ok", "ok"] and before < dingtalk.statements
+    assert outcomes == ["ok", "ok"]
 
 
 def test_a_session_webhook_elsewhere_is_never_posted_to(dingtalk: DingTalkHarness) -> None:
@@ -514,9 +530,21 @@ def test_a_button_click_approves_the_quote_and_the_card_shows_the_decision(
     assert told
     # The same click delivered again runs once and edits nothing more.
     before = len(dingtalk.handled)
-    dingtalk.post(dingtalk.click("lijingli", card_buttons(card)[0], card["cardBizId"]))
-    assert [reply.duplicate for reply in dingtalk.wait_handled(before + 1)[before:]] == [True]
-    dingtalk.say("lijingli", "/帮助", group=False)
+    assert (
+        dingtalk.post(
+            dingtalk.click("lijingli", card_buttons(card)[0], card["cardBizId"])
+        ).status_code
+        == 200
+    )
+    dingtalk.say("lijingli", "/帮助", group=False)  # afterwards: anything the repeat caused is done
+    with dingtalk._handled:
+        dingtalk._handled.wait_for(
+            lambda: any(not r.duplicate for r in dingtalk.handled[before:]), timeout=10
+        )
+    ran = [reply.text for reply in dingtalk.handled[before:] if not reply.duplicate]
+    assert len(ran) == 1 and ran[0].startswith(
+        "**dealbot**"
+    )  # the help; the click did not run again
     assert len(dingtalk.api.at(CARD_UPDATE)) == 1
 
 
@@ -716,6 +744,33 @@ def test_update_replaces_a_cards_content(api: FakeDingTalk) -> None:
     [update] = api.at(CARD_UPDATE)
     assert update.json["cardBizId"] == ref.partition("|")[2]
     assert card_buttons(json.loads(update.json["cardData"])) == []
+
+
+def test_a_command_whose_receiver_died_is_answered_in_its_conversation(
+    dingtalk: DingTalkHarness,
+) -> None:
+    """The inbox answers kept commands another process received: through the sessionWebhook while
+    it lasts, then through the robot API."""
+    answer_to = {
+        "user": "zhangsan",
+        "chat": GROUP,
+        "webhook": f"{dingtalk.api.url}{SESSION}?session=s-kept",
+        "expires": now_ms() + 60_000,
+        "card": None,
+    }
+    asyncio.run(
+        dingtalk.adapter.answer_later(
+            answer_to, Reply(text="✅ L1 华为技术"), timedelta(seconds=40)
+        )
+    )
+    [kept] = [r.json for r in dingtalk.api.at(SESSION)]
+    assert "L1 华为技术" in kept["markdown"]["text"]
+    expired = {**answer_to, "expires": now_ms() - 1}
+    asyncio.run(
+        dingtalk.adapter.answer_later(expired, Reply(text="✅ L2 腾讯"), timedelta(hours=2))
+    )
+    [late] = [r.json for r in dingtalk.api.at(TO_GROUP)]
+    assert late["openConversationId"] == GROUP and "L2 腾讯" in json.loads(late["msgParam"])["text"]
 
 
 def test_the_webhook_setting_takes_the_url_dingtalk_shows_or_the_token() -> None:
