@@ -680,7 +680,9 @@ class DingTalkAdapter:
             webhook_secret=settings.dingtalk_webhook_secret or None,
         )
         limit = Limit.parse(settings.dingtalk_robot_rate)
-        return cls(dispatch, api=api, robot=RobotWindow(limit.count, limit.seconds))
+        adapter = cls(dispatch, api=api, robot=RobotWindow(limit.count, limit.seconds))
+        adapter.streaming = bool(settings.dingtalk_stream and api.client_id and api.client_secret)
+        return adapter
 
     def __init__(
         self,
@@ -698,6 +700,8 @@ class DingTalkAdapter:
         self.now_ms = now_ms or api.wall_ms
         self._sender = DingTalkSender(api, robot=robot)
         self._seen: OrderedDict[str, int] = OrderedDict()
+        self.streaming = False  # DINGTALK_STREAM: `dealbot serve` opens the Stream connection
+        self.stream: Any = None
 
     def routes(self) -> list[Route]:
         if not self.api.client_secret:
@@ -706,6 +710,17 @@ class DingTalkAdapter:
 
     def sender(self) -> DingTalkSender:
         return self._sender
+
+    async def start_stream(self) -> None:
+        """Receive over Stream mode (the SDK's WebSocket) in this event loop."""
+        from adapters.dingtalk_stream import Stream
+
+        self.stream = Stream(self)
+        self.stream.start()
+
+    async def stop_stream(self) -> None:
+        if self.stream is not None:
+            await self.stream.stop()
 
     async def callback(self, request: Request) -> Response:
         now = self.now_ms()
@@ -728,19 +743,29 @@ class DingTalkAdapter:
         if not isinstance(payload, dict):
             log.warning("dingtalk callback refused (400): not a JSON object")
             return Response(status_code=400)
+        status, work = await self.take(payload, now)
+        if work is None:
+            return Response(status_code=status)
+        return Response(status_code=status, background=BackgroundTask(self.handle, *work))
+
+    async def take(
+        self, payload: dict[str, Any], now: int
+    ) -> tuple[int, tuple[Inbound, Received | None] | None]:
+        """A message or click that DingTalk vouched for (a signed callback, or the Stream
+        connection): the status to answer, and the work to do after answering (None: nothing)."""
         inbound = Inbound.parse(payload)
         if inbound is None:
-            return Response(status_code=200)  # a message type dealbot does not read
+            return 200, None  # a message type dealbot does not read
         if not (identifier(inbound.user) and identifier(inbound.corp)) or not inbound.text:
             # Nobody to run it as (an external sender has no staffId): refused, not run as "".
-            log.warning("dingtalk callback refused (400): no staffId or corp")
-            return Response(status_code=400)
+            log.warning("dingtalk message refused (400): no staffId or corp")
+            return 400, None
         if inbound.kind == "message" and not self._first(inbound.msg_id, now):
-            return Response(status_code=200)  # a replay inside the window: answered, not run
+            return 200, None  # a replay inside the window: answered, not run
         received = await self._receive(inbound)
         if received is not None and received.repeat:
-            return Response(status_code=200)
-        return Response(status_code=200, background=BackgroundTask(self.handle, inbound, received))
+            return 200, None
+        return 200, (inbound, received)
 
     def _first(self, msg_id: str, now: int) -> bool:
         """Whether this process sees `msg_id` for the first time in the window."""

@@ -113,7 +113,8 @@ def console(user: Annotated[str, typer.Option(help="Who you are in the console")
 def serve(host: Annotated[str, typer.Option()] = "127.0.0.1",
           port: Annotated[int, typer.Option(envvar="PORT")] = 8000, db: DbOption = None) -> None:
     """Serve the web app (platform webhooks, /healthz, /metrics) with uvicorn; Slack Socket Mode too
-    when SLACK_APP_TOKEN is set (no public URL needed)."""
+    when SLACK_APP_TOKEN is set, DingTalk Stream mode when DINGTALK_STREAM is (no public URL
+    needed)."""
     _serve(_settings(), host=host, port=port, db=db)
 
 
@@ -135,6 +136,8 @@ def _serve(settings: Settings, *, host: str, port: int, db: str | None, metrics:
                 await AsyncSocketModeHandler(adapter.app, settings.slack_app_token).connect_async()
             if adapter.platform == "telegram" and adapter.polling:
                 await adapter.start_polling()
+            if adapter.platform == "dingtalk" and adapter.streaming:
+                await adapter.start_stream()
         # Commands another server received and could not run or answer (it died): run here too.
         recovering = asyncio.create_task(bot.inbox.serve()) if bot.inbox and bot.adapters else None
         await server.serve()

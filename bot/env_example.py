@@ -57,6 +57,8 @@ NOTES = {
     "of a team that talks to the bot only one-to-one go to its group.",
     "DINGTALK_WEBHOOK_SECRET": "That custom robot's 加签 secret (SEC…).",
     "DINGTALK_API_URL": "The DingTalk API; tests point it at a fake.",
+    "DINGTALK_STREAM": "true: receive over Stream mode (the robot's 消息接收模式 Stream), no public "
+    "URL needed.",
     "DEALBOT_OUTBOX_MAX_ATTEMPTS": "Deliveries tried before a push is marked dead.",
     "DEALBOT_OUTBOX_LEASE_SECONDS": "How long a worker holds the pushes it claimed.",
     "DEALBOT_INBOX_LEASE_SECONDS": "How long a received command stays its receiver's before "

@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     dingtalk_webhook_token: str | None = Field(None, validation_alias="DINGTALK_WEBHOOK_TOKEN")
     dingtalk_webhook_secret: str | None = Field(None, validation_alias="DINGTALK_WEBHOOK_SECRET")
     dingtalk_api_url: str = Field("https://api.dingtalk.com", validation_alias="DINGTALK_API_URL")
+    dingtalk_stream: bool = Field(False, validation_alias="DINGTALK_STREAM")
 
     # Pacing below each platform's limits ("count/seconds"); see ../shared/platforms.md.
     slack_channel_rate: str = Field("1/1s", validation_alias="DEALBOT_SLACK_CHANNEL_RATE")

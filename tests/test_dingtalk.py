@@ -64,6 +64,7 @@ CARD_UPDATE = "/v1.0/im/robots/interactiveCards"
 UPLOAD = "/media/upload"
 CUSTOM = "/robot/send"
 SESSION = "/robot/sendBySession"
+GATEWAY = "/v1.0/gateway/connections/open"
 NAMES = {"zhangsan": "张三", "lijingli": "李经理", "wangwu": "王五"}
 
 
@@ -85,6 +86,7 @@ class FakeDingTalk(FakeServer):
         self.failures: dict[str, list[Answer]] = {}
         self.tokens = itertools.count(1)
         self.issued: set[str] = set()
+        self.gateway = ""  # the Stream mode WebSocket the gateway hands out
         self.lock = threading.Lock()
         super().__init__(self.answer)
 
@@ -110,6 +112,13 @@ class FakeDingTalk(FakeServer):
                 return Answer(body={"accessToken": token, "expireIn": 7200})
         if request.path == SESSION:
             return Answer(body={"errcode": 0, "errmsg": "ok"})
+        if request.path == GATEWAY:
+            body = request.json or {}
+            if (body.get("clientId"), body.get("clientSecret")) != (CLIENT_ID, SECRET):
+                return Answer(
+                    401, {"code": "InvalidAuthentication", "message": "clientId or clientSecret"}
+                )
+            return Answer(body={"endpoint": self.gateway, "ticket": "ticket-1"})
         if request.path == CUSTOM:
             stamp = request.query.get("timestamp", "")
             if request.query.get("access_token") != ROBOT_TOKEN:
@@ -813,3 +822,57 @@ def test_dealbot_registers_the_card_callback_url(
         "forceUpdate": True,
     }
     assert register.headers["x-acs-dingtalk-access-token"] == "TOKEN-1"
+
+
+def test_stream_mode_receives_over_the_sdks_websocket_acknowledges_and_answers(
+    dingtalk: DingTalkHarness,
+) -> None:
+    """The official SDK's client against a local gateway: the connection is opened with the app's
+    credentials at DINGTALK_API_URL, a robot message arrives as a CALLBACK frame, is acknowledged
+    on the socket, and answered through its sessionWebhook."""
+    from websockets.asyncio.server import ServerConnection, serve
+
+    message = dingtalk.message("zhangsan", "线索 列表")
+    frame = {
+        "specVersion": "1.0",
+        "type": "CALLBACK",
+        "headers": {
+            "topic": "/v1.0/im/bot/messages/get",
+            "messageId": "frame-1",
+            "time": str(now_ms()),
+            "contentType": "application/json",
+            "appId": "app-1",
+        },
+        "data": json.dumps(message, ensure_ascii=False),
+    }
+
+    async def scenario() -> dict[str, Any]:
+        acked: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+
+        async def gateway(connection: ServerConnection) -> None:
+            await connection.send(json.dumps(frame, ensure_ascii=False))
+            answer = json.loads(await connection.recv())
+            if not acked.done():
+                acked.set_result(answer)
+            await connection.wait_closed()
+
+        async with serve(gateway, "127.0.0.1", 0) as server:
+            dingtalk.api.gateway = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/connect"
+            await dingtalk.adapter.start_stream()
+            try:
+                ack = await asyncio.wait_for(acked, 10)
+                await asyncio.to_thread(dingtalk.wait_let_go, 1)  # answered, and let go of
+            finally:
+                await dingtalk.adapter.stop_stream()
+        return ack
+
+    ack = asyncio.run(scenario())
+    assert ack["code"] == 200 and ack["headers"]["messageId"] == "frame-1"
+    [opened] = dingtalk.api.at(GATEWAY)
+    assert opened.json["clientId"] == CLIENT_ID
+    assert {s["topic"] for s in opened.json["subscriptions"]} == {
+        "/v1.0/im/bot/messages/get",
+        "/v1.0/card/instances/callback",
+    }
+    [answer] = dingtalk.session_posts("zhangsan")
+    assert "团队线索" in answer["markdown"]["title"]
