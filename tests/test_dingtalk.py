@@ -627,6 +627,29 @@ def test_the_digest_with_its_chart_reaches_the_group(
     assert upload.form["media"] == f"<{len(png)} bytes>" and upload.query["type"] == "image"
 
 
+def test_the_days_digest_with_its_chart_goes_to_the_group_the_team_talks_in(
+    dingtalk: DingTalkHarness,
+) -> None:
+    from reminders.digests import write_digest
+
+    dingtalk.say("zhangsan", "线索 新建 华为技术 预计=12.5万")
+    dingtalk.wait_let_go(1)
+    evening = dingtalk.clock.advance(hours=9)  # 18:00 in Shanghai: the daily digest is due
+    with unit_of_work(dingtalk.engine) as session:
+        assert write_digest(session, session.execute(select(Team)).scalar_one(), evening, "daily")
+    dingtalk.deliver()
+    sent = [r.json for r in dingtalk.api.at(TO_GROUP)]
+    assert [m["msgKey"] for m in sent] == ["sampleMarkdown", "sampleImageMsg"]
+    assert {m["openConversationId"] for m in sent} == {GROUP}
+    text = json.loads(sent[0]["msgParam"])["text"]
+    assert "销售日报" in text and "新线索 1" in text
+    [upload] = dingtalk.api.at(UPLOAD)
+    assert (
+        upload.form["media"] != "<0 bytes>"
+        and json.loads(sent[1]["msgParam"])["photoURL"] == "@lADPchart"
+    )
+
+
 def test_a_custom_robot_gets_the_digest_signed(api: FakeDingTalk) -> None:
     ref = asyncio.run(
         make_sender(api).send(Target(kind="channel", key="robot"), Reply(text="📊 周报"))
