@@ -127,6 +127,10 @@ def build(settings: Settings | None = None, *, clock: Clock | None = None, datab
         from adapters.feishu import FeishuAdapter
 
         bot.adapters.append(FeishuAdapter.from_settings(settings, dispatcher.dispatch))
+    if "dingtalk" in settings.platforms:
+        from adapters.dingtalk import DingTalkAdapter
+
+        bot.adapters.append(DingTalkAdapter.from_settings(settings, dispatcher.dispatch))
     for adapter in bot.adapters:
         senders[adapter.platform] = adapter.sender()
     keep_commands(bot, lease=timedelta(seconds=settings.inbox_lease_seconds),

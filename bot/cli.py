@@ -33,11 +33,13 @@ app = typer.Typer(help="dealbot — your sales team's process, in the chat it al
                   no_args_is_help=True, rich_markup_mode=None)
 db_app = typer.Typer(help="Database schema.")
 telegram_app = typer.Typer(help="Telegram set-up.")
+dingtalk_app = typer.Typer(help="DingTalk set-up.")
 outbox_app = typer.Typer(help="Pending and dead pushes.", invoke_without_command=True)
 config_app = typer.Typer(help="Settings.")
 app.add_typer(db_app, name="db")
 app.add_typer(outbox_app, name="outbox")
 app.add_typer(telegram_app, name="telegram")
+app.add_typer(dingtalk_app, name="dingtalk")
 app.add_typer(config_app, name="config")
 
 DbOption = Annotated[str | None, typer.Option("--db", help="Database URL (default: DEALBOT_DATABASE_URL or sqlite:///dealbot.db)")]
@@ -111,8 +113,8 @@ def console(user: Annotated[str, typer.Option(help="Who you are in the console")
 def serve(host: Annotated[str, typer.Option()] = "127.0.0.1",
           port: Annotated[int, typer.Option(envvar="PORT")] = 8000, db: DbOption = None) -> None:
     """Serve the web app (platform webhooks, /healthz, /metrics) with uvicorn; Slack Socket Mode too
-    when SLACK_APP_TOKEN is set, and Feishu's long connection when it has no Encrypt Key (no public
-    URL needed)."""
+    when SLACK_APP_TOKEN is set, Feishu's long connection when it has no Encrypt Key, DingTalk
+    Stream mode when DINGTALK_STREAM is set (no public URL needed)."""
     _serve(_settings(), host=host, port=port, db=db)
 
 
@@ -136,6 +138,8 @@ def _serve(settings: Settings, *, host: str, port: int, db: str | None, metrics:
                 await adapter.start_polling()
             if adapter.platform == "feishu" and adapter.long_connection is not None:
                 adapter.long_connection.start()
+            if adapter.platform == "dingtalk" and adapter.streaming:
+                await adapter.start_stream()
         # Commands another server received and could not run or answer (it died): run here too.
         recovering = asyncio.create_task(bot.inbox.serve()) if bot.inbox and bot.adapters else None
         await server.serve()
@@ -273,6 +277,26 @@ def telegram_set_webhook() -> None:
     adapter = TelegramAdapter.from_settings(settings, lambda invocation: None)  # type: ignore[arg-type,return-value]
     asyncio.run(adapter.set_webhook(settings.telegram_webhook_url))
     typer.echo(f"webhook set to {settings.telegram_webhook_url}; command menu published (en, zh)")
+
+
+@dingtalk_app.command("register-card-callback")
+def dingtalk_register_card_callback(url: Annotated[str, typer.Argument(
+        help="https://YOUR.HOST/dingtalk/callback")]) -> None:
+    """Send clicks on dealbot's DingTalk cards to URL (card/callbacks/register)."""
+    from adapters.base import DeliveryError
+    from adapters.dingtalk import DingTalkAdapter
+
+    settings = _settings()
+    if not settings.dingtalk_client_id or not settings.dingtalk_client_secret:
+        typer.echo("set DINGTALK_CLIENT_ID and DINGTALK_CLIENT_SECRET first", err=True)
+        raise typer.Exit(2)
+    adapter = DingTalkAdapter.from_settings(settings, None)  # type: ignore[arg-type]
+    try:
+        asyncio.run(adapter.api.register_card_callback(url))
+    except DeliveryError as error:
+        typer.echo(f"DingTalk refused: {error}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"card clicks now go to {url}")
 
 
 @config_app.command("example")

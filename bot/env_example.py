@@ -21,6 +21,7 @@ SECTIONS = {
     "TELEGRAM_BOT_TOKEN": "Telegram (README: Run on Telegram)",
     "WECOM_CORP_ID": "WeCom 企业微信 (README: Run on WeCom)",
     "FEISHU_APP_ID": "Feishu / Lark 飞书 (README: Run on Feishu / Lark)",
+    "DINGTALK_CLIENT_ID": "DingTalk 钉钉 (README: Run on DingTalk)",
     "DEALBOT_SLACK_CHANNEL_RATE": "Pacing below each platform's published limits (count/seconds)",
     "DEALBOT_OUTBOX_MAX_ATTEMPTS": "Delivery, command limits, requests",
 }
@@ -60,6 +61,15 @@ NOTES = {
     "DEALBOT_FEISHU_CHAT_RATE": "Feishu: 5 messages a second to one person or group.",
     "DEALBOT_FEISHU_APP_RATE": "Feishu: 50 a second and 1000 a minute per app; 16/1s keeps "
     "under both.",
+    "DINGTALK_CLIENT_ID": "The app's Client ID (AppKey).",
+    "DINGTALK_CLIENT_SECRET": "The app's Client Secret (AppSecret): signs the robot's callbacks.",
+    "DINGTALK_ROBOT_CODE": "The robot's RobotCode; unset: the Client ID.",
+    "DINGTALK_WEBHOOK_TOKEN": "A custom robot's access_token (or its whole webhook URL): digests "
+    "of a team that talks to the bot only one-to-one go to its group.",
+    "DINGTALK_WEBHOOK_SECRET": "That custom robot's 加签 secret (SEC…).",
+    "DINGTALK_API_URL": "The DingTalk API; tests point it at a fake.",
+    "DINGTALK_STREAM": "true: receive over Stream mode (the robot's 消息接收模式 Stream), no public "
+    "URL needed.",
     "DEALBOT_OUTBOX_MAX_ATTEMPTS": "Deliveries tried before a push is marked dead.",
     "DEALBOT_OUTBOX_LEASE_SECONDS": "How long a worker holds the pushes it claimed.",
     "DEALBOT_INBOX_LEASE_SECONDS": "How long a received command stays its receiver's before "

@@ -45,6 +45,13 @@ class Settings(BaseSettings):
     feishu_encrypt_key: str | None = Field(None, validation_alias="FEISHU_ENCRYPT_KEY")
     feishu_domain: Literal["feishu", "lark"] = Field("feishu", validation_alias="FEISHU_DOMAIN")
     feishu_api_url: str = Field("", validation_alias="FEISHU_API_URL")
+    dingtalk_client_id: str | None = Field(None, validation_alias="DINGTALK_CLIENT_ID")
+    dingtalk_client_secret: str | None = Field(None, validation_alias="DINGTALK_CLIENT_SECRET")
+    dingtalk_robot_code: str | None = Field(None, validation_alias="DINGTALK_ROBOT_CODE")
+    dingtalk_webhook_token: str | None = Field(None, validation_alias="DINGTALK_WEBHOOK_TOKEN")
+    dingtalk_webhook_secret: str | None = Field(None, validation_alias="DINGTALK_WEBHOOK_SECRET")
+    dingtalk_api_url: str = Field("https://api.dingtalk.com", validation_alias="DINGTALK_API_URL")
+    dingtalk_stream: bool = Field(False, validation_alias="DINGTALK_STREAM")
 
     # Pacing below each platform's limits ("count/seconds"); see ../shared/platforms.md.
     slack_channel_rate: str = Field("1/1s", validation_alias="DEALBOT_SLACK_CHANNEL_RATE")
@@ -56,6 +63,8 @@ class Settings(BaseSettings):
     wecom_app_rate: str = Field("30/1s", validation_alias="DEALBOT_WECOM_APP_RATE")
     feishu_chat_rate: str = Field("5/1s", validation_alias="DEALBOT_FEISHU_CHAT_RATE")
     feishu_app_rate: str = Field("16/1s", validation_alias="DEALBOT_FEISHU_APP_RATE")
+    dingtalk_robot_rate: str = Field("20/60s", validation_alias="DEALBOT_DINGTALK_ROBOT_RATE")
+    dingtalk_app_rate: str = Field("20/1s", validation_alias="DEALBOT_DINGTALK_APP_RATE")
     outbox_max_attempts: int = Field(6, validation_alias="DEALBOT_OUTBOX_MAX_ATTEMPTS")
     # Issue 10 (hardening): how long a claimed outbox row is the claimer's before another worker may
     # take it over; command rate limits per member and per team ("count/seconds", or "off"); the
@@ -92,7 +101,8 @@ class Settings(BaseSettings):
                 "telegram_chat": self.telegram_chat_rate, "telegram_group": self.telegram_group_rate,
                 "telegram_bot": self.telegram_bot_rate, "wecom_robot": self.wecom_robot_rate,
                 "wecom_app": self.wecom_app_rate, "feishu_chat": self.feishu_chat_rate,
-                "feishu_app": self.feishu_app_rate}
+                "feishu_app": self.feishu_app_rate, "dingtalk_robot": self.dingtalk_robot_rate,
+                "dingtalk_app": self.dingtalk_app_rate}
 
     @property
     def admin_keys(self) -> list[str]:
@@ -110,6 +120,8 @@ class Settings(BaseSettings):
             found.append("wecom")
         if self.feishu_app_id and self.feishu_app_secret:
             found.append("feishu")
+        if (self.dingtalk_client_id and self.dingtalk_client_secret) or self.dingtalk_webhook_token:
+            found.append("dingtalk")
         return found
 
     @property

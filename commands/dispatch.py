@@ -123,7 +123,7 @@ class Attempt:
         return round((time.perf_counter() - self.started) * 1000, 2)
 
 
-PLATFORMS = ("slack", "telegram", "wecom", "feishu", "console")
+PLATFORMS = ("slack", "telegram", "wecom", "feishu", "dingtalk", "console")
 
 
 def admins_by_platform(entries: Sequence[str]) -> dict[str, tuple[str, ...]]:

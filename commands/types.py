@@ -20,7 +20,7 @@ class Mention(BaseModel):
 
 
 class Invocation(BaseModel):
-    platform: Literal["slack", "telegram", "wecom", "feishu", "console"]
+    platform: Literal["slack", "telegram", "wecom", "feishu", "dingtalk", "console"]
     team_key: str  # "" in a private chat: the user's own team is meant
     team_name: str = ""
     channel: str | None = None

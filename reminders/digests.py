@@ -20,10 +20,11 @@ log = logging.getLogger("dealbot.digests")
 
 def digest_channel(team: Team, config: TeamConfig) -> str | None:
     """The configured channel, else where the team talks to the bot; WeCom app messages come from no
-    chat, so a WeCom team's digests go to its group robot unless told otherwise."""
+    chat, so a WeCom team's digests go to its group robot unless told otherwise (a DingTalk team that
+    only talks to the bot one-to-one: its custom robot)."""
     if config.digest_channel or team.channel:
         return config.digest_channel or team.channel
-    return "robot" if team.platform == "wecom" else None
+    return "robot" if team.platform in ("wecom", "dingtalk") else None
 
 
 def latest_moments(config: TeamConfig, now: datetime) -> dict[str, tuple[datetime, Period]]:

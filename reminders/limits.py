@@ -142,4 +142,5 @@ def default_limits(rates: dict[str, str]) -> dict[str, PlatformLimits]:
         "wecom": PlatformLimits(member=[], channel=limits("wecom_robot"), bot=limits("wecom_app")),
         "feishu": PlatformLimits(member=limits("feishu_chat"), channel=limits("feishu_chat"),
                                  bot=limits("feishu_app")),
+        "dingtalk": PlatformLimits(member=[], channel=limits("dingtalk_robot"), bot=limits("dingtalk_app")),
     }

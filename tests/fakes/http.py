@@ -88,7 +88,7 @@ class FakeServer:
                 self.end_headers()
                 self.wfile.write(payload)
 
-            do_GET = do_POST = do_PATCH = _serve  # noqa: N815
+            do_GET = do_POST = do_PATCH = do_PUT = _serve  # noqa: N815
 
             def log_message(self, *args: Any) -> None:
                 pass
