@@ -1,0 +1,260 @@
+"""Slack workspaces installed through OAuth v2, with slack-bolt's own flow: `GET /slack/install`
+sends the browser to Slack's consent page with a state (kept in the database, so any web replica
+takes it back, and only once), Slack sends it back to `/slack/oauth_redirect` with a code, bolt
+exchanges the code (`oauth.v2.access`) and hands the installation to the store here, which keeps it
+sealed in dealbot's database. Every request from a workspace is then authorized with that
+workspace's token; `app_uninstalled` and `tokens_revoked` remove it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+from typing import Any
+
+from slack_bolt.authorization.async_authorize import AsyncInstallationStoreAuthorize
+from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
+from slack_sdk.errors import SlackTokenRotationError
+from slack_sdk.oauth.installation_store import Bot, Installation
+from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
+from slack_sdk.oauth.state_store.async_state_store import AsyncOAuthStateStore
+from slack_sdk.oauth.token_rotation.async_rotator import AsyncTokenRotator
+from slack_sdk.web.async_client import AsyncWebClient
+
+from models.installations import Installations
+
+log = logging.getLogger("dealbot.slack")
+
+PLATFORM = "slack"
+STATE_LIFETIME = timedelta(minutes=10)  # from /slack/install to Slack's redirect back
+ROTATE_BEFORE = 120  # minutes: a rotating token is renewed this long before it expires
+
+
+def _team_key(enterprise_id: str | None, team_id: str | None, org_wide: bool | None) -> str:
+    """The row an installation lives in: its workspace, or its organisation when it was installed
+    org-wide (Slack then names no workspace). Workspace ids are unique across organisations."""
+    key = enterprise_id if org_wide or not team_id else team_id
+    return key or ""
+
+
+class DatabaseInstallationStore(AsyncInstallationStore):
+    """bolt's installation store, in dealbot's database, sealed. One installation per workspace:
+    dealbot asks for bot scopes only, so the latest install is the one that counts."""
+
+    def __init__(self, installations: Installations) -> None:
+        self.installations = installations
+
+    @property
+    def logger(self) -> logging.Logger:
+        return log
+
+    async def async_save(self, installation: Installation) -> None:
+        data = installation.to_dict_for_copying()
+        # Numbers, not the datetimes to_dict gives: an Installation is made again from them.
+        data.update(
+            installed_at=installation.installed_at,
+            bot_token_expires_at=installation.bot_token_expires_at,
+            user_token_expires_at=installation.user_token_expires_at,
+        )
+        key = _team_key(
+            installation.enterprise_id, installation.team_id, installation.is_enterprise_install
+        )
+        await asyncio.to_thread(
+            self.installations.save,
+            platform=PLATFORM,
+            team_key=key,
+            credentials=data,
+            enterprise_key=installation.enterprise_id,
+            installer_key=installation.user_id,
+        )
+
+    async def async_save_bot(self, bot: Bot) -> None:
+        found = await self.async_find_installation(
+            enterprise_id=bot.enterprise_id,
+            team_id=bot.team_id,
+            is_enterprise_install=bot.is_enterprise_install,
+        )
+        if found is None:
+            return
+        found.bot_token, found.bot_refresh_token = bot.bot_token, bot.bot_refresh_token
+        found.bot_token_expires_at = bot.bot_token_expires_at
+        await self.async_save(found)
+
+    async def async_find_installation(
+        self,
+        *,
+        enterprise_id: str | None,
+        team_id: str | None,
+        user_id: str | None = None,
+        is_enterprise_install: bool | None = False,
+    ) -> Installation | None:
+        key = _team_key(enterprise_id, team_id, is_enterprise_install)
+        if not key:
+            return None
+        data = await asyncio.to_thread(self.installations.find, platform=PLATFORM, team_key=key)
+        if data is None:
+            return None
+        installation = Installation(**data)
+        if user_id is not None and installation.user_id != user_id:
+            return None  # no installation of that person's own (dealbot asks for no user token)
+        return installation
+
+    async def async_find_bot(
+        self,
+        *,
+        enterprise_id: str | None,
+        team_id: str | None,
+        is_enterprise_install: bool | None = False,
+    ) -> Bot | None:
+        found = await self.async_find_installation(
+            enterprise_id=enterprise_id,
+            team_id=team_id,
+            is_enterprise_install=is_enterprise_install,
+        )
+        return found.to_bot() if found is not None and found.bot_token else None
+
+    async def _remove(self, enterprise_id: str | None, team_id: str | None) -> None:
+        # The workspace the event names; the organisation when it names none (org-wide).
+        key = _team_key(enterprise_id, team_id, False)
+        if key and await asyncio.to_thread(
+            self.installations.remove, platform=PLATFORM, team_key=key
+        ):
+            log.info("slack installation removed: %s", key)
+
+    async def async_delete_bot(self, *, enterprise_id: str | None, team_id: str | None) -> None:
+        await self._remove(enterprise_id, team_id)
+
+    async def async_delete_installation(
+        self, *, enterprise_id: str | None, team_id: str | None, user_id: str | None = None
+    ) -> None:
+        if user_id is None:
+            await self._remove(enterprise_id, team_id)
+            return
+        # One person's token revoked: only the installer's user token goes, the bot's stays.
+        found = await self.async_find_installation(
+            enterprise_id=enterprise_id, team_id=team_id, user_id=user_id
+        )
+        if found is not None and found.user_token is not None:
+            found.user_token = found.user_refresh_token = found.user_token_expires_at = None
+            await self.async_save(found)
+
+    async def async_delete_all(self, *, enterprise_id: str | None, team_id: str | None) -> None:
+        await self._remove(enterprise_id, team_id)
+
+
+class DatabaseStateStore(AsyncOAuthStateStore):
+    """bolt's OAuth state store in dealbot's database: issued by one web replica, taken back by any,
+    once. A state that was never issued (its signature does not hold) is refused before any look
+    into the database."""
+
+    def __init__(self, installations: Installations, lifetime: timedelta = STATE_LIFETIME) -> None:
+        self.installations = installations
+        self.lifetime = lifetime
+
+    @property
+    def logger(self) -> logging.Logger:
+        return log
+
+    async def async_issue(self, *args: Any, **kwargs: Any) -> str:
+        return await asyncio.to_thread(self.installations.issue_state, self.lifetime)
+
+    async def async_consume(self, state: str) -> bool:
+        if not isinstance(state, str):
+            return False
+        return await asyncio.to_thread(self.installations.take_state, state)
+
+
+class WorkspaceTokens:
+    """The bot token of each installed workspace, for what dealbot sends without a request from
+    it (pushes, late answers); renewed first when the app rotates its tokens."""
+
+    def __init__(self, store: DatabaseInstallationStore, rotator: AsyncTokenRotator) -> None:
+        self.store = store
+        self.rotator = rotator
+
+    async def __call__(self, team_key: str | None) -> str | None:
+        if not team_key:
+            return None
+        installation = await self.store.async_find_installation(
+            enterprise_id=None, team_id=team_key
+        )
+        if installation is None or not installation.bot_token:
+            return None
+        if installation.bot_refresh_token is not None:
+            try:
+                renewed = await self.rotator.perform_token_rotation(
+                    installation=installation, minutes_before_expiration=ROTATE_BEFORE
+                )
+            except SlackTokenRotationError as error:
+                log.error("could not renew the token of slack workspace %s: %s", team_key, error)
+                return None
+            if renewed is not None:
+                await self.store.async_save(renewed)
+                return renewed.bot_token
+        return installation.bot_token
+
+
+class SlackOAuth:
+    """Everything the Slack adapter needs to serve many workspaces, from dealbot's settings."""
+
+    def __init__(
+        self,
+        installations: Installations,
+        *,
+        client_id: str,
+        client_secret: str,
+        scopes: str,
+        redirect_uri: str | None,
+        api_url: str,
+    ) -> None:
+        self.store = DatabaseInstallationStore(installations)
+        self.state_store = DatabaseStateStore(installations)
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.scopes = [scope.strip() for scope in scopes.split(",") if scope.strip()]
+        self.redirect_uri = redirect_uri or None
+        self.api_url = api_url
+        # Renewals go where every other call goes (SLACK_API_URL), not to slack.com regardless.
+        self.tokens = WorkspaceTokens(
+            self.store,
+            AsyncTokenRotator(
+                client_id=client_id,
+                client_secret=client_secret,
+                client=AsyncWebClient(base_url=api_url),
+            ),
+        )
+
+    @property
+    def authorization_url(self) -> str:
+        """Slack's consent page, beside its Web API: `https://slack.com/oauth/v2/authorize`."""
+        base = self.api_url.rstrip("/")
+        base = base.removesuffix("/api")
+        return f"{base}/oauth/v2/authorize"
+
+    def settings(self, client: AsyncWebClient) -> AsyncOAuthSettings:
+        """bolt's OAuth settings: everything passed here, nothing read from the environment.
+        `/slack/install` sends the browser straight to Slack (no page of ours in between)."""
+        settings = AsyncOAuthSettings(
+            client_id=self.client_id,
+            client_secret=self.client_secret,
+            scopes=self.scopes,
+            user_scopes=[],
+            redirect_uri=self.redirect_uri,
+            install_path="/slack/install",
+            redirect_uri_path="/slack/oauth_redirect",
+            install_page_rendering_enabled=False,
+            authorization_url=self.authorization_url,
+            installation_store=self.store,
+            state_store=self.state_store,
+            state_expiration_seconds=int(STATE_LIFETIME.total_seconds()),
+            logger=log,
+        )
+        settings.authorize = AsyncInstallationStoreAuthorize(
+            logger=log,
+            installation_store=self.store,
+            client_id=self.client_id,
+            client_secret=self.client_secret,
+            client=client,
+            token_rotation_expiration_minutes=ROTATE_BEFORE,
+        )
+        return settings
