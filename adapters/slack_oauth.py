@@ -8,6 +8,7 @@ workspace's token; `app_uninstalled` and `tokens_revoked` remove it."""
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
 from datetime import timedelta
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 from slack_bolt.authorization.async_authorize import AsyncInstallationStoreAuthorize
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_sdk.errors import SlackTokenRotationError
+from slack_sdk.oauth import RedirectUriPageRenderer
 from slack_sdk.oauth.installation_store import Bot, Installation
 from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
 from slack_sdk.oauth.state_store.async_state_store import AsyncOAuthStateStore
@@ -194,6 +196,72 @@ class WorkspaceTokens:
         return installation.bot_token
 
 
+# Why an install did not complete, by bolt's reason code: what the person installing can do.
+WHY = {
+    "access_denied": ("The install was cancelled on Slack.", "已在 Slack 上取消安装。"),
+    "invalid_browser": (
+        "This page does not belong to an install started in this browser (another browser, or "
+        "cookies blocked).",
+        "此页面不属于在本浏览器中开始的安装（换了浏览器，或禁用了 Cookie）。",
+    ),
+    "invalid_state": (
+        "This install link has expired (after 10 minutes) or was used already.",
+        "此安装链接已过期（10 分钟）或已被使用。",
+    ),
+    "missing_code": ("Slack sent no install code.", "Slack 未发送安装授权码。"),
+    "invalid_code": ("Slack did not accept the install code.", "Slack 未接受安装授权码。"),
+    "storage_error": (
+        "dealbot could not keep the workspace's token: its logs say why.",
+        "dealbot 未能保存该工作区的令牌，原因见其日志。",
+    ),
+}
+_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8">{refresh}<title>dealbot</title>
+<style>body {{ font-family: sans-serif; max-width: 36em; margin: 3em auto; }}</style>
+</head><body>{body}</body></html>
+"""
+
+
+class InstallPages(RedirectUriPageRenderer):
+    """What the browser shows at the end of an install, in English and Chinese."""
+
+    def render_success_page(
+        self,
+        app_id: str,
+        team_id: str | None,
+        is_enterprise_install: bool | None = None,
+        enterprise_url: str | None = None,
+    ) -> str:
+        # Slack's desktop app opens on the workspace, as bolt's own page does.
+        app = f"slack://app?team={team_id}&id={app_id}" if team_id and app_id else "slack://open"
+        web = f"https://app.slack.com/client/{team_id}" if team_id else "https://app.slack.com/"
+        body = (
+            "<h2>✅ dealbot is installed in your workspace</h2>"
+            "<p>Type <code>/help</code> in any channel. "
+            f'<a href="{html.escape(app)}">Open Slack</a> · '
+            f'<a href="{html.escape(web)}">Slack in the browser</a></p>'
+            "<h2>✅ dealbot 已安装到你的工作区</h2>"
+            "<p>在任意频道输入 <code>/help</code>（或 <code>/dealbot 帮助</code>）。</p>"
+        )
+        refresh = f'<meta http-equiv="refresh" content="0; URL={html.escape(app)}">'
+        return _PAGE.format(refresh=refresh, body=body)
+
+    def render_failure_page(self, reason: str) -> str:
+        code = reason.partition(":")[0].strip()
+        english, chinese = WHY.get(
+            code,
+            ("Slack and dealbot could not finish the install.", "Slack 与 dealbot 未能完成安装。"),
+        )
+        again = html.escape(self.install_path)
+        body = (
+            f"<h2>The install did not complete</h2><p>{html.escape(english)} "
+            f'<a href="{again}">Start again</a>. ({html.escape(code)})</p>'
+            f"<h2>安装未完成</h2><p>{html.escape(chinese)}"
+            f'<a href="{again}">重新开始</a>。</p>'
+        )
+        return _PAGE.format(refresh="", body=body)
+
+
 class SlackOAuth:
     """Everything the Slack adapter needs to serve many workspaces, from dealbot's settings."""
 
@@ -249,6 +317,9 @@ class SlackOAuth:
             state_expiration_seconds=int(STATE_LIFETIME.total_seconds()),
             logger=log,
         )
+        settings.redirect_uri_page_renderer = InstallPages(
+            install_path=settings.install_path, redirect_uri_path=settings.redirect_uri_path
+        )
         settings.authorize = AsyncInstallationStoreAuthorize(
             logger=log,
             installation_store=self.store,
@@ -256,5 +327,8 @@ class SlackOAuth:
             client_secret=self.client_secret,
             client=client,
             token_rotation_expiration_minutes=ROTATE_BEFORE,
+            # Each token's auth.test once, not on every request: a removed installation is
+            # not found before the cache is consulted, so it never authorizes from the cache.
+            cache_enabled=True,
         )
         return settings

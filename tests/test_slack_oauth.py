@@ -301,6 +301,7 @@ def test_two_workspaces_install_and_each_is_served_with_its_own_token(slack: Dep
     for team in WORKSPACES:
         done = slack.install(team)
         assert done.status_code == 200, done.text
+        assert "dealbot is installed" in done.text and "dealbot 已安装" in done.text
     assert len(slack.api.calls("oauth.v2.access")) == 2
 
     assert "Acme" in slack.say("TACME", "U1", "/lead", "add Acme Robotics")["text"]
@@ -350,7 +351,9 @@ def test_a_missing_forged_foreign_or_replayed_state_installs_nothing(slack: Depl
     code = dict(parse_qsl(urlsplit(redirect).query))["code"]
 
     # No state at all, or a state this browser was never given (a link someone else sent).
-    assert slack.back(f"/slack/oauth_redirect?code={code}", None).status_code == 400
+    missing = slack.back(f"/slack/oauth_redirect?code={code}", None)
+    assert missing.status_code == 400
+    assert "another browser" in missing.text and "换了浏览器" in missing.text
     assert slack.back(redirect, None).status_code == 400
     assert slack.back(redirect, "another-browsers-state").status_code == 400
 
@@ -367,12 +370,16 @@ def test_a_missing_forged_foreign_or_replayed_state_installs_nothing(slack: Depl
         f"{state.partition('.')[0]}.{'A' * 43}",
         f"x.{state.partition('.')[2]}",
     ):
-        assert (
-            slack.back(f"/slack/oauth_redirect?code={code}&state={forged}", forged).status_code
-            == 401
-        )
+        refused = slack.back(f"/slack/oauth_redirect?code={code}&state={forged}", forged)
+        assert refused.status_code == 401
+        assert "expired" in refused.text and "已过期" in refused.text
+        assert 'href="/slack/install"' in refused.text  # what to do: start again
     assert statements == []
     assert not slack.api.calls("oauth.v2.access") and _installations(slack.bot.engine) == 0
+
+    # Someone who says no on Slack's page is told the install was cancelled.
+    cancelled = slack.back(f"/slack/oauth_redirect?error=access_denied&state={state}", state)
+    assert "cancelled" in cancelled.text and "取消" in cancelled.text
 
     # The real state works once; the same redirect again is refused.
     assert slack.back(redirect, state).status_code == 200
