@@ -76,6 +76,8 @@ class FakeSlackWorkspaces(FakeServer):
                 f"{self.redirect_uri}?{urlencode({'code': code, 'state': request.query['state']})}"
             )
             return Answer(status=302, body=b"", headers={"Location": back})
+        if request.path.startswith("/response/expired"):
+            return Answer(status=404, body=b"expired_url")
         if request.path.startswith("/response/"):
             return Answer(body={"ok": True})
         args = arguments(request)
@@ -228,8 +230,10 @@ class Deployment:
             },
         )
 
-    def say(self, team: str, user: str, command: str, text: str) -> dict[str, Any]:
-        """A slash command typed by `user` in workspace `team`, and what it answered."""
+    def command(
+        self, team: str, user: str, command: str, text: str, *, answer_at: str = ""
+    ) -> None:
+        """A slash command typed by `user` in workspace `team`, acknowledged."""
         form = dict(parse_qsl((PAYLOADS / "slash_command.form").read_text().strip()))
         form.update(
             team_id=team,
@@ -237,12 +241,14 @@ class Deployment:
             user_name=NAMES[user],
             command=command,
             text=text,
-            response_url=f"{self.api.url}/response/{secrets.token_hex(6)}",
+            response_url=f"{self.api.url}/response/{answer_at}{secrets.token_hex(6)}",
         )
-        assert (
-            self.post(urlencode(form).encode(), "application/x-www-form-urlencoded").status_code
-            == 200
-        )
+        answer = self.post(urlencode(form).encode(), "application/x-www-form-urlencoded")
+        assert answer.status_code == 200
+
+    def say(self, team: str, user: str, command: str, text: str) -> dict[str, Any]:
+        """A slash command typed by `user` in workspace `team`, and what it answered."""
+        self.command(team, user, command, text)
         self.answers += 1
         wanted = self.answers
         self.api.wait_for(
@@ -484,3 +490,30 @@ def test_oauth_settings_that_cannot_work_together_are_refused(
             settings("http://127.0.0.1:9", DEALBOT_DATABASE_URL=f"sqlite:///{database}", **values)
         )
     assert not database.exists()
+
+
+def test_a_command_answered_late_by_a_worker_goes_out_with_its_workspace_token(
+    slack: Deployment, engine: Engine, clock: FixedClock
+) -> None:
+    """A command acknowledged but not answered (Slack refused its response_url, which then
+    expired): a worker built from the same settings answers it in the person's DM, with the token
+    of the workspace the command came from."""
+    for team in WORKSPACES:
+        slack.install(team)
+    slack.command("TBETA", "U3", "/lead", "add Initech", answer_at="expired")
+    slack.api.wait_for(lambda requests: any("/response/expired" in r.path for r in requests))
+    clock.advance(minutes=45)
+    worker = build(
+        settings(slack.api.url),
+        clock=clock,
+        migrate=False,
+        database_url=engine.url.render_as_string(hide_password=False),
+    )
+    try:
+        asyncio.run(worker.worker().run_once())
+    finally:
+        worker.engine.dispose()
+    (dm,) = slack.api.calls("chat.postMessage")
+    assert dm in slack.api.sent_by("TBETA", "chat.postMessage")
+    assert arguments(dm)["channel"] == "DU3" and "L1 Initech" in arguments(dm)["text"]
+    assert lead_names_by_workspace(engine) == {"TBETA": ["Initech"]}
