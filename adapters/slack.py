@@ -325,9 +325,10 @@ class SlackAdapter:
         url, user = answer_to.get("response_url"), answer_to.get("user")
         sender = self.sender()
         team = answer_to.get("team")
+        # The workspace's own token (TargetGone when the app was uninstalled there since).
+        client = await sender.client_for(team)
         if url and age < RESPONSE_URL_LIFE:
             try:
-                client = await sender.client_for(team) if self.oauth is not None else self.client
                 await self._answer(_Responder(url), reply, channel=answer_to.get("channel"),
                                    user=user, client=client)
                 return
@@ -368,14 +369,14 @@ class SlackAdapter:
                       replace_original=replace and not ephemeral)
         if reply.image is not None and channel and not ephemeral:
             await client.files_upload_v2(channel=channel, content=reply.image.png,
-                                              filename=reply.image.filename, title=reply.image.alt[:250])
+                                         filename=reply.image.filename, title=reply.image.alt[:250])
         if reply.file is not None:
             # A private file (an export) goes to the person's DM, never to everyone in the channel.
             where = channel if not ephemeral else (
                 (await client.conversations_open(users=user))["channel"]["id"] if user else None)
             if where:
                 await client.files_upload_v2(channel=where, content=reply.file.data,
-                                                  filename=reply.file.filename, title=reply.file.filename)
+                                             filename=reply.file.filename, title=reply.file.filename)
 
     async def _on_click(self, ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any,
                         client: AsyncWebClient) -> None:

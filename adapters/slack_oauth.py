@@ -23,6 +23,7 @@ from slack_sdk.oauth.state_store.async_state_store import AsyncOAuthStateStore
 from slack_sdk.oauth.token_rotation.async_rotator import AsyncTokenRotator
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.base import AuthBroken
 from models.installations import Installations
 
 log = logging.getLogger("dealbot.slack")
@@ -168,7 +169,8 @@ class DatabaseStateStore(AsyncOAuthStateStore):
 
 class WorkspaceTokens:
     """The bot token of each installed workspace, for what dealbot sends without a request from
-    it (pushes, late answers); renewed first when the app rotates its tokens."""
+    it (pushes, late answers); renewed first when the app rotates its tokens (AuthBroken when Slack
+    refuses to)."""
 
     def __init__(self, store: DatabaseInstallationStore, rotator: AsyncTokenRotator) -> None:
         self.store = store
@@ -188,8 +190,8 @@ class WorkspaceTokens:
                     installation=installation, minutes_before_expiration=ROTATE_BEFORE
                 )
             except SlackTokenRotationError as error:
-                log.error("could not renew the token of slack workspace %s: %s", team_key, error)
-                return None
+                # Slack refused to renew it: only installing again mends that.
+                raise AuthBroken(f"slack refused to renew the token of {team_key}") from error
             if renewed is not None:
                 await self.store.async_save(renewed)
                 return renewed.bot_token
