@@ -318,9 +318,11 @@ class OAuthState(SQLModel, table=True):
     once when it returns: every web replica sees it, and it cannot be used twice."""
 
     __tablename__ = "oauth_state"
-    __table_args__ = (Index("ix_oauth_state_expires", "expires_at"),)
+    __table_args__ = (UniqueConstraint("nonce", name="uq_oauth_state_nonce"),
+                      Index("ix_oauth_state_expires", "expires_at"))
 
-    nonce: str = Field(primary_key=True, max_length=64)
+    id: int | None = Field(default=None, primary_key=True)
+    nonce: str = Field(max_length=64)
     expires_at: datetime = _utc_column()
 
 # Issue 9's tables (contracts, instalments, payments, care plans): a plain import, so that importing

@@ -33,9 +33,11 @@ def upgrade() -> None:
     )
     op.create_table(
         "oauth_state",
+        sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("nonce", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("expires_at", models.tables.UTCDateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("nonce"),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("nonce", name="uq_oauth_state_nonce"),
     )
     op.create_index("ix_oauth_state_expires", "oauth_state", ["expires_at"])
 
