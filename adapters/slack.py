@@ -9,9 +9,9 @@ import html
 import logging
 import re
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
@@ -38,6 +38,9 @@ from commands import FAMILIES
 from commands.inbox import Inbox, Received
 from commands.types import Invocation, Mention, Reply
 
+if TYPE_CHECKING:
+    from adapters.slack_oauth import SlackOAuth
+
 log = logging.getLogger("dealbot.slack")
 
 # Every verb family's English word is a slash command; /dealbot is the umbrella for workspaces that
@@ -52,6 +55,14 @@ _GONE = {"channel_not_found", "is_archived", "not_in_channel", "user_not_found",
          "account_inactive_user", "messages_tab_disabled"}
 _AUTH = {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired", "no_permission",
          "missing_scope", "not_allowed_token_type"}
+
+# Events that take the app's tokens away (bolt's own listeners remove them from the store).
+REVOCATIONS = ("app_uninstalled", "tokens_revoked")
+# What a person in a workspace without the app's token is told (bolt answers it for us).
+NOT_INSTALLED = ("dealbot is not installed in this workspace (or was uninstalled): ask whoever "
+                 "runs it for the install link (/slack/install).\n"
+                 "dealbot 未安装到此工作区（或已被卸载）：请向部署 dealbot 的人"
+                 "索取安装链接（/slack/install）。")
 
 Dispatch = Callable[[Invocation], Reply]
 
@@ -117,13 +128,15 @@ class UserNames:
         """The name without asking Slack: cached, else `fallback`."""
         return self._names.get(user_id) or fallback or user_id
 
-    async def name(self, user_id: str, fallback: str = "") -> str:
+    async def name(self, user_id: str, fallback: str = "",
+                   client: AsyncWebClient | None = None) -> str:
+        """`client`: the one holding the token of the person's workspace (bolt's, per request)."""
         if user_id in self._names:
             self._names.move_to_end(user_id)
             return self._names[user_id]
         name = fallback or user_id
         try:
-            answer = await self.client.users_info(user=user_id)
+            answer = await (client or self.client).users_info(user=user_id)
             user = answer.get("user") or {}
             profile = user.get("profile") or {}
             name = profile.get("display_name") or profile.get("real_name") or user.get("name") or name
@@ -141,13 +154,14 @@ class UserNames:
         return self._zones.get(user_id)
 
 
-async def mentions_in(text: str, names: UserNames, *, look_up: bool = True) -> dict[str, Mention]:
+async def mentions_in(text: str, names: UserNames, *, look_up: bool = True,
+                      client: AsyncWebClient | None = None) -> dict[str, Mention]:
     """Mentions Slack itself encoded (`<@U123|bob>`). Typed look-alikes arrive escaped (`&lt;@U…`) and
     are not matched, so nobody can mention a person they only typed."""
     found = {}
     for match in _MENTION.finditer(text):
         user_id, label = match.group(1), match.group(2) or ""
-        name = await names.name(user_id, label) if look_up else names.known(user_id, label)
+        name = await names.name(user_id, label, client) if look_up else names.known(user_id, label)
         found[match.group(0)] = Mention(user_key=user_id, name=name)
     return found
 
@@ -168,9 +182,12 @@ class SlackAdapter:
     platform = "slack"
 
     @classmethod
-    def from_settings(cls, settings: Any, dispatch: Dispatch) -> SlackAdapter:
+    def from_settings(cls, settings: Any, dispatch: Dispatch,
+                      oauth: SlackOAuth | None = None) -> SlackAdapter:
+        """`oauth`: workspaces install the app at /slack/install, each with a token of its own,
+        instead of the one SLACK_BOT_TOKEN."""
         return cls(dispatch, token=settings.slack_bot_token or "", signing_secret=settings.slack_signing_secret,
-                   api_url=settings.slack_api_url)
+                   api_url=settings.slack_api_url, oauth=oauth)
 
     def routes(self) -> list[Route]:
         """`POST /slack/events`: slash commands, interactivity and events, all verified by bolt.
@@ -198,26 +215,60 @@ class SlackAdapter:
                 log.warning("slack request refused (400): %s", type(error).__name__)
                 return Response(status_code=400)
 
-        return [Route("/slack/events", events, methods=["POST"])]
+        routes = [Route("/slack/events", events, methods=["POST"])]
+        if self.oauth is not None:
+            # A browser's, not Slack's: bolt checks the OAuth state (its cookie and the store).
+            async def installing(request: Request) -> Response:
+                return await handler.handle(request)
+
+            routes += [Route("/slack/install", installing, methods=["GET"]),
+                       Route("/slack/oauth_redirect", installing, methods=["GET"])]
+        return routes
 
     def sender(self) -> SlackSender:
-        return SlackSender(self.client)
+        return SlackSender(self.client,
+                           tokens=self.oauth.tokens if self.oauth is not None else None)
 
     def __init__(self, dispatch: Dispatch, *, token: str, signing_secret: str | None, api_url: str,
-                 client: AsyncWebClient | None = None) -> None:
+                 client: AsyncWebClient | None = None, oauth: SlackOAuth | None = None) -> None:
         self.dispatch = dispatch
         self.inbox: Inbox | None = None  # set by the wiring: commands kept until answered
         self.signing_secret = signing_secret
-        self.client = client or AsyncWebClient(token=token, base_url=api_url)
+        self.oauth = oauth
+        # With OAuth this client holds no token: bolt gives each request a client with the token of
+        # the workspace it comes from, and pushes take theirs from the installation store.
+        self.client = client or AsyncWebClient(token=token if oauth is None else None,
+                                               base_url=api_url)
         self.names = UserNames(self.client)
         self.app = AsyncApp(client=self.client, signing_secret=signing_secret,
                             request_verification_enabled=signing_secret is not None, process_before_response=False,
-                            ignoring_self_events_enabled=True)
+                            ignoring_self_events_enabled=True,
+                            oauth_settings=oauth.settings(self.client) if oauth else None,
+                            user_facing_authorize_error_message=NOT_INSTALLED if oauth else None)
+        if oauth is not None:
+            self.app.middleware(self._on_revocation)
         for command in COMMANDS:
             self.app.command(command)(self._on_command)
         self.app.action(re.compile(f"^{ACTION_PREFIX}_\\d+$"))(self._on_click)
         self.app.event("app_home_opened")(self._on_home)
         self.app.error(self._on_error)
+
+    async def _on_revocation(self, body: dict[str, Any], context: Any,
+                             next: Callable[[], Awaitable[None]]) -> BoltResponse | None:  # noqa: A002
+        """app_uninstalled, tokens_revoked: the workspace's token leaves the store (bolt's own
+        listeners) before Slack hears "received", so nothing is sent there afterwards, and Slack
+        sends the event again if that failed."""
+        event = body.get("event") if body.get("type") == "event_callback" else None
+        kind = event.get("type") if isinstance(event, dict) else None
+        if kind == "app_uninstalled":
+            await self.app.default_app_uninstalled_event_listener()(context=context)
+        elif kind == "tokens_revoked":
+            await self.app.default_tokens_revoked_event_listener()(event=event, context=context)
+        else:
+            await next()
+            return None
+        log.info("slack %s: workspace %s", kind, context.team_id or context.enterprise_id)
+        return BoltResponse(status=200, body="")
 
     async def _on_error(self, error: Exception,
                         response: BoltResponse | None) -> BoltResponse | None:
@@ -233,17 +284,18 @@ class SlackAdapter:
 
     async def _invocation(self, *, team_id: str, user_id: str, user_name: str, channel: str | None, text: str,
                           delivery_id: str | None = None, press: Any = None,
-                          look_up: bool = True) -> Invocation:
+                          look_up: bool = True, client: AsyncWebClient | None = None) -> Invocation:
         """`look_up`: ask Slack for names not known yet (not before an acknowledgement, which
         Slack wants within 3 seconds)."""
         if not (identifier(team_id) and identifier(user_id)):
             raise ValueError("a slack request without a user or team is never dispatched")
-        name = await self.names.name(user_id, user_name) if look_up \
+        name = await self.names.name(user_id, user_name, client) if look_up \
             else self.names.known(user_id, user_name)
         return Invocation(platform="slack", team_key=team_id, channel=channel, user_key=user_id,
                           press=press, user_name=name, text=plain(text),
                           timezone=self.names.timezone(user_id),
-                          mentions=await mentions_in(text, self.names, look_up=look_up),
+                          mentions=await mentions_in(text, self.names, look_up=look_up,
+                                                     client=client),
                           received_at=datetime.now(UTC), delivery_id=delivery_id)
 
     async def _receive(self, ack: Any, invocation: Invocation, *, response_url: str | None,
@@ -253,7 +305,8 @@ class SlackAdapter:
         received = None
         if self.inbox is not None and invocation.delivery_id:
             received = await self.inbox.receive(invocation, {
-                "response_url": response_url, "channel": channel, "user": user})
+                "response_url": response_url, "channel": channel, "user": user,
+                "team": invocation.team_key})
         await ack()
         return received
 
@@ -270,18 +323,24 @@ class SlackAdapter:
         """Answer a command this process did not receive (its receiver died): on its response_url
         while Slack takes answers there, else in the person's DM."""
         url, user = answer_to.get("response_url"), answer_to.get("user")
+        sender = self.sender()
+        team = answer_to.get("team")
+        # The workspace's own token (TargetGone when the app was uninstalled there since).
+        client = await sender.client_for(team)
         if url and age < RESPONSE_URL_LIFE:
             try:
                 await self._answer(_Responder(url), reply, channel=answer_to.get("channel"),
-                                   user=user)
+                                   user=user, client=client)
                 return
             except TargetGone as error:  # used up or expired after all
                 log.warning("response_url refused a late answer (%s): sent to the DM", error)
         if not user:
             raise TargetGone("no response_url and no user to answer")
-        await SlackSender(self.client).send(Target(kind="member", key=user), reply)
+        await sender.send(Target(kind="member", key=user),
+                          reply.model_copy(update={"team_key": team}))
 
-    async def _on_command(self, ack: Any, body: dict[str, Any], respond: Any, request: Any) -> None:
+    async def _on_command(self, ack: Any, body: dict[str, Any], respond: Any, request: Any,
+                          client: AsyncWebClient) -> None:
         # Slash commands carry no delivery id, and a signed request replayed within the five minutes
         # bolt accepts would run twice: the signature (unique per timestamp and body) is its id.
         signature = (request.headers.get("x-slack-signature") or [None])[0]
@@ -294,31 +353,33 @@ class SlackAdapter:
                                        channel=body.get("channel_id"), user=body.get("user_id", ""))
         if received is not None and received.repeat:
             return
-        reply = await self._run(await self._invocation(**fields), received)
+        reply = await self._run(await self._invocation(**fields, client=client), received)
         await self._answer(_answering(respond, body), reply, channel=body.get("channel_id"),
-                           user=body.get("user_id"))
+                           user=body.get("user_id"), client=client)
         await self._answered(received)
 
     async def _answer(self, respond: Any, reply: Reply, *, channel: str | None, replace: bool = False,
-                      user: str | None = None) -> None:
+                      user: str | None = None, client: AsyncWebClient | None = None) -> None:
         if reply.duplicate:
             return
+        client = client or self.client
         ephemeral = reply.private or not reply.ok
         await respond(text=fallback_text(reply), blocks=blocks(reply),
                       response_type="ephemeral" if ephemeral else "in_channel",
                       replace_original=replace and not ephemeral)
         if reply.image is not None and channel and not ephemeral:
-            await self.client.files_upload_v2(channel=channel, content=reply.image.png,
-                                              filename=reply.image.filename, title=reply.image.alt[:250])
+            await client.files_upload_v2(channel=channel, content=reply.image.png,
+                                         filename=reply.image.filename, title=reply.image.alt[:250])
         if reply.file is not None:
             # A private file (an export) goes to the person's DM, never to everyone in the channel.
             where = channel if not ephemeral else (
-                (await self.client.conversations_open(users=user))["channel"]["id"] if user else None)
+                (await client.conversations_open(users=user))["channel"]["id"] if user else None)
             if where:
-                await self.client.files_upload_v2(channel=where, content=reply.file.data,
-                                                  filename=reply.file.filename, title=reply.file.filename)
+                await client.files_upload_v2(channel=where, content=reply.file.data,
+                                             filename=reply.file.filename, title=reply.file.filename)
 
-    async def _on_click(self, ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any) -> None:
+    async def _on_click(self, ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any,
+                        client: AsyncWebClient) -> None:
         """A button runs its command as the person who clicked; the message then shows the outcome.
         The workspace comes in Slack's signed envelope of every click, direct messages included, so
         the team a card was posted in is the team its buttons act in."""
@@ -335,9 +396,9 @@ class SlackAdapter:
                                        user=user.get("id", ""))
         if received is not None and received.repeat:
             return
-        reply = await self._run(await self._invocation(**fields), received)
+        reply = await self._run(await self._invocation(**fields, client=client), received)
         await self._answer(_answering(respond, body), reply, channel=channel,
-                           replace=reply.ok and reply.settles, user=user.get("id"))
+                           replace=reply.ok and reply.settles, user=user.get("id"), client=client)
         await self._answered(received)
 
     async def _on_home(self, event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient) -> None:
@@ -345,7 +406,8 @@ class SlackAdapter:
             return
         user_id = event.get("user", "")
         invocation = await self._invocation(team_id=body.get("team_id", ""), user_id=user_id, user_name="",
-                                            channel=None, text="/me", delivery_id=f"event:{body.get('event_id')}")
+                                            channel=None, text="/me", client=client,
+                                            delivery_id=f"event:{body.get('event_id')}")
         reply = await self._run(invocation)
         if reply.duplicate:
             return
@@ -377,6 +439,10 @@ def identified(body: bytes, content_type: str | None) -> bool:
         return True
     if payload.get("ssl_check") == "1" or payload.get("type") == "url_verification":
         return True
+    event = payload.get("event")
+    if isinstance(event, dict) and event.get("type") in REVOCATIONS:
+        # Said of the whole workspace, by nobody in it: the team alone identifies them.
+        return identifier(payload.get("team_id")) or identifier(payload.get("enterprise_id"))
     try:
         team, user = extract_team_id(payload), extract_user_id(payload)
     except (AttributeError, LookupError, TypeError):
@@ -410,38 +476,62 @@ class _Responder:
 
 # --- outbound -----------------------------------------------------------------------------------
 
+# The bot token of a workspace installed through OAuth; None when the app is not (or no longer)
+# installed there.
+WorkspaceToken = Callable[[str | None], Awaitable[str | None]]
+
+
 class SlackSender:
-    """Delivers outbox messages: chat.postMessage to channels, and to people through their DM."""
+    """Delivers outbox messages: chat.postMessage to channels, and to people through their DM.
+    With `tokens` (OAuth), each message goes out with the token of its team's workspace."""
 
     platform = "slack"
 
-    def __init__(self, client: AsyncWebClient) -> None:
+    def __init__(self, client: AsyncWebClient, tokens: WorkspaceToken | None = None) -> None:
         self.client = client
-        self._dm: dict[str, str] = {}
+        self.tokens = tokens
+        self._dm: dict[tuple[str | None, str], str] = {}
 
-    async def _channel(self, target: Target) -> str:
+    async def client_for(self, team: str | None) -> AsyncWebClient:
+        """The client that speaks for the team's workspace. Without its token (the app was
+        uninstalled, or never installed there) nothing can reach it: TargetGone, and the outbox
+        gives the message up instead of trying it for ever."""
+        if self.tokens is None:
+            return self.client
+        token = await self.tokens(team)
+        if token is None:
+            raise TargetGone(f"dealbot is not installed in slack workspace {team or '?'}")
+        return AsyncWebClient(token=token, base_url=self.client.base_url,
+                              timeout=self.client.timeout,
+                              retry_handlers=list(self.client.retry_handlers))
+
+    async def _channel(self, client: AsyncWebClient, team: str | None, target: Target) -> str:
         if target.kind != "member":
             return target.key
-        if target.key not in self._dm:
-            answer = await self._call(self.client.conversations_open, users=target.key)
-            self._dm[target.key] = answer["channel"]["id"]
-        return self._dm[target.key]
+        if (team, target.key) not in self._dm:
+            answer = await self._call(client.conversations_open, users=target.key)
+            self._dm[team, target.key] = answer["channel"]["id"]
+        return self._dm[team, target.key]
 
     async def send(self, target: Target, reply: Reply) -> str:
-        channel = await self._channel(target)
-        answer = await self._call(self.client.chat_postMessage, channel=channel, text=fallback_text(reply),
-                                  blocks=blocks(reply))
+        client = await self.client_for(reply.team_key)
+        channel = await self._channel(client, reply.team_key, target)
+        answer = await self._call(client.chat_postMessage, channel=channel,
+                                  text=fallback_text(reply), blocks=blocks(reply))
         if reply.image is not None:
-            await self._call(self.client.files_upload_v2, channel=answer.get("channel", channel),
-                             content=reply.image.png, filename=reply.image.filename, title=reply.image.alt[:250])
+            await self._call(client.files_upload_v2, channel=answer.get("channel", channel),
+                             content=reply.image.png, filename=reply.image.filename,
+                             title=reply.image.alt[:250])
         if reply.file is not None:
-            await self._call(self.client.files_upload_v2, channel=answer.get("channel", channel),
-                             content=reply.file.data, filename=reply.file.filename, title=reply.file.filename)
+            await self._call(client.files_upload_v2, channel=answer.get("channel", channel),
+                             content=reply.file.data, filename=reply.file.filename,
+                             title=reply.file.filename)
         return f"{answer.get('channel', channel)}:{answer.get('ts', '')}"
 
     async def update(self, message_ref: str, reply: Reply) -> None:
         channel, _, ts = message_ref.partition(":")
-        await self._call(self.client.chat_update, channel=channel, ts=ts, text=fallback_text(reply),
+        client = await self.client_for(reply.team_key)
+        await self._call(client.chat_update, channel=channel, ts=ts, text=fallback_text(reply),
                          blocks=blocks(reply))
 
     async def _call(self, method: Any, **kwargs: Any) -> Any:

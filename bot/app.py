@@ -15,14 +15,16 @@ from adapters.base import Sender
 from adapters.console import ConsoleSender
 from bot import logs
 from bot.metrics import Metrics
-from bot.settings import Settings
+from bot.settings import Settings, SettingsError
 from commands import Dispatcher
 from commands.dispatch import Handled, unqualified_admins
 from commands.inbox import Inbox
 from commands.throttle import Throttle
 from models.clock import Clock, SystemClock
 from models.db import make_engine
+from models.installations import Installations
 from models.migrate import upgrade
+from models.sealed import Seal, weak_secret
 from reminders.limits import ARRIVAL_MARGIN, Pacer, default_limits
 from reminders.outbox import Delivered, OutboxDelivery
 from reminders.worker import Worker
@@ -90,6 +92,9 @@ def build(settings: Settings | None = None, *, clock: Clock | None = None, datab
           migrate: bool = True, metrics: Metrics | None = None) -> Bot:
     """`metrics`: share one registry between builds in one process (`dealbot run`)."""
     settings = settings or Settings()
+    problem = slack_oauth_problem(settings) if settings.slack_oauth else None
+    if problem is not None:
+        raise SettingsError(problem)  # before anything is touched, the database included
     url = database_url or settings.database_url
     engine = make_engine(url)
     if migrate:
@@ -111,10 +116,11 @@ def build(settings: Settings | None = None, *, clock: Clock | None = None, datab
     dispatcher.observer = bot._handled
     bot.metrics.watch_outbox(engine)
     # Each configured platform: an adapter (inbound routes) and its sender (outbox deliveries).
+    oauth = slack_oauth(settings, engine, clock) if settings.slack_oauth else None
     if "slack" in settings.platforms:
         from adapters.slack import SlackAdapter
 
-        bot.adapters.append(SlackAdapter.from_settings(settings, dispatcher.dispatch))
+        bot.adapters.append(SlackAdapter.from_settings(settings, dispatcher.dispatch, oauth))
     if "telegram" in settings.platforms:
         from adapters.telegram import TelegramAdapter
 
@@ -136,6 +142,36 @@ def build(settings: Settings | None = None, *, clock: Clock | None = None, datab
     keep_commands(bot, lease=timedelta(seconds=settings.inbox_lease_seconds),
                   max_attempts=settings.outbox_max_attempts)
     return bot
+
+
+def slack_oauth_problem(settings: Settings) -> str | None:
+    """Why the settings cannot serve Slack workspaces through OAuth, or None when they can."""
+    if not (settings.slack_client_id and settings.slack_client_secret):
+        return ("Slack OAuth needs both SLACK_CLIENT_ID and SLACK_CLIENT_SECRET (the app's Basic "
+                "Information → App Credentials)")
+    if not settings.slack_signing_secret:
+        return ("Slack OAuth needs SLACK_SIGNING_SECRET: workspaces install the app over HTTP "
+                "(/slack/install) and Slack sends their requests to /slack/events")
+    if settings.slack_bot_token:
+        return ("SLACK_BOT_TOKEN and SLACK_CLIENT_ID are both set: choose one. For any number of "
+                "workspaces, unset SLACK_BOT_TOKEN and install each workspace (that token's too) "
+                "at https://YOUR.HOST/slack/install; for one, unset SLACK_CLIENT_ID and "
+                "SLACK_CLIENT_SECRET")
+    problem = weak_secret(settings.secret_key)
+    if problem is not None:
+        return f"Slack OAuth keeps each workspace's token sealed with DEALBOT_SECRET_KEY: {problem}"
+    return None
+
+
+def slack_oauth(settings: Settings, engine: Engine, clock: Clock) -> Any:
+    """The installation store and state store of Slack's OAuth flow, in this database."""
+    from adapters.slack_oauth import SlackOAuth
+
+    installations = Installations(engine, Seal(settings.secret_key or ""), clock)
+    return SlackOAuth(installations, client_id=settings.slack_client_id or "",
+                      client_secret=settings.slack_client_secret or "",
+                      scopes=settings.slack_scopes, redirect_uri=settings.slack_redirect_uri,
+                      api_url=settings.slack_api_url)
 
 
 def keep_commands(bot: Bot, *, lease: timedelta, max_attempts: int = 6) -> Inbox:

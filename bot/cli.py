@@ -22,7 +22,7 @@ from adapters.console import ConsoleAdapter
 from bot import logs
 from bot.app import Bot, build
 from bot.metrics import Metrics
-from bot.settings import Settings
+from bot.settings import Settings, SettingsError
 from models.clock import FixedClock
 from models.db import make_engine, rewrite_files, unit_of_work
 from models.migrate import SchemaTooNew, upgrade
@@ -412,7 +412,7 @@ def restore_(file: Annotated[Path, typer.Argument(help="A backup made by `dealbo
 def main() -> None:
     try:
         app()
-    except SchemaTooNew as error:
+    except (SchemaTooNew, SettingsError) as error:
         typer.echo(f"dealbot: {error}", err=True)
         raise SystemExit(2) from None
 

@@ -16,7 +16,7 @@ HEADER = """\
 
 # A heading before the first setting of each group; a new setting joins the group above it.
 SECTIONS = {
-    "DEALBOT_DATABASE_URL": "Database, admins, logs",
+    "DEALBOT_DATABASE_URL": "Database, admins, logs, the secret key",
     "SLACK_BOT_TOKEN": "Slack (README: Run on Slack)",
     "TELEGRAM_BOT_TOKEN": "Telegram (README: Run on Telegram)",
     "WECOM_CORP_ID": "WeCom 企业微信 (README: Run on WeCom)",
@@ -35,10 +35,21 @@ NOTES = {
     "DEALBOT_LOG_LEVEL": "DEBUG, INFO, WARNING or ERROR.",
     "DEALBOT_TIMEZONE": "A new team's timezone (IANA name, e.g. Europe/Berlin); unset: "
     "Asia/Shanghai for a Chinese team, else UTC.",
-    "SLACK_BOT_TOKEN": "xoxb-… of the installed app.",
+    "DEALBOT_SECRET_KEY": "Seals the credentials kept in the database (the tokens of Slack "
+    "workspaces installed through OAuth); 32 characters or more: python -c 'import secrets; "
+    "print(secrets.token_urlsafe(32))'. Keep it: without it, every workspace installs again.",
+    "SLACK_BOT_TOKEN": "xoxb-… of the installed app: one workspace. For many, leave it unset "
+    "and set SLACK_CLIENT_ID and SLACK_CLIENT_SECRET instead (README: Deploy).",
     "SLACK_SIGNING_SECRET": "Basic Information → Signing Secret (HTTP events).",
     "SLACK_APP_TOKEN": "xapp-… for Socket Mode instead of a public URL.",
-    "SLACK_API_URL": "Slack's Web API; tests point it at a fake.",
+    "SLACK_API_URL": "Slack's Web API (its OAuth consent page is beside it); tests point it at "
+    "a fake.",
+    "SLACK_CLIENT_ID": "Basic Information → App Credentials: with SLACK_CLIENT_SECRET, any number "
+    "of workspaces install the app at https://YOUR.HOST/slack/install (needs DEALBOT_SECRET_KEY).",
+    "SLACK_CLIENT_SECRET": "Basic Information → App Credentials → Client Secret.",
+    "SLACK_SCOPES": "The bot scopes a workspace grants on installing (comma-separated).",
+    "SLACK_REDIRECT_URI": "https://YOUR.HOST/slack/oauth_redirect when the app lists several "
+    "Redirect URLs; unset: the one the app lists.",
     "TELEGRAM_BOT_TOKEN": "From @BotFather.",
     "TELEGRAM_WEBHOOK_SECRET": "Telegram sends it with every webhook call; dealbot checks it.",
     "TELEGRAM_WEBHOOK_URL": "https://YOUR.HOST/telegram/webhook, registered by "

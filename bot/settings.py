@@ -8,6 +8,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# What dealbot's bot user does in a workspace (README: Run on Slack, the manifest's scopes).
+SLACK_SCOPES = "commands,chat:write,chat:write.public,im:write,users:read,files:write"
+
+
+class SettingsError(Exception):
+    """Settings that cannot work together; the message says what to set."""
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
@@ -19,11 +26,20 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", validation_alias="DEALBOT_LOG_LEVEL")
     # A new team's timezone (an IANA name); unset: Asia/Shanghai for a Chinese team, else UTC.
     timezone: str = Field("", validation_alias="DEALBOT_TIMEZONE")
+    # Seals the credentials kept in the database (the tokens of Slack workspaces installed through
+    # OAuth): see models.sealed. Needed when SLACK_CLIENT_ID is set.
+    secret_key: str | None = Field(None, validation_alias="DEALBOT_SECRET_KEY")
 
     slack_bot_token: str | None = Field(None, validation_alias="SLACK_BOT_TOKEN")
     slack_signing_secret: str | None = Field(None, validation_alias="SLACK_SIGNING_SECRET")
     slack_app_token: str | None = Field(None, validation_alias="SLACK_APP_TOKEN")
     slack_api_url: str = Field("https://slack.com/api/", validation_alias="SLACK_API_URL")
+    # Any number of workspaces, each installed at /slack/install (OAuth v2) instead of one
+    # SLACK_BOT_TOKEN: bolt's conventional names.
+    slack_client_id: str | None = Field(None, validation_alias="SLACK_CLIENT_ID")
+    slack_client_secret: str | None = Field(None, validation_alias="SLACK_CLIENT_SECRET")
+    slack_scopes: str = Field(SLACK_SCOPES, validation_alias="SLACK_SCOPES")
+    slack_redirect_uri: str | None = Field(None, validation_alias="SLACK_REDIRECT_URI")
 
     telegram_bot_token: str | None = Field(None, validation_alias="TELEGRAM_BOT_TOKEN")
     telegram_webhook_secret: str | None = Field(None, validation_alias="TELEGRAM_WEBHOOK_SECRET")
@@ -109,10 +125,17 @@ class Settings(BaseSettings):
         return [key.strip() for key in self.admins.split(",") if key.strip()]
 
     @property
+    def slack_oauth(self) -> bool:
+        """Whether Slack workspaces install the app through OAuth (any number of them)."""
+        return bool(self.slack_client_id or self.slack_client_secret)
+
+    @property
     def platforms(self) -> list[str]:
         """The chat platforms whose credentials are set."""
         found = []
-        if self.slack_bot_token and (self.slack_signing_secret or self.slack_app_token):
+        if (self.slack_bot_token or self.slack_oauth) and (
+            self.slack_signing_secret or self.slack_app_token
+        ):
             found.append("slack")
         if self.telegram_bot_token:
             found.append("telegram")

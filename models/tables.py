@@ -295,6 +295,36 @@ class InboundCommand(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_column=Column(Text))
 
 
+
+class Installation(SQLModel, table=True):
+    """The app installed into one team of a platform (a Slack workspace) through the platform's
+    OAuth flow: the credentials it granted, sealed with DEALBOT_SECRET_KEY (models.sealed). Only
+    what identifies the row is readable."""
+
+    __table_args__ = (UniqueConstraint("platform", "team_key", name="uq_installation_team"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=16)
+    # The team the credentials act in: the workspace, or the organisation of an org-wide install.
+    team_key: str = Field(max_length=128)
+    enterprise_key: str | None = Field(default=None, max_length=128)
+    installer_key: str | None = Field(default=None, max_length=128)  # who installed it
+    sealed: str = Field(sa_column=Column(Text, nullable=False))
+    installed_at: datetime = _utc_column()
+
+
+class OAuthState(SQLModel, table=True):
+    """An OAuth `state` handed to a browser on its way to the platform's consent page, taken back
+    once when it returns: every web replica sees it, and it cannot be used twice."""
+
+    __tablename__ = "oauth_state"
+    __table_args__ = (UniqueConstraint("nonce", name="uq_oauth_state_nonce"),
+                      Index("ix_oauth_state_expires", "expires_at"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    nonce: str = Field(max_length=64)
+    expires_at: datetime = _utc_column()
+
 # Issue 9's tables (contracts, instalments, payments, care plans): a plain import, so that importing
 # models.aftersale first works too.
 import models.aftersale  # noqa: E402,F401

@@ -18,7 +18,7 @@ from sqlmodel import select
 
 from models.clock import FixedClock
 from models.db import make_engine, unit_of_work
-from models.migrate import upgrade
+from models.migrate import downgrade, upgrade
 from models.tables import Lead
 from reminders.worker import Worker
 from tests.chat import Chat
@@ -447,7 +447,10 @@ def test_upgrading_withdraws_quotes_left_pending_on_closed_leads(
         "/lead lost L1 no budget",
     ):
         assert chat.reply(line).ok, line
-    with migrated.begin() as connection:  # as the bot left it before closing settled quotes
+    # The schema as 0005 left it (0005 changed rows only, so it is 0004's schema too), with the
+    # rows as the bot left them before closing settled quotes.
+    downgrade(migrated, "0005")
+    with migrated.begin() as connection:
         connection.execute(
             text(
                 "UPDATE quote SET status = 'pending', decision_note = NULL, "
