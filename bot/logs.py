@@ -4,9 +4,11 @@ a line."""
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 import sys
+import threading
 from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any, TextIO
 
@@ -118,6 +120,48 @@ def credentials(settings: Any) -> list[str]:
     return found + ([password.group(1)] if password else [])
 
 
+class HeldLines(io.TextIOBase):
+    """A log stream that keeps its lines until `release` writes them out: the console's log, held
+    while someone types at its prompt (the worker thread logs at any moment)."""
+
+    def __init__(self, out: TextIO) -> None:
+        super().__init__()
+        self.out = out
+        self._lines: list[str] = []
+        self._lock = threading.Lock()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            self._lines.append(text)
+        return len(text)
+
+    def release(self) -> None:
+        with self._lock:
+            text, self._lines = "".join(self._lines), []
+        if text:
+            self.out.write(text)
+            self.out.flush()
+
+
+class SchedulerChatter(logging.Filter):
+    """APScheduler tells at INFO of every run of every job ("Running job …", "… executed
+    successfully", every 5 s for the outbox): its INFO lines are DEBUG lines here. Its warnings
+    (a missed run) and errors stay what they are."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("apscheduler") and record.levelno == logging.INFO:
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return self.level <= logging.DEBUG
+        return True
+
+
 class RedactRecords(logging.Filter):
     """Masks a record's message (its arguments merged in) before any formatter sees it, for every
     logger whose records reach the handler, the standard library's and every library's."""
@@ -204,10 +248,11 @@ def configure(
             ],
         )
     )
-    handler.addFilter(RedactRecords())
     root = logging.getLogger()
-    root.handlers = [handler]
     root.setLevel(level.upper())
+    handler.addFilter(SchedulerChatter(root.level))
+    handler.addFilter(RedactRecords())
+    root.handlers = [handler]
     for name, floor in QUIET_FLOORS.items():
         logging.getLogger(name).setLevel(max(floor, root.level))
     # Migration chatter would drown the console; real problems still surface as warnings.
