@@ -10,6 +10,7 @@ import json
 import logging
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -181,13 +182,13 @@ def test_a_password_in_any_url_is_masked_however_short(debug_log: dict[str, Any]
     assert "cannot reach postgresql://dealbot:[secret]@db:5432/x" in output
 
 
-@pytest.fixture
-def json_log() -> Iterator[io.StringIO]:
-    """Logging configured as the CLI does, at DEBUG, into a stream; restored afterwards."""
+@contextmanager
+def captured_log(level: str = "DEBUG") -> Iterator[io.StringIO]:
+    """Logging configured as the CLI does, at `level`, into a stream; restored afterwards."""
     root = logging.getLogger()
     saved = root.handlers[:], root.level
     stream = io.StringIO()
-    logs.configure("DEBUG", stream)
+    logs.configure(level, stream)
     try:
         yield stream
     finally:
@@ -197,6 +198,12 @@ def json_log() -> Iterator[io.StringIO]:
         logging.getLogger("sqlalchemy").setLevel(logging.WARNING)
         logging.getLogger("httpx").setLevel(logging.WARNING)
         logs.stdlib_defaults()
+
+
+@pytest.fixture
+def json_log() -> Iterator[io.StringIO]:
+    with captured_log("DEBUG") as stream:
+        yield stream
 
 
 def logged(stream: io.StringIO) -> list[dict[str, Any]]:
