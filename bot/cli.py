@@ -44,6 +44,9 @@ app.add_typer(config_app, name="config")
 DbOption = Annotated[str | None, typer.Option("--db", help="Database URL (default: DEALBOT_DATABASE_URL or sqlite:///dealbot.db)")]
 
 
+_held: logs.HeldLines | None = None
+
+
 def _settings(*, console: bool = False) -> Settings:
     settings = Settings()
     _logs(settings, console=console)
@@ -63,7 +66,10 @@ def _logs(settings: Settings, *, console: bool = False) -> logs.HeldLines | None
     if not console:
         logs.configure(settings.log_level, sys.stderr, secrets=secrets)
         return None
-    held = logs.HeldLines(sys.stderr) if sys.stdin.isatty() else None
+    global _held
+    if sys.stdin.isatty():  # one for the process: `run` configures it before the console does
+        _held = _held or logs.HeldLines(sys.stderr)
+    held = _held if sys.stdin.isatty() else None
     level = max(logging.WARNING, logging.getLevelName(settings.log_level.upper()))
     logs.configure(logging.getLevelName(level), held or sys.stderr, secrets=secrets)
     return held
@@ -156,6 +162,8 @@ def console(user: Annotated[str, typer.Option(help="Who you are in the console")
             print(f"{adapter.user}> {line}" if not line.startswith("[") else line)
         print(adapter.say(line), flush=True)
         asyncio.run(delivery.run_once())
+    if held is not None:
+        held.release()
     raise typer.Exit(0)
 
 
