@@ -122,18 +122,17 @@ class Inbox:
         return Received(found)
 
     def _hold(self, command_id: int) -> None:
-        """Note the task that acknowledged a command: it runs and answers it. A task that ends
-        without letting it go (its answer failed) leaves it to the lease as before; one cut off by
-        a stop leaves it held, to be given back."""
-        task = asyncio.current_task()
-        self._held[command_id] = task
-        if task is not None:
+        """Note the task that acknowledged a command: it runs and answers it."""
+        for held, task in list(self._held.items()):
+            if self._left_to_lease(task):
+                del self._held[held]
+        self._held[command_id] = asyncio.current_task()
 
-            def ended(done: asyncio.Task[Any]) -> None:
-                if not done.cancelled() and self._held.get(command_id) is done:
-                    del self._held[command_id]
-
-            task.add_done_callback(ended)
+    @staticmethod
+    def _left_to_lease(task: asyncio.Task[Any] | None) -> bool:
+        """A task that ended without letting its command go (its answer failed) leaves it to the
+        lease, as before; one cut off by a stop, or still running, still holds it."""
+        return task is not None and task.done() and not task.cancelled()
 
     async def run(self, received: Received | None, invocation: Invocation) -> Reply:
         """Run a kept command (or, with None, one that is not kept)."""
@@ -268,12 +267,15 @@ class Inbox:
     async def abandon(self) -> int:
         """Give back every command still held (running, cut off, or in hand in a recovery pass),
         so another process runs and answers it now; how many."""
-        held = sorted(self._held)
+        held = sorted(key for key, task in self._held.items() if not self._left_to_lease(task))
         self._held.clear()
         if held:
             await self._in_thread(partial(self._give_back, held, refund=False))
-            log.warning("stopping: %d commands not answered in time, given back to other servers "
-                        "and workers", len(held))
+            log.warning(
+                "stopping: %d commands not answered in time, given back to other servers "
+                "and workers",
+                len(held),
+            )
         return len(held)
 
     def _give_back(self, command_ids: list[int], *, refund: bool) -> None:

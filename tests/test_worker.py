@@ -115,8 +115,15 @@ async def _delivered_by_a_worker(team: Chat, key: str) -> None:
     with unit_of_work(team.engine) as session:
         found = session.exec(select(Team)).one()
         payload = Reply(text=f"push {key}").model_dump(mode="json")
-        outbox.enqueue(session, team=found, kind="test", dedupe_key=key, channel="console",
-                       payload=payload, now=team.clock.now())
+        outbox.enqueue(
+            session,
+            team=found,
+            kind="test",
+            dedupe_key=key,
+            channel="console",
+            payload=payload,
+            now=team.clock.now(),
+        )
     # A delivery of its own: a stopped worker's delivery starts nothing more.
     delivery = OutboxDelivery(team.engine, {"console": team.sender}, team.clock)
     worker = Worker(team.engine, team.clock, delivery)
