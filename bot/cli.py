@@ -8,9 +8,10 @@ import logging
 import signal
 import sys
 import threading
+import time
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, cast
 
 import typer
 from rich.console import Console
@@ -45,11 +46,35 @@ app.add_typer(config_app, name="config")
 DbOption = Annotated[str | None, typer.Option("--db", help="Database URL (default: DEALBOT_DATABASE_URL or sqlite:///dealbot.db)")]
 
 
-def _settings() -> Settings:
+_held: logs.HeldLines | None = None
+
+
+def _settings(*, console: bool = False) -> Settings:
     settings = Settings()
-    # JSON lines; phones, e-mails, tokens and every configured credential masked
-    logs.configure(settings.log_level, sys.stderr, secrets=logs.credentials(settings))
+    _logs(settings, console=console)
     return settings
+
+
+def _logs(settings: Settings, *, console: bool = False) -> logs.HeldLines | None:
+    """JSON lines, phones, e-mails, tokens and every configured credential masked: to
+    DEALBOT_LOG_FILE, else to stderr. The console, without a file, shows warnings and errors only,
+    and at its prompt holds them back until the next reply (returned: release it before a
+    prompt)."""
+    secrets = logs.credentials(settings)
+    if settings.log_file:
+        stream = open(settings.log_file, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 - for the process
+        logs.configure(settings.log_level, stream, secrets=secrets)
+        return None
+    if not console:
+        logs.configure(settings.log_level, sys.stderr, secrets=secrets)
+        return None
+    global _held
+    if sys.stdin.isatty():  # one for the process: `run` configures it before the console does
+        _held = _held or logs.HeldLines(sys.stderr)
+    held = _held if sys.stdin.isatty() else None
+    level = max(logging.WARNING, logging.getLevelName(settings.log_level.upper()))
+    logs.configure(logging.getLevelName(level), held or sys.stderr, secrets=secrets)
+    return held
 
 
 @app.command()
@@ -58,33 +83,64 @@ def run(db: DbOption = None, user: Annotated[str, typer.Option(help="Console use
         port: Annotated[int, typer.Option(envvar="PORT")] = 8000) -> None:
     """Run everything on one machine: the reminder worker beside the web server (when a platform is
     configured) or beside the console."""
-    settings = _settings()
+    settings = Settings()
+    _logs(settings, console=not settings.platforms)
     metrics = Metrics()  # one /metrics for the web app and the worker beside it
-    _start_worker_thread(db, metrics)
+    worker = WorkerThread(db, metrics, grace=settings.shutdown_grace_seconds)
     if settings.platforms:
-        _serve(settings, host="0.0.0.0", port=port, db=db, metrics=metrics)
+        _serve(settings, host="0.0.0.0", port=port, db=db, metrics=metrics, worker=worker)
         return
-    console(user=user, team=team, db=db)
+    # SIGTERM ends the console like Ctrl-D, and the worker finishes the push in hand.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    try:
+        console(user=user, team=team, db=db)
+    finally:
+        worker.stop()
+        worker.join(settings.shutdown_grace_seconds + 1)
 
 
-def _start_worker_thread(db: str | None, metrics: Metrics | None = None) -> None:
-    """The worker's scheduler on its own event loop, so the console can keep reading input."""
-    bot = build(Settings(), database_url=db, metrics=metrics)
+class WorkerThread:
+    """The worker's scheduler on its own event loop, so the console can keep reading input and the
+    web server serving; `stop` ends it as SIGTERM ends `dealbot worker`."""
 
-    def loop() -> None:
+    def __init__(self, db: str | None, metrics: Metrics | None = None, *, grace: float) -> None:
+        self.bot = build(Settings(), database_url=db, metrics=metrics)
+        self.grace = grace
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._started = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="dealbot-worker", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
         try:
-            asyncio.run(bot.worker().serve())
+            asyncio.run(self._serve())
         except Exception:  # noqa: BLE001 - the console must go on even if reminders cannot
             logging.getLogger("dealbot.worker").exception("the reminder worker stopped")
+        finally:
+            self._started.set()
 
-    threading.Thread(target=loop, name="dealbot-worker", daemon=True).start()
+    async def _serve(self) -> None:
+        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+        self._started.set()
+        await self.bot.worker().serve(self._stop, grace=self.grace)
+
+    def stop(self) -> None:
+        self._started.wait(30)
+        if self._loop is not None and self._stop is not None:
+            with contextlib.suppress(RuntimeError):  # its loop has ended already
+                self._loop.call_soon_threadsafe(self._stop.set)
+
+    def join(self, timeout: float) -> None:
+        self.thread.join(timeout)
 
 
 @app.command()
 def console(user: Annotated[str, typer.Option(help="Who you are in the console")] = "me",
             team: Annotated[str, typer.Option(help="The console team")] = "demo", db: DbOption = None) -> None:
     """A REPL: type commands as USER; `[bob] …` acts as bob. Reads stdin line by line when piped."""
-    settings = _settings()
+    settings = Settings()
+    held = _logs(settings, console=True)
     logging.getLogger("dealbot.events").setLevel(logging.WARNING)  # the replies are the record here
     bot = build(settings, database_url=db)
     # Rate limits protect a platform's quota and a team from a runaway member; here the operator
@@ -96,6 +152,8 @@ def console(user: Annotated[str, typer.Option(help="Who you are in the console")
     if interactive:
         print(f"dealbot console — team {team}, you are {user}. /help for commands, Ctrl-D to leave.")
     while True:
+        if held is not None:
+            held.release()  # between replies, never inside the line being typed
         try:
             line = input(f"{adapter.user}> " if interactive else "")
         except EOFError:
@@ -106,6 +164,8 @@ def console(user: Annotated[str, typer.Option(help="Who you are in the console")
             print(f"{adapter.user}> {line}" if not line.startswith("[") else line)
         print(adapter.say(line), flush=True)
         asyncio.run(delivery.run_once())
+    if held is not None:
+        held.release()
     raise typer.Exit(0)
 
 
@@ -118,17 +178,38 @@ def serve(host: Annotated[str, typer.Option()] = "127.0.0.1",
     _serve(_settings(), host=host, port=port, db=db)
 
 
-def _serve(settings: Settings, *, host: str, port: int, db: str | None, metrics: Metrics | None = None) -> None:
+def _serve(settings: Settings, *, host: str, port: int, db: str | None,
+           metrics: Metrics | None = None, worker: WorkerThread | None = None) -> None:
     import uvicorn
 
     from bot.web import create_app
 
     bot = build(settings, database_url=db, metrics=metrics)
+    grace = settings.shutdown_grace_seconds
+    recovering: asyncio.Task[None] | None = None
+
+    class Server(uvicorn.Server):
+        """uvicorn's graceful shutdown (no new connection; the requests in hand answered), then the
+        commands acknowledged here and still running or answering (Slack's run after its request),
+        all within `grace` of the signal; what is left is given back to other processes."""
+
+        async def shutdown(self, sockets: Any = None) -> None:
+            deadline = time.monotonic() + grace
+            if bot.inbox is not None:
+                bot.inbox.stop()
+            if worker is not None:
+                worker.stop()
+            await super().shutdown(sockets)
+            await _finish_serving(bot, recovering, worker, deadline)
+
     # uvicorn logs through our JSON handler; no access log: each command has its own line already.
-    server = uvicorn.Server(uvicorn.Config(create_app(bot), host=host, port=port, log_config=None,
-                                           access_log=False, log_level=settings.log_level.lower()))
+    # Its graceful shutdown takes any number of seconds (asyncio.timeout), not only whole ones.
+    server = Server(uvicorn.Config(create_app(bot), host=host, port=port, log_config=None,
+                                   access_log=False, log_level=settings.log_level.lower(),
+                                   timeout_graceful_shutdown=cast(int, grace)))
 
     async def main() -> None:
+        nonlocal recovering
         for adapter in bot.adapters:
             if adapter.platform == "slack" and settings.slack_app_token:
                 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -147,6 +228,22 @@ def _serve(settings: Settings, *, host: str, port: int, db: str | None, metrics:
             recovering.cancel()
 
     asyncio.run(main())
+
+
+async def _finish_serving(bot: Bot, recovering: asyncio.Task[None] | None,
+                          worker: WorkerThread | None, deadline: float) -> None:
+    def left() -> float:
+        return max(0.0, deadline - time.monotonic())
+
+    if bot.inbox is not None:
+        await bot.inbox.drain(left())
+        if recovering is not None and not recovering.done():
+            _done, late = await asyncio.wait({recovering}, timeout=left())
+            for task in late:
+                task.cancel()
+        await bot.inbox.abandon()
+    if worker is not None:
+        await asyncio.to_thread(worker.join, left() + 1)
 
 
 @app.command()
@@ -187,26 +284,22 @@ def worker(db: DbOption = None,
         from prometheus_client import start_http_server
 
         start_http_server(metrics_port, registry=bot.metrics.registry)
-    if tick is not None:
-        asyncio.run(_catch_up_forever(bot, tick))
-        return
-    asyncio.run(bot.worker().serve())
+    asyncio.run(_work(bot, tick))
 
 
-async def _catch_up_forever(bot: Bot, every: float) -> None:
-    """Catch-up passes until SIGTERM or SIGINT; the pass in hand is finished first, so no message
-    is left sent but not marked sent."""
+async def _work(bot: Bot, tick: float | None) -> None:
+    """The schedule (or catch-up passes every `tick` seconds) until SIGTERM or SIGINT; then the push
+    in hand is finished, so none is left sent but not marked sent, and the pushes claimed and not
+    started are given back for another worker to send at once."""
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(signum, stop.set)
     worker = bot.worker()
-    while not stop.is_set():
-        try:
-            await worker.run_once()
-        except Exception:  # noqa: BLE001 - a failed pass is logged and the next one tries again
-            logging.getLogger("dealbot.worker").exception("catch-up pass failed")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=every)
+    grace = bot.settings.shutdown_grace_seconds
+    if tick is not None:
+        await worker.catch_up(tick, stop, grace=grace)
+    else:
+        await worker.serve(stop, grace=grace)
 
 
 @db_app.command("upgrade")

@@ -33,6 +33,8 @@ NOTES = {
     "telegram:12345, wecom:zhangsan, console:boss); an id without its platform names nobody. "
     "Unset: a new team's first member.",
     "DEALBOT_LOG_LEVEL": "DEBUG, INFO, WARNING or ERROR.",
+    "DEALBOT_LOG_FILE": "Write the log (JSON lines) to this file instead of stderr; unset, "
+    "`dealbot console` shows only warnings and errors, between its replies.",
     "DEALBOT_TIMEZONE": "A new team's timezone (IANA name, e.g. Europe/Berlin); unset: "
     "Asia/Shanghai for a Chinese team, else UTC.",
     "DEALBOT_SECRET_KEY": "Seals the credentials kept in the database (the tokens of Slack "
@@ -85,6 +87,10 @@ NOTES = {
     "DEALBOT_OUTBOX_LEASE_SECONDS": "How long a worker holds the pushes it claimed.",
     "DEALBOT_INBOX_LEASE_SECONDS": "How long a received command stays its receiver's before "
     "any server or worker runs and answers it.",
+    "DEALBOT_SHUTDOWN_GRACE_SECONDS": "On SIGTERM: how long serve may take to run and answer "
+    "the commands it acknowledged, and a worker to finish the push in hand; the rest is given "
+    "back for another process to take at once. Keep it below the platform's stop timeout "
+    "(Docker: 10 s).",
     "DEALBOT_MEMBER_RATE": "Commands one member may run (count/seconds, or off).",
     "DEALBOT_TEAM_RATE": "Commands one team may run (count/seconds, or off).",
     "DEALBOT_COMMAND_THREADS": "Commands one serve process runs at once; "

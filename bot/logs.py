@@ -4,9 +4,11 @@ a line."""
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 import sys
+import threading
 from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any, TextIO
 
@@ -55,12 +57,28 @@ _KEPT = frozenset(
 _SECRET_KEYS = re.compile(r"token|secret|password|authorization|signature|cookie", re.IGNORECASE)
 # \w is Unicode: internationalised addresses (shaseng@例子.公司) are addresses too.
 _EMAIL = re.compile(r"[\w.%+\-]+(?:@|＠)[\w\-]+(?:[.。][\w\-]+)+")
-# Seven or more digits, possibly split by spaces, dashes, dots or brackets (138-0013-8000,
-# +86 138 0013 8000, (0755) 8888-6666); letters around a run of digits make it an id instead.
+# Phone numbers as people write them, not any long number: ids, amounts, durations and epochs
+# (a Telegram group -1001234567890, a WeCom MsgId, 1234567 ms) pass. Matched on the text with
+# full-width digits and signs made ASCII (one character for one, so positions stay).
+_WIDE = str.maketrans("０１２３４５６７８９＋（）－．　", "0123456789+()-. ")
+_AREA = r"(?:10|2\d|[3-9]\d\d)"  # Chinese area codes: 010 Beijing, 02x, 0755 …
+_LOCAL = r"(?:\d{7,8}|\d{3,4}[ \-]\d{4})"
+_PHONES = (
+    # Chinese mobiles: 13800138000, 138 0013 8000, 138-0013-8000, +86 …, 0086 …, (+86) …
+    r"(?:(?:\+|00)?86[ \-]?|\(\+?86\)[ \-]?)?1[3-9]\d(?:\d{8}|[ \-.]?\d{4}[ \-.]?\d{4})",
+    # Chinese landlines: 010-12345678, (0755) 8888-6666, 021 6123 4567, +86 10 1234 5678
+    rf"\(0{_AREA}\)[ \-]?{_LOCAL}|0{_AREA}[ \-]?{_LOCAL}",
+    rf"(?:\+|00)86[ \-]?(?:\(0?{_AREA}\)|0?{_AREA})[ \-]?{_LOCAL}",
+    # North American: (415) 555-2671, 415-555-2671, 415.555.2671, +1 415 555 2671, 400-800-8888
+    r"(?:\+?1[ \-.]?)?(?:\([2-9]\d\d\)[ \-.]?|[2-9]\d\d[ \-.])[2-9]\d\d[ \-.]\d{4}",
+    # Any other number written with its country code: +44 20 7946 0958
+    r"\+[1-9](?:[ \-.()]{0,2}\d){7,14}",
+)
 _PHONE = re.compile(
-    # …except right after an escaped newline or tab inside logged JSON (`\n13944172851`).
-    r"(?:(?<![0-9A-Za-z])|(?<=\\n)|(?<=\\t)|(?<=\\r))"
-    r"\+?[0-9０-９](?:[\s\-.()（）]{0,2}[0-9０-９]){6,}(?![0-9A-Za-z])"
+    # Not inside a word or a longer number, except right after an escaped newline or tab in
+    # logged JSON (`\n13944172851`); not the decimals of a number (0.13800138000).
+    r"(?:(?<![0-9A-Za-z+])|(?<=\\n)|(?<=\\t)|(?<=\\r))(?<!\d\.)"
+    rf"(?:{'|'.join(_PHONES)})(?![0-9A-Za-z])"
 )
 _TOKEN = re.compile(
     r"xox[a-z]-[A-Za-z0-9\-]+"  # Slack bot and user tokens
@@ -91,8 +109,14 @@ _SECRET_FIELDS = re.compile(r"token|secret|key|password", re.IGNORECASE)
 _known: frozenset[str] = frozenset()  # the configured credentials, masked wherever they appear
 
 
-def _phone(match: re.Match[str]) -> str:
-    return match.group(0) if match.group("moment") else "[phone]"
+def _masked_phones(text: str) -> str:
+    wide = text.translate(_WIDE)
+    kept, last = [], 0
+    for match in _PHONE_OR_MOMENT.finditer(wide):
+        if match.group("moment") is None:
+            kept += [text[last : match.start()], "[phone]"]
+            last = match.end()
+    return "".join(kept) + text[last:] if kept else text
 
 
 def redact(text: str) -> str:
@@ -103,7 +127,7 @@ def redact(text: str) -> str:
     text = _CREDENTIAL_FIELD.sub(r"\1[token]", text)
     text = _URL_PASSWORD.sub(r"\1[secret]", text)
     text = _EMAIL.sub("[email]", text)
-    return _PHONE_OR_MOMENT.sub(_phone, text)
+    return _masked_phones(text)
 
 
 def credentials(settings: Any) -> list[str]:
@@ -116,6 +140,48 @@ def credentials(settings: Any) -> list[str]:
     ]
     password = re.search(r"://[^:/@\s]*:([^@\s]+)@", str(getattr(settings, "database_url", "")))
     return found + ([password.group(1)] if password else [])
+
+
+class HeldLines(io.TextIOBase):
+    """A log stream that keeps its lines until `release` writes them out: the console's log, held
+    while someone types at its prompt (the worker thread logs at any moment)."""
+
+    def __init__(self, out: TextIO) -> None:
+        super().__init__()
+        self.out = out
+        self._lines: list[str] = []
+        self._lock = threading.Lock()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            self._lines.append(text)
+        return len(text)
+
+    def release(self) -> None:
+        with self._lock:
+            text, self._lines = "".join(self._lines), []
+        if text:
+            self.out.write(text)
+            self.out.flush()
+
+
+class SchedulerChatter(logging.Filter):
+    """APScheduler tells at INFO of every run of every job ("Running job …", "… executed
+    successfully", every 5 s for the outbox): its INFO lines are DEBUG lines here. Its warnings
+    (a missed run) and errors stay what they are."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("apscheduler") and record.levelno == logging.INFO:
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return self.level <= logging.DEBUG
+        return True
 
 
 class RedactRecords(logging.Filter):
@@ -204,10 +270,11 @@ def configure(
             ],
         )
     )
-    handler.addFilter(RedactRecords())
     root = logging.getLogger()
-    root.handlers = [handler]
     root.setLevel(level.upper())
+    handler.addFilter(SchedulerChatter(root.level))
+    handler.addFilter(RedactRecords())
+    root.handlers = [handler]
     for name, floor in QUIET_FLOORS.items():
         logging.getLogger(name).setLevel(max(floor, root.level))
     # Migration chatter would drown the console; real problems still surface as warnings.

@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     # `console:boss`); an entry without a platform names nobody (see commands.dispatch).
     admins: str = Field("", validation_alias="DEALBOT_ADMINS")
     log_level: str = Field("INFO", validation_alias="DEALBOT_LOG_LEVEL")
+    # Log to this file instead of stderr (without it, the console shows only warnings and errors).
+    log_file: str | None = Field(None, validation_alias="DEALBOT_LOG_FILE")
     # A new team's timezone (an IANA name); unset: Asia/Shanghai for a Chinese team, else UTC.
     timezone: str = Field("", validation_alias="DEALBOT_TIMEZONE")
     # Seals the credentials kept in the database (the tokens of Slack workspaces installed through
@@ -90,6 +92,11 @@ class Settings(BaseSettings):
     # How long a received command stays its receiver's before any server or worker runs and
     # answers it (the receiver died, or could not answer).
     inbox_lease_seconds: float = Field(30.0, gt=0, validation_alias="DEALBOT_INBOX_LEASE_SECONDS")
+    # On SIGTERM, how long a server may take to run and answer the commands it acknowledged, and a
+    # worker to finish the push in hand; what is left then is given back for another process to
+    # take at once. Below the 10 s Docker waits before it kills (Kubernetes and Heroku wait 30 s).
+    shutdown_grace_seconds: float = Field(8.0, ge=0,
+                                          validation_alias="DEALBOT_SHUTDOWN_GRACE_SECONDS")
     member_rate: str = Field("60/60s", validation_alias="DEALBOT_MEMBER_RATE")
     team_rate: str = Field("600/60s", validation_alias="DEALBOT_TEAM_RATE")
     # Commands run at once in one process; 0: one on SQLite (it takes one writer at a time, and more

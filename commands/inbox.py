@@ -9,11 +9,16 @@ a direct message; a message to the chat or person on Telegram and WeCom).
 
 An answer is given at least once: one can be given twice only when a process died after the
 platform accepted it and before it was let go.
+
+A process that is told to stop (`stop`) takes no command in hand any more, waits a while for those
+it holds to be run and answered (`drain`) and gives back the rest (`abandon`): their leases end, so
+another process runs and answers them at once rather than after the lease.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -81,6 +86,11 @@ class Inbox:
         # Threads of its own: commands waiting for the database in the default executor must not
         # hold up the write that lets a platform be acknowledged.
         self._threads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="inbox")
+        # Commands this process holds and has not let go: each with the task that runs and answers
+        # it (None: one taken over from a dead process, in hand in a recovery pass).
+        self._held: dict[int, asyncio.Task[Any] | None] = {}
+        self._stopping = False
+        self._wake: asyncio.Event | None = None
 
     async def _in_thread(self, work: Callable[[], Any]) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._threads, work)
@@ -106,7 +116,23 @@ class Inbox:
                 )
 
         found = await self._in_thread(keep)
-        return Received(0, repeat=True) if found is None else Received(found)
+        if found is None:
+            return Received(0, repeat=True)
+        self._hold(found)
+        return Received(found)
+
+    def _hold(self, command_id: int) -> None:
+        """Note the task that acknowledged a command: it runs and answers it."""
+        for held, task in list(self._held.items()):
+            if self._left_to_lease(task):
+                del self._held[held]
+        self._held[command_id] = asyncio.current_task()
+
+    @staticmethod
+    def _left_to_lease(task: asyncio.Task[Any] | None) -> bool:
+        """A task that ended without letting its command go (its answer failed) leaves it to the
+        lease, as before; one cut off by a stop, or still running, still holds it."""
+        return task is not None and task.done() and not task.cancelled()
 
     async def run(self, received: Received | None, invocation: Invocation) -> Reply:
         """Run a kept command (or, with None, one that is not kept)."""
@@ -122,6 +148,7 @@ class Inbox:
             await self._in_thread(lambda: self._let_go(received.id))
         except Exception:  # noqa: BLE001 - the answer is out; at worst it is given again later
             log.exception("could not let go of an answered command")
+        self._held.pop(received.id, None)
 
     # --- after a crash --------------------------------------------------------------------------
     def claim(self) -> list[inbox.Held]:
@@ -137,12 +164,24 @@ class Inbox:
     async def recover_once(self) -> RecoveryReport:
         """Run and answer every kept command whose lease ran out, batch after batch."""
         report = RecoveryReport()
-        while True:
+        while not self._stopping:
             claimed = await asyncio.to_thread(self.claim)
-            for held in claimed:
-                await self._recover(held, report)
+            for index, held in enumerate(claimed):
+                if self._stopping:
+                    rest = [each.id for each in claimed[index:]]
+                    await self._in_thread(partial(self._give_back, rest, refund=True))
+                    return report
+                self._held[held.id] = None
+                try:
+                    await self._recover(held, report)
+                except Exception:
+                    self._held.pop(held.id, None)
+                    raise
+                # Not reached when a stop cuts the pass off: still held then, and given back.
+                self._held.pop(held.id, None)
             if len(claimed) < self.batch:
                 return report
+        return report
 
     async def _recover(self, held: inbox.Held, report: RecoveryReport) -> None:
         if held.reply is not None:
@@ -193,13 +232,55 @@ class Inbox:
             report.retried += 1
 
     async def serve(self, every: float = 5.0) -> None:
-        """Recover every `every` seconds, for ever (a task of the serving process)."""
-        while True:
+        """Recover every `every` seconds until `stop` (a task of the serving process)."""
+        self._wake = asyncio.Event()
+        while not self._stopping:
             try:
                 await self.recover_once()
             except Exception:  # noqa: BLE001 - the next pass tries again
                 log.exception("recovering received commands failed")
-            await asyncio.sleep(every)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), every)
+
+    # --- stopping -------------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Take no command from a dead process any more: a recovery pass ends after the command
+        in hand and gives back those it claimed and had not started. (Call on the serving loop.)"""
+        self._stopping = True
+        if self._wake is not None:
+            self._wake.set()
+
+    def busy(self) -> bool:
+        """Whether a command this process acknowledged is still being run or answered."""
+        return any(task is not None and not task.done() for task in self._held.values())
+
+    async def drain(self, timeout: float) -> bool:
+        """Wait, at most `timeout` seconds, for the commands this process acknowledged to be run
+        and answered; whether they all were."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self.busy():
+            if asyncio.get_running_loop().time() >= deadline:
+                return False
+            await asyncio.sleep(0.02)
+        return True
+
+    async def abandon(self) -> int:
+        """Give back every command still held (running, cut off, or in hand in a recovery pass),
+        so another process runs and answers it now; how many."""
+        held = sorted(key for key, task in self._held.items() if not self._left_to_lease(task))
+        self._held.clear()
+        if held:
+            await self._in_thread(partial(self._give_back, held, refund=False))
+            log.warning(
+                "stopping: %d commands not answered in time, given back to other servers "
+                "and workers",
+                len(held),
+            )
+        return len(held)
+
+    def _give_back(self, command_ids: list[int], *, refund: bool) -> None:
+        with unit_of_work(self.engine) as session:
+            inbox.give_back(session, command_ids, now=self.clock.now(), refund=refund)
 
     def pending(self) -> int:
         """Commands kept and not yet answered."""

@@ -146,3 +146,14 @@ def retry_later(session: Session, command_id: int, *, at: datetime, error: str) 
         .where(col(InboundCommand.id) == command_id)
         .values(claimed_until=at, last_error=error[:2000])
     )
+
+
+def give_back(session: Session, command_ids: list[int], *, now: datetime, refund: bool) -> None:
+    """End this process's lease on these commands (it is stopping): any server or worker takes
+    them at once. `refund`: claimed and never started, the claim does not count as an attempt."""
+    values: dict[str, Any] = {"claimed_until": now}
+    if refund:
+        values["attempts"] = InboundCommand.attempts - 1
+    session.execute(
+        update(InboundCommand).where(col(InboundCommand.id).in_(command_ids)).values(**values)
+    )

@@ -7,6 +7,8 @@ send that one message again — the only duplicate possible, bounded to the rows
 A worker sends one row at a time, so that is at most one message (with all its parts) per worker per
 crash. A worker whose lease ran out before a row's turn leaves the row to whoever claims it next
 rather than race them; the lease (`DEALBOT_OUTBOX_LEASE_SECONDS`, 2 minutes) must outlast one send.
+A worker told to stop (`stop`) finishes the row in hand and gives back the rows it claimed and had
+not started, so another worker sends them at once rather than after the lease.
 """
 
 from __future__ import annotations
@@ -104,6 +106,8 @@ class OutboxDelivery:
         self.sleep = sleep
         self.max_wait = max_wait
         self.observer = observer
+        self.stopping = False
+        self._waiting: list[Claimed] = []  # claimed in this pass, not started yet
 
     def due_condition(self, now: datetime) -> Any:
         return or_(
@@ -137,14 +141,32 @@ class OutboxDelivery:
     async def run_once(self) -> DeliveryReport:
         """Deliver everything due now, batch after batch, until nothing is due."""
         report = DeliveryReport()
-        while True:
+        while not self.stopping:
             claimed = self.claim()
             if not claimed:
                 return report
-            for row in claimed:
-                await self.deliver(row, report)
+            self._waiting = claimed[::-1]
+            while self._waiting and not self.stopping:
+                await self.deliver(self._waiting.pop(), report)
             if len(claimed) < self.batch:
                 return report
+        return report
+
+    def stop(self) -> int:
+        """Start no other row: the one in hand is finished by its pass, the rows claimed and not
+        started go back to the outbox now; how many."""
+        self.stopping = True
+        rows, self._waiting = self._waiting, []
+        with unit_of_work(self.engine) as session:
+            for until in {row.until for row in rows}:
+                ids = [row.id for row in rows if row.until == until]
+                # Only while the lease is still ours: past it, another worker may hold them.
+                session.execute(update(Outbox)
+                                .where(col(Outbox.id).in_(ids), col(Outbox.status) == "sending",
+                                       col(Outbox.claimed_until) == until)
+                                .values(status="pending", claimed_until=None,
+                                        attempts=Outbox.attempts - 1))
+        return len(rows)
 
     async def deliver(self, row: Claimed, report: DeliveryReport) -> None:
         sender = self.senders[row.platform]

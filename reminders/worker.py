@@ -5,6 +5,7 @@ re-synced every minute, so a `/team config` change made on any server reaches th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -77,6 +78,7 @@ class Worker:
         self.scheduler: AsyncIOScheduler | None = None
         self._signatures: dict[str, str] = {}
         self._customers_planned: set[int] = set()
+        self._jobs: set[asyncio.Task[Any]] = set()  # jobs running now: a stop waits for them
 
     # --- the work ------------------------------------------------------------------------------
     def team_ids(self) -> list[int]:
@@ -170,49 +172,122 @@ class Worker:
             del self._signatures[job_id]
         return changed
 
+    def _running(self) -> None:
+        """Count the calling job among those a stop waits for."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._jobs.add(task)
+            task.add_done_callback(self._jobs.discard)
+
     async def _run_job(self, kind: str, team_id: int) -> None:
+        self._running()
         try:
             if kind == "scan":
-                await asyncio.to_thread(self.scan_team, team_id)
-            else:
-                await asyncio.to_thread(self.digest_team, team_id, kind)
+                report = await asyncio.to_thread(self.scan_team, team_id)
+                if report.messages:
+                    log.info("scan: %d nudges queued for team %s", report.messages, team_id)
+            elif await asyncio.to_thread(self.digest_team, team_id, kind):
+                log.info("%s digest queued for team %s", kind, team_id)
         except Exception:
             log.exception("%s job for team %s failed", kind, team_id)
 
     async def _deliver(self) -> None:
+        self._running()
         if self.inbox is not None:
             try:
-                await self.inbox.recover_once()
+                recovered = await self.inbox.recover_once()
+                if recovered.ran or recovered.answered or recovered.retried or recovered.given_up:
+                    log.info("inbox: %d commands of stopped servers run, %d answered, %d to retry, "
+                             "%d given up", recovered.ran, recovered.answered, recovered.retried,
+                             recovered.given_up)
             except Exception:
                 log.exception("recovering received commands failed")
         try:
-            await self.delivery.run_once()
+            delivered = await self.delivery.run_once()
+            if delivered.sent or delivered.retried or delivered.dead or delivered.postponed:
+                log.info("outbox: %d sent, %d retried, %d dead, %d postponed", delivered.sent,
+                         delivered.retried, delivered.dead, delivered.postponed)
         except Exception:
             log.exception("outbox delivery failed")
 
     async def _sync(self) -> None:
+        self._running()
         try:
-            await asyncio.to_thread(self.sync_jobs)
+            changed = await asyncio.to_thread(self.sync_jobs)
+            if changed:
+                log.info("schedule: %d jobs added or changed", len(changed))
         except Exception:
             log.exception("job sync failed")
 
     def start(self) -> AsyncIOScheduler:
         """Start the scheduler on the running event loop."""
         self.scheduler = AsyncIOScheduler(timezone=UTC)
+        # The first delivery at once: what fell due while no worker ran (or what a stopping worker
+        # gave back) goes out now, not a period later.
         self.scheduler.add_job(self._deliver, IntervalTrigger(seconds=self.deliver_every.total_seconds()),
-                               id="outbox", coalesce=True, max_instances=1)
+                               id="outbox", coalesce=True, max_instances=1,
+                               next_run_time=datetime.now(UTC))
         self.scheduler.add_job(self._sync, IntervalTrigger(minutes=1), id="sync", coalesce=True, max_instances=1)
         self.sync_jobs()
         self.scheduler.start()
         return self.scheduler
 
-    async def serve(self, stop: asyncio.Event | None = None) -> None:
+    async def serve(self, stop: asyncio.Event | None = None, *, grace: float = 8.0) -> None:
+        """The schedule until `stop` is set; then `finish`."""
         self.start()
         try:
             await (stop or asyncio.Event()).wait()
         finally:
-            if self.scheduler is not None:
-                self.scheduler.shutdown(wait=False)
+            await self.finish(grace)
+
+    async def catch_up(self, every: float, stop: asyncio.Event, *, grace: float = 8.0) -> None:
+        """Instead of the schedule: a catch-up pass (`run_once`) every `every` seconds until `stop`
+        is set; then `finish`."""
+        while not stop.is_set():
+            catching_up = asyncio.ensure_future(self._catch_up_once())
+            waiting = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({catching_up, waiting}, return_when=asyncio.FIRST_COMPLETED)
+            if not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(waiting, timeout=every)
+            waiting.cancel()
+        await self.finish(grace)
+
+    async def _catch_up_once(self) -> None:
+        self._running()
+        try:
+            await self.run_once()
+        except Exception:  # noqa: BLE001 - a failed pass is logged and the next one tries again
+            log.exception("catch-up pass failed")
+
+    async def finish(self, grace: float) -> None:
+        """Stop working: no job starts any more; the push (or recovered command) in hand is
+        finished, and what this worker claimed and had not started goes back at once for another
+        worker. Jobs still running after `grace` seconds are cancelled (a push cut off mid-send
+        waits for its lease: it may have reached the platform)."""
+        if self.scheduler is not None and self.scheduler.running:
+            # Paused, not shut down yet: APScheduler's shutdown cancels the jobs that run.
+            self.scheduler.pause()
+        given_back = self.delivery.stop()  # on the loop: the pass in hand sees it at its next row
+        if self.inbox is not None:
+            self.inbox.stop()
+        me = asyncio.current_task()
+        running = {task for task in self._jobs if not task.done() and task is not me}
+        if given_back or running:
+            log.info("stopping: %d pushes given back, waiting for %d jobs in hand", given_back,
+                     len(running))
+        if running:
+            _done, late = await asyncio.wait(running, timeout=grace)
+            for task in late:
+                task.cancel()
+            if late:
+                log.warning("stopping: %d jobs still running after %.0f s cancelled", len(late),
+                            grace)
+                await asyncio.wait(late, timeout=1)
+        if self.inbox is not None:
+            await self.inbox.abandon()
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
 
     def describe(self) -> list[dict[str, Any]]:
         assert self.scheduler is not None

@@ -4,6 +4,7 @@ falling back to the console when no platform is configured."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -182,3 +183,39 @@ def test_settings_come_from_a_dotenv_file(tmp_path: Path) -> None:
     )
     assert "database is up to date" in ok(dealbot(tmp_path, "db", "upgrade"))
     assert (tmp_path / "from-dotenv.db").exists() and not (tmp_path / "dealbot.db").exists()
+
+
+def test_run_beside_the_console_logs_only_warnings_there_and_everything_to_a_log_file(
+    tmp_path: Path,
+) -> None:
+    """The worker beside the console logs at DEBUG here; the console shows its warning and
+    nothing more (no scheduler chatter among the replies). DEALBOT_LOG_FILE takes all of it."""
+    env = clean_env()
+    env.update(DEALBOT_LOG_LEVEL="DEBUG", DEALBOT_ADMINS="boss")  # a bare id: a warning
+
+    def run(lead: str, **settings: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [dealbot_executable(), "run", "--user", "alice"],
+            cwd=tmp_path,
+            env={**env, **settings},
+            input=f"/lead add {lead}\n",
+            capture_output=True,
+            text=True,
+            encoding="utf-8",
+            timeout=TIMEOUT,
+            check=False,
+        )
+
+    shown = run("Gamma Foods")
+    assert "L1 Gamma Foods" in ok(shown)
+    lines = [json.loads(line) for line in shown.stderr.splitlines()]
+    assert lines and {line["level"] for line in lines} == {"warning"}, shown.stderr
+    assert all("DEALBOT_ADMINS" in line["event"] for line in lines)
+    assert '"level"' not in shown.stdout
+
+    log_file = tmp_path / "dealbot.log"
+    filed = run("Delta Foods", DEALBOT_LOG_FILE=str(log_file))
+    assert "L2 Delta Foods" in ok(filed) and filed.stderr == ""
+    written = [json.loads(line) for line in log_file.read_text(encoding="utf-8").splitlines()]
+    assert any(line["logger"] == "apscheduler.scheduler" for line in written)
+    assert any("DEALBOT_ADMINS" in line["event"] for line in written)

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import logging
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -178,3 +180,107 @@ def test_a_password_in_any_url_is_masked_however_short(debug_log: dict[str, Any]
     logging.getLogger("some.library").warning("cannot reach postgresql://dealbot:pw@db:5432/x")
     output = debug_log["stream"].getvalue()
     assert "cannot reach postgresql://dealbot:[secret]@db:5432/x" in output
+
+
+@contextmanager
+def captured_log(level: str = "DEBUG") -> Iterator[io.StringIO]:
+    """Logging configured as the CLI does, at `level`, into a stream; restored afterwards."""
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    stream = io.StringIO()
+    logs.configure(level, stream)
+    try:
+        yield stream
+    finally:
+        root.handlers, _ = saved[0], root.setLevel(saved[1])
+        for name in logs.QUIET_FLOORS:
+            logging.getLogger(name).setLevel(logging.NOTSET)
+        logging.getLogger("sqlalchemy").setLevel(logging.WARNING)
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+        logs.stdlib_defaults()
+
+
+@pytest.fixture
+def json_log() -> Iterator[io.StringIO]:
+    with captured_log("DEBUG") as stream:
+        yield stream
+
+
+def logged(stream: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+# Numbers a log line carries that are not phone numbers: each must reach the log as it was.
+NOT_PHONES = [
+    "scheduled at 2026-12-03 07:36:12.345678+00:00",
+    "sent 2026-12-03T07:36:12Z, due 2026-12-03T15:36:12.123+08:00, day 2026-12-03",
+    "Next wakeup is due at 2026-12-03 07:36:17 (in 4.922768 seconds)",
+    "took 1234567 ms (duration_ms=1234567.89), 0:00:01.234567, 12.3456789 s, 12345678µs",
+    "outbox row 12345678, lead id 10000001, pid 1234567, 7340032 bytes",
+    "WeCom MsgId 7000000000000000001, response_code RC-1234567, msgid msg-1234567",
+    "request 123e4567-e89b-12d3-a456-426614174000, epoch 1733211372, ms 1733211372000",
+    "amount 1200000, ¥1,200,000, 1,234,567.00 CNY, amount=1234567.89, 120万",
+    "Slack user U012AB3CD4E in C0123456789 of T0123456789, ts 1712345678.123456",
+    "Telegram chat -1001234567890, user 123456789, update_id 987654321, message_id 1234567",
+    "from 203.0.113.45:51234, version 1.2.3.4567890",
+]
+
+# Phone numbers as people type them, in China and in North America.
+PHONES = [
+    "13800138000",
+    "138 0013 8000",
+    "138-0013-8000",
+    "+86 138 0013 8000",
+    "+8613800138000",
+    "+86-138-0013-8000",
+    "0086 138 0013 8000",
+    "(+86) 138-0013-8000",
+    "１３８００１３８０００",
+    "010-12345678",
+    "010 1234 5678",
+    "(010) 12345678",
+    "0755-88886666",
+    "(0755) 8888-6666",
+    "021-6123-4567",
+    "+86 10 1234 5678",
+    "400-800-8888",
+    "(415) 555-2671",
+    "415-555-2671",
+    "415.555.2671",
+    "+1 415 555 2671",
+    "1 (415) 555-2671",
+    "+14155552671",
+    "+44 20 7946 0958",
+]
+
+
+def test_times_durations_ids_and_amounts_reach_the_log_unchanged(json_log: io.StringIO) -> None:
+    for line in NOT_PHONES:
+        logging.getLogger("some.library").info("%s", line)
+        logs.events.info("push", error=line)
+    written = logged(json_log)
+    assert [entry["event"] for entry in written[::2]] == NOT_PHONES
+    assert [entry["error"] for entry in written[1::2]] == NOT_PHONES
+
+
+def test_every_way_of_writing_a_phone_number_is_masked(json_log: io.StringIO) -> None:
+    for phone in PHONES:
+        logging.getLogger("some.library").warning("caller said %s, then hung up", phone)
+        logs.events.info("push", error=f"电话{phone}。")
+    written = logged(json_log)
+    assert [entry["event"] for entry in written[::2]] == [
+        "caller said [phone], then hung up"
+    ] * len(PHONES)
+    assert [entry["error"] for entry in written[1::2]] == ["电话[phone]。"] * len(PHONES)
+
+
+def test_an_email_beside_the_numbers_is_masked_and_nothing_else(json_log: io.StringIO) -> None:
+    logging.getLogger("dealbot.outbox").warning(
+        "delivery of outbox row 1234567 to li.lei@example.com failed at 2026-12-03 07:36:12 "
+        "after 2500 ms: 138-0013-8000 unreachable"
+    )
+    (entry,) = logged(json_log)
+    assert entry["event"] == (
+        "delivery of outbox row 1234567 to [email] failed at 2026-12-03 07:36:12 "
+        "after 2500 ms: [phone] unreachable"
+    )

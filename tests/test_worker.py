@@ -15,12 +15,16 @@ from zoneinfo import ZoneInfo
 from alembic import command
 from sqlmodel import col, select
 
+from commands.types import Reply
+from models import outbox
 from models.clock import FixedClock
 from models.db import create_schema, make_engine, unit_of_work
 from models.migrate import alembic_config
-from models.tables import Team
+from models.tables import Outbox, Team
+from reminders.outbox import OutboxDelivery
 from reminders.worker import JobSpec, Worker
 from tests.chat import Chat
+from tests.test_log_redaction import captured_log, logged
 
 SH = ZoneInfo("Asia/Shanghai")
 NY = ZoneInfo("America/New_York")
@@ -104,6 +108,54 @@ async def test_the_scheduler_holds_the_jobs_and_reschedules_when_the_team_change
         assert len(scheduler.get_jobs()) == 5
     finally:
         scheduler.shutdown(wait=False)
+
+
+async def _delivered_by_a_worker(team: Chat, key: str) -> None:
+    """A push queued, and a worker started until it delivered it (its first pass runs at once)."""
+    with unit_of_work(team.engine) as session:
+        found = session.exec(select(Team)).one()
+        payload = Reply(text=f"push {key}").model_dump(mode="json")
+        outbox.enqueue(
+            session,
+            team=found,
+            kind="test",
+            dedupe_key=key,
+            channel="console",
+            payload=payload,
+            now=team.clock.now(),
+        )
+    # A delivery of its own: a stopped worker's delivery starts nothing more.
+    delivery = OutboxDelivery(team.engine, {"console": team.sender}, team.clock)
+    worker = Worker(team.engine, team.clock, delivery)
+    worker.start()
+    deadline = asyncio.get_running_loop().time() + 10
+    while await asyncio.to_thread(_status, team, key) != "sent":
+        assert asyncio.get_running_loop().time() < deadline, "never delivered"
+        await asyncio.sleep(0.02)
+    await worker.finish(grace=5)
+
+
+def _status(team: Chat, key: str) -> str:
+    with unit_of_work(team.engine) as session:
+        return session.exec(select(Outbox.status).where(Outbox.dedupe_key == key)).one()
+
+
+async def test_the_worker_logs_a_line_for_work_done_and_the_schedulers_chatter_only_at_debug(
+    team: Chat,
+) -> None:
+    with captured_log("INFO") as stream:
+        await _delivered_by_a_worker(team, "first")
+    written = logged(stream)
+    assert [(e["level"], e["logger"], e["event"]) for e in written] == [
+        ("info", "dealbot.worker", "outbox: 1 sent, 0 retried, 0 dead, 0 postponed")
+    ]
+
+    with captured_log("DEBUG") as stream:
+        await _delivered_by_a_worker(team, "second")
+    chatter = [e for e in logged(stream) if e["logger"].startswith("apscheduler")]
+    assert any(e["event"].startswith('Running job "Worker._deliver') for e in chatter)
+    assert any(e["event"].endswith("executed successfully") for e in chatter)
+    assert {e["level"] for e in chatter} == {"debug"}
 
 
 # --- the command line ---------------------------------------------------------------------------
