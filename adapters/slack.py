@@ -31,6 +31,7 @@ from adapters.base import (
     Target,
     TargetGone,
     Transient,
+    Unchangeable,
     identifier,
     unix_seconds,
 )
@@ -50,6 +51,8 @@ MAX_BLOCKS = 50  # Slack refuses a message with more blocks
 _MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|([^>]*))?>")
 _GONE = {"channel_not_found", "is_archived", "not_in_channel", "user_not_found", "cannot_dm_bot", "user_disabled",
          "account_inactive_user", "messages_tab_disabled"}
+# chat.update's answers for a message that can no longer change: it stays as it is.
+_UNCHANGEABLE = {"message_not_found", "cant_update_message", "edit_window_closed"}
 _AUTH = {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired", "no_permission",
          "missing_scope", "not_allowed_token_type"}
 
@@ -457,6 +460,8 @@ class SlackSender:
                 raise AuthBroken(f"slack refused our token: {code}") from error
             if code in _GONE:
                 raise TargetGone(f"slack: {code}") from error
+            if code in _UNCHANGEABLE:
+                raise Unchangeable(f"slack: {code}") from error
             raise Transient(f"slack: {code or response.status_code}") from error
         except (TimeoutError, OSError) as error:
             raise Transient(f"slack unreachable: {error}") from error
