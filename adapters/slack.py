@@ -339,20 +339,42 @@ class SlackAdapter:
         if received is not None and received.repeat:
             return
         reply = await self._run(await self._invocation(**fields), received)
-        await self._answer(_answering(respond, body), reply, channel=channel,
-                           replace=reply.ok and reply.settles, user=user.get("id"))
+        if not body.get("response_url") and isinstance(body.get("view"), dict):
+            await self._answer_in_view(body["view"], reply, team_id=team_id, user=user.get("id", ""))
+        else:
+            await self._answer(_answering(respond, body), reply, channel=channel,
+                               replace=reply.ok and reply.settles, user=user.get("id"))
         await self._answered(received)
+
+    async def _answer_in_view(self, view: dict[str, Any], reply: Reply, *, team_id: str,
+                              user: str) -> None:
+        """A click in the App Home or a modal has no response_url: the view it was in is shown
+        anew (the Home tab as it is now, the modal with the answer) and the answer goes to the
+        person's DM, where it stays."""
+        if reply.duplicate:
+            return
+        sender = SlackSender(self.client)
+        if view.get("type") == "home":
+            await self._publish_home(team_id, user)
+        elif view.get("type") == "modal" and view.get("id"):
+            title = view.get("title") or {"type": "plain_text", "text": "dealbot"}
+            await sender._call(self.client.views_update, view_id=view["id"], hash=view.get("hash"),
+                               view={"type": "modal", "title": title, "blocks": blocks(reply)})
+        await sender.send(Target(kind="member", key=user), reply)
+
+    async def _publish_home(self, team_id: str, user_id: str, delivery_id: str | None = None) -> None:
+        invocation = await self._invocation(team_id=team_id, user_id=user_id, user_name="", channel=None,
+                                            text="/me", delivery_id=delivery_id)
+        reply = await self._run(invocation)
+        if reply.duplicate:
+            return
+        await self.client.views_publish(user_id=user_id, view={"type": "home", "blocks": blocks(reply)})
 
     async def _on_home(self, event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient) -> None:
         if event.get("tab", "home") != "home":
             return
-        user_id = event.get("user", "")
-        invocation = await self._invocation(team_id=body.get("team_id", ""), user_id=user_id, user_name="",
-                                            channel=None, text="/me", delivery_id=f"event:{body.get('event_id')}")
-        reply = await self._run(invocation)
-        if reply.duplicate:
-            return
-        await client.views_publish(user_id=user_id, view={"type": "home", "blocks": blocks(reply)})
+        await self._publish_home(body.get("team_id", ""), event.get("user", ""),
+                                 delivery_id=f"event:{body.get('event_id')}")
 
 
 def signed(secret: str, request: Request, body: bytes) -> bool:
