@@ -45,6 +45,7 @@ class Voice:
         return i18n.clock(moment, self.tz, self.today) if moment else "-"
 
 
+PROGRESS = "☑"  # starts the line that says who has signed so far
 VoiceFor = Callable[[Member | None], Voice]  # None: a channel, read in the team's language
 
 
@@ -110,7 +111,7 @@ def quote_progress(voice: Voice, session: Session, quote: Quote) -> str | None:
             )
     if not parts:
         return None
-    return f"☑ Q{quote.number} · " + " · ".join(parts)
+    return f"{PROGRESS} Q{quote.number} · " + " · ".join(parts)
 
 
 def quote_outcome(voice: Voice, session: Session, quote: Quote) -> str | None:
@@ -297,21 +298,25 @@ def revise(
             )
         voice = voice_for(member)
         original = Reply.model_validate(message.payload)
+        kept = original.text.split("\n")
         lines, buttons, closed = [], list(original.buttons), True
         for about in _subjects_of(session, message):
             said = _said(voice, session, about, member, day)
             if said is None:
                 continue
             closed = closed and said.closed
-            if said.line and said.line not in original.text:  # a card sent with it says it already
-                lines.append(said.line)
+            if not said.line or said.line not in kept:  # a card sent with it says it already
+                # Progress the card was sent with is news no more.
+                kept = [line for line in kept if not line.startswith(f"{PROGRESS} {said.token} ")]
+                if said.line:
+                    lines.append(said.line)
             if not said.keeps_buttons:
                 buttons = [button for button in buttons if not _acts_on(button, said)]
         if not lines and buttons == original.buttons:
             continue
         # The news first: WeCom shows a card's first line in place of its buttons.
         revised = original.model_copy(
-            update={"text": "\n".join([*lines, original.text]), "buttons": buttons}
+            update={"text": "\n".join([*lines, *kept]), "buttons": buttons}
         )
         payload = revised.model_dump(mode="json")
         state = hashlib.sha1(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]

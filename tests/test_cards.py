@@ -165,7 +165,9 @@ def home_click(slack: SlackHarness, user: str, command: str, surface: str) -> No
     assert slack.post(body, "application/x-www-form-urlencoded").status_code == 200
 
 
-def test_slack_a_click_in_the_app_home_refreshes_it_and_answers_in_the_dm(slack: SlackHarness) -> None:
+def test_slack_a_click_in_the_app_home_refreshes_it_and_answers_in_the_dm(
+    slack: SlackHarness,
+) -> None:
     slack_team(slack)
     home_click(slack, "U3", "/quote approve Q1", "home")
     slack.api.wait_for(lambda requests: any(r.name == "views.publish" for r in requests))
@@ -187,9 +189,15 @@ def test_slack_a_click_in_a_modal_updates_it_and_answers_in_the_dm(slack: SlackH
     slack_team(slack)
     home_click(slack, "U2", "/quote approve Q1", "modal")
     requests = slack.api.wait_for(
-        lambda requests: any(r.name == "views.update" for r in requests)
-        and any(arguments(r).get("channel") == "DU2" and "approved by bob" in arguments(r).get("text", "")
-                for r in requests if r.name == "chat.postMessage")
+        lambda requests: (
+            any(r.name == "views.update" for r in requests)
+            and any(
+                arguments(r).get("channel") == "DU2"
+                and "approved by bob" in arguments(r).get("text", "")
+                for r in requests
+                if r.name == "chat.postMessage"
+            )
+        )
     )
     [modal] = [arguments(r) for r in requests if r.name == "views.update"]
     assert modal["view_id"] == "V0MODAL01" and "approved by bob" in json.dumps(modal["view"])
@@ -240,12 +248,19 @@ def telegram_approve(telegram: TelegramHarness, who: str) -> str:
 
 def telegram_message_id(telegram: TelegramHarness, wanted: Any) -> int:
     """The message id the fake gave a send (it counts every send and edit from 5001)."""
-    sends = [r for r in telegram.api.requests if r.name in ("sendMessage", "sendPhoto", "editMessageText")]
+    sends = [
+        r
+        for r in telegram.api.requests
+        if r.name in ("sendMessage", "sendPhoto", "editMessageText")
+    ]
     return 5001 + next(index for index, request in enumerate(sends) if request is wanted)
 
 
 def telegram_edits(telegram: TelegramHarness) -> dict[int, dict[str, Any]]:
-    return {int(bot_arguments(r)["chat_id"]): bot_arguments(r) for r in telegram.api.calls("editMessageText")}
+    return {
+        int(bot_arguments(r)["chat_id"]): bot_arguments(r)
+        for r in telegram.api.calls("editMessageText")
+    }
 
 
 def markup_of(args: dict[str, Any]) -> list[Any]:
@@ -269,13 +284,18 @@ def test_telegram_an_approval_by_button_edits_the_other_cards(telegram: Telegram
         assert int(edit["message_id"]) == cards[who]
         assert "Q1 approved by Carol" in edit["text"] and markup_of(edit) == []
     before = quote_row(telegram.engine)
-    assert telegram.press("bob", telegram_approve(telegram, "bob"), chat=private("bob")).status_code == 200
+    assert (
+        telegram.press("bob", telegram_approve(telegram, "bob"), chat=private("bob")).status_code
+        == 200
+    )
     answered = [bot_arguments(r) for r in telegram.api.calls("answerCallbackQuery")][-1]
     assert "already approved by Carol" in answered["text"]
     assert quote_row(telegram.engine) == before
 
 
-def test_telegram_closing_the_lead_edits_the_quote_and_transfer_cards(telegram: TelegramHarness) -> None:
+def test_telegram_closing_the_lead_edits_the_quote_and_transfer_cards(
+    telegram: TelegramHarness,
+) -> None:
     cards = telegram_team(telegram)
     telegram.say("carol", "/lead transfer L1 I met them at the fair")
     telegram.deliver()
@@ -287,7 +307,9 @@ def test_telegram_closing_the_lead_edits_the_quote_and_transfer_cards(telegram: 
         edit = edits[PEOPLE[who]["id"]]
         assert int(edit["message_id"]) in (cards[who], asked) and markup_of(edit) == []
     alice = edits[PEOPLE["alice"]["id"]]
-    assert int(alice["message_id"]) == asked and "closed" in alice["text"] and markup_of(alice) == []
+    assert (
+        int(alice["message_id"]) == asked and "closed" in alice["text"] and markup_of(alice) == []
+    )
     assert "Q1 withdrawn" in edits[PEOPLE["bob"]["id"]]["text"]
 
 
@@ -297,10 +319,16 @@ def test_telegram_a_card_too_old_to_edit_is_left_alone(telegram: TelegramHarness
     assert quote_row(telegram.engine)[0] == "approved"
     refused = Answer(
         status=400,
-        body={"ok": False, "error_code": 400, "description": "Bad Request: message can't be edited"},
+        body={
+            "ok": False,
+            "error_code": 400,
+            "description": "Bad Request: message can't be edited",
+        },
     )
     telegram.api.failures["editMessageText"] = refused
-    report = asyncio.run(OutboxDelivery(telegram.engine, telegram.bot.senders, telegram.clock).run_once())
+    report = asyncio.run(
+        OutboxDelivery(telegram.engine, telegram.bot.senders, telegram.clock).run_once()
+    )
     assert report.dropped == 1 and report.dead == 0 and report.retried == 0
     with unit_of_work(telegram.engine) as session:
         dropped = session.execute(select(Outbox).where(Outbox.status == "dropped")).scalar_one()
@@ -326,13 +354,18 @@ def wecom_team(wecom: WeComHarness) -> dict[str, dict[str, Any]]:
     assert "李经理" in shown(wecom.say("zhangsan", "/报价 L1 8万"))
     wecom.say("lijingli", "/团队 代理 @messense 至=2026-12-20")
     wecom.deliver()
-    return {user: wecom.message_to(user, "Q1 · 华为技术", msgtype="template_card") for user in ("lijingli", "wangwu", "messense")}
+    return {
+        user: wecom.message_to(user, "Q1 · 华为技术", msgtype="template_card")
+        for user in ("lijingli", "wangwu", "messense")
+    }
 
 
 def wecom_codes(wecom: WeComHarness) -> dict[str, str]:
     """The response_code WeCom answered each approval card with, by user, as the outbox kept it."""
     with unit_of_work(wecom.engine) as session:
-        refs = session.execute(select(Outbox.message_ref).where(Outbox.kind == "approval")).scalars()
+        refs = session.execute(
+            select(Outbox.message_ref).where(Outbox.kind == "approval")
+        ).scalars()
         return {ref.split("|")[1]: ref.split("|")[2] for ref in refs if ref}
 
 
@@ -341,17 +374,29 @@ def test_wecom_an_approval_by_button_closes_the_other_cards(wecom: WeComHarness)
     sent_codes = wecom_codes(wecom)
     assert all(code.startswith("RC-") for code in sent_codes.values())
     card = cards["wangwu"]["template_card"]
-    click = wecom.click("wangwu", "/审批 同意 Q1", task_id=card["task_id"], response_code="RC-click")
+    click = wecom.click(
+        "wangwu", "/审批 同意 Q1", task_id=card["task_id"], response_code="RC-click"
+    )
     assert wecom.post_xml(click).status_code == 200
-    wecom.api.wait_for(lambda rs: any(r.path == UPDATE and r.json["response_code"] == "RC-click" for r in rs))
+    wecom.api.wait_for(
+        lambda rs: any(r.path == UPDATE and r.json["response_code"] == "RC-click" for r in rs)
+    )
     wecom.deliver()
-    updates = {r.json["userids"][0]: r.json for r in wecom.api.at(UPDATE) if r.json["response_code"] != "RC-click"}
+    updates = {
+        r.json["userids"][0]: r.json
+        for r in wecom.api.at(UPDATE)
+        if r.json["response_code"] != "RC-click"
+    }
     for user in ("lijingli", "messense"):
         assert updates[user]["response_code"] == sent_codes[user]
         assert "Q1 已由 王五 同意" in updates[user]["button"]["replace_name"]
     before = quote_row(wecom.engine)
-    late = wecom.click("lijingli", "/审批 同意 Q1", task_id=cards["lijingli"]["template_card"]["task_id"],
-                       response_code="RC-late")
+    late = wecom.click(
+        "lijingli",
+        "/审批 同意 Q1",
+        task_id=cards["lijingli"]["template_card"]["task_id"],
+        response_code="RC-late",
+    )
     assert wecom.post_xml(late).status_code == 200
     assert "Q1 已于 09:00 被 王五同意" in shown(wecom.message_to("lijingli", "Q1 已于"))
     assert quote_row(wecom.engine) == before
@@ -361,28 +406,63 @@ def test_wecom_an_approval_by_button_closes_the_other_cards(wecom: WeComHarness)
 # --- the outbox's edits -----------------------------------------------------------------------
 
 
-def test_an_edit_waits_for_its_message_and_gives_way_to_a_newer_one(engine: Engine, clock: FixedClock) -> None:
+def test_an_edit_waits_for_its_message_and_gives_way_to_a_newer_one(
+    engine: Engine, clock: FixedClock
+) -> None:
     chat = Chat(engine, clock)
     with unit_of_work(engine) as session:
         team = Team(platform="console", key="acme", config={}, created_at=clock.now())
         session.add(team)
         session.flush()
-        enqueue(session, team=team, kind="approval", dedupe_key="card", channel="sales",
-                payload={"text": "🧾 Q7", "buttons": [{"label": "Approve", "command": "/quote approve Q7"}]},
-                now=clock.now(), about=["quote:7"])
+        enqueue(
+            session,
+            team=team,
+            kind="approval",
+            dedupe_key="card",
+            channel="sales",
+            payload={
+                "text": "🧾 Q7",
+                "buttons": [{"label": "Approve", "command": "/quote approve Q7"}],
+            },
+            now=clock.now(),
+            about=["quote:7"],
+        )
         card = session.execute(select(Outbox)).scalar_one()
         from models.outbox import revise
 
-        first = revise(session, card, payload={"text": "☑ Q7 · 1 of 2"}, state="1", now=clock.now(),
-                       only_subject=True, closed=False)
-        second = revise(session, card, payload={"text": "✅ Q7 approved by carol · 09:00"}, state="2",
-                        now=clock.now(), only_subject=True, closed=False)
-        again = revise(session, card, payload={"text": "✅ Q7 approved by carol · 09:00"}, state="2",
-                       now=clock.now(), only_subject=True, closed=False)
+        first = revise(
+            session,
+            card,
+            payload={"text": "☑ Q7 · 1 of 2"},
+            state="1",
+            now=clock.now(),
+            only_subject=True,
+            closed=False,
+        )
+        second = revise(
+            session,
+            card,
+            payload={"text": "✅ Q7 approved by carol · 09:00"},
+            state="2",
+            now=clock.now(),
+            only_subject=True,
+            closed=False,
+        )
+        again = revise(
+            session,
+            card,
+            payload={"text": "✅ Q7 approved by carol · 09:00"},
+            state="2",
+            now=clock.now(),
+            only_subject=True,
+            closed=False,
+        )
     assert (first, second, again) == ("edit", "edit", "known")
     chat.deliver()
-    assert chat.lines == ["→ sales: 🧾 Q7\n  [Approve → /quote approve Q7]", "↻ sales: ✅ Q7 approved by carol · 09:00"]
+    assert chat.lines == [
+        "→ sales: 🧾 Q7\n  [Approve → /quote approve Q7]",
+        "↻ sales: ✅ Q7 approved by carol · 09:00",
+    ]
     with unit_of_work(engine) as session:
         statuses = sorted(session.execute(select(Outbox.kind, Outbox.status)).all())
     assert statuses == [("approval", "sent"), ("edit", "dropped"), ("edit", "sent")]
-
