@@ -466,3 +466,25 @@ def test_an_edit_waits_for_its_message_and_gives_way_to_a_newer_one(
     with unit_of_work(engine) as session:
         statuses = sorted(session.execute(select(Outbox.kind, Outbox.status)).all())
     assert statuses == [("approval", "sent"), ("edit", "dropped"), ("edit", "sent")]
+
+
+# --- console: a reminder about several quotes -------------------------------------------------
+
+
+def test_a_reminder_about_two_quotes_loses_only_the_decided_ones_buttons(team: Chat) -> None:
+    from tests.test_teamwork_approvals import run_worker
+
+    chat = team
+    chat.say("/lead add Acme Trading")
+    chat.say("/quote L1 80k")
+    chat.say("/quote L1 90k")
+    chat.clock.advance(hours=6)
+    run_worker(chat)
+    [reminder] = [push for push in chat.pushes("bob") if "Approvals waiting for you (2)" in push]
+    assert "/quote approve Q1" in reminder and "/quote approve Q2" in reminder
+    chat.clock.advance(minutes=2)
+    chat.say("[bob] /quote approve Q1")
+    edits = [line for line in chat.lines if line.startswith("↻ bob: ✅ Q1 approved by bob")]
+    assert len(edits) == 2  # the card, and the reminder
+    [edited] = [edit for edit in edits if "Approvals waiting" in edit]
+    assert "/quote approve Q1" not in edited and "/quote approve Q2" in edited
