@@ -340,7 +340,8 @@ class SlackAdapter:
             return
         reply = await self._run(await self._invocation(**fields), received)
         if not body.get("response_url") and isinstance(body.get("view"), dict):
-            await self._answer_in_view(body["view"], reply, team_id=team_id, user=user.get("id", ""))
+            await self._answer_in_view(body["view"], reply, team_id=team_id,
+                                       user=user.get("id", ""))
         else:
             await self._answer(_answering(respond, body), reply, channel=channel,
                                replace=reply.ok and reply.settles, user=user.get("id"))
@@ -362,13 +363,15 @@ class SlackAdapter:
                                view={"type": "modal", "title": title, "blocks": blocks(reply)})
         await sender.send(Target(kind="member", key=user), reply)
 
-    async def _publish_home(self, team_id: str, user_id: str, delivery_id: str | None = None) -> None:
-        invocation = await self._invocation(team_id=team_id, user_id=user_id, user_name="", channel=None,
-                                            text="/me", delivery_id=delivery_id)
+    async def _publish_home(self, team_id: str, user_id: str,
+                            delivery_id: str | None = None) -> None:
+        invocation = await self._invocation(team_id=team_id, user_id=user_id, user_name="",
+                                            channel=None, text="/me", delivery_id=delivery_id)
         reply = await self._run(invocation)
         if reply.duplicate:
             return
-        await self.client.views_publish(user_id=user_id, view={"type": "home", "blocks": blocks(reply)})
+        await self.client.views_publish(user_id=user_id,
+                                        view={"type": "home", "blocks": blocks(reply)})
 
     async def _on_home(self, event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient) -> None:
         if event.get("tab", "home") != "home":

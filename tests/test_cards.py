@@ -488,3 +488,32 @@ def test_a_reminder_about_two_quotes_loses_only_the_decided_ones_buttons(team: C
     assert len(edits) == 2  # the card, and the reminder
     [edited] = [edit for edit in edits if "Approvals waiting" in edit]
     assert "/quote approve Q1" not in edited and "/quote approve Q2" in edited
+
+
+def test_wecom_closing_the_lead_closes_the_quote_and_transfer_cards(wecom: WeComHarness) -> None:
+    wecom_team(wecom)
+    wecom.say("messense", "/线索 转移 L1 我认识他们")
+    wecom.deliver()
+    wecom.message_to("zhangsan", "申请接手", msgtype="template_card")
+    codes = {
+        ref.split("|")[1]: ref.split("|")[2]
+        for ref in outbox_refs(wecom.engine, ("approval", "transfer"))
+    }
+    wecom.say("zhangsan", "/线索 输单 L1 预算取消")
+    wecom.deliver()
+    updates = {
+        r.json["response_code"]: r.json["button"]["replace_name"] for r in wecom.api.at(UPDATE)
+    }
+    for user in ("lijingli", "wangwu", "messense"):
+        assert "Q1 已撤回" in updates[codes[user]]
+    assert "转移申请已关闭" in updates[codes["zhangsan"]]
+    late = wecom.click("wangwu", "/审批 同意 Q1", task_id="t-late", response_code="RC-late")
+    assert wecom.post_xml(late).status_code == 200
+    wecom.message_to("wangwu", "无需审批")
+    assert quote_row(wecom.engine)[0] == "withdrawn"
+
+
+def outbox_refs(engine: Engine, kinds: tuple[str, ...]) -> list[str]:
+    with unit_of_work(engine) as session:
+        query = select(Outbox.message_ref).where(Outbox.kind.in_(kinds))  # type: ignore[attr-defined]
+        return [ref for ref in session.execute(query).scalars() if ref]

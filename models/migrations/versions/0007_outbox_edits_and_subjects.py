@@ -21,8 +21,14 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.add_column("outbox", sa.Column("edit_of", sa.Integer(), nullable=True))
-    op.create_index("ix_outbox_edit_of", "outbox", ["edit_of"])
+    # Each step only if missing: a database stamped back to an older revision (to replay a data
+    # migration before it) may already have them.
+    inspector = sa.inspect(op.get_bind())
+    if "edit_of" not in {column["name"] for column in inspector.get_columns("outbox")}:
+        op.add_column("outbox", sa.Column("edit_of", sa.Integer(), nullable=True))
+        op.create_index("ix_outbox_edit_of", "outbox", ["edit_of"])
+    if inspector.has_table("outbox_subject"):
+        return
     op.create_table(
         "outbox_subject",
         sa.Column("id", sa.Integer(), nullable=False),
