@@ -492,14 +492,16 @@ def test_a_reminder_about_two_quotes_loses_only_the_decided_ones_buttons(team: C
 
 def test_wecom_closing_the_lead_closes_the_quote_and_transfer_cards(wecom: WeComHarness) -> None:
     wecom_team(wecom)
-    wecom.say("messense", "/线索 转移 L1 我认识他们")
+    assert wecom.post_xml(wecom.text("messense", "/线索 转移 L1 我认识他们")).status_code == 200
+    wecom.message_to("messense", "已请 张三")
     wecom.deliver()
     wecom.message_to("zhangsan", "申请接手", msgtype="template_card")
     codes = {
         ref.split("|")[1]: ref.split("|")[2]
         for ref in outbox_refs(wecom.engine, ("approval", "transfer"))
     }
-    wecom.say("zhangsan", "/线索 输单 L1 预算取消")
+    assert wecom.post_xml(wecom.text("zhangsan", "/线索 输单 L1 预算取消")).status_code == 200
+    wecom.message_to("zhangsan", "已输单")
     wecom.deliver()
     updates = {
         r.json["response_code"]: r.json["button"]["replace_name"] for r in wecom.api.at(UPDATE)
