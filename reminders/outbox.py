@@ -188,9 +188,9 @@ class OutboxDelivery:
         try:
             # The row's team, not anything in the payload, is the team its buttons act in.
             reply = Reply.model_validate(row.payload).model_copy(update={"team_key": row.team_key})
-            if row.edit_of is not None and row.message_ref:
-                await sender.update(row.message_ref, reply)
-                ref = row.message_ref
+            if row.edit_of is not None:  # never a new message: `_edited_message` found its ref
+                ref = row.message_ref or ""
+                await sender.update(ref, reply)
             else:
                 ref = await sender.send(row.target, reply)
         except Unchangeable as error:
