@@ -87,9 +87,8 @@ def quote_progress(voice: Voice, session: Session, quote: Quote) -> str | None:
         names = ", ".join(
             f"{_signer(voice, session, s.member_id, s.principal_id)} ✔" for s in signed
         )
-        if (
-            step.status == "approved" and not signed and step.decided_by_id
-        ):  # signed without a click
+        unattended = step.status == "approved" and not signed and step.decided_by_id
+        if unattended:  # signed on the requester's own authority, without a click
             names = f"{_name(session, step.decided_by_id)} ✔"
         if step.level == quote.current_level and quotes.needed_now(session, quote, step) > 1:
             needed = quotes.needed_now(session, quote, step)
@@ -98,6 +97,8 @@ def quote_progress(voice: Voice, session: Session, quote: Quote) -> str | None:
             )
             if signed:
                 parts.append(f"{label}: {names}" if voice.locale != "zh" else f"{label}：{names}")
+            elif parts:  # earlier levels signed, nobody on this one yet
+                parts.append(label)
         elif step.status == "approved" and names:
             parts.append(voice.pick("{role}: {names}", "{role}：{names}", role=role, names=names))
         elif step.level == quote.current_level and parts:
