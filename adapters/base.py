@@ -67,6 +67,11 @@ class AuthBroken(DeliveryError):
     """Our credentials are refused; retrying will not help until an operator fixes them."""
 
 
+class Unchangeable(DeliveryError):
+    """A message the platform no longer lets us edit (too old, deleted, its one change spent): it
+    stays as it is; trying again would change nothing."""
+
+
 class Transient(DeliveryError):
     """A passing fault (timeout, 5xx): try again later."""
 
@@ -79,5 +84,7 @@ class Sender(Protocol):
         ...
 
     async def update(self, message_ref: str, reply: Reply) -> None:
-        """Replace a message sent earlier (an approval card after the decision)."""
+        """Replace a message sent earlier with `reply` (an approval card after the decision: the
+        outcome, no buttons). Raises `Unchangeable` when the platform no longer allows it; never
+        sends a new message instead."""
         ...

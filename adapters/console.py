@@ -95,7 +95,7 @@ class ConsoleSender:
     async def send(self, target: Target, reply: Reply) -> str:
         self.count += 1
         self.write(f"→ {target.label or target.key}: {render(reply, image_dir=self.image_dir)}")
-        return f"console:{self.count}"
+        return target.label or target.key  # an edit prints "↻ bob: …": whose message changed
 
     async def update(self, message_ref: str, reply: Reply) -> None:
         self.write(f"↻ {message_ref}: {render(reply, image_dir=self.image_dir)}")

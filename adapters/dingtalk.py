@@ -44,6 +44,7 @@ from adapters.base import (
     Target,
     TargetGone,
     Transient,
+    Unchangeable,
     identifier,
     read_body,
 )
@@ -533,15 +534,15 @@ class DingTalkSender:
         return f"card|{biz_id}"
 
     async def update(self, message_ref: str, reply: Reply) -> None:
-        """A card is replaced by the reply (its buttons gone once it settles); other robot messages
-        cannot be edited, so the new text is sent after them."""
+        """A card is replaced by the reply (its buttons gone once it settles). Other robot
+        messages cannot be edited: Unchangeable, nothing new is sent."""
         kind, _, key = message_ref.partition("|")
-        if kind == "card":
+        if kind != "card":
+            raise Unchangeable(f"dingtalk {kind or 'message'} messages cannot be edited")
+        try:
             await self.update_card(key, reply)
-        elif kind in ("user", "group"):
-            await self.send(Target(kind="member" if kind == "user" else "channel", key=key), reply)
-        else:
-            await self.to_robot(reply)
+        except TargetGone as error:
+            raise Unchangeable(f"dingtalk card {key}: {error}") from error
 
     async def update_card(self, biz_id: str, reply: Reply) -> None:
         data = card_data(reply, buttons=not reply.settles)

@@ -50,6 +50,7 @@ from adapters.base import (
     Target,
     TargetGone,
     Transient,
+    Unchangeable,
     identifier,
     read_body,
 )
@@ -395,20 +396,16 @@ class FeishuSender:
         return ref if len(ref) <= REF_CHARS else f"{kind}|{message_id}"[:REF_CHARS]
 
     async def update(self, message_ref: str, reply: Reply) -> None:
-        """A card is replaced in place (for everyone who sees it); a text message cannot become a
-        card, so the new reply is sent after it."""
+        """A card is replaced in place (for everyone who sees it). A text message cannot become a
+        card, and a deleted or too old card cannot change: Unchangeable, nothing new is sent."""
         kind, message_id, id_type, receiver = (message_ref.split("|") + ["", "", ""])[:4]
-        if kind == "card" and message_id:
-            try:
-                await self.edit_card(message_id, reply)
-                await self.media(id_type, receiver, reply)
-                return
-            except (TargetGone, Transient) as error:  # deleted, or too old to edit: send anew
-                log.warning("feishu card update failed: %s", error)
-        if receiver:
-            await self.send(
-                Target(kind="member" if id_type == "open_id" else "channel", key=receiver), reply
-            )
+        if kind != "card" or not message_id:
+            raise Unchangeable(f"feishu {kind or 'message'} messages cannot be edited")
+        try:
+            await self.edit_card(message_id, reply)
+        except TargetGone as error:
+            raise Unchangeable(f"feishu card {message_id}: {error}") from error
+        await self.media(id_type, receiver, reply)
 
     async def edit_card(self, message_id: str, reply: Reply) -> None:
         await self.api.call(

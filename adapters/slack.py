@@ -31,6 +31,7 @@ from adapters.base import (
     Target,
     TargetGone,
     Transient,
+    Unchangeable,
     identifier,
     unix_seconds,
 )
@@ -53,6 +54,8 @@ MAX_BLOCKS = 50  # Slack refuses a message with more blocks
 _MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|([^>]*))?>")
 _GONE = {"channel_not_found", "is_archived", "not_in_channel", "user_not_found", "cannot_dm_bot", "user_disabled",
          "account_inactive_user", "messages_tab_disabled"}
+# chat.update's answers for a message that can no longer change: it stays as it is.
+_UNCHANGEABLE = {"message_not_found", "cant_update_message", "edit_window_closed"}
 _AUTH = {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired", "no_permission",
          "missing_scope", "not_allowed_token_type"}
 
@@ -397,21 +400,46 @@ class SlackAdapter:
         if received is not None and received.repeat:
             return
         reply = await self._run(await self._invocation(**fields, client=client), received)
-        await self._answer(_answering(respond, body), reply, channel=channel,
-                           replace=reply.ok and reply.settles, user=user.get("id"), client=client)
+        if not body.get("response_url") and isinstance(body.get("view"), dict):
+            await self._answer_in_view(body["view"], reply, team_id=team_id,
+                                       user=user.get("id", ""), client=client)
+        else:
+            await self._answer(_answering(respond, body), reply, channel=channel,
+                               replace=reply.ok and reply.settles, user=user.get("id"),
+                               client=client)
         await self._answered(received)
 
-    async def _on_home(self, event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient) -> None:
-        if event.get("tab", "home") != "home":
+    async def _answer_in_view(self, view: dict[str, Any], reply: Reply, *, team_id: str,
+                              user: str, client: AsyncWebClient) -> None:
+        """A click in the App Home or a modal has no response_url: the view it was in is shown
+        anew (the Home tab as it is now, the modal with the answer) and the answer goes to the
+        person's DM, where it stays."""
+        if reply.duplicate:
             return
-        user_id = event.get("user", "")
-        invocation = await self._invocation(team_id=body.get("team_id", ""), user_id=user_id, user_name="",
+        sender = SlackSender(client)
+        if view.get("type") == "home":
+            await self._publish_home(team_id, user, client=client)
+        elif view.get("type") == "modal" and view.get("id"):
+            title = view.get("title") or {"type": "plain_text", "text": "dealbot"}
+            await sender._call(client.views_update, view_id=view["id"], hash=view.get("hash"),
+                               view={"type": "modal", "title": title, "blocks": blocks(reply)})
+        await sender.send(Target(kind="member", key=user), reply)
+
+    async def _publish_home(self, team_id: str, user_id: str, *, client: AsyncWebClient,
+                            delivery_id: str | None = None) -> None:
+        invocation = await self._invocation(team_id=team_id, user_id=user_id, user_name="",
                                             channel=None, text="/me", client=client,
-                                            delivery_id=f"event:{body.get('event_id')}")
+                                            delivery_id=delivery_id)
         reply = await self._run(invocation)
         if reply.duplicate:
             return
         await client.views_publish(user_id=user_id, view={"type": "home", "blocks": blocks(reply)})
+
+    async def _on_home(self, event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient) -> None:
+        if event.get("tab", "home") != "home":
+            return
+        await self._publish_home(body.get("team_id", ""), event.get("user", ""), client=client,
+                                 delivery_id=f"event:{body.get('event_id')}")
 
 
 def signed(secret: str, request: Request, body: bytes) -> bool:
@@ -547,6 +575,8 @@ class SlackSender:
                 raise AuthBroken(f"slack refused our token: {code}") from error
             if code in _GONE:
                 raise TargetGone(f"slack: {code}") from error
+            if code in _UNCHANGEABLE:
+                raise Unchangeable(f"slack: {code}") from error
             raise Transient(f"slack: {code or response.status_code}") from error
         except (TimeoutError, OSError) as error:
             raise Transient(f"slack unreachable: {error}") from error

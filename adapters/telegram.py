@@ -34,7 +34,8 @@ from telegram.constants import ChatType, ParseMode
 from telegram.error import BadRequest, Forbidden, InvalidToken, RetryAfter, TelegramError
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, MessageHandler, filters
 
-from adapters.base import AuthBroken, RateLimited, Target, TargetGone, Transient, read_body
+from adapters.base import (AuthBroken, RateLimited, Target, TargetGone, Transient, Unchangeable,
+                           read_body)
 from commands import FAMILIES
 from commands.inbox import Inbox, Received
 from commands.types import Invocation, Mention, Reply
@@ -42,6 +43,9 @@ from commands.types import Invocation, Mention, Reply
 log = logging.getLogger("dealbot.telegram")
 
 COMMANDS = (*(family.name for family in FAMILIES), "start", "dealbot")
+# Bot API answers for a message that can no longer be edited (too old: 48 h in some chats; deleted).
+_UNEDITABLE = re.compile(r"can't be edited|to edit not found|message_id_invalid|chat not found",
+                         re.IGNORECASE)
 MAX_BODY = 1 << 20
 MAX_CALLBACK_BYTES = 64
 MAX_KEYBOARD_BUTTONS = 100
@@ -535,6 +539,23 @@ class TelegramSender:
 
     async def update(self, message_ref: str, reply: Reply) -> None:
         chat_id, _, message_id = message_ref.partition(":")
-        await self._bot().edit_message_text(chat_id=int(chat_id), message_id=int(message_id), text=to_html(reply),
-                                            parse_mode=ParseMode.HTML,
-                                            reply_markup=keyboard(reply, self.seal))
+        try:
+            await self._bot().edit_message_text(chat_id=int(chat_id), message_id=int(message_id),
+                                                text=to_html(reply), parse_mode=ParseMode.HTML,
+                                                reply_markup=keyboard(reply, self.seal))
+        except RetryAfter as error:
+            retry = error.retry_after
+            seconds = retry.total_seconds() if hasattr(retry, "total_seconds") else float(retry)
+            raise RateLimited(seconds, "telegram 429") from error
+        except InvalidToken as error:
+            raise AuthBroken(f"telegram refused our token: {error.message}") from error
+        except BadRequest as error:
+            if "not modified" in error.message.lower():
+                return  # it says this already (the card that was pressed)
+            if _UNEDITABLE.search(error.message):
+                raise Unchangeable(f"telegram: {error.message}") from error
+            raise Transient(f"telegram: {error.message}") from error
+        except Forbidden as error:  # the person blocked the bot: the message is out of reach
+            raise Unchangeable(f"telegram: {error.message}") from error
+        except TelegramError as error:
+            raise Transient(f"telegram: {error.message}") from error

@@ -46,6 +46,7 @@ from adapters.base import (
     Target,
     TargetGone,
     Transient,
+    Unchangeable,
     identifier,
     read_body,
     unix_seconds,
@@ -488,24 +489,24 @@ class WeComSender:
         return await self.to_chat(target.key, reply)
 
     async def update(self, message_ref: str, reply: Reply) -> None:
-        """A card gets its buttons replaced by the outcome; other messages cannot be edited in
-        WeCom, so the new text is sent after them."""
+        """Only a card can change in WeCom, and only once (its response_code is spent by the
+        change, and lapses after 72 h): its buttons give way to one greyed button reading the
+        outcome, the first line of `reply`. A reply that still offers buttons (progress on a
+        decision not made yet) leaves the card as it is, keeping that one change for the outcome;
+        other messages cannot change at all."""
         kind, _, rest = message_ref.partition("|")
         user, _, code = rest.partition("|")
-        if kind == "card" and code:
-            text, whole = outcome_text(reply)
-            try:
-                await self.update_card(code, user, text)
-                if whole:
-                    return
-            except (TargetGone, Transient) as error:  # code used up or expired (72 h): send anew
-                log.warning("update_template_card failed: %s", error)
-        if kind in ("card", "msg"):
-            await self.to_member(user, reply)
-        elif kind == "chat":
-            await self.to_chat(user, reply)
-        else:
-            await self.to_robot(reply)
+        if kind != "card" or not code:
+            raise Unchangeable("wecom: only a template card can be changed")
+        if reply.buttons:
+            return
+        try:
+            await self.update_card(code, user, outcome_text(reply)[0])
+        except (TargetGone, Transient) as error:
+            if isinstance(error, Transient) and "errcode" not in str(error):
+                raise  # WeCom unreachable: try again
+            # WeCom refused this card's change: its code was used (the card was pressed) or lapsed.
+            raise Unchangeable(f"wecom: {error}") from error
 
     async def update_card(self, response_code: str, user: str, text: str) -> None:
         await self.api.call("POST", "/cgi-bin/message/update_template_card", json={

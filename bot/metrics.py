@@ -105,7 +105,7 @@ class Metrics:
         )
         self.deliveries = Counter(
             "dealbot_outbox_deliveries",
-            "Outbox delivery attempts, by outcome (sent, retried, dead, postponed)",
+            "Outbox delivery attempts, by outcome (sent, retried, dead, postponed, dropped)",
             ["platform", "outcome"],
             registry=self.registry,
         )

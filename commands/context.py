@@ -218,13 +218,14 @@ class Ctx:
 
     # --- pushes to other people ------------------------------------------------------------------
     def notify(self, member: Member, *, kind: str, key: str, reply: Reply | Callable[[Ctx], Reply],
-               to_self: bool = False) -> None:
+               to_self: bool = False, about: tuple[str, ...] = ()) -> None:
         """Tell someone else, through the outbox, in the same transaction as the change.
 
         `reply` may be a function of the reader's context, to word it in their language. Their own
         settings apply: a kind they turned off is dropped, a digest kind waits for their next batched
         message, and their own quiet hours hold it — except a decision someone asks of them.
-        `to_self`: the actor too (a card for a decision that waited for them to join)."""
+        `to_self`: the actor too (a card for a decision that waited for them to join).
+        `about`: the decisions the push asks for (`commands.cards`): their outcome is edited in."""
         if member.id == self.scope.actor.id and not to_self:
             return
         reader = self.for_reader(member)
@@ -236,7 +237,7 @@ class Ctx:
             reader.read_on = date.min
         built = reply(reader) if callable(reply) else reply
         teamwork.deliver(self.scope, member, kind=kind, key=key, payload=built.model_dump(mode="json"),
-                         prefs=reader.prefs, not_before=not_before)
+                         prefs=reader.prefs, not_before=not_before, about=about)
 
     def quote_buttons(self, quote: Quote) -> list[Button]:
         approve, reject = ("/审批 同意", "/审批 驳回") if self.zh else ("/quote approve", "/quote reject")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from commands import cards
 from commands.args import Args
 from commands.context import Ctx, UsageError
 from commands.types import Button, Reply
@@ -39,6 +40,10 @@ def _card(ctx: Ctx, quote: Quote, lead: Lead, step: ApprovalStep | None = None,
         text += ctx.pick(" · needs {k} {role}s", " · 需 {k} 位{role}同意", k=step.needed, role=ctx.role_label(step.role))
     if asked is not None and asked.delegated:
         text += "\n" + ctx.pick("You decide as {p}'s delegate.", "你作为 {p} 的代理人审批。", p=asked.principal.name)
+    voice = cards.voice_of(ctx.locale, ctx.tz, ctx.scope.now)
+    progress = cards.quote_progress(voice, ctx.scope.session, quote)
+    if progress:
+        text += "\n" + progress
     if quote.note:
         text += "\n" + quote.note
     return Reply(text=text, buttons=ctx.quote_buttons(quote))
@@ -52,7 +57,7 @@ def ask_approvers(ctx: Ctx, quote: Quote, lead: Lead, step: ApprovalStep, *,
     for one in asked:
         ctx.notify(one.member, kind="approval", key=f"approval:{quote.id}:{step.level}:{one.member.id}",
                    reply=lambda reader, one=one: _card(reader, quote, lead, step, one),
-                   to_self=to_self)
+                   to_self=to_self, about=(cards.quote_subject(quote),))
     return asked
 
 
@@ -104,6 +109,7 @@ def tell_settled(ctx: Ctx, lead: Lead) -> str:
                                                  lead=reader.lead_label(lead),
                                                  why=reader.t(f"withdrawn.{because}"))))
         refs.append(f"Q{quote.number}")
+        cards.revise_after(ctx, cards.quote_subject(quote))
     if refs:
         lines.append(ctx.t("reply.withdrawn", refs=", ".join(refs),
                            names=", ".join(told.values()) or ctx.t("word.none")))
@@ -113,6 +119,7 @@ def tell_settled(ctx: Ctx, lead: Lead) -> str:
         if asker is None:
             continue
         lines.append(ctx.t("reply.transfer_closed", who=asker.name))
+        cards.revise_after(ctx, cards.transfer_subject(request))
 
         def closed(reader: Ctx, because: str = because) -> Reply:
             text = "🔁 " + reader.t("push.transfer_closed", lead=reader.lead_label(lead),
@@ -260,6 +267,7 @@ def _decide(ctx: Ctx, args: Args, *, approve: bool) -> Reply:
                             "✅ Q{q}：{who} 已同意 · {at}。等待{role}审批，已通知 {names}。",
                             q=quote.number, who=who, at=at, role=ctx.role_label(step.role),
                             a=_article(ctx.role_label(step.role)), names=_names(ctx, asked))
+    cards.revise_after(ctx, cards.quote_subject(quote))
     if requester and (decision.finished or not approve):
         ctx.notify(requester, kind="decision", key=f"decision:{quote.id}:{quote.version}:{requester.id}",
                    reply=lambda reader: Reply(text=f"{outcome(reader)}\nL{lead.number} {lead.name} · "

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+from commands import cards
 from commands.args import Args
 from commands.context import Ctx, UsageError
 from commands.quotes import ask_approvers
@@ -56,7 +57,8 @@ def transfer(ctx: Ctx, args: Args) -> Reply:
                    text=reader.pick("🔁 {who} asks for L{n} {name} (yours): {why}",
                                     "🔁 {who} 申请接手你的 L{n} {name}：{why}",
                                     who=asker, n=lead.number, name=lead.name, why=reason),
-                   buttons=transfer_buttons(reader, lead)))
+                   buttons=transfer_buttons(reader, lead)),
+               about=(cards.transfer_subject(request),))
     managers = [m.name for m in managers_of(session, owner) if m.id != ctx.scope.actor.id]
     text = ctx.pick("📨 Asked {owner} to hand L{n} {name} over to you.",
                     "📨 已请 {owner} 把 L{n} {name} 转给你。",
@@ -121,6 +123,7 @@ def _decide(ctx: Ctx, words: list[str], *, approve: bool) -> Reply:
     owner = session.get(Member, request.owner_id)
     assert requester is not None and owner is not None
     key = f"transfer-decision:{request.id}"
+    cards.revise_after(ctx, cards.transfer_subject(request))
     if request.status == "stale":
         return _stale(ctx, lead, requester, key)
 
@@ -188,6 +191,7 @@ def _cancel(ctx: Ctx, words: list[str]) -> Reply:
         if error.key == "transfer.already_decided":
             raise _decided(ctx, error.params["request"], lead) from error
         raise
+    cards.revise_after(ctx, cards.transfer_subject(request))
     owner = ctx.scope.session.get(Member, request.owner_id)
     asker = ctx.scope.actor.name
     if owner is not None:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session
+from sqlmodel import Session, col
 
-from models.tables import InboundDelivery, Member, Outbox, Team
+from models.tables import InboundDelivery, Member, Outbox, OutboxSubject, Team
 
 
 def enqueue(
@@ -22,8 +24,10 @@ def enqueue(
     member: Member | None = None,
     channel: str | None = None,
     not_before: datetime | None = None,
+    about: Sequence[str] = (),
 ) -> bool:
-    """Queue one message for a member or a channel; False when that dedupe key was queued before."""
+    """Queue one message for a member or a channel; False when that dedupe key was queued before.
+    `about`: the decisions it asks for (`quote:<id>` …), whose outcome will be written into it."""
     if (member is None) == (channel is None):
         raise ValueError("a push goes to exactly one member or one channel")
     values = {
@@ -45,7 +49,63 @@ def enqueue(
     # RETURNING, not rowcount: psycopg reports -1 rows for INSERT … ON CONFLICT DO NOTHING.
     statement = (insert_for(Outbox).values(**values).on_conflict_do_nothing(index_elements=["dedupe_key"])
                  .returning(Outbox.id))
-    return session.execute(statement).first() is not None
+    inserted = session.execute(statement).first()
+    if inserted is not None and about:
+        session.execute(insert_for(OutboxSubject), [
+            {"team_id": team.id, "outbox_id": inserted[0], "subject": subject}
+            for subject in dict.fromkeys(about)])
+    return inserted is not None
+
+
+def messages_about(session: Session, *, team_id: int, subject: str) -> list[tuple[Outbox, int]]:
+    """Every message pushed about `subject` that may still be read as it was, oldest first, each
+    with how many subjects it is about (a reminder may list several quotes)."""
+    subjects = (select(func.count()).where(col(OutboxSubject.outbox_id) == Outbox.id)
+                .correlate(Outbox).scalar_subquery())
+    rows = session.execute(
+        select(Outbox, subjects).join(OutboxSubject, col(OutboxSubject.outbox_id) == Outbox.id)
+        .where(col(OutboxSubject.team_id) == team_id, col(OutboxSubject.subject) == subject,
+               col(Outbox.status).in_(("pending", "sending", "sent")))
+        .order_by(col(Outbox.id))).all()
+    return [(row, int(count)) for row, count in rows]
+
+
+def revise(session: Session, message: Outbox, *, payload: dict[str, Any], state: str, now: datetime,
+           only_subject: bool, closed: bool) -> str:
+    """Make a pushed message say `payload` instead, through an `edit` row paced and retried like
+    any push, which waits for the message to be sent and replaces any older edit of it still
+    waiting. A message not sent yet that was about nothing but a decision now `closed` is never
+    sent at all. `state` names what the message now tells: one edit per message and state.
+    Returns dropped | edit | known (that edit was queued before)."""
+    if message.status == "pending" and closed and only_subject:
+        dropped = session.execute(
+            update(Outbox).where(col(Outbox.id) == message.id, col(Outbox.status) == "pending")
+            .values(status="dropped", last_error="overtaken before it was sent")
+            .execution_options(synchronize_session=False))
+        if dropped.rowcount == 1:
+            return "dropped"
+        session.refresh(message)  # claimed a moment ago: it goes out as it was, then is edited
+    values = {
+        "team_id": message.team_id, "platform": message.platform,
+        "target_kind": message.target_kind,
+        "target": message.target, "target_label": message.target_label, "kind": "edit",
+        "dedupe_key": f"edit:{message.id}:{state}"[:200], "payload": payload, "status": "pending",
+        "attempts": 0, "next_attempt_at": now, "created_at": now, "edit_of": message.id,
+        "message_ref": message.message_ref,
+    }
+    dialect = session.get_bind().dialect.name
+    insert_for = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    inserted = session.execute(insert_for(Outbox).values(**values)
+                               .on_conflict_do_nothing(index_elements=["dedupe_key"])
+                               .returning(Outbox.id)).first()
+    if inserted is None:
+        return "known"
+    session.execute(update(Outbox).where(col(Outbox.edit_of) == message.id,
+                                         col(Outbox.status) == "pending",
+                                         col(Outbox.id) != inserted[0])
+                    .values(status="dropped", last_error="a newer edit replaced it")
+                    .execution_options(synchronize_session=False))
+    return "edit"
 
 
 def first_delivery(session: Session, *, platform: str, key: str, now: datetime) -> bool:

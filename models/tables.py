@@ -228,6 +228,7 @@ class Outbox(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("dedupe_key", name="uq_outbox_dedupe_key"),
         Index("ix_outbox_due", "status", "next_attempt_at"),
+        Index("ix_outbox_edit_of", "edit_of"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -239,7 +240,8 @@ class Outbox(SQLModel, table=True):
     kind: str = Field(max_length=32)
     dedupe_key: str = Field(max_length=200)
     payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    status: str = Field(default="pending", max_length=8)  # pending | sending | sent | dead
+    # pending | sending | sent | dead | dropped (an edit with nothing left to do, a card overtaken)
+    status: str = Field(default="pending", max_length=8)
     attempts: int = 0
     next_attempt_at: datetime = _utc_column()
     claimed_until: datetime | None = _utc_column(nullable=True)
@@ -247,6 +249,23 @@ class Outbox(SQLModel, table=True):
     sent_at: datetime | None = _utc_column(nullable=True)
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     message_ref: str | None = Field(default=None, max_length=200)
+    # An `edit` row changes the message another row sent: its own `message_ref` is that message's,
+    # copied when known (else read from the row it edits when it is delivered).
+    edit_of: int | None = None
+
+
+class OutboxSubject(SQLModel, table=True):
+    """What a pushed message is about (`quote:<id>`, `transfer:<id>`): when that is decided, every
+    message about it is found here and edited to tell the outcome."""
+
+    __tablename__ = "outbox_subject"
+    __table_args__ = (UniqueConstraint("outbox_id", "subject", name="uq_outbox_subject"),
+                      Index("ix_outbox_subject", "team_id", "subject"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: int = Field(foreign_key="team.id")
+    outbox_id: int = Field(foreign_key="outbox.id")
+    subject: str = Field(max_length=40)
 
 
 class Nudge(SQLModel, table=True):

@@ -298,8 +298,10 @@ def set_prefs(scope: Scope, changes: dict[str, Any]) -> tuple[Prefs, Prefs]:
 
 
 def deliver(scope: Scope, member: Member, *, kind: str, key: str, payload: dict[str, Any],
-            prefs: Prefs | None = None, not_before: datetime | None = None) -> str:
+            prefs: Prefs | None = None, not_before: datetime | None = None,
+            about: tuple[str, ...] = ()) -> str:
     """Send, hold for the member's next batched message, or drop a push, by the member's settings.
+    `about`: the decisions it asks for, whose outcome is later edited in (see `outbox.enqueue`).
 
     Returns "sent", "held" or "dropped" (a kind the member turned off)."""
     prefs = prefs or prefs_of(scope.session, member.id)
@@ -308,10 +310,10 @@ def deliver(scope: Scope, member: Member, *, kind: str, key: str, payload: dict[
         return "dropped"
     if mode == "digest":
         hold(scope.session, team_id=scope.team.id or 0, member=member, kind=kind, key=key,
-             payload=payload, now=scope.now)
+             payload={**payload, "about": list(about)} if about else payload, now=scope.now)
         return "held"
     outbox.enqueue(scope.session, team=scope.team, kind=kind, dedupe_key=key, payload=payload,
-                   now=scope.now, member=member, not_before=not_before)
+                   now=scope.now, member=member, not_before=not_before, about=about)
     return "sent"
 
 

@@ -9,6 +9,10 @@ crash. A worker whose lease ran out before a row's turn leaves the row to whoeve
 rather than race them; the lease (`DEALBOT_OUTBOX_LEASE_SECONDS`, 2 minutes) must outlast one send.
 A worker told to stop (`stop`) finishes the row in hand and gives back the rows it claimed and had
 not started, so another worker sends them at once rather than after the lease.
+
+A row with `edit_of` edits the message another row sent (a card once its decision is made): it waits
+for that message to be out, gives way to a newer edit of the same message, and is dropped, not
+retried, when the platform no longer lets the message change.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.engine import Engine
 from sqlmodel import col
 
-from adapters.base import AuthBroken, RateLimited, Sender, Target, TargetGone
+from adapters.base import AuthBroken, RateLimited, Sender, Target, TargetGone, Unchangeable
 from commands.types import Reply
 from models.clock import Clock
 from models.db import unit_of_work
@@ -42,6 +46,7 @@ class DeliveryReport:
     retried: int = 0
     dead: int = 0
     postponed: int = 0  # rate limited: waits without spending an attempt
+    dropped: int = 0  # edits with nothing to do: superseded, or the message can no longer change
     errors: list[str] = field(default_factory=list)
 
     def add(self, other: DeliveryReport) -> None:
@@ -49,6 +54,7 @@ class DeliveryReport:
         self.retried += other.retried
         self.dead += other.dead
         self.postponed += other.postponed
+        self.dropped += other.dropped
         self.errors += other.errors
 
 
@@ -63,6 +69,8 @@ class Claimed:
     kind: str = ""
     team_key: str = ""  # the team's platform key: buttons on the message act in that team
     until: datetime | None = None  # the lease: after this, another worker may have claimed the row
+    edit_of: int | None = None  # an edit: the row whose message it changes
+    message_ref: str | None = None  # an edit: that message, when it was known at queueing
 
 
 @dataclass(frozen=True)
@@ -73,7 +81,7 @@ class Delivered:
     team_id: int
     platform: str
     kind: str
-    outcome: str  # sent | retried | dead | postponed (paced, or the platform said 429)
+    outcome: str  # sent | retried | dead | postponed (paced, or the platform said 429) | dropped
     attempts: int
     duration_ms: float
     error: Exception | None = None  # what the platform's sender raised, if anything
@@ -135,7 +143,8 @@ class OutboxDelivery:
             return [Claimed(id=row.id or 0, platform=row.platform,
                             target=Target(kind=row.target_kind, key=row.target, label=row.target_label),
                             payload=row.payload, attempts=row.attempts, team_id=row.team_id,
-                            kind=row.kind, team_key=team_key or "", until=now + self.lease)
+                            kind=row.kind, team_key=team_key or "", until=now + self.lease,
+                            edit_of=row.edit_of, message_ref=row.message_ref)
                     for row, team_key in rows]
 
     async def run_once(self) -> DeliveryReport:
@@ -171,6 +180,21 @@ class OutboxDelivery:
     async def deliver(self, row: Claimed, report: DeliveryReport) -> None:
         sender = self.senders[row.platform]
         started = time.perf_counter()
+        if row.edit_of is not None:
+            verdict = self._edited_message(row)
+            if verdict in ("superseded", "gone"):
+                why = ("a newer edit replaced it" if verdict == "superseded"
+                       else "the message was never sent")
+                self._finish(row, status="dropped", error=why)
+                report.dropped += 1
+                self._observe(row, "dropped", started)
+                return
+            if isinstance(verdict, datetime):  # its message is still to be sent: look again then
+                delay = max(verdict - self.clock.now(), self.EDIT_WAIT)
+                self._finish(row, status="pending", delay=delay, refund=True)
+                report.postponed += 1
+                self._observe(row, "postponed", started)
+                return
         now = self.clock.now()
         slot = self.pacer.reserve(row.platform, row.target.kind, row.target.key, now, within=self.max_wait,
                                   ticket=row.id)
@@ -186,7 +210,16 @@ class OutboxDelivery:
         try:
             # The row's team, not anything in the payload, is the team its buttons act in.
             reply = Reply.model_validate(row.payload).model_copy(update={"team_key": row.team_key})
-            ref = await sender.send(row.target, reply)
+            if row.edit_of is not None:  # never a new message: `_edited_message` found its ref
+                ref = row.message_ref or ""
+                await sender.update(ref, reply)
+            else:
+                ref = await sender.send(row.target, reply)
+        except Unchangeable as error:
+            # Too old, deleted, or its one permitted change spent: it stays as it is, no retry.
+            self._finish(row, status="dropped", error=f"left as it was: {error}")
+            report.dropped += 1
+            self._observe(row, "dropped", started, error)
         except RateLimited as error:
             # Obey it for the whole chat, not just this row: the rest of the batch waits too.
             self.pacer.hold(row.platform, row.target.kind, row.target.key,
@@ -214,6 +247,30 @@ class OutboxDelivery:
             self._finish(row, status="sent", message_ref=ref)
             report.sent += 1
             self._observe(row, "sent", started)
+
+    EDIT_WAIT = timedelta(seconds=2)  # an edit of a message still on its way looks again after this
+
+    def _edited_message(self, row: Claimed) -> str | datetime:
+        """Whether an edit can go now (`ready`, with `row.message_ref` filled in), must wait for its
+        message to be sent (the moment that is due), or has nothing to do: its message is `gone`
+        (dead, dropped) or a newer edit of it was queued (`superseded`)."""
+        with unit_of_work(self.engine) as session:
+            newer = session.execute(select(Outbox.id).where(
+                col(Outbox.edit_of) == row.edit_of, col(Outbox.id) > row.id,
+                col(Outbox.status) != "dropped").limit(1)).first()
+            if newer is not None:
+                return "superseded"
+            original = session.execute(
+                select(Outbox.status, Outbox.message_ref, Outbox.next_attempt_at)
+                .where(col(Outbox.id) == row.edit_of)).first()
+        if original is None or original.status not in ("pending", "sending", "sent"):
+            return "gone"
+        if original.status != "sent":
+            return original.next_attempt_at
+        if not original.message_ref:
+            return "gone"
+        row.message_ref = original.message_ref
+        return "ready"
 
     def _observe(self, row: Claimed, outcome: str, started: float, error: Exception | None = None) -> None:
         if self.observer is None:

@@ -17,7 +17,7 @@ from sqlalchemy import and_, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from commands import i18n
+from commands import cards, i18n
 from commands.types import Button, Reply
 from models import audit, outbox, teamwork
 from models.config import ROLE_RANK, TeamConfig
@@ -59,6 +59,7 @@ class Line:
     key: str
     text: str
     buttons: list[Button] = field(default_factory=list)
+    about: tuple[str, ...] = ()  # the decisions it asks for: their outcome is edited in later
 
 
 class Scan:
@@ -82,6 +83,11 @@ class Scan:
         if member_id not in self.settings:
             self.settings[member_id] = teamwork.prefs_of(self.session, member_id)
         return self.settings[member_id]
+
+    def voice(self, member: Member | None) -> cards.Voice:
+        """How `member` (None: a channel) reads what a scan words for them now."""
+        prefs = self.prefs(member.id or 0) if member is not None else teamwork.DEFAULT_PREFS
+        return cards.voice_of(prefs.lang or self.team_locale, prefs.tz or self.config.tz, self.now)
 
     @contextmanager
     def reading(self, member: Member | None) -> Iterator[None]:
@@ -165,7 +171,8 @@ class Scan:
             member = self.member(notice.member_id)
             if member is not None:
                 held = Reply.model_validate(notice.payload)
-                self.push(notice.kind, member, Line(f"held:{notice.id}", held.text, held.buttons))
+                self.push(notice.kind, member, Line(f"held:{notice.id}", held.text, held.buttons,
+                                                    tuple(notice.payload.get("about") or ())))
         by_member: dict[int, list[tuple[str, list[Line]]]] = defaultdict(list)
         for (kind, member_id), lines in sorted(self.batches.items()):
             by_member[member_id].append((kind, lines))
@@ -201,6 +208,7 @@ class Scan:
         parts: list[str] = []
         buttons: list[Button] = []
         keys: list[str] = []
+        about: list[str] = []
         for kind, lines in groups:
             en, zh = TITLES.get(kind, TITLES["updates"])
             parts.append(f"**{self.pick(en, zh, n=len(lines), sla=self.config.followup_sla_days)}**")
@@ -214,6 +222,7 @@ class Scan:
             else:
                 buttons += [button for line in shown for button in line.buttons]
             keys += [line.key for line in lines]
+            about += [subject for line in shown for subject in line.about]
         digest = hashlib.sha1("|".join(sorted(keys)).encode()).hexdigest()[:16]
         kind = groups[0][0] if len(groups) == 1 else "digest"
         if rows:  # a lead both overdue and stuck gets its row once
@@ -233,7 +242,8 @@ class Scan:
         reply = Reply(text="\n".join(parts), buttons=buttons)
         written = outbox.enqueue(self.session, team=self.team, kind=kind, member=member,
                                  dedupe_key=f"nudge:{kind}:{member.id}:{digest}",
-                                 payload=reply.model_dump(mode="json"), now=self.now, not_before=send_at)
+                                 payload=reply.model_dump(mode="json"), now=self.now,
+                                 not_before=send_at, about=about)
         self.report.messages += int(written)
 
 
@@ -388,7 +398,7 @@ def _approval_line(scan: Scan, key: str, quote: Quote, lead: Lead | None, since:
                       style="primary"),
                Button(label=scan.pick("Reject Q{q}", "驳回 Q{q}", q=quote.number), command=f"{reject} Q{quote.number} ",
                       style="danger")]
-    return Line(key, text, buttons)
+    return Line(key, text, buttons, (cards.quote_subject(quote),))
 
 
 def waiting_approvals(scan: Scan) -> None:
@@ -465,7 +475,8 @@ def transfer_requests(scan: Scan) -> None:
                                   command=f"{word} {approve} L{lead.number}", style="primary"),
                            Button(label=scan.pick("Reject L{n}", "驳回 L{n}", n=lead.number),
                                   command=f"{word} {reject} L{lead.number} ", style="danger")]
-            scan.push("transfer-escalate", one.member, Line(key, text, buttons))
+            about = (cards.transfer_subject(request),)
+            scan.push("transfer-escalate", one.member, Line(key, text, buttons, about))
         scan.report.transfers_escalated += 1
 
 
@@ -473,6 +484,8 @@ def _tell_settled(scan: Scan, lead: Lead) -> None:
     """What handing `lead` to the pool withdrew: its quotes to those asked and their requester, its
     transfer request to whoever asked for the lead (who may now claim it)."""
     for quote, people in settled_now(scan.session, lead, scan.now, scan.today):
+        cards.revise(scan.session, scan.team, cards.quote_subject(quote), voice_for=scan.voice,
+                     day=scan.today, now=scan.now)
         for member in people:
             key = f"quote-withdrawn:{quote.id}:{member.id}"
             with scan.reading(member):
@@ -481,6 +494,8 @@ def _tell_settled(scan: Scan, lead: Lead) -> None:
                                       why=i18n.translate(scan.locale, "withdrawn.pool"))
             scan.push("quote-withdrawn", member, Line(key, text))
     for request in teamwork.closed_now(scan.session, lead, scan.now):
+        cards.revise(scan.session, scan.team, cards.transfer_subject(request), voice_for=scan.voice,
+                     day=scan.today, now=scan.now)
         asker = scan.member(request.requester_id)
         if asker is None:
             continue

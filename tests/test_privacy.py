@@ -139,8 +139,9 @@ def test_forget_erases_the_customer_everywhere_and_keeps_the_numbers(customer: C
         "erased": ["contact", "phone", "email"],
         "redacted": forgot.after["redacted"],
     }
-    # The two pushes written above, and the approval card bob got, which showed the quote's note.
-    assert forgot.after["redacted"]["follow-ups"] == 1 and forgot.after["redacted"]["pushes"] == 3
+    # The two pushes written above, the approval card bob got, which showed the quote's note, and
+    # the edit that closed that card once he approved.
+    assert forgot.after["redacted"]["follow-ups"] == 1 and forgot.after["redacted"]["pushes"] == 4
     # Nothing anywhere still names the customer, except L3, a lead of its own the admin was told of.
     left = _everything(customer.engine, but=("lead", twin.id or 0))
     for value in GONE:

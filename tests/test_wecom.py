@@ -567,7 +567,7 @@ def test_approval_card_click_runs_as_the_clicker_updates_the_card_and_tells_the_
     after = wecom.wait_handled(before + 1)[before:]
     assert [reply.duplicate for reply in after] == [True], [reply.text for reply in after]
     wecom.say("lijingli", "/帮助")
-    assert len(wecom.api.at(UPDATE)) == 1
+    assert len([r for r in wecom.api.at(UPDATE) if r.json["response_code"] == "RC-card"]) == 1
 
 
 def test_a_refused_click_is_told_privately_and_the_card_stays(wecom: WeComHarness) -> None:
