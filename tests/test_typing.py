@@ -185,7 +185,7 @@ def test_a_new_teams_timezone(engine: Engine, clock: FixedClock) -> None:
     english.say("/team config locale=en")
     assert "timezone: UTC" in english.say("/team config")
     chinese = Chat(engine, clock, team="中文团队", user="张三")
-    assert "timezone: Asia/Shanghai" in chinese.say("/团队 配置")
+    assert "时区: Asia/Shanghai" in chinese.say("/团队 配置")
     berlin = Chat(engine, clock, team="berlin", timezone="Europe/Berlin")
     berlin.say("/team config locale=en")
     assert "timezone: Europe/Berlin" in berlin.say("/team config")
