@@ -57,7 +57,7 @@ def value(ctx: Ctx, key: str, raw: object) -> str:
 
 
 def changes(ctx: Ctx, before: dict[str, Any] | None, after: dict[str, Any] | None) -> str:
-    """What changed, field by field: `联系人：无 → 任总；电话：138…` / `contact: none → Mr Li; …`."""
+    """What changed, field by field: `联系人：无 → 任总` / `contact: none → Mr Li`."""
     before, after = before or {}, after or {}
     parts = []
     for key, new in after.items():

@@ -454,7 +454,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "what.member": {"en": "a person (@name)", "zh": "成员（@姓名）"},
     "what.stage": {"en": "a stage", "zh": "阶段"},
     "what.role": {"en": "a role", "zh": "角色"},
-    "what.setting": {"en": "a setting like locale=zh", "zh": "设置项（如 locale=zh）"},
+    "what.setting": {"en": "a setting like locale=zh", "zh": "设置项（如 语言=中文）"},
     "what.field": {"en": "a field to change like phone=…", "zh": "要修改的字段（如 电话=…）"},
     # --- teamwork: transfers, delegation, N-of-M approvals, personal settings (issue 8) -----------
     "quote.already_signed": {

@@ -45,7 +45,7 @@ class Names:
         return iter(self.names)
 
     def find(self, text: str, among: Iterable[str] | None = None) -> str | None:
-        """The key `text` spells (any language, any case), if it is one of `among` (default: all)."""
+        """The key `text` spells (any language, any case), if one of `among` (default: all)."""
         key = self._by_spelling.get(text.strip().casefold())
         if key is None or (among is not None and key not in tuple(among)):
             return None
@@ -70,7 +70,7 @@ class Names:
         return self._by_spelling[found[0]] if found else None
 
 
-# --- team settings (`/team config key=value`, `/团队 配置 设置项=值`) --------------------------------
+# --- team settings (`/team config key=value`, `/团队 配置 设置项=值`) ------------------
 SETTINGS = Names(
     Name("timezone", "timezone", "时区", ("tz",)),
     Name("locale", "locale", "语言", ("language", "lang")),
@@ -122,7 +122,7 @@ SETTING_GROUPS = Names(
     Name("points", "points", "积分规则"),
 )
 
-# --- what a stage may require (`required.<stage>=contact, value`) ---------------------------------
+# --- what a stage may require (`required.<stage>=contact, value`) ----------------------
 REQUIREMENTS = Names(
     Name("contact", "contact", "联系人"),
     Name("phone_or_email", "phone_or_email", "电话或邮箱", ("电话", "邮箱", "phone", "email")),
@@ -131,7 +131,7 @@ REQUIREMENTS = Names(
     Name("approved_quote", "approved_quote", "已审批报价", ("审批通过的报价", "报价")),
 )
 
-# --- a lead's fields: options typed, columns imported, changes shown -------------------------------
+# --- a lead's fields: options typed, columns imported, changes shown -------------------
 LEAD_FIELDS = Names(
     Name("name", "name", "名称", ("客户名称", "客户")),
     Name("company", "company", "公司"),
@@ -146,7 +146,7 @@ LEAD_FIELDS = Names(
     Name("status", "status", "状态"),
     Name("won_amount", "won amount", "赢单金额"),
     Name("lost_reason", "lost reason", "输单原因"),
-    Name("next_followup_on", "next follow-up", "下次跟进"),
+    Name("next_followup_on", "next follow-up", "下次跟进", ("next_followup",)),
     Name("snoozed_until", "snoozed until", "暂缓至"),
     Name("created_on", "created", "创建日期"),
 )
@@ -165,7 +165,7 @@ TYPED_FIELDS = (
     "stage",
 )
 
-# --- the other options verbs take (`next=`, `下次=` …) ---------------------------------------------
+# --- the other options verbs take (`next=`, `下次=` …) ---------------------------------
 OPTIONS = Names(
     Name("next", "next", "下次", ("下次跟进",)),
     Name("via", "via", "方式"),
@@ -175,14 +175,14 @@ OPTIONS = Names(
     Name("manager", "manager", "经理"),
 )
 
-# --- roles -----------------------------------------------------------------------------------------
+# --- roles -----------------------------------------------------------------------------
 ROLES = Names(
     Name("rep", "rep", "销售", ("sales", "reps")),
     Name("manager", "manager", "经理", ("主管", "managers")),
     Name("admin", "admin", "管理员", ("总监", "admins")),
 )
 
-# --- values typed after `=` -------------------------------------------------------------------------
+# --- values typed after `=` ------------------------------------------------------------
 VALUES = Names(
     Name("yes", "yes", "是", ("y", "true", "on", "1", "对", "开", "开启")),
     Name("no", "no", "否", ("n", "false", "0", "不")),
@@ -197,7 +197,7 @@ VALUES = Names(
 )
 ASSIGNMENTS = ("manual", "round_robin", "least_loaded", "pool")
 
-# --- kinds of records (what an erasure reached) -------------------------------------------------
+# --- kinds of records (what an erasure reached) ----------------------------------------
 RECORDS = Names(
     Name("follow-ups", "follow-ups", "跟进"),
     Name("quotes", "quotes", "报价"),
@@ -212,7 +212,7 @@ RECORDS = Names(
     Name("answers waiting", "answers waiting", "待发回复"),
 )
 
-# --- words after a verb that are neither ids nor free text --------------------------------------
+# --- words after a verb that are neither ids nor free text -----------------------------
 WORDS = Names(
     Name("history", "history", "变更记录", ("历史", "log", "记录", "日志")),
 )

@@ -255,6 +255,9 @@ def config(ctx: Ctx, args: Args) -> Reply:
             raise UsageError("usage.missing", what=ctx.t("what.setting"))
         return _show_config(ctx)
     stray = [word for word in args.words if "=" not in word]
+    if stray and len(pairs) == 1 and names.SETTINGS.find(pairs[0][0]) == "stages":
+        # `阶段=线索, 演示, 签约`: 阶段= is also the option of other verbs, so its words arrive apart
+        pairs, stray = [(pairs[0][0], " ".join([pairs[0][1], *stray]))], []
     if stray:  # a word without key= would otherwise be dropped silently (`stages=Lead, Demo` lost Demo)
         raise UsageError("usage.bad_config_value", key=pairs[0][0], value=stray[0],
                          detail=ctx.pick('write key=value; quote a value with spaces: "key=a b"',

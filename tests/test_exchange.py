@@ -560,8 +560,8 @@ def test_csv_saved_by_chinese_excel_in_gbk_and_gb18030(chat: Chat, tmp_path: Pat
     gbk = tmp_path / "客户-gbk.csv"
     gbk.write_bytes(text.encode("gbk"))
     assert import_file(chat, gbk) == [
-        "列：客户名称 → name, 电话 → phone, 邮箱 → email, 来源 → source, 负责人 → owner, "
-        "阶段 → stage, 预计金额 → value, 下次跟进 → next_followup",
+        "列：客户名称 → 名称、电话 → 电话、邮箱 → 邮箱、来源 → 来源、负责人 → 负责人、"
+        "阶段 → 阶段、预计金额 → 预计金额、下次跟进 → 下次跟进",
         "第 2 行：已创建 L1 华为技术 → 张三",
         "第 3 行：坏号码公司 已拒绝 — 电话“12ab”不是有效号码",
         "第 4 行：撞单，已合并到 L1 华为技术（张三） · 补充了邮箱",

@@ -247,7 +247,7 @@ def test_realtime_nudges_come_in_one_message_per_person_and_run(chat: Chat) -> N
     [message] = chat.pushes("张三")
     assert "🐢 长时间未推进的商机（6）" in message
     assert [line for line in message.splitlines() if line.strip().startswith("[")] == [
-        f"  [写跟进 L{n} → /跟进 L{n}]  [暂缓 1 天 → /线索 暂缓 L{n} 1d]" for n in range(1, 7)
+        f"  [写跟进 L{n} → /跟进 L{n}]  [暂缓 1 天 → /线索 暂缓 L{n} 1天]" for n in range(1, 7)
     ]
 
 
