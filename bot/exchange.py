@@ -610,6 +610,8 @@ _FIELD_LIMITS = {
     "source": 100,
     "tag": 100,
 }
+
+
 def _field_word(key: str, locale: str) -> str:
     """A lead field as the team reads it (`value` → 预计金额 / estimated value)."""
     if key == "value":
@@ -617,6 +619,8 @@ def _field_word(key: str, locale: str) -> str:
     if locale != "zh":
         return key
     return names.LEAD_FIELDS.label(names.LEAD_FIELDS.find(key) or key, locale)
+
+
 _STATUS_IN = {
     "open": "open",
     "进行中": "open",
@@ -934,8 +938,9 @@ def import_leads(
             team = session.get(Team, team.id) or team
             # Import events earn nobody points (models/points.py counts no "import" or "merge").
             importer = session.get(Member, by.id) if by is not None else None
-            actor = importer or Member(id=None, team_id=team.id or 0, user_key="", name="import",
-                                       role="admin")
+            actor = importer or Member(
+                id=None, team_id=team.id or 0, user_key="", name="import", role="admin"
+            )
             batch = _Batch(
                 Scope(session=session, team=team, actor=actor, now=now),
                 parser,
@@ -1395,9 +1400,15 @@ def run_import(
             try:
                 by = find_owner(session, team, by_ref)
             except ExchangeError:
-                raise ExchangeError(_pick(locale, "no member {r} in team {t}: --by names who imports",
-                                          "团队 {t} 里没有成员 {r}：--by 填写导入人", r=by_ref,
-                                          t=team.key)) from None
+                raise ExchangeError(
+                    _pick(
+                        locale,
+                        "no member {r} in team {t}: --by names who imports",
+                        "团队 {t} 里没有成员 {r}：--by 填写导入人",
+                        r=by_ref,
+                        t=team.key,
+                    )
+                ) from None
     if not path.exists():
         raise ExchangeError(_pick(locale, "{p}: no such file", "{p}：文件不存在", p=path))
     table = read_table(path, locale=locale)

@@ -54,7 +54,7 @@ def role(ctx: Ctx, args: Args) -> Reply:
         route_unasked(ctx)  # quotes that waited for nobody go to the new approver
     text = ctx.pick("👤 {who} is now {role}.", "👤 {who} 现在是{role}。", who=member.name, role=ctx.role_label(wanted))
     if manager:
-        text += ctx.pick(" Reports to {m}.", " 汇报给 {m}。", m=manager.name)
+        text += ctx.pick(" Reports to {m}.", "汇报给 {m}。", m=manager.name)
     return Reply(text=text)
 
 
