@@ -106,7 +106,8 @@ def test_roles_are_typed_and_shown_in_chinese(zh: Chat) -> None:
     team = chinese_team(zh)
     helped = team.say("/帮助 团队")
     assert "/团队 角色 @成员 销售|经理|管理员" in helped and "rep|manager|admin" not in helped
-    assert team.say("[王总] /团队 角色 @李四 销售 经理=@李经理") == "👤 李四 现在是销售。汇报给 李经理。"
+    reports = team.say("[王总] /团队 角色 @李四 销售 经理=@李经理")
+    assert reports == "👤 李四 现在是销售。汇报给 李经理。"
     assert "李四 现在是经理。" in team.say("[王总] /团队 角色 @李四 经理")
     before = team.snapshot()
     wrong = team.say("[王总] /团队 角色 @李四 老板")
