@@ -338,11 +338,21 @@ def _requirement_labels(ctx: Ctx, required: list[str]) -> str:
     return names.REQUIREMENTS.labels(ctx.locale, required)
 
 
+_WHOLE_RULES = {
+    "stage names must be different": ("stage names must differ from each other", "阶段名称不能重复"),
+    "at least one stage": ("a pipeline needs at least one stage", "至少需要一个阶段"),
+    "at least one level": ("an approval policy needs at least one level", "至少需要一个审批层级"),
+}
+
+
 def _config_refused(ctx: Ctx, error: DomainError, pairs: list[tuple[str, str]]) -> DomainError:
     """A value the team's settings refuse as a whole (a page size of 500), named as it was typed."""
     limits = error.params.get("limits") or {}
     path = error.params.get("path") or ""
     key = next((key for key, (where, _parse) in SETTINGS.items() if where == path), None)
+    for rule, (en, zh) in _WHOLE_RULES.items():  # rules of the settings as a whole (models/config.py)
+        if rule in str(error.params.get("detail", "")):
+            return DomainError("team.bad_config", detail=ctx.pick(en, zh))
     if key is None or not limits:
         return error
     typed = next((value for raw, value in pairs if names.SETTINGS.find(raw) == key), "")

@@ -95,6 +95,7 @@ def test_a_wrong_setting_is_answered_in_chinese_and_changes_nothing(zh: Chat) ->
             "“魔法”不是可选值之一：联系人、电话或邮箱、预计金额、跟进记录、已审批报价。",
         ),
         ("语言=法语", "“法语”不是可选值之一：中文、英文、自动。"),
+        ("阶段=线索, 线索", "设置未保存：阶段名称不能重复"),
     ]:
         answer = team.reply(f"[王总] /团队 配置 {typed}")
         assert not answer.ok and complaint in answer.text, (typed, answer.text)
