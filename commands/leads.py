@@ -16,17 +16,6 @@ from models.normalize import looks_like_email, looks_like_phone
 from models.permissions import rank
 from models.tables import Lead, Member
 
-LIST_FILTERS = {
-    "mine": "mine", "my": "mine", "我的": "mine",
-    "team": "team", "all": "team", "团队": "team", "全部": "team",
-    "pool": "pool", "公海": "pool",
-    "overdue": "overdue", "逾期": "overdue", "超期": "overdue",
-    "won": "won", "赢单": "won",
-    "lost": "lost", "输单": "lost",
-}
-_FILTER_ZH = {"mine": "我的", "team": "团队", "pool": "公海", "overdue": "逾期", "won": "赢单", "lost": "输单"}
-
-
 # The longest text each lead column holds (models/tables.py).
 _FIELD_LIMITS = {"company": MAX_FIELD, "contact": MAX_FIELD, "name": MAX_FIELD, "source": 100, "tag": 100,
                  "phone": 64, "email": MAX_FIELD}
@@ -142,12 +131,13 @@ def list_(ctx: Ctx, args: Args) -> Reply:
     which = "mine" if rank(scope.actor) == 0 else "team"
     page = 1
     for word in args.words:
-        if word.casefold() in LIST_FILTERS:
-            which = LIST_FILTERS[word.casefold()]
+        if names.WORDS.find(word, among=names.LEAD_LISTS):
+            which = names.WORDS.find(word) or which
         elif word.isdecimal():
             page = int(word)
         else:
-            raise UsageError("usage.bad_choice", text=word, choices="mine, team, pool, overdue, won, lost, stage=…")
+            choices = names.WORDS.labels(ctx.locale, names.LEAD_LISTS) + ("、" if ctx.zh else ", ")
+            raise UsageError("usage.bad_choice", text=word, choices=choices + names.option_list(["stage"], ctx.locale) + "…")
     if "page" in args.options:
         if not args.options["page"].isdecimal() or int(args.options["page"]) < 1:
             raise UsageError("usage.bad_page", text=args.options["page"])
@@ -176,7 +166,7 @@ def list_(ctx: Ctx, args: Args) -> Reply:
                     title=title, total=total, page=page, pages=pages)
     buttons = []
     if page < pages:
-        command = f"{'/线索 列表' if ctx.zh else '/lead list'} {ctx.pick(which, _FILTER_ZH[which])}"
+        command = f"{'/线索 列表' if ctx.zh else '/lead list'} {names.WORDS.label(which, ctx.locale)}"
         if stage:
             command += f" {ctx.pick('stage', '阶段')}={ctx.stage_label(stage) if ctx.zh else stage}"
         buttons.append(Button(label=ctx.pick("Next page", "下一页"),

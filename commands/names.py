@@ -215,7 +215,15 @@ RECORDS = Names(
 # --- words after a verb that are neither ids nor free text -----------------------------
 WORDS = Names(
     Name("history", "history", "变更记录", ("历史", "log", "记录", "日志")),
+    # which leads `/lead list` shows
+    Name("mine", "mine", "我的", ("my",)),
+    Name("team", "team", "团队", ("all", "全部")),
+    Name("pool", "pool", "公海"),
+    Name("overdue", "overdue", "逾期", ("超期",)),
+    Name("won", "won", "赢单"),
+    Name("lost", "lost", "输单"),
 )
+LEAD_LISTS = ("mine", "team", "pool", "overdue", "won", "lost")
 
 
 def option_aliases() -> dict[str, str]:
