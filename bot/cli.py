@@ -336,8 +336,9 @@ def import_(kind: Annotated[str, typer.Argument(help="leads")],
             owner: Annotated[str, typer.Option(help="@name for every row, auto (the owner column, else the "
                                                     "team's rule) or pool")],
             dry_run: Annotated[bool, typer.Option("--dry-run", help="Check every row, write nothing")] = False,
-            by: Annotated[str | None, typer.Option(help="@name of who imports, named in each lead's history "
-                                                        "(default: the --owner when it names one)")] = None,
+            by: Annotated[str | None, typer.Option(
+                help="@name of who imports, named in each lead's history "
+                     "(default: the --owner when it names one)")] = None,
             db: DbOption = None) -> None:
     """Import leads from Excel or CSV: one line per row (created, merged as a duplicate, rejected)."""
     from bot import exchange

@@ -11,7 +11,7 @@ from commands.names import option_aliases
 from commands.parsing_values import parse_date
 from models.normalize import drop_invisible
 
-# Chinese (and short) spellings of option keys → the canonical key (the names live in commands/names.py).
+# Chinese (and short) spellings of option keys → the canonical key (names: commands/names.py).
 KEY_ALIASES: dict[str, str] = option_aliases()
 
 _QUOTES = {'"': '"', "“": "”", "「": "」", "'": "'", "‘": "’"}

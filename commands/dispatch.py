@@ -374,7 +374,7 @@ class Dispatcher:
 
     def _error_reply(self, error: DomainError, locale: str, parsed: ParsedCommand | None) -> Reply:
         params = dict(error.params)
-        if params.get("role") in names.ROLES:  # some callers pass the role already worded for the reader
+        if params.get("role") in names.ROLES:  # some callers pass the role already worded
             params["role"] = names.ROLES.label(params["role"], locale)
         if error.key == "forbidden.role":
             params["a"] = "an" if str(params.get("role") or "x")[0].lower() in "aeiou" else "a"  # "an admin"

@@ -45,6 +45,9 @@ def _lead_facts(ctx: Ctx, args: Args) -> dict[str, object]:
     return facts
 
 
+_FACTS = ("company", "contact", "phone", "email", "source", "value", "tag")
+
+
 def _reject_unknown(ctx: Ctx, args: Args, known: tuple[str, ...]) -> None:
     if args.unknown:
         raise UsageError("usage.unknown_option", key=args.unknown[0][0],
@@ -58,7 +61,7 @@ def _next_buttons(ctx: Ctx, lead: Lead) -> list[Button]:
 
 
 def add(ctx: Ctx, args: Args) -> Reply:
-    _reject_unknown(ctx, args, ("company", "contact", "phone", "email", "source", "value", "tag", "owner", "force"))
+    _reject_unknown(ctx, args, (*_FACTS, "owner", "force"))
     name = ctx.bounded(args.text(), what="what.name", limit=MAX_FIELD)
     if not name:
         raise UsageError("usage.missing", what=ctx.t("what.name"))
@@ -121,7 +124,8 @@ def _duplicate_reply(ctx: Ctx, existing: Lead) -> Reply:
     elif existing.owner_id != ctx.scope.actor.id and existing.status == "open":
         transfer = "/线索 转移" if ctx.zh else "/lead transfer"
         buttons.append(Button(label=ctx.pick("Request transfer", "申请转移"), command=f"{transfer} L{existing.number} "))
-    buttons.append(Button(label=ctx.pick("Add anyway", "仍然添加"), command=f"{again} {ctx.pick('force=yes', '强制=是')}"))
+    force = ctx.pick("force=yes", "强制=是")
+    buttons.append(Button(label=ctx.pick("Add anyway", "仍然添加"), command=f"{again} {force}"))
     return Reply(text=text, buttons=buttons, ok=False, private=True)
 
 
@@ -137,7 +141,8 @@ def list_(ctx: Ctx, args: Args) -> Reply:
             page = int(word)
         else:
             choices = names.WORDS.labels(ctx.locale, names.LEAD_LISTS) + ("、" if ctx.zh else ", ")
-            raise UsageError("usage.bad_choice", text=word, choices=choices + names.option_list(["stage"], ctx.locale) + "…")
+            choices += names.option_list(["stage"], ctx.locale) + "…"
+            raise UsageError("usage.bad_choice", text=word, choices=choices)
     if "page" in args.options:
         if not args.options["page"].isdecimal() or int(args.options["page"]) < 1:
             raise UsageError("usage.bad_page", text=args.options["page"])
@@ -166,7 +171,7 @@ def list_(ctx: Ctx, args: Args) -> Reply:
                     title=title, total=total, page=page, pages=pages)
     buttons = []
     if page < pages:
-        command = f"{'/线索 列表' if ctx.zh else '/lead list'} {names.WORDS.label(which, ctx.locale)}"
+        command = f"{ctx.pick('/lead list', '/线索 列表')} {names.WORDS.label(which, ctx.locale)}"
         if stage:
             command += f" {ctx.pick('stage', '阶段')}={ctx.stage_label(stage) if ctx.zh else stage}"
         buttons.append(Button(label=ctx.pick("Next page", "下一页"),
@@ -212,11 +217,14 @@ def show(ctx: Ctx, args: Args) -> Reply:
         table.append([ctx.pick("When", "时间"), ctx.pick("Who", "操作人"), ctx.pick("What", "变更")])
         for event in audit.history(session, team_id=ctx.scope.team.id or 0, entity="lead",
                                    entity_id=lead.id or 0, limit=20):
-            table.append([ctx.clock(event.at), history.who(ctx, event), history.sentence(ctx, event)[:300]])
+            table.append([ctx.clock(event.at), history.who(ctx, event),
+                          history.sentence(ctx, event)[:300]])
     buttons = _next_buttons(ctx, lead) if lead.status == "open" else []
     if not table:
         show_cmd = "/线索 查看" if ctx.zh else "/lead show"
-        buttons.append(Button(label=ctx.pick("History", "变更记录"), command=f"{show_cmd} L{lead.number} {names.WORDS.label('history', ctx.locale)}"))
+        word = names.WORDS.label("history", ctx.locale)
+        buttons.append(Button(label=ctx.pick("History", "变更记录"),
+                              command=f"{show_cmd} L{lead.number} {word}"))
     return Reply(text=text, fields=fields, table=table, buttons=buttons)
 
 
@@ -316,7 +324,7 @@ def _with(text: str, more: str) -> str:
 
 
 def edit(ctx: Ctx, args: Args) -> Reply:
-    _reject_unknown(ctx, args, ("name", "company", "contact", "phone", "email", "source", "value", "tag"))
+    _reject_unknown(ctx, args, ("name", *_FACTS))
     lead = leads.get_lead(ctx.scope, ctx.lead_number(args.words[0] if args.words else None))
     facts = _lead_facts(ctx, args)
     if not facts:
@@ -325,7 +333,8 @@ def edit(ctx: Ctx, args: Args) -> Reply:
         raise UsageError("usage.missing", what=ctx.t("what.name"))
     leads.edit(ctx.scope, lead, facts)
     shown = ("，" if ctx.zh else ", ").join(
-        f"{names.LEAD_FIELDS.label(key, ctx.locale)}={history.value(ctx, key, value)}" for key, value in facts.items())
+        f"{names.LEAD_FIELDS.label(key, ctx.locale)}={history.value(ctx, key, value)}"
+        for key, value in facts.items())
     return Reply(text=ctx.pick("✏️ L{n} updated: {changes}", "✏️ L{n} 已更新：{changes}", n=lead.number, changes=shown))
 
 

@@ -13,6 +13,7 @@ from models.config import ROLE_RANK
 from models.errors import DomainError
 from models.permissions import rank
 
+
 def forget(ctx: Ctx, args: Args) -> Reply:
     if rank(ctx.scope.actor) < ROLE_RANK["admin"]:
         action = ctx.pick("erase a customer's personal data", "删除客户的个人信息")

@@ -219,7 +219,10 @@ SETTINGS: dict[str, tuple[str, Callable[[Ctx, str], Any]]] = {
     "allow_skip": ("allow_skip", lambda ctx, text: ctx.yes(text)),
     "auto_below": ("approval.auto_below", _amount),
     "manager_limit": ("approval.levels.0.up_to", _amount),
-    "discount_raise": ("approval.discount_raise_pct", lambda ctx, text: str(Decimal(ctx.percent_bp(text)) / 100)),
+    "discount_raise": (
+        "approval.discount_raise_pct",
+        lambda ctx, text: str(Decimal(ctx.percent_bp(text)) / 100),
+    ),
     "approval_wait_hours": ("approval.wait_hours", _hours),
     "stale_days": ("stale_days", _int),
     "followup_sla_days": ("followup_sla_days", _int),
@@ -242,8 +245,19 @@ SETTINGS: dict[str, tuple[str, Callable[[Ctx, str], Any]]] = {
     "care_days_c": ("care_days_c", _int),
     "care_default_grade": ("care_default_grade", _grade),
     # Process points per action, and what makes a follow-up too empty to earn (models/points.py).
-    **{f"points.{key}": (f"points.{key}", _int) for key in (
-        "followup", "on_time", "stage", "quote_approved", "won", "min_note", "burst_seconds", "burst_count")},
+    **{
+        f"points.{key}": (f"points.{key}", _int)
+        for key in (
+            "followup",
+            "on_time",
+            "stage",
+            "quote_approved",
+            "won",
+            "min_note",
+            "burst_seconds",
+            "burst_count",
+        )
+    },
 }
 assert set(SETTINGS) == set(names.SETTINGS), "every setting has its names, every name a setting"
 
@@ -258,10 +272,18 @@ def config(ctx: Ctx, args: Args) -> Reply:
     if stray and len(pairs) == 1 and names.SETTINGS.find(pairs[0][0]) == "stages":
         # `阶段=线索, 演示, 签约`: 阶段= is also the option of other verbs, so its words arrive apart
         pairs, stray = [(pairs[0][0], " ".join([pairs[0][1], *stray]))], []
-    if stray:  # a word without key= would otherwise be dropped silently (`stages=Lead, Demo` lost Demo)
-        raise UsageError("usage.bad_config_value", key=pairs[0][0], value=stray[0],
-                         detail=ctx.pick('write key=value; quote a value with spaces: "key=a b"',
-                                         '请写成 设置项=值；含空格的值请整体加引号："设置项=a b"'))
+    if (
+        stray
+    ):  # a word without key= would otherwise be dropped silently (`stages=Lead, Demo` lost Demo)
+        raise UsageError(
+            "usage.bad_config_value",
+            key=pairs[0][0],
+            value=stray[0],
+            detail=ctx.pick(
+                'write key=value; quote a value with spaces: "key=a b"',
+                '请写成 设置项=值；含空格的值请整体加引号："设置项=a b"',
+            ),
+        )
     _need_admin(ctx)
     scope = ctx.scope
     changes: dict[str, Any] = {}
@@ -281,7 +303,9 @@ def config(ctx: Ctx, args: Args) -> Reply:
             changes[path] = parse(ctx, raw_value)
         except UsageError as error:
             if error.key == "usage.bad_config_value":
-                raise UsageError(error.key, **{**error.params, "key": names.SETTINGS.label(key, ctx.locale)}) from error
+                raise UsageError(
+                    error.key, **{**error.params, "key": names.SETTINGS.label(key, ctx.locale)}
+                ) from error
             raise
         saved.append((key, ""))
     try:
@@ -292,8 +316,11 @@ def config(ctx: Ctx, args: Args) -> Reply:
         ctx.locale = changes["locale"]
     values = _setting_values(ctx, scope.config)
     shown = ("，" if ctx.zh else ", ").join(
-        f"{names.SETTINGS.label(key, ctx.locale)}={values[key]}" if not item else _per_item_shown(ctx, key, item)
-        for key, item in saved)
+        f"{names.SETTINGS.label(key, ctx.locale)}={values[key]}"
+        if not item
+        else _per_item_shown(ctx, key, item)
+        for key, item in saved
+    )
     return Reply(text=ctx.pick("⚙️ Saved: {s}", "⚙️ 已保存：{s}", s=shown))
 
 
@@ -301,10 +328,18 @@ def _unknown_setting(ctx: Ctx, raw_key: str) -> UsageError:
     """The settings there are, in the reader's language, and the one they most likely meant."""
     known = ("、" if ctx.zh else ", ").join(
         [names.SETTINGS.label(key, ctx.locale) for key in names.SETTINGS]
-        + [names.PER_ITEM.label(key, ctx.locale) for key in names.PER_ITEM])
+        + [names.PER_ITEM.label(key, ctx.locale) for key in names.PER_ITEM]
+    )
     near = names.SETTINGS.closest(raw_key)
-    hint = "" if near is None else ctx.pick(" Did you mean “{near}”?", "是想设置“{near}”吗？",
-                                            near=names.SETTINGS.label(near, ctx.locale))
+    hint = (
+        ""
+        if near is None
+        else ctx.pick(
+            " Did you mean “{near}”?",
+            "是想设置“{near}”吗？",
+            near=names.SETTINGS.label(near, ctx.locale),
+        )
+    )
     return UsageError("usage.unknown_config", key=raw_key[:40], known=known, hint=hint)
 
 
@@ -314,8 +349,12 @@ def _per_item(ctx: Ctx, kind: str, item: str, raw_value: str) -> dict[str, Any]:
     if kind == "approvers":  # approvers.2=2: two signatures at level 2
         levels = config.approval.levels
         if not item.isdecimal() or not 1 <= int(item) <= len(levels):
-            raise UsageError("usage.bad_config_value", key=names.PER_ITEM.label(kind, ctx.locale), value=item,
-                             detail=ctx.pick("levels are 1 to {n}", "层级为 1 到 {n}", n=len(levels)))
+            raise UsageError(
+                "usage.bad_config_value",
+                key=names.PER_ITEM.label(kind, ctx.locale),
+                value=item,
+                detail=ctx.pick("levels are 1 to {n}", "层级为 1 到 {n}", n=len(levels)),
+            )
         return {f"approval.levels.{int(item) - 1}.approvers": _int(ctx, raw_value)}
     index = config.stage_index(ctx.stage(item).key)
     value = _int(ctx, raw_value) if kind == "stale_days" else _requirements(ctx, raw_value)
@@ -339,7 +378,10 @@ def _requirement_labels(ctx: Ctx, required: list[str]) -> str:
 
 
 _WHOLE_RULES = {
-    "stage names must be different": ("stage names must differ from each other", "阶段名称不能重复"),
+    "stage names must be different": (
+        "stage names must differ from each other",
+        "阶段名称不能重复",
+    ),
     "at least one stage": ("a pipeline needs at least one stage", "至少需要一个阶段"),
     "at least one level": ("an approval policy needs at least one level", "至少需要一个审批层级"),
 }
@@ -350,7 +392,10 @@ def _config_refused(ctx: Ctx, error: DomainError, pairs: list[tuple[str, str]]) 
     limits = error.params.get("limits") or {}
     path = error.params.get("path") or ""
     key = next((key for key, (where, _parse) in SETTINGS.items() if where == path), None)
-    for rule, (en, zh) in _WHOLE_RULES.items():  # rules of the settings as a whole (models/config.py)
+    for rule, (
+        en,
+        zh,
+    ) in _WHOLE_RULES.items():  # rules of the settings as a whole (models/config.py)
         if rule in str(error.params.get("detail", "")):
             return DomainError("team.bad_config", detail=ctx.pick(en, zh))
     if key is None or not limits:
@@ -364,8 +409,12 @@ def _config_refused(ctx: Ctx, error: DomainError, pairs: list[tuple[str, str]]) 
         detail = ctx.pick("at least {a}", "不能小于 {a}", a=low)
     else:
         detail = ctx.pick("at most {b}", "不能大于 {b}", b=high)
-    return UsageError("usage.bad_config_value", key=names.SETTINGS.label(key, ctx.locale), value=typed,
-                      detail=detail)
+    return UsageError(
+        "usage.bad_config_value",
+        key=names.SETTINGS.label(key, ctx.locale),
+        value=typed,
+        detail=detail,
+    )
 
 
 def _setting_values(ctx: Ctx, config: TeamConfig) -> dict[str, str]:
@@ -382,27 +431,41 @@ def _setting_values(ctx: Ctx, config: TeamConfig) -> dict[str, str]:
     approval = config.approval
     manager_limit = approval.levels[0].up_to
     values = {
-        "timezone": config.timezone, "locale": names.VALUES.label(config.locale or "auto", locale),
-        "currency": ctx.currency, "stages": " → ".join(stage.label(locale) for stage in config.stages),
-        "allow_skip": yes_no(config.allow_skip), "auto_below": ctx.money(int(approval.auto_below * 100)),
+        "timezone": config.timezone,
+        "locale": names.VALUES.label(config.locale or "auto", locale),
+        "currency": ctx.currency,
+        "stages": " → ".join(stage.label(locale) for stage in config.stages),
+        "allow_skip": yes_no(config.allow_skip),
+        "auto_below": ctx.money(int(approval.auto_below * 100)),
         "manager_limit": ctx.money(int(manager_limit * 100)) if manager_limit else "-",
-        "discount_raise": f"{approval.discount_raise_pct:g}%", "approval_wait_hours": hours(approval.wait_hours),
-        "stale_days": str(config.stale_days), "followup_sla_days": str(config.followup_sla_days),
+        "discount_raise": f"{approval.discount_raise_pct:g}%",
+        "approval_wait_hours": hours(approval.wait_hours),
+        "stale_days": str(config.stale_days),
+        "followup_sla_days": str(config.followup_sla_days),
         "pool_return_days": str(config.pool_return_days) if config.pool_return_days else off,
-        "digest_time": config.digest_time, "weekly_digest_time": config.weekly_digest_time,
-        "digest_channel": config.digest_channel or "-", "quiet_hours": config.quiet_hours or off,
+        "digest_time": config.digest_time,
+        "weekly_digest_time": config.weekly_digest_time,
+        "digest_channel": config.digest_channel or "-",
+        "quiet_hours": config.quiet_hours or off,
         "quiet_weekends": yes_no(config.quiet_weekends),
-        "assignment": names.VALUES.label(config.assignment, locale), "page_size": str(config.page_size),
-        "approval_levels": " · ".join(level_text(ctx, level.model_dump(mode="json")) for level in approval.levels),
+        "assignment": names.VALUES.label(config.assignment, locale),
+        "page_size": str(config.page_size),
+        "approval_levels": " · ".join(
+            level_text(ctx, level.model_dump(mode="json")) for level in approval.levels
+        ),
         "claim_limit": str(config.pool_claim_limit) if config.pool_claim_limit else off,
         "transfer_wait_hours": hours(config.transfer_wait_hours),
         "instalment_due_days": str(config.instalment_due_days),
         "renewal_days": str(config.renewal_days) if config.renewal_days else off,
-        "care_after_won_days": str(config.care_after_won_days), "care_days_a": str(config.care_days_a),
-        "care_days_b": str(config.care_days_b), "care_days_c": str(config.care_days_c),
+        "care_after_won_days": str(config.care_after_won_days),
+        "care_days_a": str(config.care_days_a),
+        "care_days_b": str(config.care_days_b),
+        "care_days_c": str(config.care_days_c),
         "care_default_grade": config.care_default_grade,
     }
-    values.update({f"points.{key}": str(value) for key, value in config.points.model_dump().items()})
+    values.update(
+        {f"points.{key}": str(value) for key, value in config.points.model_dump().items()}
+    )
     return values
 
 
@@ -410,7 +473,11 @@ def _show_config(ctx: Ctx) -> Reply:
     config = ctx.scope.config
     values = _setting_values(ctx, config)
     label = names.SETTINGS.label
-    fields = [(label(key, ctx.locale), value) for key, value in values.items() if not key.startswith("points.")]
+    fields = [
+        (label(key, ctx.locale), value)
+        for key, value in values.items()
+        if not key.startswith("points.")
+    ]
     # What each stage requires and its own stale-days: set with required.<stage>= and stale_days.<stage>=.
     rules = []
     for stage in config.stages:
@@ -419,17 +486,35 @@ def _show_config(ctx: Ctx) -> Reply:
         parts = [names.REQUIREMENTS.label(need, ctx.locale) for need in stage.required]
         if stage.stale_days:
             parts.append(ctx.pick("stale {n}d", "停滞 {n} 天", n=stage.stale_days))
-        rules.append(ctx.pick("{stage}: {rules}", "{stage}：{rules}", stage=stage.label(ctx.locale),
-                              rules=("、" if ctx.zh else ", ").join(parts)))
+        rules.append(
+            ctx.pick(
+                "{stage}: {rules}",
+                "{stage}：{rules}",
+                stage=stage.label(ctx.locale),
+                rules=("、" if ctx.zh else ", ").join(parts),
+            )
+        )
     if rules:
         fields.append((names.SETTING_GROUPS.label("stage rules", ctx.locale), " · ".join(rules)))
-    fields.append((names.SETTING_GROUPS.label("points", ctx.locale),
-                   " ".join(f"{label(key, ctx.locale)}={value}" for key, value in values.items()
-                            if key.startswith("points."))))
+    fields.append(
+        (
+            names.SETTING_GROUPS.label("points", ctx.locale),
+            " ".join(
+                f"{label(key, ctx.locale)}={value}"
+                for key, value in values.items()
+                if key.startswith("points.")
+            ),
+        )
+    )
     cmd = "/团队 配置" if ctx.zh else "/team config"
-    return Reply(text=ctx.pick("⚙️ **Settings** — change with {cmd} key=value",
-                               "⚙️ **团队设置** — 修改：{cmd} 设置项=值", cmd=cmd),
-                 fields=fields)
+    return Reply(
+        text=ctx.pick(
+            "⚙️ **Settings** — change with {cmd} key=value",
+            "⚙️ **团队设置** — 修改：{cmd} 设置项=值",
+            cmd=cmd,
+        ),
+        fields=fields,
+    )
 
 
 def handoff(ctx: Ctx, args: Args) -> Reply:

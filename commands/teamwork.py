@@ -230,7 +230,8 @@ def _options(ctx: Ctx, args: Args) -> dict[str, str]:
     found = dict(args.options)
     for key, value in args.unknown:
         if key not in _OPTION_ALIASES:
-            raise UsageError("usage.unknown_option", key=key, known=ctx.pick("until= from= for=", "至= 从= 代="))
+            raise UsageError("usage.unknown_option", key=key,
+                             known=ctx.pick("until= from= for=", "至= 从= 代="))
         found[_OPTION_ALIASES[key]] = value
     return found
 
