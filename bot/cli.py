@@ -456,6 +456,9 @@ def import_(kind: Annotated[str, typer.Argument(help="leads")],
             owner: Annotated[str, typer.Option(help="@name for every row, auto (the owner column, else the "
                                                     "team's rule) or pool")],
             dry_run: Annotated[bool, typer.Option("--dry-run", help="Check every row, write nothing")] = False,
+            by: Annotated[str | None, typer.Option(
+                help="@name of who imports, named in each lead's history "
+                     "(default: the --owner when it names one)")] = None,
             db: DbOption = None) -> None:
     """Import leads from Excel or CSV: one line per row (created, merged as a duplicate, rejected)."""
     from bot import exchange
@@ -466,7 +469,7 @@ def import_(kind: Annotated[str, typer.Argument(help="leads")],
     bot = _bot(db)
     try:
         exchange.run_import(bot.engine, path=file, team_ref=team, owner_ref=owner, dry_run=dry_run,
-                            now=bot.clock.now(), echo=typer.echo)
+                            now=bot.clock.now(), echo=typer.echo, by_ref=by)
     except exchange.ExchangeError as error:
         typer.echo(str(error), err=True)
         raise typer.Exit(2) from None

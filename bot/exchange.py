@@ -32,6 +32,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, func, select
 
+from commands import names
 from commands.parsing_values import parse_amount, parse_date
 from models import aftersale, leads
 from models.config import TeamConfig
@@ -609,16 +610,17 @@ _FIELD_LIMITS = {
     "source": 100,
     "tag": 100,
 }
-_FIELD_WORDS = {
-    "name": ("name", "客户名称"),
-    "company": ("company", "公司"),
-    "contact": ("contact", "联系人"),
-    "phone": ("phone", "电话"),
-    "email": ("email", "邮箱"),
-    "source": ("source", "来源"),
-    "tag": ("tag", "标签"),
-    "value": ("estimated value", "预计金额"),
-}
+
+
+def _field_word(key: str, locale: str) -> str:
+    """A lead field as the team reads it (`value` → 预计金额 / estimated value)."""
+    if key == "value":
+        return "预计金额" if locale == "zh" else "estimated value"
+    if locale != "zh":
+        return key
+    return names.LEAD_FIELDS.label(names.LEAD_FIELDS.find(key) or key, locale)
+
+
 _STATUS_IN = {
     "open": "open",
     "进行中": "open",
@@ -700,7 +702,7 @@ class RowParser:
                     "{f} holds invisible direction characters ({c}) that make it show as "
                     "something else",
                     "{f}含有不可见的方向控制字符（{c}），显示的内容会与实际不符",
-                    f=_FIELD_WORDS[key][self.locale == "zh"],
+                    f=_field_word(key, self.locale),
                     c=", ".join(controls),
                 )
             )
@@ -711,7 +713,7 @@ class RowParser:
                 self.say(
                     "{f} is longer than {n} characters",
                     "{f}超过 {n} 个字符",
-                    f=_FIELD_WORDS[key][self.locale == "zh"],
+                    f=_field_word(key, self.locale),
                     n=limit,
                 )
             )
@@ -902,8 +904,12 @@ def import_leads(
     now: datetime,
     source_name: str = "",
     progress: Callable[[int], None] | None = None,
+    by: Member | None = None,
 ) -> ImportReport:
     """Add every row as a lead (or merge it into its duplicate); one report line per row.
+
+    `by` is the member who imports: each lead's history names them. Without one the history says
+    the lead was imported (never that the pool did it).
 
     Rows go in batches of BATCH: each row is checked with the same duplicate rule as `/lead add`
     (`models.leads.find_duplicates`, and against the rows before it in the file), then the batch's
@@ -930,9 +936,11 @@ def import_leads(
         transaction = session.begin()
         try:
             team = session.get(Team, team.id) or team
-            # The importer is the operator, not a member: audit events carry no actor (as for the
-            # bot's own changes), and import events earn nobody points.
-            actor = Member(id=None, team_id=team.id or 0, user_key="", name="import", role="admin")
+            # Import events earn nobody points (models/points.py counts no "import" or "merge").
+            importer = session.get(Member, by.id) if by is not None else None
+            actor = importer or Member(
+                id=None, team_id=team.id or 0, user_key="", name="import", role="admin"
+            )
             batch = _Batch(
                 Scope(session=session, team=team, actor=actor, now=now),
                 parser,
@@ -1113,7 +1121,7 @@ class _Batch:
                 twin.lead = row["number"]
             facts = {key: row[key] for key in _SNAPSHOT if row.get(key) is not None}
             events.append({
-                "team_id": team.id, "actor_id": None, "at": now, "entity": "lead",
+                "team_id": team.id, "actor_id": scope.actor.id, "at": now, "entity": "lead",
                 "entity_id": ids[row["number"]], "action": "import", "before": None,
                 "after": _plain(facts) | {"file": self.source, "row": lead.row},
             })  # fmt: skip
@@ -1188,7 +1196,7 @@ def _merge_new(parser: RowParser, number: int, twin: _NewLead, parsed: ParsedRow
 
 def _merge_detail(parser: RowParser, name: str, owner: Member | None, filled: list[str]) -> str:
     zh = parser.locale == "zh"
-    words = ("、" if zh else ", ").join(_FIELD_WORDS[key][zh] for key in filled)
+    words = ("、" if zh else ", ").join(_field_word(key, parser.locale) for key in filled)
     detail = (
         parser.say("filled {f}", "补充了{f}", f=words)
         if filled
@@ -1232,7 +1240,10 @@ def describe(report: ImportReport, locale: str) -> list[str]:
     say = _pick
     lines = []
     if report.columns:
-        pairs = ", ".join(f"{header} → {key}" for header, key in report.columns.items())
+        pairs = ("、" if zh else ", ").join(
+            f"{header} → {_field_word(key, locale) if zh else key}"
+            for header, key in report.columns.items()
+        )
         lines.append(say(locale, "Columns: {c}", "列：{c}", c=pairs))
     if report.unknown:
         unknown = ("、" if zh else ", ").join(report.unknown)
@@ -1369,8 +1380,11 @@ def run_import(
     dry_run: bool,
     now: datetime,
     echo: Callable[[str], None],
+    by_ref: str | None = None,
 ) -> ImportReport:
-    """`dealbot import leads`: read, import with a progress bar, print the per-row report."""
+    """`dealbot import leads`: read, import with a progress bar, print the per-row report.
+
+    The history of each lead names who imported it: `by_ref`, else the one owner named."""
     from rich.console import Console
     from rich.progress import Progress
 
@@ -1381,6 +1395,20 @@ def run_import(
         auto = wanted in ("auto", "自动")
         to_pool = wanted in ("pool", "公海")
         owner = None if auto or to_pool else find_owner(session, team, owner_ref)
+        by = owner
+        if by_ref:
+            try:
+                by = find_owner(session, team, by_ref)
+            except ExchangeError:
+                raise ExchangeError(
+                    _pick(
+                        locale,
+                        "no member {r} in team {t}: --by names who imports",
+                        "团队 {t} 里没有成员 {r}：--by 填写导入人",
+                        r=by_ref,
+                        t=team.key,
+                    )
+                ) from None
     if not path.exists():
         raise ExchangeError(_pick(locale, "{p}: no such file", "{p}：文件不存在", p=path))
     table = read_table(path, locale=locale)
@@ -1397,6 +1425,7 @@ def run_import(
             now=now.astimezone(UTC),
             source_name=path.name,
             progress=lambda n: bar.advance(task, n),
+            by=by,
         )
     for line in describe(report, locale):
         echo(line)

@@ -7,28 +7,12 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import date
 
+from commands.names import option_aliases
 from commands.parsing_values import parse_date
 from models.normalize import drop_invisible
 
-# Chinese (and short) spellings of option keys → the canonical key.
-KEY_ALIASES: dict[str, str] = {
-    "电话": "phone", "手机": "phone", "tel": "phone",
-    "邮箱": "email", "mail": "email", "e-mail": "email",
-    "公司": "company",
-    "联系人": "contact",
-    "来源": "source",
-    "预计": "value", "金额": "value", "预计金额": "value",
-    "标签": "tag",
-    "下次": "next", "下次跟进": "next",
-    "方式": "via",
-    "折扣": "discount",
-    "强制": "force",
-    "负责人": "owner",
-    "页": "page", "页码": "page",
-    "阶段": "stage",
-    "经理": "manager",
-    "名称": "name",
-}
+# Chinese (and short) spellings of option keys → the canonical key (names: commands/names.py).
+KEY_ALIASES: dict[str, str] = option_aliases()
 
 _QUOTES = {'"': '"', "“": "”", "「": "」", "'": "'", "‘": "’"}
 _OPTION = re.compile(r"^([^\W\d][\w.\-]*)=(.*)$", re.S)

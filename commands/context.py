@@ -13,7 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import models.tables  # noqa: F401  (every table first: models.teams → models.scope read them)
-from commands import i18n
+from commands import i18n, names
 from commands.parsing_values import amount_currencies, parse_amount, parse_date, parse_percent
 from commands.types import Button, Invocation, Reply
 from models import teams, teamwork
@@ -102,7 +102,7 @@ class Ctx:
         return stage.label(self.locale) if stage else key
 
     def role_label(self, role: str) -> str:
-        return self.t(f"role.{role}")
+        return names.ROLES.label(role, self.locale)
 
     def member_name(self, member_id: int | None) -> str:
         if member_id is None:
@@ -164,12 +164,10 @@ class Ctx:
         return value
 
     def yes(self, text: str) -> bool:
-        lowered = text.strip().casefold()
-        if lowered in ("yes", "y", "true", "on", "1", "是", "对", "开", "开启"):
-            return True
-        if lowered in ("no", "n", "false", "off", "0", "否", "关", "关闭"):
-            return False
-        raise UsageError("usage.yes_no", text=text)
+        value = names.VALUES.find(text, among=("yes", "no", "off"))
+        if value is None:
+            raise UsageError("usage.yes_no", text=text)
+        return value == "yes"
 
     def bounded(self, text: str, *, what: str, limit: int = MAX_TEXT) -> str:
         if len(text) > limit:

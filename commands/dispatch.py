@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
-from commands import FAMILIES, VERBS, find_family
+from commands import FAMILIES, VERBS, find_family, names
 from commands.args import Args, normalize_line, split, tokenize
 from commands.context import Ctx, UsageError
 from commands.help import did_you_mean, personal_example
@@ -374,9 +374,8 @@ class Dispatcher:
 
     def _error_reply(self, error: DomainError, locale: str, parsed: ParsedCommand | None) -> Reply:
         params = dict(error.params)
-        role_key = f"role.{params.get('role')}"
-        if role_key in MESSAGES:  # some callers pass the role already worded for the reader
-            params["role"] = translate(locale, role_key)
+        if params.get("role") in names.ROLES:  # some callers pass the role already worded
+            params["role"] = names.ROLES.label(params["role"], locale)
         if error.key == "forbidden.role":
             params["a"] = "an" if str(params.get("role") or "x")[0].lower() in "aeiou" else "a"  # "an admin"
             action_key = f"action.{params.get('action')}"

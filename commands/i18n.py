@@ -69,7 +69,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "usage.unknown_member": {
         "en": "I don't know {name} in this team yet. They can message me once, or an admin adds them: /team role {name} rep",
-        "zh": "团队里还没有 {name}。请对方先给我发一条消息，或由管理员添加：/团队 角色 {name} rep",
+        "zh": "团队里还没有 {name}。请对方先给我发一条消息，或由管理员添加：/团队 角色 {name} 销售",
     },
     "usage.bad_stage": {
         "en": "“{text}” is not a stage of this team. Stages: {stages}.",
@@ -89,7 +89,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "usage.bad_role": {
         "en": "“{text}” is not a role. Roles: rep, manager, admin.",
-        "zh": "“{text}”不是角色。角色有：rep（销售）、manager（经理）、admin（管理员）。",
+        "zh": "“{text}”不是角色。角色有：销售、经理、管理员。",
     },
     "usage.direction_control": {
         "en": "The text holds invisible direction characters ({chars}) that make it show "
@@ -102,8 +102,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "“{text}”不是可选值之一：{choices}。",
     },
     "usage.unknown_config": {
-        "en": "I don't know the setting “{key}”. Settings: {known}.",
-        "zh": "不认识的设置项“{key}”。可用设置：{known}。",
+        "en": "I don't know the setting “{key}”.{hint} Settings: {known}.",
+        "zh": "不认识的设置项“{key}”。{hint}可用设置：{known}。",
     },
     "usage.bad_config_value": {
         "en": "“{value}” doesn't fit {key}: {detail}",
@@ -124,7 +124,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "“{text}”不是时区。时区形如 Asia/Shanghai、Europe/Berlin 或 UTC。",
     },
     "usage.bad_page": {"en": "“{text}” is not a page number.", "zh": "“{text}”不是页码。"},
-    "usage.yes_no": {"en": "“{text}” should be yes or no.", "zh": "“{text}”应为 yes 或 no（是/否）。"},
+    "usage.yes_no": {"en": "“{text}” should be yes or no.", "zh": "“{text}”应为“是”或“否”。"},
     "usage.form": {"en": "Usage: {usage}", "zh": "用法：{usage}"},
     "usage.example": {"en": "Example: {example}", "zh": "示例：{example}"},
     "button.forged": {
@@ -454,7 +454,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "what.member": {"en": "a person (@name)", "zh": "成员（@姓名）"},
     "what.stage": {"en": "a stage", "zh": "阶段"},
     "what.role": {"en": "a role", "zh": "角色"},
-    "what.setting": {"en": "a setting like locale=zh", "zh": "设置项（如 locale=zh）"},
+    "what.setting": {"en": "a setting like locale=zh", "zh": "设置项（如 语言=中文）"},
     "what.field": {"en": "a field to change like phone=…", "zh": "要修改的字段（如 电话=…）"},
     # --- teamwork: transfers, delegation, N-of-M approvals, personal settings (issue 8) -----------
     "quote.already_signed": {

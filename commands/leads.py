@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import date, timedelta
 
-from commands import aftersale
+from commands import aftersale, history, names
 from commands.args import Args
 from commands.context import MAX_FIELD, Ctx, UsageError
 from commands.quotes import tell_settled
@@ -15,16 +15,6 @@ from models.errors import DomainError
 from models.normalize import looks_like_email, looks_like_phone
 from models.permissions import rank
 from models.tables import Lead, Member
-
-LIST_FILTERS = {
-    "mine": "mine", "my": "mine", "我的": "mine",
-    "team": "team", "all": "team", "团队": "team", "全部": "team",
-    "pool": "pool", "公海": "pool",
-    "overdue": "overdue", "逾期": "overdue", "超期": "overdue",
-    "won": "won", "赢单": "won",
-    "lost": "lost", "输单": "lost",
-}
-
 
 # The longest text each lead column holds (models/tables.py).
 _FIELD_LIMITS = {"company": MAX_FIELD, "contact": MAX_FIELD, "name": MAX_FIELD, "source": 100, "tag": 100,
@@ -55,9 +45,13 @@ def _lead_facts(ctx: Ctx, args: Args) -> dict[str, object]:
     return facts
 
 
-def _reject_unknown(ctx: Ctx, args: Args, known: str) -> None:
+_FACTS = ("company", "contact", "phone", "email", "source", "value", "tag")
+
+
+def _reject_unknown(ctx: Ctx, args: Args, known: tuple[str, ...]) -> None:
     if args.unknown:
-        raise UsageError("usage.unknown_option", key=args.unknown[0][0], known=known)
+        raise UsageError("usage.unknown_option", key=args.unknown[0][0],
+                         known=names.option_list(known, ctx.locale))
 
 
 def _next_buttons(ctx: Ctx, lead: Lead) -> list[Button]:
@@ -67,7 +61,7 @@ def _next_buttons(ctx: Ctx, lead: Lead) -> list[Button]:
 
 
 def add(ctx: Ctx, args: Args) -> Reply:
-    _reject_unknown(ctx, args, "company= contact= phone= email= source= value= tag= owner= force=")
+    _reject_unknown(ctx, args, (*_FACTS, "owner", "force"))
     name = ctx.bounded(args.text(), what="what.name", limit=MAX_FIELD)
     if not name:
         raise UsageError("usage.missing", what=ctx.t("what.name"))
@@ -130,22 +124,25 @@ def _duplicate_reply(ctx: Ctx, existing: Lead) -> Reply:
     elif existing.owner_id != ctx.scope.actor.id and existing.status == "open":
         transfer = "/线索 转移" if ctx.zh else "/lead transfer"
         buttons.append(Button(label=ctx.pick("Request transfer", "申请转移"), command=f"{transfer} L{existing.number} "))
-    buttons.append(Button(label=ctx.pick("Add anyway", "仍然添加"), command=f"{again} force=yes"))
+    force = ctx.pick("force=yes", "强制=是")
+    buttons.append(Button(label=ctx.pick("Add anyway", "仍然添加"), command=f"{again} {force}"))
     return Reply(text=text, buttons=buttons, ok=False, private=True)
 
 
 def list_(ctx: Ctx, args: Args) -> Reply:
-    _reject_unknown(ctx, args, "stage= page=")
+    _reject_unknown(ctx, args, ("stage", "page"))
     scope = ctx.scope
     which = "mine" if rank(scope.actor) == 0 else "team"
     page = 1
     for word in args.words:
-        if word.casefold() in LIST_FILTERS:
-            which = LIST_FILTERS[word.casefold()]
+        if names.WORDS.find(word, among=names.LEAD_LISTS):
+            which = names.WORDS.find(word) or which
         elif word.isdecimal():
             page = int(word)
         else:
-            raise UsageError("usage.bad_choice", text=word, choices="mine, team, pool, overdue, won, lost, stage=…")
+            choices = names.WORDS.labels(ctx.locale, names.LEAD_LISTS) + ("、" if ctx.zh else ", ")
+            choices += names.option_list(["stage"], ctx.locale) + "…"
+            raise UsageError("usage.bad_choice", text=word, choices=choices)
     if "page" in args.options:
         if not args.options["page"].isdecimal() or int(args.options["page"]) < 1:
             raise UsageError("usage.bad_page", text=args.options["page"])
@@ -174,10 +171,11 @@ def list_(ctx: Ctx, args: Args) -> Reply:
                     title=title, total=total, page=page, pages=pages)
     buttons = []
     if page < pages:
-        command = f"{'/线索 列表' if ctx.zh else '/lead list'} {which}"
+        command = f"{ctx.pick('/lead list', '/线索 列表')} {names.WORDS.label(which, ctx.locale)}"
         if stage:
-            command += f" stage={stage}"
-        buttons.append(Button(label=ctx.pick("Next page", "下一页"), command=f"{command} page={page + 1}"))
+            command += f" {ctx.pick('stage', '阶段')}={ctx.stage_label(stage) if ctx.zh else stage}"
+        buttons.append(Button(label=ctx.pick("Next page", "下一页"),
+                              command=f"{command} {ctx.pick('page', '页')}={page + 1}"))
     return Reply(text=text, table=table, buttons=buttons)
 
 
@@ -215,52 +213,19 @@ def show(ctx: Ctx, args: Args) -> Reply:
         via = f" ({ctx.t('via.' + item.via)})" if item.via else ""
         fields.append((f"{ctx.clock(item.created_at)} {ctx.member_name(item.author_id)}{via}", item.note[:200]))
     table: list[list[str]] = []
-    if any(word.casefold() in ("history", "历史", "log") for word in args.words[1:]):
+    if any(names.WORDS.find(word, among=("history",)) for word in args.words[1:]):
         table.append([ctx.pick("When", "时间"), ctx.pick("Who", "操作人"), ctx.pick("What", "变更")])
         for event in audit.history(session, team_id=ctx.scope.team.id or 0, entity="lead",
                                    entity_id=lead.id or 0, limit=20):
-            table.append([ctx.clock(event.at), ctx.member_name(event.actor_id),
-                          f"{event.action} {_changes(ctx, event.before, event.after)}".strip()])
+            table.append([ctx.clock(event.at), history.who(ctx, event),
+                          history.sentence(ctx, event)[:300]])
     buttons = _next_buttons(ctx, lead) if lead.status == "open" else []
     if not table:
         show_cmd = "/线索 查看" if ctx.zh else "/lead show"
-        buttons.append(Button(label=ctx.pick("History", "变更记录"), command=f"{show_cmd} L{lead.number} history"))
+        word = names.WORDS.label("history", ctx.locale)
+        buttons.append(Button(label=ctx.pick("History", "变更记录"),
+                              command=f"{show_cmd} L{lead.number} {word}"))
     return Reply(text=text, fields=fields, table=table, buttons=buttons)
-
-
-_HIDDEN = {"last_activity_at", "version", "closed_at", "followup_id", "stage_changed_at", "norm_phone",
-           "norm_email", "norm_company", "snoozed_until"}
-
-
-def _value(ctx: Ctx, key: str, value: object) -> str:
-    if value is None:
-        return ctx.t("word.pool") if key == "owner_id" else "-"  # no owner: the lead is in the pool
-    if key in ("value", "won_amount", "amount") and isinstance(value, int):
-        return ctx.money(value)
-    if key in ("owner_id",) and isinstance(value, int):
-        return ctx.member_name(value)
-    if key == "stage" and isinstance(value, str):
-        return ctx.stage_label(value)
-    if key == "next_followup_on" and isinstance(value, str):
-        return ctx.day(date.fromisoformat(value))
-    return str(value)
-
-
-def _changes(ctx: Ctx, before: dict | None, after: dict | None) -> str:
-    """An audit event as a short human line: `stage: Lead → Contacted; owner: alice → carol`."""
-    before, after = before or {}, after or {}
-    parts = []
-    for key, new in after.items():
-        if key in _HIDDEN:
-            continue
-        label = key.removesuffix("_id")
-        if key in before and before[key] == new:
-            continue
-        if key in before:
-            parts.append(f"{label}: {_value(ctx, key, before[key])} → {_value(ctx, key, new)}")
-        else:
-            parts.append(f"{label}={_value(ctx, key, new)}")
-    return "; ".join(parts)[:300]
 
 
 _WON, _LOST = ("won", "赢单"), ("lost", "输单")
@@ -359,7 +324,7 @@ def _with(text: str, more: str) -> str:
 
 
 def edit(ctx: Ctx, args: Args) -> Reply:
-    _reject_unknown(ctx, args, "name= company= contact= phone= email= source= value= tag=")
+    _reject_unknown(ctx, args, ("name", *_FACTS))
     lead = leads.get_lead(ctx.scope, ctx.lead_number(args.words[0] if args.words else None))
     facts = _lead_facts(ctx, args)
     if not facts:
@@ -367,8 +332,9 @@ def edit(ctx: Ctx, args: Args) -> Reply:
     if "name" in facts and not facts["name"]:  # a lead always has a name (found by the fuzzing)
         raise UsageError("usage.missing", what=ctx.t("what.name"))
     leads.edit(ctx.scope, lead, facts)
-    shown = ", ".join(f"{key}={ctx.money(value) if key == 'value' and isinstance(value, int) else value}"
-                      for key, value in facts.items())
+    shown = ("，" if ctx.zh else ", ").join(
+        f"{names.LEAD_FIELDS.label(key, ctx.locale)}={history.value(ctx, key, value)}"
+        for key, value in facts.items())
     return Reply(text=ctx.pick("✏️ L{n} updated: {changes}", "✏️ L{n} 已更新：{changes}", n=lead.number, changes=shown))
 
 

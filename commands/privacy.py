@@ -3,6 +3,7 @@ only. What is erased and what is kept: models/privacy.py."""
 
 from __future__ import annotations
 
+from commands import names
 from commands.args import Args
 from commands.context import Ctx, UsageError
 from commands.quotes import tell_settled
@@ -12,38 +13,19 @@ from models.config import ROLE_RANK
 from models.errors import DomainError
 from models.permissions import rank
 
-_FIELDS = {
-    "contact": ("contact", "联系人"),
-    "phone": ("phone", "电话"),
-    "email": ("e-mail", "邮箱"),
-}
-_KINDS = {
-    "follow-ups": "跟进",
-    "quotes": "报价",
-    "approval steps": "审批",
-    "signatures": "签批",
-    "payments": "回款",
-    "transfers": "转移申请",
-    "audit events": "变更记录",
-    "pushes": "推送",
-    "held notices": "待汇总通知",
-    "command log lines": "命令记录",
-    "answers waiting": "待发回复",
-}
-
 
 def forget(ctx: Ctx, args: Args) -> Reply:
     if rank(ctx.scope.actor) < ROLE_RANK["admin"]:
         action = ctx.pick("erase a customer's personal data", "删除客户的个人信息")
-        raise DomainError("forbidden.role", action=action, role="admin")
+        raise DomainError("forbidden.role", action=action, role=ctx.role_label("admin"))
     if len(args.words) > 1 or args.unknown:
         extra = " ".join([*args.words[1:], *(f"{k}={v}" for k, v in args.unknown)])
         raise UsageError("usage.bad_lead_ref", text=extra)
     lead = leads.get_lead(ctx.scope, ctx.lead_number(args.words[0] if args.words else None))
     done = privacy.forget(ctx.scope, lead)
-    fields = ("、" if ctx.zh else ", ").join(_FIELDS[name][ctx.zh] for name in done.fields)
+    fields = names.LEAD_FIELDS.labels(ctx.locale, done.fields)
     kinds = ("、" if ctx.zh else ", ").join(
-        f"{_KINDS.get(kind, kind) if ctx.zh else kind} {n}" for kind, n in done.redacted.items()
+        f"{names.RECORDS.label(kind, ctx.locale)} {n}" for kind, n in done.redacted.items()
     )
     lines = [
         ctx.pick(

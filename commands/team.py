@@ -8,17 +8,15 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from commands.args import KEY_ALIASES, Args
+from commands import names
+from commands.args import Args
 from commands.context import Ctx, UsageError
 from commands.quotes import route_unasked
 from commands.types import Reply
 from models import teams
-from models.config import REQUIREMENTS, ROLE_RANK, parse_clock
+from models.config import ROLE_RANK, TeamConfig, parse_clock
 from models.errors import DomainError
 from models.permissions import require_role
-
-ROLES = {"rep": "rep", "sales": "rep", "销售": "rep", "manager": "manager", "经理": "manager", "主管": "manager",
-         "admin": "admin", "管理员": "admin", "总监": "admin"}
 
 
 def _need_admin(ctx: Ctx) -> None:
@@ -45,7 +43,7 @@ def role(ctx: Ctx, args: Args) -> Reply:
     if len(args.words) < 2:
         raise UsageError("usage.missing", what=ctx.t("what.role") if args.words else ctx.t("what.member"))
     member = ctx.member(args.words[0], create=True)
-    wanted = ROLES.get(args.words[1].casefold())
+    wanted = names.ROLES.find(args.words[1])
     if wanted is None:
         raise UsageError("usage.bad_role", text=args.words[1])
     manager = ctx.member(args.options["manager"]) if args.options.get("manager") else None
@@ -56,7 +54,7 @@ def role(ctx: Ctx, args: Args) -> Reply:
         route_unasked(ctx)  # quotes that waited for nobody go to the new approver
     text = ctx.pick("👤 {who} is now {role}.", "👤 {who} 现在是{role}。", who=member.name, role=ctx.role_label(wanted))
     if manager:
-        text += ctx.pick(" Reports to {m}.", " 汇报给 {m}。", m=manager.name)
+        text += ctx.pick(" Reports to {m}.", "汇报给 {m}。", m=manager.name)
     return Reply(text=text)
 
 
@@ -80,12 +78,16 @@ def _stages(ctx: Ctx, text: str) -> list[dict[str, Any]]:
 
 
 def _requirements(ctx: Ctx, text: str) -> list[str]:
-    if text.casefold() in ("none", "无", "-", ""):
+    if not text.strip() or names.VALUES.find(text, among=("off",)):
         return []
-    items = [item.strip() for item in text.replace("，", ",").split(",") if item.strip()]
-    for item in items:
-        if item not in REQUIREMENTS:
-            raise UsageError("usage.bad_choice", text=item, choices=", ".join(REQUIREMENTS))
+    items = []
+    for item in re.split(r"[,，、;；]", text):
+        if not item.strip():
+            continue
+        key = names.REQUIREMENTS.find(item)
+        if key is None:
+            raise UsageError("usage.bad_choice", text=item.strip(), choices=names.REQUIREMENTS.labels(ctx.locale))
+        items.append(key)
     return items
 
 
@@ -93,6 +95,11 @@ def _int(ctx: Ctx, text: str) -> int:
     if not text.strip().isdecimal():
         raise UsageError("usage.bad_config_value", key="", value=text, detail=ctx.pick("a whole number", "需要整数"))
     return int(text)
+
+
+def _int_or_off(ctx: Ctx, text: str) -> int:
+    """A number of days or a limit where 0 turns it off, so `off`/`关闭` means 0."""
+    return 0 if names.VALUES.find(text, among=("off", "no")) else _int(ctx, text)
 
 
 def _hours(ctx: Ctx, text: str) -> float:
@@ -106,18 +113,17 @@ def _hours(ctx: Ctx, text: str) -> float:
 
 
 def _locale(ctx: Ctx, text: str) -> str | None:
-    value = {"zh": "zh", "中文": "zh", "cn": "zh", "en": "en", "english": "en", "英文": "en", "auto": None}
-    if text.casefold() not in value:
-        raise UsageError("usage.bad_choice", text=text, choices="zh, en, auto")
-    return value[text.casefold()]
+    value = names.VALUES.find(text, among=("zh", "en", "auto"))
+    if value is None:
+        raise UsageError("usage.bad_choice", text=text, choices=names.VALUES.labels(ctx.locale, ("zh", "en", "auto")))
+    return None if value == "auto" else value
 
 
-def _choice(*choices: str) -> Callable[[Ctx, str], str]:
-    def parse(ctx: Ctx, text: str) -> str:
-        if text.casefold() not in choices:
-            raise UsageError("usage.bad_choice", text=text, choices=", ".join(choices))
-        return text.casefold()
-    return parse
+def _grade(ctx: Ctx, text: str) -> str:
+    value = text.strip().upper().removesuffix("级")
+    if value not in ("A", "B", "C"):
+        raise UsageError("usage.bad_choice", text=text, choices=("、" if ctx.zh else ", ").join("ABC"))
+    return value
 
 
 def _timezone(ctx: Ctx, text: str) -> str:
@@ -147,7 +153,7 @@ def _clock(ctx: Ctx, text: str) -> str:
 
 def _quiet_hours(ctx: Ctx, text: str) -> str | None:
     value = text.strip()
-    if value.casefold() in ("", "off", "none", "关", "关闭", "无"):
+    if not value or names.VALUES.find(value, among=("off", "no")):
         return None
     start, sep, end = value.partition("-")
     try:
@@ -156,28 +162,19 @@ def _quiet_hours(ctx: Ctx, text: str) -> str | None:
         return f"{parse_clock(start):%H:%M}-{parse_clock(end):%H:%M}"
     except ValueError:
         raise UsageError("usage.bad_config_value", key="", value=text,
-                         detail=ctx.pick("a range like 20:00-08:30, or off", "时间段，如 20:00-08:30，或 off")) from None
+                         detail=ctx.pick("a range like 20:00-08:30, or off", "时间段，如 20:00-08:30，或 关闭")) from None
 
 
 def _text(ctx: Ctx, text: str) -> str | None:
     return text.strip() or None
 
 
-_ASSIGN = {"round_robin": "round_robin", "roundrobin": "round_robin", "rr": "round_robin", "轮流": "round_robin",
-           "轮询": "round_robin", "manual": "manual", "author": "manual", "手动": "manual", "least_loaded": "least_loaded",
-           "balanced": "least_loaded", "最少": "least_loaded", "均衡": "least_loaded", "pool": "pool", "公海": "pool"}
-
-
 def _assignment(ctx: Ctx, text: str) -> str:
     """round_robin, manual, least_loaded or pool; the old names author and balanced still work."""
-    value = _ASSIGN.get(text.strip().casefold())
+    value = names.VALUES.find(text, among=names.ASSIGNMENTS)
     if value is None:
-        raise UsageError("usage.bad_choice", text=text, choices="round_robin, manual, least_loaded, pool")
+        raise UsageError("usage.bad_choice", text=text, choices=names.VALUES.labels(ctx.locale, names.ASSIGNMENTS))
     return value
-
-
-_LEVEL_ROLES = {"manager": "manager", "managers": "manager", "经理": "manager", "主管": "manager",
-                "admin": "admin", "admins": "admin", "管理员": "admin", "总监": "admin"}
 
 
 def _levels(ctx: Ctx, text: str) -> list[dict[str, Any]]:
@@ -190,11 +187,11 @@ def _levels(ctx: Ctx, text: str) -> list[dict[str, Any]]:
         match = (re.fullmatch(r"(\d+)\s*[x×*]?\s*(\D+)", who) or re.fullmatch(r"(\D+?)\s*[x×*]\s*(\d+)", who))
         count, role_word = (1, who) if match is None else (
             (int(match.group(1)), match.group(2)) if match.group(1).isdigit() else (int(match.group(2)), match.group(1)))
-        role = _LEVEL_ROLES.get(role_word.strip().casefold())
+        role = names.ROLES.find(role_word, among=("manager", "admin"))
         if role is None or not 1 <= count <= 10:
             raise UsageError("usage.bad_config_value", key="approval_levels", value=item,
                              detail=ctx.pick("levels like manager:500k, 2*manager:1m, admin",
-                                             "层级如 manager:50万, 2*manager:100万, admin"))
+                                             "层级如 经理:50万, 2*经理:100万, 管理员"))
         up_to = _amount(ctx, limit.strip()) if limit.strip() else None
         levels.append({"role": role, "up_to": up_to, "approvers": count})
     if not levels:
@@ -212,7 +209,8 @@ def level_text(ctx: Ctx, level: dict[str, Any]) -> str:
     return text
 
 
-# Settings people type → (where in TeamConfig, how to read the typed value).
+# Settings people type (names and spellings in commands/names.py) → (where in TeamConfig, how to
+# read the typed value).
 SETTINGS: dict[str, tuple[str, Callable[[Ctx, str], Any]]] = {
     "timezone": ("timezone", _timezone),
     "locale": ("locale", _locale),
@@ -221,42 +219,47 @@ SETTINGS: dict[str, tuple[str, Callable[[Ctx, str], Any]]] = {
     "allow_skip": ("allow_skip", lambda ctx, text: ctx.yes(text)),
     "auto_below": ("approval.auto_below", _amount),
     "manager_limit": ("approval.levels.0.up_to", _amount),
-    "discount_raise": ("approval.discount_raise_pct", lambda ctx, text: str(Decimal(ctx.percent_bp(text)) / 100)),
+    "discount_raise": (
+        "approval.discount_raise_pct",
+        lambda ctx, text: str(Decimal(ctx.percent_bp(text)) / 100),
+    ),
     "approval_wait_hours": ("approval.wait_hours", _hours),
     "stale_days": ("stale_days", _int),
     "followup_sla_days": ("followup_sla_days", _int),
-    "pool_return_days": ("pool_return_days", _int),
+    "pool_return_days": ("pool_return_days", _int_or_off),
     "digest_time": ("digest_time", _clock),
     "weekly_digest_time": ("weekly_digest_time", _clock),
     "digest_channel": ("digest_channel", _text),
     "quiet_hours": ("quiet_hours", _quiet_hours),
     "quiet_weekends": ("quiet_weekends", lambda ctx, text: ctx.yes(text)),
-    "assign": ("assignment", _assignment),
     "assignment": ("assignment", _assignment),
-    "claim_limit": ("pool_claim_limit", _int),
+    "claim_limit": ("pool_claim_limit", _int_or_off),
     "transfer_wait_hours": ("transfer_wait_hours", _hours),
     "approval_levels": ("approval.levels", _levels),
     "page_size": ("page_size", _int),
     "instalment_due_days": ("instalment_due_days", _int),
-    "renewal_days": ("renewal_days", _int),
+    "renewal_days": ("renewal_days", _int_or_off),
     "care_after_won_days": ("care_after_won_days", _int),
     "care_days_a": ("care_days_a", _int),
     "care_days_b": ("care_days_b", _int),
     "care_days_c": ("care_days_c", _int),
-    "care_default_grade": ("care_default_grade",
-                           lambda ctx, text: _choice("a", "b", "c")(ctx, text).upper()),
+    "care_default_grade": ("care_default_grade", _grade),
     # Process points per action, and what makes a follow-up too empty to earn (models/points.py).
-    **{f"points.{key}": (f"points.{key}", _int) for key in (
-        "followup", "on_time", "stage", "quote_approved", "won", "min_note", "burst_seconds", "burst_count")},
+    **{
+        f"points.{key}": (f"points.{key}", _int)
+        for key in (
+            "followup",
+            "on_time",
+            "stage",
+            "quote_approved",
+            "won",
+            "min_note",
+            "burst_seconds",
+            "burst_count",
+        )
+    },
 }
-SETTING_ALIASES = {"时区": "timezone", "语言": "locale", "币种": "currency", "阶段": "stages", "日报时间": "digest_time",
-                   "日报频道": "digest_channel", "免打扰": "quiet_hours", "分配": "assignment", "停滞天数": "stale_days",
-                   "自动通过": "auto_below", "经理额度": "manager_limit"}
-SETTING_ALIASES.update({"分配规则": "assign", "领取上限": "claim_limit", "审批层级": "approval_levels",
-                        "转移等待": "transfer_wait_hours"})
-SETTING_ALIASES.update({"跟进积分": "points.followup", "按时积分": "points.on_time", "推进积分": "points.stage",
-                        "报价积分": "points.quote_approved", "赢单积分": "points.won"})
-PER_STAGE = {"stale_days": "stale_days", "required": "required"}
+assert set(SETTINGS) == set(names.SETTINGS), "every setting has its names, every name a setting"
 
 
 def config(ctx: Ctx, args: Args) -> Reply:
@@ -266,90 +269,252 @@ def config(ctx: Ctx, args: Args) -> Reply:
             raise UsageError("usage.missing", what=ctx.t("what.setting"))
         return _show_config(ctx)
     stray = [word for word in args.words if "=" not in word]
-    if stray:  # a word without key= would otherwise be dropped silently (`stages=Lead, Demo` lost Demo)
-        raise UsageError("usage.bad_config_value", key=pairs[0][0], value=stray[0],
-                         detail=ctx.pick('write key=value; quote a value with spaces: "key=a b"',
-                                         '请写成 键=值；含空格的值请整体加引号："键=a b"'))
+    if stray and len(pairs) == 1 and names.SETTINGS.find(pairs[0][0]) == "stages":
+        # `阶段=线索, 演示, 签约`: 阶段= is also the option of other verbs, so its words arrive apart
+        pairs, stray = [(pairs[0][0], " ".join([pairs[0][1], *stray]))], []
+    if (
+        stray
+    ):  # a word without key= would otherwise be dropped silently (`stages=Lead, Demo` lost Demo)
+        raise UsageError(
+            "usage.bad_config_value",
+            key=pairs[0][0],
+            value=stray[0],
+            detail=ctx.pick(
+                'write key=value; quote a value with spaces: "key=a b"',
+                '请写成 设置项=值；含空格的值请整体加引号："设置项=a b"',
+            ),
+        )
     _need_admin(ctx)
     scope = ctx.scope
     changes: dict[str, Any] = {}
+    saved: list[tuple[str, str]] = []  # (setting, stage or level) as typed, to say what was saved
     for raw_key, raw_value in pairs:
-        key = SETTING_ALIASES.get(raw_key, KEY_ALIASES.get(raw_key, raw_key)).casefold()
-        head, _, stage_name = key.partition(".")
-        if head == "approvers" and stage_name:  # approvers.2=2: two signatures at level 2
-            levels = scope.config.approval.levels
-            if not stage_name.isdecimal() or not 1 <= int(stage_name) <= len(levels):
-                raise UsageError("usage.bad_config_value", key=key, value=raw_value,
-                                 detail=ctx.pick("levels are 1 to {n}", "层级为 1 到 {n}", n=len(levels)))
-            changes[f"approval.levels.{int(stage_name) - 1}.approvers"] = _int(ctx, raw_value)
+        key = names.SETTINGS.find(raw_key)
+        if key is None:
+            head, _, item = raw_key.partition(".")
+            kind = names.PER_ITEM.find(head) if item else None
+            if kind is None:
+                raise _unknown_setting(ctx, raw_key)
+            changes.update(_per_item(ctx, kind, item, raw_value))
+            saved.append((kind, item))
             continue
-        if stage_name and head in PER_STAGE:
-            stage = ctx.stage(stage_name)
-            index = scope.config.stage_index(stage.key)
-            value = _int(ctx, raw_value) if head == "stale_days" else _requirements(ctx, raw_value)
-            changes[f"stages.{index}.{PER_STAGE[head]}"] = value
-            continue
-        if key not in SETTINGS:
-            known = ", ".join([*SETTINGS, "stale_days.<stage>", "required.<stage>", "approvers.<level>"])
-            raise UsageError("usage.unknown_config", key=raw_key, known=known)
         path, parse = SETTINGS[key]
         try:
             changes[path] = parse(ctx, raw_value)
         except UsageError as error:
             if error.key == "usage.bad_config_value":
-                raise UsageError(error.key, **{**error.params, "key": key}) from error
+                raise UsageError(
+                    error.key, **{**error.params, "key": names.SETTINGS.label(key, ctx.locale)}
+                ) from error
             raise
-    _before, after = teams.update_config(scope, changes)
+        saved.append((key, ""))
+    try:
+        teams.update_config(scope, changes)
+    except DomainError as error:
+        raise _config_refused(ctx, error, pairs) from error
     if "locale" in changes and changes["locale"]:
         ctx.locale = changes["locale"]
-    shown = ", ".join(f"{path}={_shown(value, ctx)}" for path, value in after.items())
+    values = _setting_values(ctx, scope.config)
+    shown = ("，" if ctx.zh else ", ").join(
+        f"{names.SETTINGS.label(key, ctx.locale)}={values[key]}"
+        if not item
+        else _per_item_shown(ctx, key, item)
+        for key, item in saved
+    )
     return Reply(text=ctx.pick("⚙️ Saved: {s}", "⚙️ 已保存：{s}", s=shown))
 
 
-def _shown(value: Any, ctx: Ctx | None = None) -> str:
-    if isinstance(value, list):
-        if ctx is not None and value and isinstance(value[0], dict) and "role" in value[0]:
-            return " · ".join(level_text(ctx, level) for level in value)  # approval levels
-        return " → ".join(item.get("key", str(item)) if isinstance(item, dict) else str(item) for item in value)
-    return str(value)
+def _unknown_setting(ctx: Ctx, raw_key: str) -> UsageError:
+    """The settings there are, in the reader's language, and the one they most likely meant."""
+    known = ("、" if ctx.zh else ", ").join(
+        [names.SETTINGS.label(key, ctx.locale) for key in names.SETTINGS]
+        + [names.PER_ITEM.label(key, ctx.locale) for key in names.PER_ITEM]
+    )
+    near = names.SETTINGS.closest(raw_key)
+    hint = (
+        ""
+        if near is None
+        else ctx.pick(
+            " Did you mean “{near}”?",
+            "是想设置“{near}”吗？",
+            near=names.SETTINGS.label(near, ctx.locale),
+        )
+    )
+    return UsageError("usage.unknown_config", key=raw_key[:40], known=known, hint=hint)
+
+
+def _per_item(ctx: Ctx, kind: str, item: str, raw_value: str) -> dict[str, Any]:
+    """`stale_days.<stage>`, `required.<stage>`, `approvers.<level>` → the change at its path."""
+    config = ctx.scope.config
+    if kind == "approvers":  # approvers.2=2: two signatures at level 2
+        levels = config.approval.levels
+        if not item.isdecimal() or not 1 <= int(item) <= len(levels):
+            raise UsageError(
+                "usage.bad_config_value",
+                key=names.PER_ITEM.label(kind, ctx.locale),
+                value=item,
+                detail=ctx.pick("levels are 1 to {n}", "层级为 1 到 {n}", n=len(levels)),
+            )
+        return {f"approval.levels.{int(item) - 1}.approvers": _int(ctx, raw_value)}
+    index = config.stage_index(ctx.stage(item).key)
+    value = _int(ctx, raw_value) if kind == "stale_days" else _requirements(ctx, raw_value)
+    return {f"stages.{index}.{kind}": value}
+
+
+def _per_item_shown(ctx: Ctx, kind: str, item: str) -> str:
+    config = ctx.scope.config
+    if kind == "approvers":
+        level = config.approval.levels[int(item) - 1]
+        return f"{names.PER_ITEM.label(kind, ctx.locale).split('.')[0]}.{item}={level.approvers}"
+    stage = ctx.stage(item)
+    label = f"{names.PER_ITEM.label(kind, ctx.locale).split('.')[0]}.{stage.label(ctx.locale)}"
+    if kind == "stale_days":
+        return f"{label}={stage.stale_days}"
+    return f"{label}={_requirement_labels(ctx, stage.required) or names.VALUES.label('off', ctx.locale)}"
+
+
+def _requirement_labels(ctx: Ctx, required: list[str]) -> str:
+    return names.REQUIREMENTS.labels(ctx.locale, required)
+
+
+_WHOLE_RULES = {
+    "stage names must be different": (
+        "stage names must differ from each other",
+        "阶段名称不能重复",
+    ),
+    "at least one stage": ("a pipeline needs at least one stage", "至少需要一个阶段"),
+    "at least one level": ("an approval policy needs at least one level", "至少需要一个审批层级"),
+}
+
+
+def _config_refused(ctx: Ctx, error: DomainError, pairs: list[tuple[str, str]]) -> DomainError:
+    """A value the team's settings refuse as a whole (a page size of 500), named as it was typed."""
+    limits = error.params.get("limits") or {}
+    path = error.params.get("path") or ""
+    key = next((key for key, (where, _parse) in SETTINGS.items() if where == path), None)
+    for rule, (
+        en,
+        zh,
+    ) in _WHOLE_RULES.items():  # rules of the settings as a whole (models/config.py)
+        if rule in str(error.params.get("detail", "")):
+            return DomainError("team.bad_config", detail=ctx.pick(en, zh))
+    if key is None or not limits:
+        return error
+    typed = next((value for raw, value in pairs if names.SETTINGS.find(raw) == key), "")
+    low = limits.get("ge", limits.get("gt"))
+    high = limits.get("le", limits.get("lt"))
+    if low is not None and high is not None:
+        detail = ctx.pick("between {a} and {b}", "应在 {a} 到 {b} 之间", a=low, b=high)
+    elif low is not None:
+        detail = ctx.pick("at least {a}", "不能小于 {a}", a=low)
+    else:
+        detail = ctx.pick("at most {b}", "不能大于 {b}", b=high)
+    return UsageError(
+        "usage.bad_config_value",
+        key=names.SETTINGS.label(key, ctx.locale),
+        value=typed,
+        detail=detail,
+    )
+
+
+def _setting_values(ctx: Ctx, config: TeamConfig) -> dict[str, str]:
+    """Every setting's value as the settings card and the saved answer show it."""
+    locale = ctx.locale
+    off = names.VALUES.label("off", locale)
+
+    def yes_no(value: bool) -> str:
+        return names.VALUES.label("yes" if value else "no", locale)
+
+    def hours(value: float) -> str:
+        return f"{value:g}" if locale != "zh" else f"{value:g} 小时"
+
+    approval = config.approval
+    manager_limit = approval.levels[0].up_to
+    values = {
+        "timezone": config.timezone,
+        "locale": names.VALUES.label(config.locale or "auto", locale),
+        "currency": ctx.currency,
+        "stages": " → ".join(stage.label(locale) for stage in config.stages),
+        "allow_skip": yes_no(config.allow_skip),
+        "auto_below": ctx.money(int(approval.auto_below * 100)),
+        "manager_limit": ctx.money(int(manager_limit * 100)) if manager_limit else "-",
+        "discount_raise": f"{approval.discount_raise_pct:g}%",
+        "approval_wait_hours": hours(approval.wait_hours),
+        "stale_days": str(config.stale_days),
+        "followup_sla_days": str(config.followup_sla_days),
+        "pool_return_days": str(config.pool_return_days) if config.pool_return_days else off,
+        "digest_time": config.digest_time,
+        "weekly_digest_time": config.weekly_digest_time,
+        "digest_channel": config.digest_channel or "-",
+        "quiet_hours": config.quiet_hours or off,
+        "quiet_weekends": yes_no(config.quiet_weekends),
+        "assignment": names.VALUES.label(config.assignment, locale),
+        "page_size": str(config.page_size),
+        "approval_levels": " · ".join(
+            level_text(ctx, level.model_dump(mode="json")) for level in approval.levels
+        ),
+        "claim_limit": str(config.pool_claim_limit) if config.pool_claim_limit else off,
+        "transfer_wait_hours": hours(config.transfer_wait_hours),
+        "instalment_due_days": str(config.instalment_due_days),
+        "renewal_days": str(config.renewal_days) if config.renewal_days else off,
+        "care_after_won_days": str(config.care_after_won_days),
+        "care_days_a": str(config.care_days_a),
+        "care_days_b": str(config.care_days_b),
+        "care_days_c": str(config.care_days_c),
+        "care_default_grade": config.care_default_grade,
+    }
+    values.update(
+        {f"points.{key}": str(value) for key, value in config.points.model_dump().items()}
+    )
+    return values
 
 
 def _show_config(ctx: Ctx) -> Reply:
     config = ctx.scope.config
-    stages = " → ".join(stage.label(ctx.locale) for stage in config.stages)
+    values = _setting_values(ctx, config)
+    label = names.SETTINGS.label
     fields = [
-        ("timezone", config.timezone), ("locale", config.locale or "auto"), ("currency", ctx.currency),
-        ("stages", stages), ("allow_skip", "yes" if config.allow_skip else "no"),
-        ("auto_below", ctx.money(int(config.approval.auto_below * 100))),
-        ("manager_limit", ctx.money(int(config.approval.levels[0].up_to * 100)) if config.approval.levels[0].up_to else "-"),
-        ("discount_raise", f"{config.approval.discount_raise_pct:g}%"),
-        ("approval_wait_hours", f"{config.approval.wait_hours:g}"),
-        ("stale_days", str(config.stale_days)), ("followup_sla_days", str(config.followup_sla_days)),
-        ("pool_return_days", str(config.pool_return_days) if config.pool_return_days else "off"),
-        ("digest_time", config.digest_time), ("weekly_digest_time", config.weekly_digest_time),
-        ("digest_channel", config.digest_channel or "-"),
-        ("quiet_hours", config.quiet_hours or "off"), ("quiet_weekends", "yes" if config.quiet_weekends else "no"),
-        ("assignment", config.assignment), ("page_size", str(config.page_size)),
-        ("approval_levels", " · ".join(level_text(ctx, level.model_dump(mode="json"))
-                                       for level in config.approval.levels)),
-        ("claim_limit", str(config.pool_claim_limit) if config.pool_claim_limit else "off"),
-        ("transfer_wait_hours", f"{config.transfer_wait_hours:g}"),
-        ("instalment_due_days", str(config.instalment_due_days)),
-        ("renewal_days", str(config.renewal_days) if config.renewal_days else "off"),
-        ("care_after_won_days", str(config.care_after_won_days)),
-        ("care_days_a", str(config.care_days_a)), ("care_days_b", str(config.care_days_b)),
-        ("care_days_c", str(config.care_days_c)), ("care_default_grade", config.care_default_grade),
+        (label(key, ctx.locale), value)
+        for key, value in values.items()
+        if not key.startswith("points.")
     ]
     # What each stage requires and its own stale-days: set with required.<stage>= and stale_days.<stage>=.
-    rules = [f"{stage.label(ctx.locale)}: " + ", ".join(
-        [*stage.required, *([f"stale {stage.stale_days}d"] if stage.stale_days else [])])
-        for stage in config.stages if stage.required or stage.stale_days]
+    rules = []
+    for stage in config.stages:
+        if not (stage.required or stage.stale_days):
+            continue
+        parts = [names.REQUIREMENTS.label(need, ctx.locale) for need in stage.required]
+        if stage.stale_days:
+            parts.append(ctx.pick("stale {n}d", "停滞 {n} 天", n=stage.stale_days))
+        rules.append(
+            ctx.pick(
+                "{stage}: {rules}",
+                "{stage}：{rules}",
+                stage=stage.label(ctx.locale),
+                rules=("、" if ctx.zh else ", ").join(parts),
+            )
+        )
     if rules:
-        fields.append(("stage rules", " · ".join(rules)))
-    fields.append(("points", " ".join(f"points.{k}={v}" for k, v in config.points.model_dump().items())))
+        fields.append((names.SETTING_GROUPS.label("stage rules", ctx.locale), " · ".join(rules)))
+    fields.append(
+        (
+            names.SETTING_GROUPS.label("points", ctx.locale),
+            " ".join(
+                f"{label(key, ctx.locale)}={value}"
+                for key, value in values.items()
+                if key.startswith("points.")
+            ),
+        )
+    )
     cmd = "/团队 配置" if ctx.zh else "/team config"
-    return Reply(text=ctx.pick("⚙️ **Settings** — change with {cmd} key=value", "⚙️ **团队设置** — 修改：{cmd} 键=值", cmd=cmd),
-                 fields=fields)
+    return Reply(
+        text=ctx.pick(
+            "⚙️ **Settings** — change with {cmd} key=value",
+            "⚙️ **团队设置** — 修改：{cmd} 设置项=值",
+            cmd=cmd,
+        ),
+        fields=fields,
+    )
 
 
 def handoff(ctx: Ctx, args: Args) -> Reply:

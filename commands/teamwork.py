@@ -229,19 +229,20 @@ _OPTION_ALIASES = {"至": "until", "到": "until", "截止": "until", "从": "fr
                    "代": "for", "替": "for"}
 
 
-def _options(args: Args) -> dict[str, str]:
+def _options(ctx: Ctx, args: Args) -> dict[str, str]:
     """The verb's options, with the Chinese spellings (`至=`, `从=`, `代=`) read as well."""
     found = dict(args.options)
     for key, value in args.unknown:
         if key not in _OPTION_ALIASES:
-            raise UsageError("usage.unknown_option", key=key, known="until= from= for=")
+            raise UsageError("usage.unknown_option", key=key,
+                             known=ctx.pick("until= from= for=", "至= 从= 代="))
         found[_OPTION_ALIASES[key]] = value
     return found
 
 
 def delegate(ctx: Ctx, args: Args) -> Reply:
     """`/team delegate @li until=2026-12-20` — li decides for you meanwhile; `off` ends it."""
-    options = _options(args)
+    options = _options(ctx, args)
     words = [word for word in args.words if "=" not in word]
     scope = ctx.scope
     principal = ctx.member(options["for"]) if options.get("for") else scope.actor
@@ -274,7 +275,7 @@ def delegate(ctx: Ctx, args: Args) -> Reply:
                          d=helper.name, refs=", ".join(sent))
     off = "/团队 代理 取消" if ctx.zh else "/team delegate off"
     if principal.id != scope.actor.id:
-        off += f" for=@{principal.handle or principal.name}"
+        off += f" {ctx.pick('for', '代')}=@{principal.handle or principal.name}"
     return Reply(text=text, buttons=[Button(label=ctx.pick("End early", "提前结束"), command=off)])
 
 

@@ -170,7 +170,9 @@ def update_config(scope: Scope, changes: dict[str, Any]) -> tuple[dict[str, Any]
         first = exc.errors()[0]
         detail = str(first.get("msg", "")).removeprefix("Value error, ")
         where = ".".join(str(part) for part in first.get("loc", ()))  # name the setting: "page_size: …"
-        raise DomainError("team.bad_config", detail=f"{where}: {detail}" if where else detail) from exc
+        limits = {key: value for key, value in (first.get("ctx") or {}).items() if key in ("ge", "gt", "le", "lt")}
+        raise DomainError("team.bad_config", detail=f"{where}: {detail}" if where else detail,
+                          path=where, limits=limits) from exc
     stored = validated.model_dump(mode="json")
     before = {p: _get_path(current, p.split(".")) for p in changes}
     after = {p: _get_path(stored, p.split(".")) for p in changes}

@@ -94,7 +94,7 @@ def instalments(scan: scans.Scan) -> None:
                              "C{c} 第 {k} 期 {name} — {owed}，{day} 到期，已逾期 {d} 天", **params)
             snooze = Button(label=scan.pick("Snooze C{c} 3d", "暂缓 C{c} 3 天", c=contract.number),
                             command=f"{_command(scan, '/receivables snooze', '/应收 暂缓')} "
-                                    f"C{contract.number} 3d")
+                                    f"C{contract.number} {scan.pick('3d', '3天后')}")
             buttons = [_pay_button(scan, contract), snooze] if first else []
             scan.push(kind, owner, scans.Line(key, text, buttons))
         else:

@@ -140,7 +140,7 @@ class Scan:
         follow, snooze = ("/跟进", "/线索 暂缓") if self.locale == "zh" else ("/follow", "/lead snooze")
         return [Button(label=self.pick("Log follow-up L{n}", "写跟进 L{n}", n=lead.number),
                        command=f"{follow} L{lead.number} ", style="primary"),
-                Button(label=self.pick("Snooze 1d", "暂缓 1 天"), command=f"{snooze} L{lead.number} 1d")]
+                Button(label=self.pick("Snooze 1d", "暂缓 1 天"), command=f"{snooze} L{lead.number} {self.pick('1d', '1天')}")]
 
     # --- the nudge ledger ------------------------------------------------------------------------
     def fresh(self, keys: Iterable[str], member_ids: dict[str, int | None]) -> set[str]:

@@ -82,7 +82,9 @@ def set_config(chat: Chat, **settings: Any) -> None:
         session.add(team)
 
 
-def import_file(chat: Chat, path: Path, *, owner: str = "auto", dry_run: bool = False) -> list[str]:
+def import_file(
+    chat: Chat, path: Path, *, owner: str = "auto", dry_run: bool = False, **by: str
+) -> list[str]:
     """What `dealbot import leads FILE` prints, run in-process against the chat's database."""
     lines: list[str] = []
     exchange.run_import(
@@ -93,6 +95,7 @@ def import_file(chat: Chat, path: Path, *, owner: str = "auto", dry_run: bool = 
         dry_run=dry_run,
         now=chat.clock.now(),
         echo=lines.append,
+        **({"by_ref": by["by"]} if "by" in by else {}),
     )
     return lines
 
@@ -560,8 +563,8 @@ def test_csv_saved_by_chinese_excel_in_gbk_and_gb18030(chat: Chat, tmp_path: Pat
     gbk = tmp_path / "客户-gbk.csv"
     gbk.write_bytes(text.encode("gbk"))
     assert import_file(chat, gbk) == [
-        "列：客户名称 → name, 电话 → phone, 邮箱 → email, 来源 → source, 负责人 → owner, "
-        "阶段 → stage, 预计金额 → value, 下次跟进 → next_followup",
+        "列：客户名称 → 名称、电话 → 电话、邮箱 → 邮箱、来源 → 来源、负责人 → 负责人、"
+        "阶段 → 阶段、预计金额 → 预计金额、下次跟进 → 下次跟进",
         "第 2 行：已创建 L1 华为技术 → 张三",
         "第 3 行：坏号码公司 已拒绝 — 电话“12ab”不是有效号码",
         "第 4 行：撞单，已合并到 L1 华为技术（张三） · 补充了邮箱",
@@ -812,3 +815,34 @@ def test_telegram_sends_the_export_to_the_persons_private_chat(
     finally:
         harness.close()
         api.close()
+
+
+def test_an_imported_leads_history_names_who_imported_it_never_the_pool(
+    chat: Chat, tmp_path: Path
+) -> None:
+    for line in ["/团队 配置 语言=zh", "[张三] /帮助", "[李四] /帮助"]:
+        chat.say(line)
+    first = tmp_path / "客户.csv"
+    first.write_text("客户名称,电话\n华为技术,13912345678\n", encoding="utf-8")
+    import_file(chat, first, owner="@张三")  # who imports: the one owner named
+    history = chat.say("/线索 查看 L1 变更记录")
+    assert "张三    从 客户.csv 第 2 行导入（负责人 张三）" in history
+    assert "公海" not in history
+
+    second = tmp_path / "展会.csv"
+    second.write_text(
+        "客户名称,电话\n小米科技,13600001234\n字节跳动,13700001234\n", encoding="utf-8"
+    )
+    import_file(chat, second, owner="pool", by="@李四")
+    assert "李四    从 展会.csv 第 2 行导入（负责人 公海）" in chat.say("/线索 查看 L2 变更记录")
+    import_file(chat, second, owner="pool")  # merged into L2 and L3: nobody named, nor the pool
+    merged = chat.say("/线索 查看 L3 变更记录")
+    assert "导入    从 展会.csv 第 3 行导入" not in merged  # the second run merged, adding nothing
+    assert "李四    从 展会.csv 第 3 行导入（负责人 公海）" in merged
+
+    third = tmp_path / "名片.csv"
+    third.write_text("客户名称,电话\n美团,13500001234\n", encoding="utf-8")
+    import_file(chat, third, owner="pool")
+    assert "导入    从 名片.csv 第 2 行导入（负责人 公海）" in chat.say("/线索 查看 L4 变更记录")
+    with pytest.raises(exchange.ExchangeError, match="团队 acme 里没有成员 @王五"):
+        import_file(chat, third, owner="pool", by="@王五")

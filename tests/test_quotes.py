@@ -165,7 +165,7 @@ def test_each_person_lists_what_concerns_them_with_buttons_only_for_what_they_ma
 
 def test_thresholds_are_team_settings(team: Chat) -> None:
     saved = team.say("[erin] /team config auto_below=10k manager_limit=100k discount_raise=10%")
-    assert "approval.auto_below=10000" in saved and "approval.levels.0.up_to=100000" in saved
+    assert "auto_below=$10,000" in saved and "manager_limit=$100,000" in saved
     shown = team.say("[bob] /team config")
     assert "auto_below: $10,000" in shown and "manager_limit: $100,000" in shown and "discount_raise: 10%" in shown
     team.say("/lead add Acme")

@@ -83,8 +83,8 @@ def test_every_setting_round_trips_into_the_settings_card(team: Chat) -> None:
     for typed, expected in SETTINGS:
         assert "Saved" in team.say(f"[erin] /team config {typed}"), typed
         assert expected in team.say("[erin] /team config"), typed
-    assert "已保存：locale=zh" in team.say("[erin] /team config locale=zh")  # answered in the new language
-    assert "locale: zh" in team.say("[erin] /team config")
+    assert "已保存：语言=中文" in team.say("[erin] /team config locale=zh")  # answered in the new language
+    assert "语言: 中文" in team.say("[erin] /team config")
     team.say("[erin] /team config locale=auto")
     assert "locale: auto" in team.say("[erin] /team config")
 
@@ -138,7 +138,7 @@ def test_handoff_moves_open_leads_and_pending_quotes_and_tells_both(team: Chat, 
     assert "L4 Dan's own · Lead · owner dan" in team.say("[bob] /lead show L4")
     assert "Your leads: none." in team.say("[carol] /lead list")
     history = team.say("[bob] /lead show L2 history")
-    assert history.count("handoff owner: carol → alice") == 1
+    assert history.count("handed over from carol to alice") == 1
     quotes = team.reply("/quote list")
     assert [row[0] + " " + row[3] for row in quotes.table[1:]] == ["Q1 alice"]
     with unit_of_work(engine) as session:

@@ -60,13 +60,13 @@ def test_least_loaded_manual_pool_and_the_old_names(team: Chat) -> None:
     assert "— pool" in chat.say("[bob] /lead add Pooled")
     before = chat.snapshot()
     wrong = chat.say("[erin] /team config assign=random")
-    assert "“random” is not one of: round_robin, manual, least_loaded, pool." in wrong
+    assert "“random” is not one of: manual, round_robin, least_loaded, pool." in wrong
     assert chat.snapshot() == before
 
 
 def test_a_rep_claims_up_to_the_daily_limit(team: Chat) -> None:
     chat, clock = team, team.clock
-    assert chat.say("[erin] /team config claim_limit=2") == "⚙️ Saved: pool_claim_limit=2"
+    assert chat.say("[erin] /team config claim_limit=2") == "⚙️ Saved: claim_limit=2"
     assert "claim_limit: 2" in chat.say("/team config")
     for n in range(5):
         chat.say(f"[bob] /lead add Pool {n} owner=pool")

@@ -78,7 +78,7 @@ def test_a_duplicate_offers_a_transfer_the_owner_approves_and_both_are_told(team
     assert "belongs to carol; you can't see it" in chat.say("/lead show L1")
 
     history = chat.say("[carol] /lead show L1 history")
-    assert "transfer owner: alice → carol" in history
+    assert "handed it to carol as asked" in history
     actions = [event.action for event in lead_events(chat, 1)]
     assert actions[-2:] == ["transfer_ask", "transfer"]
 

@@ -18,7 +18,7 @@ def test_a_chinese_team_end_to_end(zh: Chat) -> None:
                  "/线索 新建 华为技术有限公司"):
         duplicate = zh.say(f"[李四] {line}")
         assert "⚠️ 疑似撞单：L1 华为技术（负责人 张三，阶段 线索），未添加。" in duplicate, line
-        assert f"[仍然添加 → {line} force=yes]" in duplicate
+        assert f"[仍然添加 → {line} 强制=是]" in duplicate
     assert "我的线索：暂无。" in zh.say("[李四] /线索 列表")
 
     logged = zh.say("/跟进 L1 已电话沟通，客户要方案 下次=下周一 方式=电话")
@@ -67,7 +67,7 @@ def test_a_chinese_team_end_to_end(zh: Chat) -> None:
     helped = zh.say("/帮助 报价")
     assert "/审批 同意 <Q> [备注]" in helped and "示例：/报价 L1 80万 折扣=25%" in helped
     assert "只有管理员可以管理团队。" in zh.say("/团队 配置 locale=zh")
-    assert "⚙️ 已保存：locale=zh" in zh.say("[王总] /团队 配置 locale=zh")
+    assert "⚙️ 已保存：语言=中文" in zh.say("[王总] /团队 配置 locale=zh")
     assert "团队设置" in zh.say("[王总] /team config")  # the team's language now wins over the command's
 
 

@@ -185,7 +185,7 @@ def test_a_new_teams_timezone(engine: Engine, clock: FixedClock) -> None:
     english.say("/team config locale=en")
     assert "timezone: UTC" in english.say("/team config")
     chinese = Chat(engine, clock, team="中文团队", user="张三")
-    assert "timezone: Asia/Shanghai" in chinese.say("/团队 配置")
+    assert "时区: Asia/Shanghai" in chinese.say("/团队 配置")
     berlin = Chat(engine, clock, team="berlin", timezone="Europe/Berlin")
     berlin.say("/team config locale=en")
     assert "timezone: Europe/Berlin" in berlin.say("/team config")
@@ -247,7 +247,7 @@ def test_realtime_nudges_come_in_one_message_per_person_and_run(chat: Chat) -> N
     [message] = chat.pushes("张三")
     assert "🐢 长时间未推进的商机（6）" in message
     assert [line for line in message.splitlines() if line.strip().startswith("[")] == [
-        f"  [写跟进 L{n} → /跟进 L{n}]  [暂缓 1 天 → /线索 暂缓 L{n} 1d]" for n in range(1, 7)
+        f"  [写跟进 L{n} → /跟进 L{n}]  [暂缓 1 天 → /线索 暂缓 L{n} 1天]" for n in range(1, 7)
     ]
 
 
