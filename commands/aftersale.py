@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import and_
 
-from commands import i18n
+import wording
 from commands.args import Args
 from commands.context import Ctx, UsageError, decimal_to_minor
 from commands.followups import VIA
@@ -486,7 +486,7 @@ def digest_lines(extra: AftersaleDigest | None, *, locale: str, config: TeamConf
         return (zh_text if zh else en).format(**params)
 
     def money(minor: int) -> str:
-        return i18n.money(minor, config.currency_for(locale), locale)
+        return wording.money(minor, config.currency_for(locale), locale)
 
     lines = []
     # Only what says something: a day with nothing planned or paid and everything due already paid
@@ -522,7 +522,7 @@ def digest_lines(extra: AftersaleDigest | None, *, locale: str, config: TeamConf
         items = " · ".join(pick("C{c} {name} ({owner}, ends {d})",
                                 "C{c} {name}（{owner}，{d} 到期）",
                                 c=contract.number, name=lead.name, owner=owner,
-                                d=i18n.day(contract.end_on, locale) if contract.end_on else "-")
+                                d=wording.day(contract.end_on, locale) if contract.end_on else "-")
                            for contract, lead, owner in extra.renewals)
         more = " · …" if extra.renewals_total > len(extra.renewals) else ""
         lines.append(pick("🔁 Renewals due {n}: ", "🔁 待续约 {n}：", n=extra.renewals_total)

@@ -13,7 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import models.tables  # noqa: F401  (every table first: models.teams → models.scope read them)
-from commands import i18n
+import wording
 from commands.parsing_values import amount_currencies, parse_amount, parse_date, parse_percent
 from commands.types import Button, Invocation, Reply
 from models import teams, teamwork
@@ -70,7 +70,7 @@ class Ctx:
 
     # --- words -----------------------------------------------------------------------------------
     def t(self, key: str, **params: Any) -> str:
-        return i18n.translate(self.locale, key, **params)
+        return wording.message(self.locale, key, **params)
 
     def pick(self, en: str, zh: str, **params: Any) -> str:
         """The same sentence in both languages, side by side where the reply is worded."""
@@ -85,17 +85,17 @@ class Ctx:
         return self.scope.config.currency_for(self.locale)
 
     def money(self, minor: int | None) -> str:
-        return i18n.money(minor, self.currency, self.locale)
+        return wording.money(minor, self.currency, self.locale)
 
     def money_short(self, minor: int) -> str:
-        return i18n.money_short(minor, self.currency, self.locale)
+        return wording.money_short(minor, self.currency, self.locale)
 
     def day(self, value: date | None) -> str:
-        return i18n.day(value, self.locale) if value else "-"
+        return wording.day(value, self.locale) if value else "-"
 
     def clock(self, moment: Any) -> str:
         today = self.read_on or self.scope.now.astimezone(self.tz).date()
-        return i18n.clock(moment, self.tz, today)
+        return wording.clock(moment, self.tz, today)
 
     def stage_label(self, key: str) -> str:
         stage = self.scope.config.stage(key)

@@ -18,11 +18,11 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
+import wording
 from commands import FAMILIES, VERBS, find_family
 from commands.args import Args, normalize_line, split, tokenize
 from commands.context import Ctx, UsageError
 from commands.help import did_you_mean, personal_example
-from commands.i18n import MESSAGES, translate
 from commands.quotes import route_unasked
 from commands.registry import ParsedCommand
 from commands.throttle import Throttle
@@ -36,6 +36,7 @@ from models.normalize import direction_controls
 from models.permissions import rank
 from models.scope import Scope
 from models.tables import CommandLog, Member, Team
+from wording import message as translate
 
 log = logging.getLogger("dealbot.commands")
 
@@ -375,12 +376,12 @@ class Dispatcher:
     def _error_reply(self, error: DomainError, locale: str, parsed: ParsedCommand | None) -> Reply:
         params = dict(error.params)
         role_key = f"role.{params.get('role')}"
-        if role_key in MESSAGES:  # some callers pass the role already worded for the reader
+        if wording.has(role_key):  # some callers pass the role already worded for the reader
             params["role"] = translate(locale, role_key)
         if error.key == "forbidden.role":
             params["a"] = "an" if str(params.get("role") or "x")[0].lower() in "aeiou" else "a"  # "an admin"
             action_key = f"action.{params.get('action')}"
-            if action_key in MESSAGES:
+            if wording.has(action_key):
                 params["action"] = translate(locale, action_key)
         text = translate(locale, error.key, **params)
         if isinstance(error, UsageError):

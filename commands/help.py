@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
+import wording
 from commands.args import Args
 from commands.context import Ctx
-from commands.i18n import MESSAGES
 from commands.registry import Verb
 from commands.types import Reply
 from models import leads
@@ -48,7 +48,7 @@ def help_(ctx: Ctx, args: Args) -> Reply:
                     example = personal_example(ctx, verb)
                     lines.append(f"  {ctx.t('usage.example', example=example)}")
             rules = f"help.rules.{family.name}"  # what the usage lines cannot say
-            if rules in MESSAGES:
+            if wording.has(rules):
                 lines.append(ctx.t(rules))
             return Reply(text="\n".join(lines), private=True)
     if args.words:  # a word that names no command: say so rather than answer as if none was asked

@@ -3,7 +3,7 @@ which the scheduled digests use too."""
 
 from __future__ import annotations
 
-from commands import i18n
+import wording
 from commands.aftersale import digest_lines as aftersale_lines
 from commands.args import Args
 from commands.charts import funnel_chart, funnel_text
@@ -60,7 +60,7 @@ def digest_reply(digest: Digest, *, locale: str, config: TeamConfig, who: str | 
     currency = config.currency_for(locale)
 
     def short(minor: int) -> str:
-        return i18n.money_short(minor, currency, locale)
+        return wording.money_short(minor, currency, locale)
 
     def pick(en: str, zh_text: str, **params: object) -> str:
         return (zh_text if zh else en).format(**params)
@@ -68,9 +68,9 @@ def digest_reply(digest: Digest, *, locale: str, config: TeamConfig, who: str | 
     period = digest.period
     titles = {"today": ("Sales daily", "销售日报"), "week": ("Sales weekly", "销售周报"), "month": ("Sales monthly", "销售月报")}
     title = pick(*titles[period.kind])
-    when = i18n.day(period.first_day, locale)
+    when = wording.day(period.first_day, locale)
     if period.last_day != period.first_day:
-        when += f" – {i18n.day(period.last_day, locale)}"
+        when += f" – {wording.day(period.last_day, locale)}"
     lines = [f"📊 **{title}{' · ' + who if who else ''}** · {when}"]
     # Asked and decided are two populations (a quote asked yesterday may be approved today), so
     # each number says what it counts rather than one reading as a part of the other.

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from sqlmodel import col, select
 
-from commands import i18n
+import wording
 from commands.types import Button
 from models import aftersale
 from models.aftersale import CarePlan, Contract, Instalment
@@ -79,7 +79,7 @@ def instalments(scan: scans.Scan) -> None:
         days = abs(ahead)
         params = {"c": contract.number, "k": instalment.seq, "name": lead.name, "d": days,
                   "owed": scan.money(instalment.amount - instalment.paid),
-                  "day": i18n.day(instalment.due_on, scan.locale)}
+                  "day": wording.day(instalment.due_on, scan.locale)}
         if kind == "instalment-due":
             when = (scan.pick("in {d}d", "{d} 天后", d=days) if ahead > 0
                     else scan.pick("today", "今天") if ahead == 0
@@ -123,7 +123,7 @@ def renewals(scan: scans.Scan) -> None:
         text = scan.pick("C{c} {name} — ends {day} (in {d}d)",
                          "C{c} {name} — {day} 到期（{d} 天后）", c=contract.number,
                          name=lead.name, d=(contract.end_on - scan.delivered_on(owner)).days,
-                         day=i18n.day(contract.end_on, scan.locale))
+                         day=wording.day(contract.end_on, scan.locale))
         renew = Button(label=scan.pick("Renewal contract L{n}", "续约合同 L{n}", n=lead.number),
                        command=f"{_command(scan, '/contract', '/合同')} L{lead.number} ")
         scan.push("renewal", owner, scans.Line(key, text, [renew]))
@@ -148,7 +148,7 @@ def care(scan: scans.Scan) -> None:
                          "L{n} {name} — {g} 级（每 {k} 天），{day} 应回访", n=lead.number,
                          name=lead.name, g=lead.grade or scan.config.care_default_grade,
                          k=aftersale.care_interval(scan.config, lead.grade),
-                         day=i18n.day(plan.next_due_on, scan.locale))
+                         day=wording.day(plan.next_due_on, scan.locale))
         log = Button(label=scan.pick("Log care L{n}", "记录回访 L{n}", n=lead.number),
                      command=f"{_command(scan, '/care', '/回访')} L{lead.number} ")
         scan.push("care", owner, scans.Line(key, text, [log]))

@@ -17,7 +17,7 @@ from sqlalchemy import and_, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from commands import i18n
+import wording
 from commands.types import Button, Reply
 from models import audit, outbox, teamwork
 from models.config import ROLE_RANK, TeamConfig
@@ -110,7 +110,7 @@ class Scan:
         return (zh if self.locale == "zh" else en).format(**params)
 
     def money(self, minor: int) -> str:
-        return i18n.money(minor, self.config.currency_for(self.locale), self.locale)
+        return wording.money(minor, self.config.currency_for(self.locale), self.locale)
 
     def name(self, member_id: int | None) -> str:
         member = self.member(member_id)
@@ -306,7 +306,7 @@ def overdue_followups(scan: Scan) -> None:
                 scan.push("overdue", owner, Line(key, scan.pick("L{n} {name} — due {day} ({d}d ago)",
                                                                 "L{n} {name} — 应于 {day} 跟进（已过 {d} 天）",
                                                                 n=lead.number, name=lead.name, d=days,
-                                                                day=i18n.day(lead.next_followup_on, scan.locale)),
+                                                                day=wording.day(lead.next_followup_on, scan.locale)),
                                                  scan.lead_buttons(lead)))
             scan.report.overdue += 1
     for key, lead in manager_keys.items():
@@ -476,18 +476,18 @@ def _tell_settled(scan: Scan, lead: Lead) -> None:
         for member in people:
             key = f"quote-withdrawn:{quote.id}:{member.id}"
             with scan.reading(member):
-                text = i18n.translate(scan.locale, "push.quote_withdrawn", quote=quote.number,
+                text = wording.message(scan.locale, "push.quote_withdrawn", quote=quote.number,
                                       lead=f"L{lead.number} {lead.name}",
-                                      why=i18n.translate(scan.locale, "withdrawn.pool"))
+                                      why=wording.message(scan.locale, "withdrawn.pool"))
             scan.push("quote-withdrawn", member, Line(key, text))
     for request in teamwork.closed_now(scan.session, lead, scan.now):
         asker = scan.member(request.requester_id)
         if asker is None:
             continue
         with scan.reading(asker):
-            text = i18n.translate(scan.locale, "push.transfer_closed",
+            text = wording.message(scan.locale, "push.transfer_closed",
                                   lead=f"L{lead.number} {lead.name}",
-                                  why=i18n.translate(scan.locale, "withdrawn.pool"))
+                                  why=wording.message(scan.locale, "withdrawn.pool"))
             word = "/线索 领取" if scan.locale == "zh" else "/lead claim"
             claim = Button(label=scan.pick("Claim L{n}", "领取 L{n}", n=lead.number),
                            command=f"{word} L{lead.number}")
