@@ -72,9 +72,13 @@ class Ctx:
     def t(self, key: str, **params: Any) -> str:
         return wording.message(self.locale, key, **params)
 
-    def pick(self, en: str, zh: str, **params: Any) -> str:
-        """The same sentence in both languages, side by side where the reply is worded."""
-        return (zh if self.locale == "zh" else en).format(**params)
+    def say(self, msgid: str, /, **params: Any) -> str:
+        """The catalog's sentence whose English is `msgid`, in the reader's language."""
+        return wording.say(self.locale, msgid, **params)
+
+    def say_n(self, singular: str, plural: str, n: int, /, **params: Any) -> str:
+        """A sentence that depends on the count `n` (`{n}` in it): 1 member, 2 members."""
+        return wording.say_n(self.locale, singular, plural, n, **params)
 
     @property
     def zh(self) -> bool:
@@ -143,7 +147,7 @@ class Ctx:
             # ¥300000 in a dollar team is not $300,000: refuse rather than convert or relabel.
             raise UsageError("usage.wrong_currency", text=text, currency=self.currency,
                              example=self.money(minor),
-                             command=self.pick("/team config currency=", "/团队 配置 币种="))
+                             command=self.say("/team config currency="))
         return minor
 
     def percent_bp(self, text: str, *, key: str | None = None) -> int:
@@ -153,7 +157,7 @@ class Ctx:
         if 0 < value < 1 and text.strip().replace(" ", "") == str(value):
             # 0.2 may mean 20 % (a fraction) or 0.2 %: ask rather than guess.
             raise UsageError("usage.ambiguous_percent", text=text,
-                             key=key or self.pick("discount", "折扣"),
+                             key=key or self.say("discount"),
                              whole=f"{(value * 100).normalize():f}")
         return int((value * 100).to_integral_value())
 
@@ -240,8 +244,8 @@ class Ctx:
 
     def quote_buttons(self, quote: Quote) -> list[Button]:
         approve, reject = ("/审批 同意", "/审批 驳回") if self.zh else ("/quote approve", "/quote reject")
-        return [Button(label=self.pick("Approve", "同意"), command=f"{approve} Q{quote.number}", style="primary"),
-                Button(label=self.pick("Reject", "驳回"), command=f"{reject} Q{quote.number} ", style="danger")]
+        return [Button(label=self.say("Approve"), command=f"{approve} Q{quote.number}", style="primary"),
+                Button(label=self.say("Reject"), command=f"{reject} Q{quote.number} ", style="danger")]
 
 
 def decimal_to_minor(value: Decimal) -> int:

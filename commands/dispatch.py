@@ -300,7 +300,7 @@ class Dispatcher:
                 if parsed.args.words:
                     family = parsed.family.words[1] if ctx.zh else parsed.family.name
                     raise UsageError("usage.unknown_sub", word=parsed.args.words[0][:40], family=family)
-                raise UsageError("usage.missing", what=ctx.pick("what to do", "要做的操作"))
+                raise UsageError("usage.missing", what=ctx.say("what to do"))
             first = parsed.args.words[0] if parsed.args.words else ""
             raise UsageError("usage.unknown_verb", word=first[:40], hint=did_you_mean(ctx, first))
         try:
@@ -320,9 +320,10 @@ class Dispatcher:
         if not invocation.team_key and invocation.press is None and teams.teams_of(
                 session, platform=invocation.platform, user_key=invocation.user_key) > 1:
             # Typed in a private chat by someone in several teams: say which one it acted in.
-            reply = reply.model_copy(update={"text": reply.text + "\n" + ctx.pick(
+            reply = reply.model_copy(update={"text": reply.text + "\n" + ctx.say(
                 "(in {team} — write in another team's group to act there)",
-                "（团队：{team}；要在其他团队操作，请在该团队群里发送）", team=team.name)})
+                team=team.name,
+            )})
         return reply
 
     def _route_to_newcomer(self, attempt: Attempt) -> None:
@@ -376,10 +377,11 @@ class Dispatcher:
     def _error_reply(self, error: DomainError, locale: str, parsed: ParsedCommand | None) -> Reply:
         params = dict(error.params)
         role_key = f"role.{params.get('role')}"
+        if error.key == "forbidden.role":
+            role_key = f"role.a.{params.get('role')}"  # "Only an admin can …"
         if wording.has(role_key):  # some callers pass the role already worded for the reader
             params["role"] = translate(locale, role_key)
         if error.key == "forbidden.role":
-            params["a"] = "an" if str(params.get("role") or "x")[0].lower() in "aeiou" else "a"  # "an admin"
             action_key = f"action.{params.get('action')}"
             if wording.has(action_key):
                 params["action"] = translate(locale, action_key)

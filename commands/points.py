@@ -36,7 +36,7 @@ def points(ctx: Ctx, args: Args) -> Reply:
             raise UsageError("usage.bad_choice", text=word, choices="today, week, month, @name")
     if subject and subject.id != scope.actor.id and not is_manager_of(scope.actor, subject):
         raise DomainError(
-            "forbidden.role", action=ctx.t("action.report_other"), role=ctx.role_label("manager")
+            "forbidden.role", action=ctx.t("action.report_other"), role="manager"
         )
     period = period_of(kind, scope.today, scope.config)
     lines = ranking(
@@ -50,15 +50,14 @@ def points(ctx: Ctx, args: Args) -> Reply:
     when = ctx.day(period.first_day)
     if period.last_day != period.first_day:
         when += f" – {ctx.day(period.last_day)}"
-    title = ctx.pick(
+    title = ctx.say(
         "🏅 **Points**{who} · {when}",
-        "🏅 **过程积分**{who} · {when}",
         when=when,
         who=f" · {subject.name}" if subject else "",
     )
     rules = rules_line(ctx, scope.config.points)
     if not lines:
-        empty = ctx.pick("Nobody has earned points in this period yet.", "这段时间尚无人得分。")
+        empty = ctx.say("Nobody has earned points in this period yet.")
         return Reply(text=f"{title}\n{empty}\n{rules}")
     table = [_HEADERS["zh" if ctx.zh else "en"]]
     for place, line in enumerate(lines, start=1):
@@ -75,12 +74,10 @@ def points(ctx: Ctx, args: Args) -> Reply:
 
 def rules_line(ctx: Ctx, rules: PointsConfig) -> str:
     """What earns what, and what earns nothing, so the ranking never surprises anyone."""
-    return ctx.pick(
+    return ctx.say(
         "Follow-up {f} (+{o} on time) · new stage {s} · quote approved {q} · won {w}. Notes under "
         "{m} characters and repeats on a lead within {b}s earn nothing. Change: /team config "
         "points.won=20",
-        "跟进 {f} 分（按时 +{o}）· 推进新阶段 {s} · 报价获批 {q} · 赢单 {w}。少于 {m} 字符的跟进、"
-        "{b} 秒内对同一线索的重复跟进不计分。修改：/团队 配置 points.won=20",
         f=rules.followup,
         o=rules.on_time,
         s=rules.stage,

@@ -23,21 +23,21 @@ ROLES = {"rep": "rep", "sales": "rep", "销售": "rep", "manager": "manager", "�
 
 def _need_admin(ctx: Ctx) -> None:
     if ROLE_RANK.get(ctx.scope.actor.role, 0) < ROLE_RANK["admin"]:
-        raise DomainError("forbidden.role", action=ctx.t("action.team"), role=ctx.role_label("admin"))
+        raise DomainError("forbidden.role", action=ctx.t("action.team"), role="admin")
 
 
 def show(ctx: Ctx, args: Args) -> Reply:
     if args.words:
-        raise UsageError("usage.unknown_sub", word=args.words[0][:40], family=ctx.pick("team", "团队"))
+        raise UsageError("usage.unknown_sub", word=args.words[0][:40], family=ctx.say("team"))
     scope = ctx.scope
     people = teams.members(scope.session, scope.team)
     by_id = {m.id: m for m in people}
-    table = [[ctx.pick("Member", "成员"), ctx.pick("Role", "角色"), ctx.pick("Manager", "经理")]]
+    table = [[ctx.say("Member"), ctx.say("Role"), ctx.say("Manager")]]
     for member in people:
         manager = by_id.get(member.manager_id)
         table.append([member.name, ctx.role_label(member.role), manager.name if manager else "-"])
-    return Reply(text=ctx.pick("👥 **{team}** — {n} members", "👥 **{team}** — {n} 名成员",
-                               team=scope.team.name, n=len(people)), table=table)
+    return Reply(text=ctx.say_n("👥 **{team}** — {n} member", "👥 **{team}** — {n} members",
+                                   len(people), team=scope.team.name), table=table)
 
 
 def role(ctx: Ctx, args: Args) -> Reply:
@@ -54,9 +54,9 @@ def role(ctx: Ctx, args: Args) -> Reply:
     teams.set_role(ctx.scope, member, wanted, manager=manager)
     if ROLE_RANK[wanted] >= ROLE_RANK["manager"]:
         route_unasked(ctx)  # quotes that waited for nobody go to the new approver
-    text = ctx.pick("👤 {who} is now {role}.", "👤 {who} 现在是{role}。", who=member.name, role=ctx.role_label(wanted))
+    text = ctx.say("👤 {who} is now {role}.", who=member.name, role=ctx.role_label(wanted))
     if manager:
-        text += ctx.pick(" Reports to {m}.", " 汇报给 {m}。", m=manager.name)
+        text += ctx.say(" Reports to {m}.", m=manager.name)
     return Reply(text=text)
 
 
@@ -91,7 +91,9 @@ def _requirements(ctx: Ctx, text: str) -> list[str]:
 
 def _int(ctx: Ctx, text: str) -> int:
     if not text.strip().isdecimal():
-        raise UsageError("usage.bad_config_value", key="", value=text, detail=ctx.pick("a whole number", "需要整数"))
+        raise UsageError("usage.bad_config_value", key="", value=text, detail=ctx.say(
+            "a whole number",
+        ))
     return int(text)
 
 
@@ -101,7 +103,9 @@ def _hours(ctx: Ctx, text: str) -> float:
     except ValueError:
         value = -1
     if not 0 < value <= 720:
-        raise UsageError("usage.bad_config_value", key="", value=text, detail=ctx.pick("hours, like 4", "小时数，如 4"))
+        raise UsageError("usage.bad_config_value", key="", value=text, detail=ctx.say(
+            "hours, like 4",
+        ))
     return value
 
 
@@ -133,7 +137,7 @@ def _currency(ctx: Ctx, text: str) -> str | None:
     value = text.strip().upper()
     if value and not (len(value) == 3 and value.isascii() and value.isalpha()):
         raise UsageError("usage.bad_config_value", key="", value=text,
-                         detail=ctx.pick("a currency code like CNY or USD", "币种代码，如 CNY、USD"))
+                         detail=ctx.say("a currency code like CNY or USD"))
     return value or None
 
 
@@ -142,7 +146,7 @@ def _clock(ctx: Ctx, text: str) -> str:
         return parse_clock(text).strftime("%H:%M")
     except ValueError:
         raise UsageError("usage.bad_config_value", key="", value=text,
-                         detail=ctx.pick("a time of day like 18:00", "时刻，如 18:00")) from None
+                         detail=ctx.say("a time of day like 18:00")) from None
 
 
 def _quiet_hours(ctx: Ctx, text: str) -> str | None:
@@ -156,7 +160,7 @@ def _quiet_hours(ctx: Ctx, text: str) -> str | None:
         return f"{parse_clock(start):%H:%M}-{parse_clock(end):%H:%M}"
     except ValueError:
         raise UsageError("usage.bad_config_value", key="", value=text,
-                         detail=ctx.pick("a range like 20:00-08:30, or off", "时间段，如 20:00-08:30，或 off")) from None
+                         detail=ctx.say("a range like 20:00-08:30, or off")) from None
 
 
 def _text(ctx: Ctx, text: str) -> str | None:
@@ -193,12 +197,11 @@ def _levels(ctx: Ctx, text: str) -> list[dict[str, Any]]:
         role = _LEVEL_ROLES.get(role_word.strip().casefold())
         if role is None or not 1 <= count <= 10:
             raise UsageError("usage.bad_config_value", key="approval_levels", value=item,
-                             detail=ctx.pick("levels like manager:500k, 2*manager:1m, admin",
-                                             "层级如 manager:50万, 2*manager:100万, admin"))
+                             detail=ctx.say("levels like manager:500k, 2*manager:1m, admin"))
         up_to = _amount(ctx, limit.strip()) if limit.strip() else None
         levels.append({"role": role, "up_to": up_to, "approvers": count})
     if not levels:
-        raise UsageError("usage.missing", what=ctx.pick("approval levels", "审批层级"))
+        raise UsageError("usage.missing", what=ctx.say("approval levels"))
     return levels
 
 
@@ -268,8 +271,7 @@ def config(ctx: Ctx, args: Args) -> Reply:
     stray = [word for word in args.words if "=" not in word]
     if stray:  # a word without key= would otherwise be dropped silently (`stages=Lead, Demo` lost Demo)
         raise UsageError("usage.bad_config_value", key=pairs[0][0], value=stray[0],
-                         detail=ctx.pick('write key=value; quote a value with spaces: "key=a b"',
-                                         '请写成 键=值；含空格的值请整体加引号："键=a b"'))
+                         detail=ctx.say("write key=value; quote a value with spaces: \"key=a b\""))
     _need_admin(ctx)
     scope = ctx.scope
     changes: dict[str, Any] = {}
@@ -280,7 +282,7 @@ def config(ctx: Ctx, args: Args) -> Reply:
             levels = scope.config.approval.levels
             if not stage_name.isdecimal() or not 1 <= int(stage_name) <= len(levels):
                 raise UsageError("usage.bad_config_value", key=key, value=raw_value,
-                                 detail=ctx.pick("levels are 1 to {n}", "层级为 1 到 {n}", n=len(levels)))
+                                 detail=ctx.say("levels are 1 to {n}", n=len(levels)))
             changes[f"approval.levels.{int(stage_name) - 1}.approvers"] = _int(ctx, raw_value)
             continue
         if stage_name and head in PER_STAGE:
@@ -303,7 +305,7 @@ def config(ctx: Ctx, args: Args) -> Reply:
     if "locale" in changes and changes["locale"]:
         ctx.locale = changes["locale"]
     shown = ", ".join(f"{path}={_shown(value, ctx)}" for path, value in after.items())
-    return Reply(text=ctx.pick("⚙️ Saved: {s}", "⚙️ 已保存：{s}", s=shown))
+    return Reply(text=ctx.say("⚙️ Saved: {s}", s=shown))
 
 
 def _shown(value: Any, ctx: Ctx | None = None) -> str:
@@ -348,7 +350,7 @@ def _show_config(ctx: Ctx) -> Reply:
         fields.append(("stage rules", " · ".join(rules)))
     fields.append(("points", " ".join(f"points.{k}={v}" for k, v in config.points.model_dump().items())))
     cmd = "/团队 配置" if ctx.zh else "/team config"
-    return Reply(text=ctx.pick("⚙️ **Settings** — change with {cmd} key=value", "⚙️ **团队设置** — 修改：{cmd} 键=值", cmd=cmd),
+    return Reply(text=ctx.say("⚙️ **Settings** — change with {cmd} key=value", cmd=cmd),
                  fields=fields)
 
 
@@ -359,9 +361,16 @@ def handoff(ctx: Ctx, args: Args) -> Reply:
     source, target = ctx.member(args.words[0]), ctx.member(args.words[1])
     moved_leads, moved_quotes = teams.handoff(ctx.scope, source, target)
     refs = ", ".join(f"L{lead.number}" for lead in moved_leads[:20]) or "-"
-    text = ctx.pick("🔁 {a} → {b}: {n} open leads ({refs}) and {q} pending quotes moved.",
-                    "🔁 {a} → {b}：已移交 {n} 条进行中的线索（{refs}）和 {q} 个待审批报价。",
-                    a=source.name, b=target.name, n=len(moved_leads), refs=refs, q=len(moved_quotes))
+    leads_moved = ctx.say_n("{n} open lead ({refs})", "{n} open leads ({refs})",
+                            len(moved_leads), refs=refs)
+    quotes_moved = ctx.say_n("{n} pending quote", "{n} pending quotes", len(moved_quotes))
+    text = ctx.say(
+        "🔁 {a} → {b}: {leads} and {quotes} moved.",
+        a=source.name,
+        b=target.name,
+        leads=leads_moved,
+        quotes=quotes_moved,
+    )
     stamp = ctx.scope.now.strftime("%Y%m%d%H%M%S%f")
     for person in (source, target):
         ctx.notify(person, kind="handoff", key=f"handoff:{source.id}:{target.id}:{stamp}:{person.id}",
