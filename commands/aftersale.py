@@ -191,24 +191,21 @@ def _due(ctx: Ctx, instalment: Instalment) -> str:
     return text + ctx.say(" ({m})", m=ctx.say(milestone)) if milestone else text
 
 
-def _cmd(ctx: Ctx, en: str, zh: str) -> str:
-    return zh if ctx.zh else en
-
 
 def _pay_button(ctx: Ctx, contract: Contract) -> Button:
     return Button(label=ctx.say("Record payment C{c}", c=contract.number),
-                  command=f"{_cmd(ctx, '/paid', '/回款')} C{contract.number} ", style="primary")
+                  command=f"{ctx.say('/paid')} C{contract.number} ", style="primary")
 
 
 def _plan_button(ctx: Ctx, contract: Contract) -> Button:
     return Button(label=ctx.say("Payment plan"),
-                  command=f"{_cmd(ctx, '/plan', '/回款计划')} C{contract.number} ", style="primary")
+                  command=f"{ctx.say('/plan')} C{contract.number} ", style="primary")
 
 
 def _plan_table(ctx: Ctx, instalments: list[Instalment]) -> list[list[str]]:
     table = [["#", ctx.say("Due"), ctx.say("Amount"), ctx.say("Paid")]]
     for item in instalments:
-        share = f" ({item.share}%)" if item.share else ""
+        share = ctx.say(" ({p}%)", p=item.share) if item.share else ""
         paid = "✅" if item.status == "paid" else ctx.money(item.paid) if item.paid else "-"
         table.append([str(item.seq), _due(ctx, item), ctx.money(item.amount) + share, paid])
     return table

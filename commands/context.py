@@ -191,7 +191,9 @@ class Ctx:
             name.casefold().startswith(wanted) for name in (s.key, s.zh, s.en))]
         if len(starting) == 1:
             return starting[0]
-        names = ", ".join(s.label(self.locale) for s in starting or self.scope.config.stages)
+        names = self.say(
+            ", ",
+        ).join(s.label(self.locale) for s in starting or self.scope.config.stages)
         raise UsageError("usage.bad_stage", text=text, stages=names)
 
     def is_mention(self, token: str) -> bool:

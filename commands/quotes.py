@@ -351,7 +351,7 @@ def list_(ctx: Ctx, args: Args) -> Reply:
         status = ctx.t(f"status.{quote.status}")
         step = quotes.current_step(session, quote)
         if step:
-            status += f" ({ctx.role_label(step.role)})"
+            status += ctx.say(" ({role})", role=ctx.role_label(step.role))
         table.append([f"Q{quote.number}", ctx.lead_label(lead) if lead else "-", _amount_text(ctx, quote),
                       ctx.member_name(quote.requester_id), status])
         may_decide = step is not None and quotes.authority_for(  # no button that can only say no

@@ -29,13 +29,10 @@ def _count(scan: scans.Scan, kind: str) -> None:
     scan.report.counts[kind] = scan.report.counts.get(kind, 0) + 1
 
 
-def _command(scan: scans.Scan, en: str, zh: str) -> str:
-    return zh if scan.locale == "zh" else en
-
 
 def _pay_button(scan: scans.Scan, contract: Contract) -> Button:
     return Button(label=scan.say("Record payment C{c}", c=contract.number),
-                  command=f"{_command(scan, '/paid', '/回款')} C{contract.number} ",
+                  command=f"{scan.say('/paid')} C{contract.number} ",
                   style="primary")
 
 
@@ -90,7 +87,7 @@ def instalments(scan: scans.Scan) -> None:
         elif kind == "receivable-overdue":
             text = scan.say("C{c} #{k} {name} — {owed} overdue since {day} ({d}d)", **params)
             snooze = Button(label=scan.say("Snooze C{c} 3d", c=contract.number),
-                            command=f"{_command(scan, '/receivables snooze', '/应收 暂缓')} "
+                            command=f"{scan.say('/receivables snooze')} "
                                     f"C{contract.number} 3d")
             buttons = [_pay_button(scan, contract), snooze] if first else []
             scan.push(kind, owner, scans.Line(key, text, buttons))
@@ -127,7 +124,7 @@ def renewals(scan: scans.Scan) -> None:
             day=wording.day(contract.end_on, scan.locale),
         )
         renew = Button(label=scan.say("Renewal contract L{n}", n=lead.number),
-                       command=f"{_command(scan, '/contract', '/合同')} L{lead.number} ")
+                       command=f"{scan.say('/contract')} L{lead.number} ")
         scan.push("renewal", owner, scans.Line(key, text, [renew]))
         _count(scan, "renewal")
 
@@ -155,6 +152,6 @@ def care(scan: scans.Scan) -> None:
             day=wording.day(plan.next_due_on, scan.locale),
         )
         log = Button(label=scan.say("Log care L{n}", n=lead.number),
-                     command=f"{_command(scan, '/care', '/回访')} L{lead.number} ")
+                     command=f"{scan.say('/care')} L{lead.number} ")
         scan.push("care", owner, scans.Line(key, text, [log]))
         _count(scan, "care")
