@@ -137,8 +137,6 @@ SWEEP = """
 /线索 转移 L3 客户是我的老朋友
 [李四] /线索 转移 同意 L3
 /日报
-/周报
-/月报
 [李经理] /报表 @张三
 /报表 积分
 [李经理] /目标 @张三 200万
@@ -177,10 +175,11 @@ def test_a_chinese_team_meets_no_english(zh: Chat) -> None:
     for line in SWEEP.strip().splitlines():
         typed |= set(LATIN.findall(line))
         said.append((line, zh.say(line)))
-    for day, hour in ((26, 18), (27, 9), (30, 9), (3, 10), (8, 10)):
+    for day, hour in ((26, 18), (3, 10)):
         zh.clock.set(datetime(2026, 11 if day > 20 else 12, day, hour, tzinfo=SHANGHAI))
         asyncio.run(Worker(zh.engine, zh.clock, zh.delivery).run_once())
-    pushes = [push for name in ("张三", "李四", "李经理", "王总", "console") for push in zh.pushes(name)]
+    people = ("张三", "李四", "李经理", "王总", "console")
+    pushes = [push for name in people for push in zh.pushes(name)]
     assert any(push.startswith("📊 销售日报") for push in pushes)
     assert any("🐢" in push for push in pushes) and any("Q4" in push for push in pushes)
     said += [("(push)", push) for push in pushes]
@@ -198,5 +197,6 @@ def test_a_chinese_team_meets_no_english(zh: Chat) -> None:
     assert "¥240,000（30%）" in replies["/回款计划 C1 30%@签约 70%@验收"]
     assert "待审批（经理）" in replies["/报价 列表"]
     assert "阶段有：线索、初步沟通、需求挖掘" in replies["/线索 阶段 L1 飞天"]
-    assert "已移交 0 条进行中的线索（-）和 0 个待审批报价。" in replies["[王总] /团队 交接 @李四 @张三"]
+    handoff = replies["[王总] /团队 交接 @李四 @张三"]
+    assert "已移交 0 条进行中的线索（-）和 0 个待审批报价。" in handoff
     assert not any(re.search(r"[。，：] ", text) for _, text in said)
