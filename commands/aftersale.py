@@ -525,7 +525,7 @@ def digest_lines(extra: AftersaleDigest | None, *, locale: str, config: TeamConf
                 "month": N_("this month")}[kind]
         part = say(
             "Collected {when} {c} / plan {p}",
-            when=say(when),
+            when=say(when, context="commands.aftersale"),
             c=money(extra.collected),
             p=money(extra.planned),
         )

@@ -178,9 +178,7 @@ def list_(ctx: Ctx, args: Args) -> Reply:
         title += f" · {ctx.stage_label(stage)}"
     if not total:
         return Reply(text=ctx.say("{title}: none.", title=title))
-    header = [ctx.say("Lead"), ctx.say("Stage"), ctx.say("Owner"), ctx.say(
-        "Next",
-    )]
+    header = [ctx.say("Lead"), ctx.say("Stage"), ctx.say("Owner"), ctx.say("Next")]
     table = [header] + [[ctx.lead_label(lead), ctx.stage_label(lead.stage) if lead.status == "open"
                          else ctx.t(f"status.{lead.status}"), ctx.member_name(lead.owner_id),
                          _next_text(ctx, lead)] for lead in rows]
@@ -221,7 +219,7 @@ def show(ctx: Ctx, args: Args) -> Reply:
     if lead.value:
         fields.append((ctx.say("Estimate"), ctx.money(lead.value)))
     if lead.status == "won":
-        fields.append((ctx.say("Won"), ctx.money(lead.won_amount)))
+        fields.append((ctx.say("Won", context="won amount"), ctx.money(lead.won_amount)))
     if lead.status == "lost":
         fields.append((ctx.say("Lost because"), lead.lost_reason or "-"))
     if lead.status == "open":

@@ -145,6 +145,8 @@ SWEEP = """
 /我的 通知 提醒 汇总
 /我的 免打扰 21:00-08:00
 /线索 赢单 L1 80万
+/线索 列表 赢单
+[李经理] /线索 查看 L1
 /合同 L1 80万 签订=今天
 /回款计划 C1 30%@签约 70%@验收
 /回款 C1 24万
@@ -200,3 +202,7 @@ def test_a_chinese_team_meets_no_english(zh: Chat) -> None:
     handoff = replies["[王总] /团队 交接 @李四 @张三"]
     assert "已移交 0 条进行中的线索（-）和 0 个待审批报价。" in handoff
     assert not any(re.search(r"[。，：] ", text) for _, text in said)
+    # The same English word, two Chinese ones: a list of won leads, and a won lead's amount.
+    assert replies["/线索 列表 赢单"].startswith("赢单 — 共 1 条")
+    assert "赢单金额: ¥800,000" in replies["[李经理] /线索 查看 L1"]
+    assert any("💰 今日回款 ¥240,000" in push for push in pushes)
