@@ -3,6 +3,7 @@ ranking, and its line in the weekly digest. The scoring rules live in `models/po
 
 from __future__ import annotations
 
+import wording
 from commands.args import Args
 from commands.context import Ctx, UsageError
 from commands.types import Reply
@@ -11,16 +12,16 @@ from models.errors import DomainError
 from models.permissions import is_manager_of
 from models.points import ACTIONS, PointsLine, ranking
 from models.reports import period_of
+from wording import N_
 
 PERIODS = {
     "today": "today", "day": "today", "今天": "today", "今日": "today",
     "week": "week", "本周": "week", "周": "week",
     "month": "month", "本月": "month", "月": "month",
 }  # fmt: skip
-_HEADERS = {
-    "en": ["#", "Member", "Points", "Follow-ups", "On time", "Stages", "Quotes", "Won"],
-    "zh": ["#", "成员", "积分", "跟进", "按时", "推进", "报价获批", "赢单"],
-}
+_HEADERS = ["#", N_("Member"), N_("Points"), N_("Follow-ups"),
+            N_("On time"), N_("Stages"), N_("Quotes"),
+            N_("Won")]
 
 
 def points(ctx: Ctx, args: Args) -> Reply:
@@ -59,7 +60,7 @@ def points(ctx: Ctx, args: Args) -> Reply:
     if not lines:
         empty = ctx.say("Nobody has earned points in this period yet.")
         return Reply(text=f"{title}\n{empty}\n{rules}")
-    table = [_HEADERS["zh" if ctx.zh else "en"]]
+    table = [[ctx.say(header, context="points table") for header in _HEADERS]]
     for place, line in enumerate(lines, start=1):
         table.append(
             [
@@ -94,4 +95,4 @@ def digest_lines(lines: list[PointsLine], locale: str) -> list[str]:
         return []
     ranked = " · ".join(f"{line.member.name} {line.points}" for line in lines[:10])
     more = " · …" if len(lines) > 10 else ""
-    return [("🏅 积分  " if locale == "zh" else "🏅 Points  ") + ranked + more]
+    return [wording.say(locale, "🏅 Points  ") + ranked + more]

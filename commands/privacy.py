@@ -11,24 +11,25 @@ from models import leads, privacy
 from models.config import ROLE_RANK
 from models.errors import DomainError
 from models.permissions import rank
+from wording import N_
 
 _FIELDS = {
-    "contact": ("contact", "联系人"),
-    "phone": ("phone", "电话"),
-    "email": ("e-mail", "邮箱"),
+    "contact": N_("contact"),
+    "phone": N_("phone"),
+    "email": N_("e-mail"),
 }
 _KINDS = {
-    "follow-ups": "跟进",
-    "quotes": "报价",
-    "approval steps": "审批",
-    "signatures": "签批",
-    "payments": "回款",
-    "transfers": "转移申请",
-    "audit events": "变更记录",
-    "pushes": "推送",
-    "held notices": "待汇总通知",
-    "command log lines": "命令记录",
-    "answers waiting": "待发回复",
+    "follow-ups": N_("follow-ups"),
+    "quotes": N_("quotes"),
+    "approval steps": N_("approval steps"),
+    "signatures": N_("signatures"),
+    "payments": N_("payments"),
+    "transfers": N_("transfers"),
+    "audit events": N_("audit events"),
+    "pushes": N_("pushes"),
+    "held notices": N_("held notices"),
+    "command log lines": N_("command log lines"),
+    "answers waiting": N_("answers waiting"),
 }
 
 
@@ -41,9 +42,9 @@ def forget(ctx: Ctx, args: Args) -> Reply:
         raise UsageError("usage.bad_lead_ref", text=extra)
     lead = leads.get_lead(ctx.scope, ctx.lead_number(args.words[0] if args.words else None))
     done = privacy.forget(ctx.scope, lead)
-    fields = ("、" if ctx.zh else ", ").join(_FIELDS[name][ctx.zh] for name in done.fields)
-    kinds = ("、" if ctx.zh else ", ").join(
-        f"{_KINDS.get(kind, kind) if ctx.zh else kind} {n}" for kind, n in done.redacted.items()
+    fields = ctx.say(", ").join(ctx.say(_FIELDS[name]) for name in done.fields)
+    kinds = ctx.say(", ").join(
+        f"{ctx.say(_KINDS.get(kind, kind))} {n}" for kind, n in done.redacted.items()
     )
     lines = [
         ctx.say(
