@@ -12,6 +12,7 @@ RUN /opt/dealbot/bin/pip install -r /src/requirements.lock
 COPY pyproject.toml README.md LICENSE /src/
 COPY bot /src/bot
 COPY commands /src/commands
+COPY wording /src/wording
 COPY models /src/models
 COPY reminders /src/reminders
 COPY adapters /src/adapters

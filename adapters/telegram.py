@@ -32,10 +32,24 @@ from telegram import (
 from telegram import User as TelegramUser
 from telegram.constants import ChatType, ParseMode
 from telegram.error import BadRequest, Forbidden, InvalidToken, RetryAfter, TelegramError
-from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, MessageHandler, filters
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
 
-from adapters.base import (AuthBroken, RateLimited, Target, TargetGone, Transient, Unchangeable,
-                           read_body)
+from adapters.base import (
+    AuthBroken,
+    RateLimited,
+    Target,
+    TargetGone,
+    Transient,
+    Unchangeable,
+    read_body,
+)
 from commands import FAMILIES
 from commands.inbox import Inbox, Received
 from commands.types import Invocation, Mention, Reply

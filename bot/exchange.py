@@ -32,6 +32,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, func, select
 
+import wording
 from commands import names
 from commands.parsing_values import parse_amount, parse_date
 from models import aftersale, leads
@@ -61,10 +62,6 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 class ExchangeError(Exception):
     """The file or the request as a whole cannot be used; says why in the team's language."""
-
-
-def _pick(locale: str, en: str, zh: str, **params: Any) -> str:
-    return (zh if locale == "zh" else en).format(**params)
 
 
 # --- export --------------------------------------------------------------------------------------
@@ -367,20 +364,11 @@ def export(
     unknown = [kind for kind in kinds if kind not in KINDS]
     if unknown:
         raise ExchangeError(
-            _pick(
-                locale,
-                "“{k}” is not one of leads, followups, quotes",
-                "“{k}”不是可导出的类型（leads、followups、quotes）",
-                k=unknown[0],
-            )
+            wording.say(locale, "“{k}” is not one of leads, followups, quotes", k=unknown[0])
         )
     if fmt == "csv" and len(kinds) != 1:
         raise ExchangeError(
-            _pick(
-                locale,
-                "a CSV file holds one kind: choose leads, followups or quotes",
-                "CSV 只能放一种数据：请选 leads、followups 或 quotes",
-            )
+            wording.say(locale, "a CSV file holds one kind: choose leads, followups or quotes")
         )
     sheets = [
         collect(session, team, kind, locale=locale, lead_filter=lead_filter, progress=progress)
@@ -453,10 +441,9 @@ def read_table(path: Path, *, locale: str = "en") -> SourceTable:
     if suffix in (".csv", ".txt", ".tsv"):
         return _read_csv(path.read_bytes(), locale)
     raise ExchangeError(
-        _pick(
+        wording.say(
             locale,
             "{name}: give an .xlsx or .csv file (save an old .xls as .xlsx)",
-            "{name}：请提供 .xlsx 或 .csv 文件（旧的 .xls 请另存为 .xlsx）",
             name=path.name,
         )
     )
@@ -480,12 +467,7 @@ def _no_header(locale: str) -> ExchangeError:
         else "name/company/phone/email/source/owner/stage/value"
     )
     return ExchangeError(
-        _pick(
-            locale,
-            "no header row with a customer name or company column ({n})",
-            "找不到含“客户名称”或“公司”列的表头（{n}）",
-            n=names,
-        )
+        wording.say(locale, "no header row with a customer name or company column ({n})", n=names)
     )
 
 
@@ -496,12 +478,7 @@ def _read_xlsx(data: bytes, locale: str) -> SourceTable:
         book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception as error:  # noqa: BLE001 - any unreadable workbook is the same answer
         raise ExchangeError(
-            _pick(
-                locale,
-                "not a readable .xlsx file ({e})",
-                "无法读取 .xlsx 文件（{e}）",
-                e=type(error).__name__,
-            )
+            wording.say(locale, "not a readable .xlsx file ({e})", e=type(error).__name__)
         ) from error
     try:
         sheets = sorted(book.worksheets, key=lambda ws: _header_key(ws.title) not in _LEAD_SHEETS)
@@ -687,8 +664,8 @@ class RowParser:
             today,
         )
 
-    def say(self, en: str, zh: str, **params: Any) -> str:
-        return _pick(self.locale, en, zh, **params)
+    def say(self, msgid: str, /, **params: Any) -> str:
+        return wording.say(self.locale, msgid, **params)
 
     def cell(self, row: list[Any], key: str) -> Any:
         index = self.mapping.get(key)
@@ -701,7 +678,6 @@ class RowParser:
                 self.say(
                     "{f} holds invisible direction characters ({c}) that make it show as "
                     "something else",
-                    "{f}含有不可见的方向控制字符（{c}），显示的内容会与实际不符",
                     f=_field_word(key, self.locale),
                     c=", ".join(controls),
                 )
@@ -712,7 +688,6 @@ class RowParser:
             raise RowError(
                 self.say(
                     "{f} is longer than {n} characters",
-                    "{f}超过 {n} 个字符",
                     f=_field_word(key, self.locale),
                     n=limit,
                 )
@@ -732,10 +707,10 @@ class RowParser:
         else:
             value = parse_amount(str(_text(raw)))
         if value is not None and value.is_finite() and value * self.scale.get(key, 1) > _MAX_AMOUNT:
-            raise RowError(self.say("amount “{v}” is too large", "金额“{v}”过大", v=_text(raw)))
+            raise RowError(self.say("amount “{v}” is too large", v=_text(raw)))
         if value is None or value < 0 or not value.is_finite():
             raise RowError(
-                self.say("amount “{v}” is not an amount", "金额“{v}”无法识别", v=_text(raw))
+                self.say("amount “{v}” is not an amount", v=_text(raw))
             )
         return int((value * self.scale.get(key, 1) * 100).to_integral_value())
 
@@ -753,26 +728,27 @@ class RowParser:
                 text[:10] if re.match(r"^\d{4}-\d{2}-\d{2}[ T]", text) else text, self.today
             )
             if found is None:
-                raise RowError(self.say("date “{v}” is not a date", "日期“{v}”无法识别", v=text))
+                raise RowError(self.say("date “{v}” is not a date", v=text))
         # A cell of 0001-01-01 or 9999-12-31 (a spreadsheet's empty date) is no one's plan.
         first, last = years_from(self.today, -RECORD_YEARS), latest_plan(self.today)
         if not first <= found <= last:
-            raise RowError(self.say("date {v} is not between {a} and {b}",
-                                    "日期 {v} 不在 {a} 到 {b} 之间", v=found, a=first, b=last))
+            raise RowError(
+                self.say("date {v} is not between {a} and {b}", v=found, a=first, b=last)
+            )
         return found
 
     def parse(self, row: list[Any]) -> ParsedRow:
         name, company = self.text(row, "name"), self.text(row, "company")
         if not name and not company:
-            raise RowError(self.say("no customer name or company", "缺少客户名称和公司"))
+            raise RowError(self.say("no customer name or company"))
         phone, email = self.text(row, "phone"), self.text(row, "email")
         if phone and not looks_like_phone(phone):
             raise RowError(
-                self.say("phone “{v}” is not a phone number", "电话“{v}”不是有效号码", v=phone)
+                self.say("phone “{v}” is not a phone number", v=phone)
             )
         if email and not looks_like_email(email):
             raise RowError(
-                self.say("email “{v}” is not an e-mail address", "邮箱“{v}”不是有效地址", v=email)
+                self.say("email “{v}” is not an e-mail address", v=email)
             )
         data = leads.NewLead(
             name=name or company or "",
@@ -795,7 +771,6 @@ class RowParser:
                 parsed.notes.append(
                     self.say(
                         "stage “{s}” is not in the pipeline: put in {f}",
-                        "阶段“{s}”不在流程中，已放在“{f}”",
                         s=stage_text,
                         f=first,
                     )
@@ -807,18 +782,14 @@ class RowParser:
             status = _STATUS_IN.get(_header_key(status_text))
             if status is None:
                 parsed.notes.append(
-                    self.say(
-                        "status “{s}” not understood: imported as open",
-                        "状态“{s}”无法识别，按进行中导入",
-                        s=status_text,
-                    )
+                    self.say("status “{s}” not understood: imported as open", s=status_text)
                 )
             else:
                 parsed.status = status
         if parsed.status == "won":
             parsed.won_amount = self.amount(row, "won_amount") or data.value
             if not parsed.won_amount:
-                raise RowError(self.say("won without an amount", "赢单但没有成交金额"))
+                raise RowError(self.say("won without an amount"))
         if parsed.status == "lost":
             parsed.lost_reason = _text(self.cell(row, "lost_reason")) or "-"
         return parsed
@@ -870,9 +841,7 @@ class OwnerPicker:
             if member is not None:
                 return member
             notes.append(
-                _pick(
-                    self.locale, "owner “{o}” is not a member", "负责人“{o}”不是团队成员", o=written
-                )
+                wording.say(self.locale, "owner “{o}” is not a member", o=written)
             )
         if self.to_pool or not self.candidates:
             return None
@@ -999,9 +968,7 @@ class _Batch:
             except SQLAlchemyError as error:
                 self.owners.restore(saved)
                 reason = str(getattr(error, "orig", error)).strip().splitlines()[0][:160]
-                detail = self.parser.say(
-                    "the database refused it: {e}", "数据库拒绝：{e}", e=reason
-                )
+                detail = self.parser.say("the database refused it: {e}", e=reason)
                 results.append(
                     RowResult(
                         row=number,
@@ -1070,7 +1037,7 @@ class _Batch:
                 continue
             member = self.owners.owner(parsed.owner, parsed.notes)
             self.owners.took(member)
-            detail = member.name if member else parser.say("pool", "公海")
+            detail = member.name if member else parser.say("pool")
             if parsed.notes:
                 detail += " · " + "; ".join(parsed.notes)
             result = RowResult(row=number, outcome="created", name=data.name, detail=detail)
@@ -1198,11 +1165,11 @@ def _merge_detail(parser: RowParser, name: str, owner: Member | None, filled: li
     zh = parser.locale == "zh"
     words = ("、" if zh else ", ").join(_field_word(key, parser.locale) for key in filled)
     detail = (
-        parser.say("filled {f}", "补充了{f}", f=words)
+        parser.say("filled {f}", f=words)
         if filled
-        else parser.say("nothing new", "无新信息")
+        else parser.say("nothing new")
     )
-    who = owner.name if owner else parser.say("pool", "公海")
+    who = owner.name if owner else parser.say("pool")
     return f"{name}（{who}） · {detail}" if zh else f"{name} ({who}) · {detail}"
 
 
@@ -1237,62 +1204,57 @@ def _merge(
 def describe(report: ImportReport, locale: str) -> list[str]:
     """The report as lines a person reads: the column mapping, one line per row, the totals."""
     zh = locale == "zh"
-    say = _pick
     lines = []
     if report.columns:
         pairs = ("、" if zh else ", ").join(
             f"{header} → {_field_word(key, locale) if zh else key}"
             for header, key in report.columns.items()
         )
-        lines.append(say(locale, "Columns: {c}", "列：{c}", c=pairs))
+        lines.append(wording.say(locale, "Columns: {c}", c=pairs))
     if report.unknown:
         unknown = ("、" if zh else ", ").join(report.unknown)
-        lines.append(say(locale, "Columns not imported: {c}", "未导入的列：{c}", c=unknown))
+        lines.append(wording.say(locale, "Columns not imported: {c}", c=unknown))
     for result in report.results:
         ref, r, d = f"L{result.lead}", result.row, result.detail
         if result.outcome == "created":
-            line = say(
+            line = wording.say(
                 locale,
                 "row {r}: created {ref} {n} → {d}",
-                "第 {r} 行：已创建 {ref} {n} → {d}",
                 r=r,
                 ref=ref,
                 n=result.name,
                 d=d,
             )
         elif result.outcome == "merged":
-            line = say(
+            line = wording.say(
                 locale,
                 "row {r}: merged as a duplicate of {ref} {d}",
-                "第 {r} 行：撞单，已合并到 {ref} {d}",
                 r=r,
                 ref=ref,
                 d=d,
             )
         else:
             name = result.name
-            line = say(
+            line = wording.say(
                 locale,
                 "row {r}:{n} rejected — {d}",
-                "第 {r} 行：{n}已拒绝 — {d}",
                 r=r,
                 d=d,
                 n=(f"{name} " if zh else f" {name}") if name else "",
             )
         lines.append(line)
     total = len(report.results)
-    summary = say(
+    summary = wording.say_n(
         locale,
-        "{t} row{s}: {c} created, {m} merged as duplicates, {x} rejected.",
-        "共 {t} 行：新建 {c}，撞单合并 {m}，拒绝 {x}。",
-        t=total,
-        s="" if total == 1 else "s",
+        "{n} row: {c} created, {m} merged as duplicates, {x} rejected.",
+        "{n} rows: {c} created, {m} merged as duplicates, {x} rejected.",
+        total,
         c=report.count("created"),
         m=report.count("merged"),
         x=report.count("rejected"),
     )
     if report.dry_run:
-        summary += say(locale, " Dry run: nothing was written.", "试运行：未写入任何数据。")
+        summary += wording.say(locale, " Dry run: nothing was written.")
     lines.append(summary)
     return lines
 
@@ -1401,20 +1363,19 @@ def run_import(
                 by = find_owner(session, team, by_ref)
             except ExchangeError:
                 raise ExchangeError(
-                    _pick(
+                    wording.say(
                         locale,
                         "no member {r} in team {t}: --by names who imports",
-                        "团队 {t} 里没有成员 {r}：--by 填写导入人",
                         r=by_ref,
                         t=team.key,
                     )
                 ) from None
     if not path.exists():
-        raise ExchangeError(_pick(locale, "{p}: no such file", "{p}：文件不存在", p=path))
+        raise ExchangeError(wording.say(locale, "{p}: no such file", p=path))
     table = read_table(path, locale=locale)
     console = Console(stderr=True)
     with Progress(console=console, transient=True, disable=not console.is_terminal) as bar:
-        task = bar.add_task(_pick(locale, "importing", "导入中"), total=len(table.rows))
+        task = bar.add_task(wording.say(locale, "importing"), total=len(table.rows))
         report = import_leads(
             engine,
             team,

@@ -7,10 +7,21 @@ Adapters call `Dispatcher.dispatch(invocation) -> Reply` and nothing else.
 
 from __future__ import annotations
 
-from commands import aftersale, followups, help, leads, me, quotes, reports, targets, team
-from commands import exchange, points  # issue 8: /report export, /report points
-from commands import teamwork  # issue 8: transfers, delegation, personal settings
-from commands import privacy  # issue 10: /lead forget
+from commands import (  # issue 8: /report export, /report points
+    aftersale,
+    exchange,
+    followups,
+    help,
+    leads,
+    me,
+    points,
+    privacy,  # issue 10: /lead forget
+    quotes,
+    reports,
+    targets,
+    team,
+    teamwork,  # issue 8: transfers, delegation, personal settings
+)
 from commands.registry import Family, Verb
 
 FAMILIES: list[Family] = [

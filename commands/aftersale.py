@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import and_
 
-from commands import i18n
+import wording
 from commands.args import Args
 from commands.context import Ctx, UsageError, decimal_to_minor
 from commands.followups import VIA
@@ -24,6 +24,7 @@ from models.config import TeamConfig
 from models.errors import DomainError
 from models.permissions import rank, visible_leads
 from models.tables import Lead
+from wording import N_
 
 T = TypeVar("T")
 
@@ -40,9 +41,9 @@ CONTRACT_KEYS = {
 CONTRACT_OPTIONS = frozenset(CONTRACT_KEYS)
 # Each contract field as a reader sees it, in the order a card shows them.
 CONTRACT_LABELS = {
-    "contract_no": ("No.", "编号"), "amount": ("Amount", "金额"), "signed_on": ("Signed", "签订"),
-    "start_on": ("Starts", "开始"), "end_on": ("Ends", "到期"),
-    "delivered_on": ("Delivered", "交付"), "accepted_on": ("Accepted", "验收"),
+    "contract_no": N_("No."), "amount": N_("Amount"), "signed_on": N_("Signed"),
+    "start_on": N_("Starts"), "end_on": N_("Ends"),
+    "delivered_on": N_("Delivered"), "accepted_on": N_("Accepted"),
 }
 GRADE_KEYS = ("grade", "等级", "级别")
 CARE_OPTIONS = frozenset({*GRADE_KEYS, "via"})
@@ -55,9 +56,9 @@ MILESTONE_WORDS = {
     "acceptance": "acceptance", "accepted": "acceptance", "验收": "acceptance",
     "end": "end", "到期": "end", "结束": "end",
 }
-MILESTONE_LABELS = {"signing": ("signing", "签约"), "start": ("start", "开始"),
-                    "delivery": ("delivery", "交付"), "acceptance": ("acceptance", "验收"),
-                    "end": ("end", "到期")}
+MILESTONE_LABELS = {"signing": N_("signing"), "start": N_("start"),
+                    "delivery": N_("delivery"), "acceptance": N_("acceptance"),
+                    "end": N_("end")}
 RECEIVABLE_FILTERS = {"mine": "mine", "my": "mine", "我的": "mine",
                       "team": "team", "all": "team", "团队": "team", "全部": "team",
                       "overdue": "overdue", "逾期": "overdue", "超期": "overdue"}
@@ -185,29 +186,26 @@ def day(ctx: Ctx, value: date) -> str:
 def _due(ctx: Ctx, instalment: Instalment) -> str:
     milestone = MILESTONE_LABELS.get(instalment.milestone or "")
     if instalment.due_on is None:
-        return ctx.pick("on {m}", "{m}时", m=ctx.pick(*milestone)) if milestone else "-"
+        return ctx.say("on {m}", m=ctx.say(milestone)) if milestone else "-"
     text = day(ctx, instalment.due_on)
-    return text + ctx.pick(" ({m})", "（{m}）", m=ctx.pick(*milestone)) if milestone else text
+    return text + ctx.say(" ({m})", m=ctx.say(milestone)) if milestone else text
 
-
-def _cmd(ctx: Ctx, en: str, zh: str) -> str:
-    return zh if ctx.zh else en
 
 
 def _pay_button(ctx: Ctx, contract: Contract) -> Button:
-    return Button(label=ctx.pick("Record payment C{c}", "登记回款 C{c}", c=contract.number),
-                  command=f"{_cmd(ctx, '/paid', '/回款')} C{contract.number} ", style="primary")
+    return Button(label=ctx.say("Record payment C{c}", c=contract.number),
+                  command=f"{ctx.say('/paid')} C{contract.number} ", style="primary")
 
 
 def _plan_button(ctx: Ctx, contract: Contract) -> Button:
-    return Button(label=ctx.pick("Payment plan", "回款计划"),
-                  command=f"{_cmd(ctx, '/plan', '/回款计划')} C{contract.number} ", style="primary")
+    return Button(label=ctx.say("Payment plan"),
+                  command=f"{ctx.say('/plan')} C{contract.number} ", style="primary")
 
 
 def _plan_table(ctx: Ctx, instalments: list[Instalment]) -> list[list[str]]:
-    table = [["#", ctx.pick("Due", "到期"), ctx.pick("Amount", "金额"), ctx.pick("Paid", "已回款")]]
+    table = [["#", ctx.say("Due"), ctx.say("Amount"), ctx.say("Paid")]]
     for item in instalments:
-        share = f" ({item.share}%)" if item.share else ""
+        share = ctx.say(" ({p}%)", p=item.share) if item.share else ""
         paid = "✅" if item.status == "paid" else ctx.money(item.paid) if item.paid else "-"
         table.append([str(item.seq), _due(ctx, item), ctx.money(item.amount) + share, paid])
     return table
@@ -236,18 +234,23 @@ def contract(ctx: Ctx, args: Args) -> Reply:
     amount = ctx.amount(args.words[1]) if len(args.words) > 1 else typed
     made, won_now = _worded(ctx, lambda: aftersale.add_contract(ctx.scope, lead, amount=amount,
                                                                 **facts))
-    text = ctx.pick("📄 C{c} for L{n} {name}: {amount} · signed {signed}",
-                    "📄 C{c} · L{n} {name}：{amount} · 签订 {signed}", c=made.number, n=lead.number,
-                    name=lead.name, amount=ctx.money(made.amount), signed=day(ctx, made.signed_on))
+    text = ctx.say(
+        "📄 C{c} for L{n} {name}: {amount} · signed {signed}",
+        c=made.number,
+        n=lead.number,
+        name=lead.name,
+        amount=ctx.money(made.amount),
+        signed=day(ctx, made.signed_on),
+    )
     if made.end_on:
-        text += ctx.pick(" · ends {d}", " · 到期 {d}", d=day(ctx, made.end_on))
+        text += ctx.say(" · ends {d}", d=day(ctx, made.end_on))
     if made.contract_no:
-        text += ctx.pick(" · no. {no}", " · 编号 {no}", no=made.contract_no)
+        text += ctx.say(" · no. {no}", no=made.contract_no)
     if won_now:
-        text += "\n" + ctx.pick("🏆 L{n} is won.", "🏆 L{n} 已赢单。", n=lead.number)
+        text += "\n" + ctx.say("🏆 L{n} is won.", n=lead.number)
         settled = tell_settled(ctx, lead)
         text += f"\n{settled}" if settled else ""
-    text += "\n" + ctx.pick("Next: the payment plan.", "下一步：设置回款计划。")
+    text += "\n" + ctx.say("Next: the payment plan.")
     return Reply(text=text, buttons=[_plan_button(ctx, made)])
 
 
@@ -257,22 +260,26 @@ def show(ctx: Ctx, args: Args) -> Reply:
     item, lead = _worded(ctx, lambda: aftersale.visible_contract(ctx.scope, number))
     session = ctx.scope.session
     money = aftersale.balance(session, item)
-    text = ctx.pick("📄 **C{c} · L{n} {name}** · {amount} · owner {owner}",
-                    "📄 **C{c} · L{n} {name}** · {amount} · 负责人 {owner}",
-                    c=item.number, n=lead.number, name=lead.name, amount=ctx.money(item.amount),
-                    owner=ctx.member_name(lead.owner_id))
-    fields = [(ctx.pick(*label), _fact(ctx, column, getattr(item, column)))
+    text = ctx.say(
+        "📄 **C{c} · L{n} {name}** · {amount} · owner {owner}",
+        c=item.number,
+        n=lead.number,
+        name=lead.name,
+        amount=ctx.money(item.amount),
+        owner=ctx.member_name(lead.owner_id),
+    )
+    fields = [(ctx.say(label), _fact(ctx, column, getattr(item, column)))
               for column, label in CONTRACT_LABELS.items()
               if column != "amount" and getattr(item, column) is not None]
-    fields.append((ctx.pick("Received", "已回款"), ctx.money(money.received)))
+    fields.append((ctx.say("Received"), ctx.money(money.received)))
     if money.planned:
-        fields.append((ctx.pick("Outstanding", "待回款"), ctx.money(money.outstanding)))
+        fields.append((ctx.say("Outstanding"), ctx.money(money.outstanding)))
     if money.credit:
-        fields.append((ctx.pick("Credit (paid beyond the plan)", "超出计划的回款"),
+        fields.append((ctx.say("Credit (paid beyond the plan)"),
                        ctx.money(money.credit)))
     plan = aftersale.instalments_of(session, item)
     if not plan:
-        text += "\n" + ctx.pick("No payment plan yet.", "尚未设置回款计划。")
+        text += "\n" + ctx.say("No payment plan yet.")
         return Reply(text=text, fields=fields, buttons=[_plan_button(ctx, item)])
     buttons = [_pay_button(ctx, item)] if money.outstanding else []
     return Reply(text=text, fields=fields, table=_plan_table(ctx, plan), buttons=buttons)
@@ -286,13 +293,12 @@ def edit(ctx: Ctx, args: Args) -> Reply:
         raise UsageError("usage.bad_choice", text=args.words[1],
                          choices="signed= start= end= delivered= accepted= no=")
     if not facts:
-        raise UsageError("usage.missing", what=ctx.pick("what to change, like delivered=today",
-                                                        "要修改的内容，如 交付=今天"))
+        raise UsageError("usage.missing", what=ctx.say("what to change, like delivered=today"))
     item, lead = _worded(ctx, lambda: aftersale.changeable_contract(ctx.scope, number))
     _worded(ctx, lambda: aftersale.edit_contract(ctx.scope, item, lead, facts))
-    shown = " · ".join(f"{ctx.pick(*CONTRACT_LABELS[column])} {_fact(ctx, column, value)}"
+    shown = " · ".join(f"{ctx.say(CONTRACT_LABELS[column])} {_fact(ctx, column, value)}"
                        for column, value in facts.items())
-    return Reply(text=ctx.pick("✏️ C{c} updated: {s}", "✏️ C{c} 已更新：{s}", c=item.number, s=shown))
+    return Reply(text=ctx.say("✏️ C{c} updated: {s}", c=item.number, s=shown))
 
 
 # --- /plan ---------------------------------------------------------------------------------------
@@ -306,9 +312,13 @@ def plan(ctx: Ctx, args: Args) -> Reply:
     items = parse_plan(args.words[1:], ctx.scope.today)
     item, lead = _worded(ctx, lambda: aftersale.changeable_contract(ctx.scope, number))
     instalments = _worded(ctx, lambda: aftersale.set_plan(ctx.scope, item, lead, items))
-    text = ctx.pick("🗓 C{c} payment plan: {k} instalment{s}, {total}",
-                    "🗓 C{c} 回款计划：共 {k} 期，{total}", c=item.number, k=len(instalments),
-                    s="" if len(instalments) == 1 else "s", total=ctx.money(item.amount))
+    text = ctx.say_n(
+        "🗓 C{c} payment plan: {n} instalment, {total}",
+        "🗓 C{c} payment plan: {n} instalments, {total}",
+        len(instalments),
+        c=item.number,
+        total=ctx.money(item.amount),
+    )
     return Reply(text=text, table=_plan_table(ctx, instalments), buttons=[_pay_button(ctx, item)])
 
 
@@ -328,29 +338,41 @@ def paid(ctx: Ctx, args: Args) -> Reply:
     item, lead = _worded(ctx, lambda: aftersale.changeable_contract(ctx.scope, number))
     result = _worded(ctx, lambda: aftersale.record_payment(ctx.scope, item, lead, amount=amount,
                                                            paid_on=paid_on or today, note=note))
-    lines = [ctx.pick("💰 C{c} · L{n} {name}: {amount} received {d}",
-                      "💰 C{c} · L{n} {name}：{d} 回款 {amount}", c=item.number, n=lead.number,
-                      name=lead.name, amount=ctx.money(amount), d=day(ctx, result.payment.paid_on))]
+    lines = [ctx.say(
+        "💰 C{c} · L{n} {name}: {amount} received {d}",
+        c=item.number,
+        n=lead.number,
+        name=lead.name,
+        amount=ctx.money(amount),
+        d=day(ctx, result.payment.paid_on),
+    )]
     for instalment, part in result.parts:
         left = instalment.amount - instalment.paid
-        lines.append(ctx.pick("→ #{k} {part}: partly paid, {left} still due",
-                              "→ 第 {k} 期 {part}：部分回款，还差 {left}", k=instalment.seq,
-                              part=ctx.money(part), left=ctx.money(left)) if left else
-                     ctx.pick("→ #{k} {part}: paid ✅", "→ 第 {k} 期 {part}：已结清 ✅",
-                              k=instalment.seq, part=ctx.money(part)))
+        lines.append(ctx.say(
+            "→ #{k} {part}: partly paid, {left} still due",
+            k=instalment.seq,
+            part=ctx.money(part),
+            left=ctx.money(left),
+        ) if left else
+                     ctx.say("→ #{k} {part}: paid ✅", k=instalment.seq, part=ctx.money(part)))
     if result.payment.unapplied:
-        lines.append(ctx.pick("⚠️ {x} more than the plan asked for — kept as credit on C{c}.",
-                              "⚠️ 超出计划 {x}，已记为 C{c} 的预收款。",
-                              x=ctx.money(result.payment.unapplied), c=item.number))
+        lines.append(ctx.say(
+            "⚠️ {x} more than the plan asked for — kept as credit on C{c}.",
+            x=ctx.money(result.payment.unapplied),
+            c=item.number,
+        ))
     if not result.outstanding:
-        lines.append(ctx.pick("✅ C{c} is fully paid.", "✅ C{c} 已全部回款。", c=item.number))
+        lines.append(ctx.say("✅ C{c} is fully paid.", c=item.number))
         return Reply(text="\n".join(lines))
-    line = ctx.pick("Outstanding {o}", "待回款 {o}", o=ctx.money(result.outstanding))
+    line = ctx.say("Outstanding {o}", o=ctx.money(result.outstanding))
     upcoming = aftersale.balance(ctx.scope.session, item).next_due
     if upcoming:
-        line += ctx.pick(" · next: #{k} {a} due {d}", " · 下一期：第 {k} 期 {a}，{d}",
-                         k=upcoming.seq, a=ctx.money(upcoming.amount - upcoming.paid),
-                         d=_due(ctx, upcoming))
+        line += ctx.say(
+            " · next: #{k} {a} due {d}",
+            k=upcoming.seq,
+            a=ctx.money(upcoming.amount - upcoming.paid),
+            d=_due(ctx, upcoming),
+        )
     return Reply(text="\n".join([*lines, line]), buttons=[_pay_button(ctx, item)])
 
 
@@ -375,28 +397,30 @@ def receivables(ctx: Ctx, args: Args) -> Reply:
     items = aftersale.open_receivables(scope.session, team_id=scope.team.id or 0,
                                        lead_filter=lead_filter,
                                        due_before=today if overdue else None)
-    title = ctx.pick("Your receivables", "我的应收") if which == "mine" else ctx.pick(
-        "Team receivables", "团队应收")
+    title = ctx.say("Your receivables") if which == "mine" else ctx.say("Team receivables")
     if overdue:
-        title += ctx.pick(" · overdue", " · 逾期")
+        title += ctx.say(" · overdue")
     if not items:
-        return Reply(text=ctx.pick("💼 {t}: nothing owed.", "💼 {t}：暂无。", t=title))
+        return Reply(text=ctx.say("💼 {t}: nothing owed.", t=title))
     ages = aftersale.ageing(items, today)
     due_now = sum(ages.values())
-    lines = [ctx.pick("💼 **{t}** — {total} open · {due} due",
-                      "💼 **{t}** — 待回款 {total} · 已到期 {due}", t=title,
-                      total=ctx.money(sum(i.owed for i in items)), due=ctx.money(due_now))]
+    lines = [ctx.say(
+        "💼 **{t}** — {total} open · {due} due",
+        t=title,
+        total=ctx.money(sum(i.owed for i in items)),
+        due=ctx.money(due_now),
+    )]
     if due_now:
-        lines.append(ctx.pick("Ageing (days) ", "账龄（天） ") + " · ".join(
+        lines.append(ctx.say("Ageing (days) ") + " · ".join(
             f"{label} {ctx.money(ages[label])}" for _low, _high, label in AGEING))
-    table = [[ctx.pick("Contract", "合同"), "#", ctx.pick("Due", "到期"),
-              ctx.pick("Owed", "待回款"), ctx.pick("Owner", "负责人"), ctx.pick("Late", "逾期")]]
+    table = [[ctx.say("Contract"), "#", ctx.say("Due"),
+              ctx.say("Owed"), ctx.say("Owner"), ctx.say("Late")]]
     buttons: list[Button] = []
     offered: set[int] = set()
     for entry in items[:MAX_ROWS]:
         days = entry.days_overdue(today)
-        late = ("-" if days is None else ctx.pick("today", "今天") if days == 0
-                else ctx.pick("{d}d", "{d}天", d=days))
+        late = ("-" if days is None else ctx.say("today") if days == 0
+                else ctx.say("{d}d", d=days))
         table.append([f"C{entry.contract.number} {entry.lead.name}", str(entry.instalment.seq),
                       _due(ctx, entry.instalment), ctx.money(entry.owed),
                       ctx.member_name(entry.lead.owner_id), late])
@@ -404,7 +428,7 @@ def receivables(ctx: Ctx, args: Args) -> Reply:
             offered.add(entry.contract.number)
             buttons.append(_pay_button(ctx, entry.contract))
     if len(items) > MAX_ROWS:
-        lines.append(ctx.pick("… and {k} more", "…… 另有 {k} 条", k=len(items) - MAX_ROWS))
+        lines.append(ctx.say("… and {k} more", k=len(items) - MAX_ROWS))
     return Reply(text="\n".join(lines), table=table, buttons=buttons)
 
 
@@ -414,9 +438,12 @@ def snooze(ctx: Ctx, args: Args) -> Reply:
     until = ctx.date(" ".join(args.words[1:]).strip() or "1d")
     item, lead = _worded(ctx, lambda: aftersale.changeable_contract(ctx.scope, number))
     _worded(ctx, lambda: aftersale.snooze_contract(ctx.scope, item, lead, until))
-    return Reply(text=ctx.pick("😴 C{c} · {name}: no payment nudges until {d}.",
-                               "😴 C{c} · {name}：{d} 前不再提醒回款。", c=item.number,
-                               name=lead.name, d=day(ctx, until)))
+    return Reply(text=ctx.say(
+        "😴 C{c} · {name}: no payment nudges until {d}.",
+        c=item.number,
+        name=lead.name,
+        d=day(ctx, until),
+    ))
 
 
 # --- /care ---------------------------------------------------------------------------------------
@@ -440,15 +467,16 @@ def care(ctx: Ctx, args: Args) -> Reply:
     due = _worded(ctx, lambda: aftersale.log_care(ctx.scope, lead, note=note, via=via, grade=grade))
     shown = lead.grade or ctx.scope.config.care_default_grade
     if note:
-        head = ctx.pick("🤝 L{n} {name}: care logged. ", "🤝 L{n} {name}：已记录回访。",
-                        n=lead.number, name=lead.name)
+        head = ctx.say("🤝 L{n} {name}: care logged. ", n=lead.number, name=lead.name)
     else:
-        head = ctx.pick("🏷 L{n} {name} is grade {g} now. ", "🏷 L{n} {name} 已设为 {g} 级客户。",
-                        n=lead.number, name=lead.name, g=shown)
+        head = ctx.say("🏷 L{n} {name} is grade {g} now. ", n=lead.number, name=lead.name, g=shown)
     every = aftersale.care_interval(ctx.scope.config, lead.grade)
-    return Reply(text=head + ctx.pick("Next care: {d} (grade {g}, every {k} days).",
-                                      "下次回访：{d}（{g} 级，每 {k} 天）。", d=day(ctx, due),
-                                      g=shown, k=every))
+    return Reply(text=head + ctx.say(
+        "Next care: {d} (grade {g}, every {k} days).",
+        d=day(ctx, due),
+        g=shown,
+        k=every,
+    ))
 
 
 # --- pieces other verbs show ---------------------------------------------------------------------
@@ -459,18 +487,19 @@ def lead_fields(ctx: Ctx, lead: Lead) -> list[tuple[str, str]]:
     fields = []
     for item in aftersale.lead_contracts(session, lead):
         money = aftersale.balance(session, item)
-        value = ctx.pick("{a} · received {r}", "{a} · 已回款 {r}", a=ctx.money(item.amount),
-                         r=ctx.money(money.received))
-        value += (ctx.pick(" · outstanding {o}", " · 待回款 {o}", o=ctx.money(money.outstanding))
-                  if money.planned else ctx.pick(" · no plan yet", " · 未设回款计划"))
+        value = ctx.say("{a} · received {r}", a=ctx.money(item.amount), r=ctx.money(money.received))
+        value += (ctx.say(" · outstanding {o}", o=ctx.money(money.outstanding))
+                  if money.planned else ctx.say(" · no plan yet"))
         if item.end_on:
-            value += ctx.pick(" · ends {d}", " · 到期 {d}", d=day(ctx, item.end_on))
-        fields.append((ctx.pick("Contract C{c}", "合同 C{c}", c=item.number), value))
+            value += ctx.say(" · ends {d}", d=day(ctx, item.end_on))
+        fields.append((ctx.say("Contract C{c}", c=item.number), value))
     if lead.status == "won":
         due = aftersale.next_care_due(session, ctx.scope.config, lead)
-        fields.append((ctx.pick("Care", "回访"), ctx.pick(
-            "grade {g} · next {d}", "{g} 级 · 下次 {d}", d=day(ctx, due),
-            g=lead.grade or ctx.scope.config.care_default_grade)))
+        fields.append((ctx.say("Care"), ctx.say(
+            "grade {g} · next {d}",
+            d=day(ctx, due),
+            g=lead.grade or ctx.scope.config.care_default_grade,
+        )))
     return fields
 
 
@@ -480,60 +509,69 @@ def digest_lines(extra: AftersaleDigest | None, *, locale: str, config: TeamConf
     renewals, customers past their care interval. Nothing when there is nothing to say."""
     if extra is None or extra.empty:
         return []
-    zh = locale == "zh"
 
-    def pick(en: str, zh_text: str, **params: object) -> str:
-        return (zh_text if zh else en).format(**params)
+    def say(msgid: str, /, **params: object) -> str:
+        return wording.say(locale, msgid, **params)
 
     def money(minor: int) -> str:
-        return i18n.money(minor, config.currency_for(locale), locale)
+        return wording.money(minor, config.currency_for(locale), locale)
 
     lines = []
     # Only what says something: a day with nothing planned or paid and everything due already paid
     # has no money line.
     money_parts = []
     if extra.collected or extra.planned:
-        when = {"today": ("today", "今日"), "week": ("this week", "本周"),
-                "month": ("this month", "本月")}[kind]
-        part = pick("Collected {when} {c} / plan {p}", "{when}回款 {c} / 计划 {p}",
-                    when=pick(*when), c=money(extra.collected), p=money(extra.planned))
+        when = {"today": N_("today"), "week": N_("this week"),
+                "month": N_("this month")}[kind]
+        part = say(
+            "Collected {when} {c} / plan {p}",
+            when=say(when, context="commands.aftersale"),
+            c=money(extra.collected),
+            p=money(extra.planned),
+        )
         if extra.collected_pct is not None:
-            part += pick(" ({p}%)", "（{p}%）", p=extra.collected_pct)
+            part += say(" ({p}%)", p=extra.collected_pct)
         money_parts.append(part)
     if extra.collection_rate is not None and (money_parts or extra.collection_rate < 100):
         # A second population (everything due so far, not the period's plan): said in words so
         # "37% of plan" and "100% paid" do not read as a contradiction.
-        money_parts.append(pick("of all that fell due so far, {r}% is paid",
-                                "截至目前到期的款项已收 {r}%", r=extra.collection_rate))
+        money_parts.append(
+            say("of all that fell due so far, {r}% is paid", r=extra.collection_rate)
+        )
     if extra.dso is not None:
-        money_parts.append(pick("DSO {d} days", "DSO {d} 天", d=extra.dso))
+        money_parts.append(say("DSO {d} days", d=extra.dso))
     if money_parts:
         lines.append("💰 " + " · ".join(money_parts))
     if extra.overdue_total:
         parts = []
         for row in extra.overdue_by_owner:
-            ages = pick(", ", "、").join(f"{label} {money(amount)}"
+            ages = say(", ").join(f"{label} {money(amount)}"
                                         for label, amount in row.buckets.items() if amount)
-            parts.append(pick("{o} {t} ({a})", "{o} {t}（{a}）", o=row.owner, t=money(row.total),
-                              a=ages))
-        lines.append(pick("💸 Overdue receivables {t}: ", "💸 逾期应收 {t}：",
-                          t=money(extra.overdue_total)) + " | ".join(parts))
+            parts.append(say("{o} {t} ({a})", o=row.owner, t=money(row.total), a=ages))
+        overdue = say("💸 Overdue receivables {t}: ", t=money(extra.overdue_total))
+        lines.append(overdue + " | ".join(parts))
     if extra.renewals_total:
-        items = " · ".join(pick("C{c} {name} ({owner}, ends {d})",
-                                "C{c} {name}（{owner}，{d} 到期）",
-                                c=contract.number, name=lead.name, owner=owner,
-                                d=i18n.day(contract.end_on, locale) if contract.end_on else "-")
+        items = " · ".join(say(
+            "C{c} {name} ({owner}, ends {d})",
+            c=contract.number,
+            name=lead.name,
+            owner=owner,
+            d=wording.day(contract.end_on, locale) if contract.end_on else "-",
+        )
                            for contract, lead, owner in extra.renewals)
         more = " · …" if extra.renewals_total > len(extra.renewals) else ""
-        lines.append(pick("🔁 Renewals due {n}: ", "🔁 待续约 {n}：", n=extra.renewals_total)
+        lines.append(say("🔁 Renewals due {n}: ", n=extra.renewals_total)
                      + items + more)
     if extra.care_total:
-        items = " · ".join(pick("L{n} {name} ({owner}, {g}, {d}d)",
-                                "L{n} {name}（{owner}，{g} 级，{d} 天）",
-                                n=due.lead.number, name=due.lead.name, owner=due.owner,
-                                g=due.lead.grade or config.care_default_grade, d=due.days)
+        items = " · ".join(say(
+            "L{n} {name} ({owner}, {g}, {d}d)",
+            n=due.lead.number,
+            name=due.lead.name,
+            owner=due.owner,
+            g=due.lead.grade or config.care_default_grade,
+            d=due.days,
+        )
                            for due in extra.care)
         more = " · …" if extra.care_total > len(extra.care) else ""
-        lines.append(pick("🤝 Customers without care {n}: ", "🤝 超期未回访客户 {n}：",
-                          n=extra.care_total) + items + more)
+        lines.append(say("🤝 Customers without care {n}: ", n=extra.care_total) + items + more)
     return lines

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlmodel import Session, col
 
-from commands import i18n
+import wording
 from commands.context import Ctx
 from commands.types import Button, Reply
 from models import outbox, quotes, teamwork
@@ -35,14 +35,14 @@ class Voice:
     tz: ZoneInfo
     today: date
 
-    def pick(self, en: str, zh: str, **params: Any) -> str:
-        return (zh if self.locale == "zh" else en).format(**params)
+    def say(self, msgid: str, **params: Any) -> str:
+        return wording.say(self.locale, msgid, **params)
 
     def t(self, key: str, **params: Any) -> str:
-        return i18n.translate(self.locale, key, **params)
+        return wording.message(self.locale, key, **params)
 
     def clock(self, moment: datetime | None) -> str:
-        return i18n.clock(moment, self.tz, self.today) if moment else "-"
+        return wording.clock(moment, self.tz, self.today) if moment else "-"
 
 
 PROGRESS = "☑"  # starts the line that says who has signed so far
@@ -66,9 +66,7 @@ def _signer(voice: Voice, session: Session, member_id: int | None, principal_id:
     name = _name(session, member_id)
     if principal_id is None or principal_id == member_id:
         return name
-    return voice.pick(
-        "{m} as {p}'s delegate", "{m}（代 {p}）", m=name, p=_name(session, principal_id)
-    )
+    return voice.say("{m} as {p}'s delegate", m=name, p=_name(session, principal_id))
 
 
 # --- what a quote's cards say ---------------------------------------------------------------------
@@ -92,23 +90,16 @@ def quote_progress(voice: Voice, session: Session, quote: Quote) -> str | None:
             names = f"{_name(session, step.decided_by_id)} ✔"
         if step.level == quote.current_level and quotes.needed_now(session, quote, step) > 1:
             needed = quotes.needed_now(session, quote, step)
-            label = voice.pick(
-                "{k} of {n} {role}s", "{role} {k}/{n}", k=len(signed), n=needed, role=role
-            )
+            label = voice.say("{k} of {n} {role}s", k=len(signed), n=needed, role=role)
             if signed:
                 parts.append(f"{label}: {names}" if voice.locale != "zh" else f"{label}：{names}")
             elif parts:  # earlier levels signed, nobody on this one yet
                 parts.append(label)
         elif step.status == "approved" and names:
-            parts.append(voice.pick("{role}: {names}", "{role}：{names}", role=role, names=names))
+            parts.append(voice.say("{role}: {names}", role=role, names=names))
         elif step.level == quote.current_level and parts:
             parts.append(
-                voice.pick(
-                    "now waiting for {a} {role}",
-                    "等待{role}审批",
-                    a="an" if role[:1] in "aeiou" else "a",
-                    role=role,
-                )
+                voice.say("now waiting for {role}", role=voice.t(f"role.a.{step.role}"))
             )
     if not parts:
         return None
@@ -132,21 +123,14 @@ def quote_outcome(voice: Voice, session: Session, quote: Quote) -> str | None:
     who = _signer(voice, session, quote.decided_by_id, final.principal_id if final else None)
     at = voice.clock(quote.decided_at)
     if quote.status == "rejected":
-        return voice.pick(
+        return voice.say(
             "❌ Q{q} rejected by {who} · {at}: {why}",
-            "❌ Q{q} 已被 {who} 驳回 · {at}：{why}",
             q=quote.number,
             who=who,
             at=at,
             why=quote.decision_note or "-",
         )
-    return voice.pick(
-        "✅ Q{q} approved by {who} · {at}",
-        "✅ Q{q} 已由 {who} 同意 · {at}",
-        q=quote.number,
-        who=who,
-        at=at,
-    )
+    return voice.say("✅ Q{q} approved by {who} · {at}", q=quote.number, who=who, at=at)
 
 
 def _may_sign(session: Session, quote: Quote, member: Member | None, day: date) -> bool:
@@ -176,44 +160,36 @@ def transfer_outcome(
     who = _signer(voice, session, request.decided_by_id, request.on_behalf_of_id)
     at = voice.clock(request.decided_at)
     if request.status == "approved":
-        return voice.pick(
+        return voice.say(
             "✅ {lead} now belongs to {req} — approved by {who} · {at}",
-            "✅ {lead} 已转给 {req} — {who} 同意 · {at}",
             lead=label,
             req=_name(session, request.requester_id),
             who=who,
             at=at,
         )
     if request.status == "rejected":
-        return voice.pick(
+        return voice.say(
             "❌ {lead} stays with {owner} — rejected by {who} · {at}",
-            "❌ {lead} 仍归 {owner} — {who} 驳回 · {at}",
             lead=label,
             owner=_name(session, request.owner_id),
             who=who,
             at=at,
         )
     if request.status == "cancelled":
-        return voice.pick(
+        return voice.say(
             "↩️ {who} withdrew the request for {lead} · {at}",
-            "↩️ {who} 撤回了对 {lead} 的转移申请 · {at}",
             who=_name(session, request.requester_id),
             lead=label,
             at=at,
         )
     because = (request.decision_note or "").removeprefix("lead:")
     if (request.decision_note or "").startswith("lead:"):
-        return voice.pick(
+        return voice.say(
             "🔁 The request for {lead} is closed: it was {why}.",
-            "🔁 {lead} 的转移申请已关闭：该线索{why}。",
             lead=label,
             why=voice.t(f"withdrawn.{because}"),
         )
-    return voice.pick(
-        "🔁 The request for {lead} is closed: the lead changed hands.",
-        "🔁 {lead} 的转移申请已关闭：线索已变更。",
-        lead=label,
-    )
+    return voice.say("🔁 The request for {lead} is closed: the lead changed hands.", lead=label)
 
 
 # --- rewriting the messages -----------------------------------------------------------------------

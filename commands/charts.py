@@ -8,6 +8,7 @@ import re
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
+import wording
 from commands.types import Image
 from models.reports import Digest
 
@@ -67,7 +68,7 @@ def funnel_text(digest: Digest, locale: str) -> str:
     for step in digest.funnel:
         part = f"{step.stage.label(locale)} {step.count}"
         if step.conversion is not None and parts:
-            part += f"（{step.conversion}%）" if locale == "zh" else f" ({step.conversion}%)"
+            part += wording.say(locale, " ({p}%)", p=step.conversion)
         parts.append(part)
     return " → ".join(parts)
 
@@ -105,7 +106,8 @@ def funnel_figure(digest: Digest, *, locale: str) -> Figure:
         dates += f" – {period.last_day:%Y-%m-%d}"
     font = None
     if locale == "zh":
-        font = font_for("销售漏斗" + "".join(step.stage.label("zh") for step in digest.funnel))
+        title = wording.say("zh", "Sales funnel")
+        font = font_for(title + "".join(step.stage.label("zh") for step in digest.funnel))
     label_locale = "zh" if font else "en"
     labels = [step.stage.label(label_locale) for step in digest.funnel]
     counts = [step.count for step in digest.funnel]
@@ -122,7 +124,7 @@ def funnel_figure(digest: Digest, *, locale: str) -> Figure:
     axes.set_yticks(range(len(labels)), labels=labels, **family)
     axes.invert_yaxis()
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # counts of leads: no 0.5
-    axes.set_title(("销售漏斗" if label_locale == "zh" else "Sales funnel") + dates, **family)
+    axes.set_title(wording.say(label_locale, "Sales funnel") + dates, **family)
     axes.spines[["top", "right"]].set_visible(False)
     peak = max(counts, default=0) or 1
     axes.set_xlim(0, peak * 1.35)

@@ -13,7 +13,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import models.tables  # noqa: F401  (every table first: models.teams → models.scope read them)
-from commands import i18n, names
+import wording
+from commands import names
 from commands.parsing_values import amount_currencies, parse_amount, parse_date, parse_percent
 from commands.types import Button, Invocation, Reply
 from models import teams, teamwork
@@ -70,11 +71,15 @@ class Ctx:
 
     # --- words -----------------------------------------------------------------------------------
     def t(self, key: str, **params: Any) -> str:
-        return i18n.translate(self.locale, key, **params)
+        return wording.message(self.locale, key, **params)
 
-    def pick(self, en: str, zh: str, **params: Any) -> str:
-        """The same sentence in both languages, side by side where the reply is worded."""
-        return (zh if self.locale == "zh" else en).format(**params)
+    def say(self, msgid: str, /, **params: Any) -> str:
+        """The catalog's sentence whose English is `msgid`, in the reader's language."""
+        return wording.say(self.locale, msgid, **params)
+
+    def say_n(self, singular: str, plural: str, n: int, /, **params: Any) -> str:
+        """A sentence that depends on the count `n` (`{n}` in it): 1 member, 2 members."""
+        return wording.say_n(self.locale, singular, plural, n, **params)
 
     @property
     def zh(self) -> bool:
@@ -85,17 +90,17 @@ class Ctx:
         return self.scope.config.currency_for(self.locale)
 
     def money(self, minor: int | None) -> str:
-        return i18n.money(minor, self.currency, self.locale)
+        return wording.money(minor, self.currency, self.locale)
 
     def money_short(self, minor: int) -> str:
-        return i18n.money_short(minor, self.currency, self.locale)
+        return wording.money_short(minor, self.currency, self.locale)
 
     def day(self, value: date | None) -> str:
-        return i18n.day(value, self.locale) if value else "-"
+        return wording.day(value, self.locale) if value else "-"
 
     def clock(self, moment: Any) -> str:
         today = self.read_on or self.scope.now.astimezone(self.tz).date()
-        return i18n.clock(moment, self.tz, today)
+        return wording.clock(moment, self.tz, today)
 
     def stage_label(self, key: str) -> str:
         stage = self.scope.config.stage(key)
@@ -143,7 +148,7 @@ class Ctx:
             # ¥300000 in a dollar team is not $300,000: refuse rather than convert or relabel.
             raise UsageError("usage.wrong_currency", text=text, currency=self.currency,
                              example=self.money(minor),
-                             command=self.pick("/team config currency=", "/团队 配置 币种="))
+                             command=self.say("/team config currency="))
         return minor
 
     def percent_bp(self, text: str, *, key: str | None = None) -> int:
@@ -153,7 +158,7 @@ class Ctx:
         if 0 < value < 1 and text.strip().replace(" ", "") == str(value):
             # 0.2 may mean 20 % (a fraction) or 0.2 %: ask rather than guess.
             raise UsageError("usage.ambiguous_percent", text=text,
-                             key=key or self.pick("discount", "折扣"),
+                             key=key or self.say("discount"),
                              whole=f"{(value * 100).normalize():f}")
         return int((value * 100).to_integral_value())
 
@@ -185,7 +190,9 @@ class Ctx:
             name.casefold().startswith(wanted) for name in (s.key, s.zh, s.en))]
         if len(starting) == 1:
             return starting[0]
-        names = ", ".join(s.label(self.locale) for s in starting or self.scope.config.stages)
+        names = self.say(
+            ", ",
+        ).join(s.label(self.locale) for s in starting or self.scope.config.stages)
         raise UsageError("usage.bad_stage", text=text, stages=names)
 
     def is_mention(self, token: str) -> bool:
@@ -239,8 +246,8 @@ class Ctx:
 
     def quote_buttons(self, quote: Quote) -> list[Button]:
         approve, reject = ("/审批 同意", "/审批 驳回") if self.zh else ("/quote approve", "/quote reject")
-        return [Button(label=self.pick("Approve", "同意"), command=f"{approve} Q{quote.number}", style="primary"),
-                Button(label=self.pick("Reject", "驳回"), command=f"{reject} Q{quote.number} ", style="danger")]
+        return [Button(label=self.say("Approve"), command=f"{approve} Q{quote.number}", style="primary"),
+                Button(label=self.say("Reject"), command=f"{reject} Q{quote.number} ", style="danger")]
 
 
 def decimal_to_minor(value: Decimal) -> int:

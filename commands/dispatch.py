@@ -18,11 +18,11 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
+import wording
 from commands import FAMILIES, VERBS, find_family, names
 from commands.args import Args, normalize_line, split, tokenize
 from commands.context import Ctx, UsageError
 from commands.help import did_you_mean, personal_example
-from commands.i18n import MESSAGES, translate
 from commands.quotes import route_unasked
 from commands.registry import ParsedCommand
 from commands.throttle import Throttle
@@ -36,6 +36,7 @@ from models.normalize import direction_controls
 from models.permissions import rank
 from models.scope import Scope
 from models.tables import CommandLog, Member, Team
+from wording import message as translate
 
 log = logging.getLogger("dealbot.commands")
 
@@ -299,7 +300,7 @@ class Dispatcher:
                 if parsed.args.words:
                     family = parsed.family.words[1] if ctx.zh else parsed.family.name
                     raise UsageError("usage.unknown_sub", word=parsed.args.words[0][:40], family=family)
-                raise UsageError("usage.missing", what=ctx.pick("what to do", "要做的操作"))
+                raise UsageError("usage.missing", what=ctx.say("what to do"))
             first = parsed.args.words[0] if parsed.args.words else ""
             raise UsageError("usage.unknown_verb", word=first[:40], hint=did_you_mean(ctx, first))
         try:
@@ -319,9 +320,10 @@ class Dispatcher:
         if not invocation.team_key and invocation.press is None and teams.teams_of(
                 session, platform=invocation.platform, user_key=invocation.user_key) > 1:
             # Typed in a private chat by someone in several teams: say which one it acted in.
-            reply = reply.model_copy(update={"text": reply.text + "\n" + ctx.pick(
+            reply = reply.model_copy(update={"text": reply.text + "\n" + ctx.say(
                 "(in {team} — write in another team's group to act there)",
-                "（团队：{team}；要在其他团队操作，请在该团队群里发送）", team=team.name)})
+                team=team.name,
+            )})
         return reply
 
     def _route_to_newcomer(self, attempt: Attempt) -> None:
@@ -374,12 +376,13 @@ class Dispatcher:
 
     def _error_reply(self, error: DomainError, locale: str, parsed: ParsedCommand | None) -> Reply:
         params = dict(error.params)
-        if params.get("role") in names.ROLES:  # some callers pass the role already worded
+        if error.key == "forbidden.role" and wording.has(f"role.a.{params.get('role')}"):
+            params["role"] = translate(locale, f"role.a.{params['role']}")  # "Only an admin can …"
+        elif params.get("role") in names.ROLES:  # some callers pass the role already worded
             params["role"] = names.ROLES.label(params["role"], locale)
         if error.key == "forbidden.role":
-            params["a"] = "an" if str(params.get("role") or "x")[0].lower() in "aeiou" else "a"  # "an admin"
             action_key = f"action.{params.get('action')}"
-            if action_key in MESSAGES:
+            if wording.has(action_key):
                 params["action"] = translate(locale, action_key)
         text = translate(locale, error.key, **params)
         if isinstance(error, UsageError):

@@ -50,12 +50,7 @@ def export(ctx: Ctx, args: Args) -> Reply:
     parts = ("、" if ctx.zh else ", ").join(
         f"{_KIND_WORDS[kind][ctx.zh]} {made.counts[kind]}" for kind in kinds
     )
-    text = ctx.pick(
-        "📎 Your export — {parts}: {file}",
-        "📎 导出完成 — {parts}：{file}",
-        parts=parts,
-        file=made.filename,
-    )
+    text = ctx.say("📎 Your export — {parts}: {file}", parts=parts, file=made.filename)
     return Reply(
         text=text,
         private=True,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
+import wording
 from commands.args import Args
 from commands.context import Ctx
-from commands.i18n import MESSAGES
 from commands.registry import Verb
 from commands.types import Reply
 from models import leads
@@ -48,21 +48,19 @@ def help_(ctx: Ctx, args: Args) -> Reply:
                     example = personal_example(ctx, verb)
                     lines.append(f"  {ctx.t('usage.example', example=example)}")
             rules = f"help.rules.{family.name}"  # what the usage lines cannot say
-            if rules in MESSAGES:
+            if wording.has(rules):
                 lines.append(ctx.t(rules))
             return Reply(text="\n".join(lines), private=True)
     if args.words:  # a word that names no command: say so rather than answer as if none was asked
         lines = [ctx.t("usage.unknown_help", word=args.words[0][:40],
                        hint=did_you_mean(ctx, args.words[0]))]
     else:
-        lines = [ctx.pick("**dealbot** — what I can do (/help <command> for details):",
-                          "**dealbot** — 可用命令（/帮助 <命令> 查看详情）：")]
+        lines = [ctx.say("**dealbot** — what I can do (/help <command> for details):")]
     for family in FAMILIES:
         word = family.words[1] if ctx.zh and len(family.words) > 1 else family.name
         lines.append(f"· /{word} — {family.summary_zh if ctx.zh else family.summary_en}")
-    lines.append(ctx.pick("Dates: tomorrow, fri, next mon, +3d, 12/1; next week = next Monday. "
-                          "Amounts: 120k, 1.2m, 120,000. Discounts: 5%, 8折 (= 20% off).",
-                          "日期：明天、周五、下周一、下下周一、3天后、12/1；下周 = 下周一。"
-                          "金额：120k、12万、12万5、三百万、1.5亿。"
-                          "折扣：5%、百分之五、8折（即优惠 20%）。"))
+    lines.append(ctx.say(
+        "Dates: tomorrow, fri, next mon, +3d, 12/1; next week = next Monday. Amounts: 120k, 1.2m, "
+        "120,000. Discounts: 5%, 8折 (= 20% off).",
+    ))
     return Reply(text="\n".join(lines), private=True)

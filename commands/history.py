@@ -28,8 +28,8 @@ def who(ctx: Ctx, event: AuditEvent) -> str:
     if event.actor_id is not None:
         return ctx.member_name(event.actor_id)
     if event.action == "import":
-        return ctx.pick("import", "导入")
-    return ctx.pick("dealbot", "系统")
+        return ctx.say("import")
+    return ctx.say("dealbot")
 
 
 def value(ctx: Ctx, key: str, raw: object) -> str:
@@ -68,16 +68,15 @@ def changes(ctx: Ctx, before: dict[str, Any] | None, after: dict[str, Any] | Non
         )
         if key in before:
             parts.append(
-                ctx.pick(
+                ctx.say(
                     "{f}: {a} → {b}",
-                    "{f}：{a} → {b}",
                     f=label,
                     a=value(ctx, key, before[key]),
                     b=value(ctx, key, new),
                 )
             )
         else:
-            parts.append(ctx.pick("{f} {b}", "{f} {b}", f=label, b=value(ctx, key, new)))
+            parts.append(ctx.say("{f} {b}", f=label, b=value(ctx, key, new)))
     return ("；" if ctx.zh else "; ").join(parts)
 
 
@@ -85,152 +84,125 @@ def sentence(ctx: Ctx, event: AuditEvent) -> str:
     """What happened, as a sentence without its subject (the table names who and when)."""
     before, after = event.before or {}, event.after or {}
     action = event.action
-    say = ctx.pick
     if action == "add":
-        text = say(
+        text = ctx.say(
             "added it (owner {o}, stage {s})",
-            "新建线索（负责人 {o}，阶段 {s}）",
             o=value(ctx, "owner_id", after.get("owner_id")),
             s=value(ctx, "stage", after.get("stage")),
         )
         if after.get("duplicate_of"):
-            text += say(
+            text += ctx.say(
                 ", though it looked like {refs}",
-                "，与 {refs} 疑似撞单仍添加",
                 refs=", ".join(f"L{n}" for n in after["duplicate_of"]),
             )
         return text
     if action == "import":
         owner = value(ctx, "owner_id", after.get("owner_id"))
         if after.get("file"):
-            return say(
+            return ctx.say(
                 "imported from {file}, row {row} (owner {o})",
-                "从 {file} 第 {row} 行导入（负责人 {o}）",
                 file=after["file"],
                 row=after.get("row", "?"),
                 o=owner,
             )
-        return say("imported (owner {o})", "导入（负责人 {o}）", o=owner)
+        return ctx.say("imported (owner {o})", o=owner)
     if action == "merge":
-        return say("an import filled in {c}", "导入时补充：{c}", c=changes(ctx, None, after))
+        return ctx.say("an import filled in {c}", c=changes(ctx, None, after))
     if action == "stage":
-        return say(
+        return ctx.say(
             "moved it from {a} to {b}",
-            "阶段：{a} → {b}",
             a=value(ctx, "stage", before.get("stage")),
             b=value(ctx, "stage", after.get("stage")),
         )
     if action == "assign":
-        return say(
+        return ctx.say(
             "gave it to {b} (was {a})",
-            "分配给 {b}（原负责人 {a}）",
             a=value(ctx, "owner_id", before.get("owner_id")),
             b=value(ctx, "owner_id", after.get("owner_id")),
         )
     if action == "claim":
-        return say("claimed it from the pool", "从公海领取")
+        return ctx.say("claimed it from the pool")
     if action == "release":
-        return say("released it to the pool", "释放到公海")
+        return ctx.say("released it to the pool")
     if action == "pool_return":
-        return say(
+        return ctx.say(
             "returned it to the pool from {a}: untouched {d} days",
-            "{d} 天未跟进，从 {a} 退回公海",
             a=value(ctx, "owner_id", before.get("owner_id")),
             d=after.get("untouched_days", "?"),
         )
     if action == "handoff":
-        return say(
+        return ctx.say(
             "handed over from {a} to {b}",
-            "交接：{a} → {b}",
             a=before.get("owner", "?"),
             b=after.get("owner", "?"),
         )
     if action == "won":
-        return say("won it: {v}", "赢单：{v}", v=value(ctx, "won_amount", after.get("won_amount")))
+        return ctx.say("won it: {v}", v=value(ctx, "won_amount", after.get("won_amount")))
     if action == "lost":
-        return say("lost it: {r}", "输单：{r}", r=after.get("lost_reason") or "-")
+        return ctx.say("lost it: {r}", r=after.get("lost_reason") or "-")
     if action == "edit":
-        return say("changed {c}", "修改了 {c}", c=changes(ctx, before, after))
+        return ctx.say("changed {c}", c=changes(ctx, before, after))
     if action == "snooze":
-        return say(
+        return ctx.say(
             "snoozed its nudges until {d}",
-            "暂缓提醒至 {d}",
             d=value(ctx, "snoozed_until", after.get("snoozed_until")),
         )
     if action == "followup":
         planned = after.get("next_followup_on")
         if planned and planned != before.get("next_followup_on"):
-            return say(
+            return ctx.say(
                 "logged a follow-up; next {d}",
-                "记录跟进，下次跟进 {d}",
                 d=value(ctx, "next_followup_on", planned),
             )
         if not planned and before.get("next_followup_on"):
-            return say(
-                "logged a follow-up and cleared the next date", "记录跟进，并清除了下次跟进日期"
-            )
-        return say("logged a follow-up", "记录跟进")
+            return ctx.say("logged a follow-up and cleared the next date")
+        return ctx.say("logged a follow-up")
     if action == "plan":
-        return say(
+        return ctx.say(
             "planned the next follow-up for {d}",
-            "约定下次跟进：{d}",
             d=value(ctx, "next_followup_on", after.get("next_followup_on")),
         )
     if action == "quote":
-        return say("asked for a quote", "提交报价")
+        return ctx.say("asked for a quote")
     if action == "care":
-        return say("logged a care visit", "记录回访")
+        return ctx.say("logged a care visit")
     if action == "grade":
-        return say("graded the customer {g}", "客户等级设为 {g}", g=after.get("grade") or "-")
+        return ctx.say("graded the customer {g}", g=after.get("grade") or "-")
     if action == "care_scheduled":
-        return say(
+        return ctx.say(
             "planned care for {d}",
-            "安排回访：{d}",
             d=value(ctx, "next_due_on", after.get("next_due_on")),
         )
     if action == "transfer_ask":
-        return say(
+        return ctx.say(
             "asked to take it over from {o}: {r}",
-            "申请从 {o} 接手：{r}",
             o=after.get("owner") or ctx.t("word.pool"),
             r=after.get("reason") or "-",
         )
     if action == "transfer":
-        return say(
-            "handed it to {b} as asked", "同意转移，转给 {b}", b=after.get("requester") or "?"
-        )
+        return ctx.say("handed it to {b} as asked", b=after.get("requester") or "?")
     if action in ("transfer_rejected", "transfer_cancelled"):
         note = after.get("note")
         text = (
-            say("turned down the request to take it over", "驳回了转移申请")
+            ctx.say("turned down the request to take it over")
             if action == "transfer_rejected"
-            else say("withdrew the request to take it over", "撤回了转移申请")
+            else ctx.say("withdrew the request to take it over")
         )
-        return text + (say(": {n}", "：{n}", n=note) if note else "")
+        return text + (ctx.say(": {n}", n=note) if note else "")
     if action == "transfer_stale":
-        return say(
-            "closed the request to take it over: the lead was settled",
-            "转移申请已关闭：线索已结束或退回公海",
-        )
+        return ctx.say("closed the request to take it over: the lead was settled")
     if action == "transfer_escalate":
-        return say(
+        return ctx.say(
             "passed the request to take it over to {to} after {h}h",
-            "转移申请等待 {h} 小时，已转给 {to} 决定",
             to=("、" if ctx.zh else ", ").join(after.get("to") or []) or "-",
             h=after.get("waited_hours", "?"),
         )
     if action == "forget":
         erased = names.LEAD_FIELDS.labels(ctx.locale, after.get("erased") or [])
         redacted = sum(int(n) for n in (after.get("redacted") or {}).values())
-        text = say(
-            "erased the customer's personal data ({f})",
-            "删除了客户的个人信息（{f}）",
-            f=erased or ctx.t("word.none"),
-        )
+        text = ctx.say("erased the customer's personal data ({f})", f=erased or ctx.t("word.none"))
         if redacted:
-            text += say(
-                ", and removed it from {n} other records", "，并从另外 {n} 条记录中抹去", n=redacted
-            )
+            text += ctx.say(", and removed it from {n} other records", n=redacted)
         return text
     shown = changes(ctx, before, after)
     return f"{action} {shown}".strip()

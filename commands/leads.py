@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date, timedelta
+from datetime import timedelta
 
 from commands import aftersale, history, names
 from commands.args import Args
@@ -15,6 +15,7 @@ from models.errors import DomainError
 from models.normalize import looks_like_email, looks_like_phone
 from models.permissions import rank
 from models.tables import Lead, Member
+from wording import N_
 
 # The longest text each lead column holds (models/tables.py).
 _FIELD_LIMITS = {"company": MAX_FIELD, "contact": MAX_FIELD, "name": MAX_FIELD, "source": 100, "tag": 100,
@@ -56,8 +57,8 @@ def _reject_unknown(ctx: Ctx, args: Args, known: tuple[str, ...]) -> None:
 
 def _next_buttons(ctx: Ctx, lead: Lead) -> list[Button]:
     follow, quote = ("/跟进", "/报价") if ctx.zh else ("/follow", "/quote")
-    return [Button(label=ctx.pick("Log follow-up", "写跟进"), command=f"{follow} L{lead.number} "),
-            Button(label=ctx.pick("Quote", "报价"), command=f"{quote} L{lead.number} ")]
+    return [Button(label=ctx.say("Log follow-up"), command=f"{follow} L{lead.number} "),
+            Button(label=ctx.say("Quote"), command=f"{quote} L{lead.number} ")]
 
 
 def add(ctx: Ctx, args: Args) -> Reply:
@@ -73,7 +74,7 @@ def add(ctx: Ctx, args: Args) -> Reply:
     rule: str | None = None
     if "owner" in args.options:
         if rank(scope.actor) < 1:
-            raise DomainError("forbidden.role", action=ctx.t("action.assign"), role=ctx.role_label("manager"))
+            raise DomainError("forbidden.role", action=ctx.t("action.assign"), role="manager")
         wanted = args.options["owner"]
         to_pool = wanted.casefold() in ("pool", "公海")
         owner = None if to_pool else ctx.member(wanted)
@@ -89,13 +90,20 @@ def add(ctx: Ctx, args: Args) -> Reply:
     owner_text = (ctx.t("word.pool") if lead.owner_id is None
                   else ctx.t("word.yours") if lead.owner_id == scope.actor.id
                   else ctx.member_name(lead.owner_id))
-    text = ctx.pick("✅ L{n} {name} — {owner}, stage {stage}", "✅ L{n} {name} · 负责人 {owner} · 阶段 {stage}",
-                    n=lead.number, name=lead.name, owner=owner_text, stage=ctx.stage_label(lead.stage))
+    text = ctx.say(
+        "✅ L{n} {name} — {owner}, stage {stage}",
+        n=lead.number,
+        name=lead.name,
+        owner=owner_text,
+        stage=ctx.stage_label(lead.stage),
+    )
     if lead.value:
-        text += ctx.pick(" · est. {v}", " · 预计 {v}", v=ctx.money(lead.value))
+        text += ctx.say(" · est. {v}", v=ctx.money(lead.value))
     if duplicates:
-        text += "\n" + ctx.pick("⚠️ Added anyway; similar to {refs}.", "⚠️ 已强制添加；与 {refs} 相似。",
-                                refs=", ".join(f"L{d.number} ({ctx.member_name(d.owner_id)})" for d in duplicates))
+        text += "\n" + ctx.say(
+            "⚠️ Added anyway; similar to {refs}.",
+            refs=", ".join(f"L{d.number} ({ctx.member_name(d.owner_id)})" for d in duplicates),
+        )
     if lead.owner_id and lead.owner_id != scope.actor.id:
         new_owner = scope.session.get(Member, lead.owner_id)
         if new_owner:
@@ -106,8 +114,12 @@ def add(ctx: Ctx, args: Args) -> Reply:
 
 def _assigned(reader: Ctx, lead: Lead) -> Reply:
     """The push to a lead's new owner, in their language."""
-    return Reply(text=reader.pick("📥 L{n} {name} is yours now (from {by}).", "📥 {by} 把 L{n} {name} 分配给了你。",
-                                  n=lead.number, name=lead.name, by=reader.scope.actor.name),
+    return Reply(text=reader.say(
+        "📥 L{n} {name} is yours now (from {by}).",
+        n=lead.number,
+        name=lead.name,
+        by=reader.scope.actor.name,
+    ),
                  buttons=_next_buttons(reader, lead))
 
 
@@ -120,12 +132,14 @@ def _duplicate_reply(ctx: Ctx, existing: Lead) -> Reply:
     buttons = []
     if existing.owner_id is None:
         claim = "/线索 领取" if ctx.zh else "/lead claim"
-        buttons.append(Button(label=ctx.pick("Claim it", "领取"), command=f"{claim} L{existing.number}"))
+        buttons.append(Button(label=ctx.say("Claim it"), command=f"{claim} L{existing.number}"))
     elif existing.owner_id != ctx.scope.actor.id and existing.status == "open":
         transfer = "/线索 转移" if ctx.zh else "/lead transfer"
-        buttons.append(Button(label=ctx.pick("Request transfer", "申请转移"), command=f"{transfer} L{existing.number} "))
-    force = ctx.pick("force=yes", "强制=是")
-    buttons.append(Button(label=ctx.pick("Add anyway", "仍然添加"), command=f"{again} {force}"))
+        buttons.append(Button(label=ctx.say(
+            "Request transfer",
+        ), command=f"{transfer} L{existing.number} "))
+    force = ctx.say("force=yes")
+    buttons.append(Button(label=ctx.say("Add anyway"), command=f"{again} {force}"))
     return Reply(text=text, buttons=buttons, ok=False, private=True)
 
 
@@ -155,27 +169,32 @@ def list_(ctx: Ctx, args: Args) -> Reply:
     size = scope.config.page_size
     pages = max((total + size - 1) // size, 1)
     titles = {
-        "mine": ("Your leads", "我的线索"), "team": ("Team leads", "团队线索"), "pool": ("Pool", "公海线索"),
-        "overdue": ("Overdue follow-ups", "逾期未跟进"), "won": ("Won", "赢单"), "lost": ("Lost", "输单"),
+        "mine": N_("Your leads"), "team": N_("Team leads"), "pool": N_("Pool"),
+        "overdue": N_("Overdue follow-ups"), "won": N_("Won"), "lost": N_("Lost"),
     }
-    title = ctx.pick(*titles[which])
+    title = ctx.say(titles[which])
     if stage:
         title += f" · {ctx.stage_label(stage)}"
     if not total:
-        return Reply(text=ctx.pick("{title}: none.", "{title}：暂无。", title=title))
-    header = [ctx.pick("Lead", "线索"), ctx.pick("Stage", "阶段"), ctx.pick("Owner", "负责人"), ctx.pick("Next", "下次跟进")]
+        return Reply(text=ctx.say("{title}: none.", title=title))
+    header = [ctx.say("Lead"), ctx.say("Stage"), ctx.say("Owner"), ctx.say("Next")]
     table = [header] + [[ctx.lead_label(lead), ctx.stage_label(lead.stage) if lead.status == "open"
                          else ctx.t(f"status.{lead.status}"), ctx.member_name(lead.owner_id),
                          _next_text(ctx, lead)] for lead in rows]
-    text = ctx.pick("**{title}** — {total} (page {page}/{pages})", "**{title}** — 共 {total} 条（第 {page}/{pages} 页）",
-                    title=title, total=total, page=page, pages=pages)
+    text = ctx.say(
+        "**{title}** — {total} (page {page}/{pages})",
+        title=title,
+        total=total,
+        page=page,
+        pages=pages,
+    )
     buttons = []
     if page < pages:
-        command = f"{ctx.pick('/lead list', '/线索 列表')} {names.WORDS.label(which, ctx.locale)}"
+        command = f"{ctx.say('/lead list')} {names.WORDS.label(which, ctx.locale)}"
         if stage:
-            command += f" {ctx.pick('stage', '阶段')}={ctx.stage_label(stage) if ctx.zh else stage}"
-        buttons.append(Button(label=ctx.pick("Next page", "下一页"),
-                              command=f"{command} {ctx.pick('page', '页')}={page + 1}"))
+            command += f" {ctx.say('stage')}={ctx.stage_label(stage) if ctx.zh else stage}"
+        buttons.append(Button(label=ctx.say("Next page"),
+                              command=f"{command} {ctx.say('page')}={page + 1}"))
     return Reply(text=text, table=table, buttons=buttons)
 
 
@@ -192,21 +211,22 @@ def show(ctx: Ctx, args: Args) -> Reply:
     lead = leads.visible_lead(ctx.scope, ctx.lead_number(args.words[0] if args.words else None))
     session = ctx.scope.session
     status = ctx.stage_label(lead.stage) if lead.status == "open" else ctx.t(f"status.{lead.status}")
-    text = f"**{ctx.lead_label(lead)}** · {status} · {ctx.pick('owner', '负责人')} {ctx.member_name(lead.owner_id)}"
-    labels = [("company", "Company", "公司"), ("contact", "Contact", "联系人"), ("phone", "Phone", "电话"),
-              ("email", "E-mail", "邮箱"), ("source", "Source", "来源"), ("tag", "Tag", "标签")]
-    fields = [(ctx.pick(en, zh), str(getattr(lead, key))) for key, en, zh in labels if getattr(lead, key)]
+    text = f"**{ctx.lead_label(lead)}** · {status} · {ctx.say('owner')} {ctx.member_name(lead.owner_id)}"
+    labels = [("company", N_("Company")), ("contact", N_("Contact")),
+              ("phone", N_("Phone")), ("email", N_("E-mail")),
+              ("source", N_("Source")), ("tag", N_("Tag"))]
+    fields = [(ctx.say(label), str(getattr(lead, key))) for key, label in labels if getattr(lead, key)]
     if lead.value:
-        fields.append((ctx.pick("Estimate", "预计金额"), ctx.money(lead.value)))
+        fields.append((ctx.say("Estimate"), ctx.money(lead.value)))
     if lead.status == "won":
-        fields.append((ctx.pick("Won", "赢单金额"), ctx.money(lead.won_amount)))
+        fields.append((ctx.say("Won", context="won amount"), ctx.money(lead.won_amount)))
     if lead.status == "lost":
-        fields.append((ctx.pick("Lost because", "输单原因"), lead.lost_reason or "-"))
+        fields.append((ctx.say("Lost because"), lead.lost_reason or "-"))
     if lead.status == "open":
-        fields.append((ctx.pick("Next follow-up", "下次跟进"), _next_text(ctx, lead)))
+        fields.append((ctx.say("Next follow-up"), _next_text(ctx, lead)))
     quotes = leads.open_quotes(session, lead)
     if quotes:
-        fields.append((ctx.pick("Quotes", "报价"), " · ".join(
+        fields.append((ctx.say("Quotes"), " · ".join(
             f"Q{quote.number} {ctx.money(quote.amount)} {ctx.t('status.' + quote.status)}" for quote in quotes)))
     fields += aftersale.lead_fields(ctx, lead)  # contracts, money owed, customer care
     for item in leads.recent_followups(session, lead):
@@ -214,7 +234,7 @@ def show(ctx: Ctx, args: Args) -> Reply:
         fields.append((f"{ctx.clock(item.created_at)} {ctx.member_name(item.author_id)}{via}", item.note[:200]))
     table: list[list[str]] = []
     if any(names.WORDS.find(word, among=("history",)) for word in args.words[1:]):
-        table.append([ctx.pick("When", "时间"), ctx.pick("Who", "操作人"), ctx.pick("What", "变更")])
+        table.append([ctx.say("When"), ctx.say("Who"), ctx.say("What")])
         for event in audit.history(session, team_id=ctx.scope.team.id or 0, entity="lead",
                                    entity_id=lead.id or 0, limit=20):
             table.append([ctx.clock(event.at), history.who(ctx, event),
@@ -223,12 +243,12 @@ def show(ctx: Ctx, args: Args) -> Reply:
     if not table:
         show_cmd = "/线索 查看" if ctx.zh else "/lead show"
         word = names.WORDS.label("history", ctx.locale)
-        buttons.append(Button(label=ctx.pick("History", "变更记录"),
+        buttons.append(Button(label=ctx.say("History"),
                               command=f"{show_cmd} L{lead.number} {word}"))
     return Reply(text=text, fields=fields, table=table, buttons=buttons)
 
 
-_WON, _LOST = ("won", "赢单"), ("lost", "输单")
+_WON, _LOST = N_("won"), N_("lost")
 _CLOSING = {"won": _WON, "win": _WON, "赢单": _WON, "成交": _WON,
             "lost": _LOST, "lose": _LOST, "输单": _LOST, "丢单": _LOST}
 
@@ -240,7 +260,7 @@ def stage(ctx: Ctx, args: Args) -> Reply:
     wanted = " ".join(args.words[1:])
     closing = _CLOSING.get(wanted.strip().casefold())
     if closing is not None:  # won and lost close a lead; they are not stages of the pipeline
-        command = f"{ctx.pick('/lead', '/线索')} {ctx.pick(*closing)} L{number}"
+        command = f"{ctx.say('/lead')} {ctx.say(closing)} L{number}"
         raise UsageError("usage.stage_closes", text=wanted, command=command)
     lead = leads.get_lead(ctx.scope, number)
     target = ctx.stage(wanted)
@@ -267,8 +287,12 @@ def _translate_requirements(ctx: Ctx, move):  # type: ignore[no-untyped-def]
 
 
 def _moved(ctx: Ctx, lead: Lead, stage_obj) -> Reply:  # type: ignore[no-untyped-def]
-    text = ctx.pick("➡️ L{n} {name} is now in {stage}.", "➡️ L{n} {name} 已进入“{stage}”。",
-                    n=lead.number, name=lead.name, stage=stage_obj.label(ctx.locale))
+    text = ctx.say(
+        "➡️ L{n} {name} is now in {stage}.",
+        n=lead.number,
+        name=lead.name,
+        stage=stage_obj.label(ctx.locale),
+    )
     return Reply(text=text, buttons=_next_buttons(ctx, lead))
 
 
@@ -278,14 +302,18 @@ def assign(ctx: Ctx, args: Args) -> Reply:
     leads.assign(ctx.scope, lead, member)
     ctx.notify(member, kind="assigned", key=f"assigned:{lead.id}:{lead.version}:{member.id}",
                reply=lambda reader: _assigned(reader, lead))
-    return Reply(text=ctx.pick("👤 L{n} {name} now belongs to {who}.", "👤 L{n} {name} 已分配给 {who}。",
-                               n=lead.number, name=lead.name, who=member.name))
+    return Reply(text=ctx.say(
+        "👤 L{n} {name} now belongs to {who}.",
+        n=lead.number,
+        name=lead.name,
+        who=member.name,
+    ))
 
 
 def claim(ctx: Ctx, args: Args) -> Reply:
     lead = leads.get_lead(ctx.scope, ctx.lead_number(args.words[0] if args.words else None))
     leads.claim(ctx.scope, lead)
-    return Reply(text=ctx.pick("🙋 L{n} {name} is yours now.", "🙋 已领取 L{n} {name}。", n=lead.number, name=lead.name),
+    return Reply(text=ctx.say("🙋 L{n} {name} is yours now.", n=lead.number, name=lead.name),
                  buttons=_next_buttons(ctx, lead), settles=True)
 
 
@@ -293,18 +321,21 @@ def release(ctx: Ctx, args: Args) -> Reply:
     lead = leads.get_lead(ctx.scope, ctx.lead_number(args.words[0] if args.words else None))
     leads.release(ctx.scope, lead)
     claim_cmd = "/线索 领取" if ctx.zh else "/lead claim"
-    text = ctx.pick("↩️ L{n} {name} is back in the pool.", "↩️ L{n} {name} 已释放到公海。",
-                    n=lead.number, name=lead.name)
+    text = ctx.say("↩️ L{n} {name} is back in the pool.", n=lead.number, name=lead.name)
     return Reply(text=_with(text, tell_settled(ctx, lead)),
-                 buttons=[Button(label=ctx.pick("Claim", "领取"), command=f"{claim_cmd} L{lead.number}")])
+                 buttons=[Button(label=ctx.say("Claim"), command=f"{claim_cmd} L{lead.number}")])
 
 
 def won(ctx: Ctx, args: Args) -> Reply:
     lead = leads.get_lead(ctx.scope, ctx.lead_number(args.words[0] if args.words else None))
     amount = ctx.amount(args.words[1]) if len(args.words) > 1 else None
     final = leads.win(ctx.scope, lead, amount)
-    text = ctx.pick("🏆 L{n} {name} won: {amount}. Well done!", "🏆 L{n} {name} 赢单：{amount}，恭喜！",
-                    n=lead.number, name=lead.name, amount=ctx.money(final))
+    text = ctx.say(
+        "🏆 L{n} {name} won: {amount}. Well done!",
+        n=lead.number,
+        name=lead.name,
+        amount=ctx.money(final),
+    )
     return Reply(text=_with(text, tell_settled(ctx, lead)))
 
 
@@ -314,8 +345,12 @@ def lost(ctx: Ctx, args: Args) -> Reply:
     if not reason:
         raise UsageError("usage.missing", what=ctx.t("what.reason"))
     leads.lose(ctx.scope, lead, reason)
-    text = ctx.pick("📉 L{n} {name} closed as lost: {reason}", "📉 L{n} {name} 已输单：{reason}",
-                    n=lead.number, name=lead.name, reason=reason)
+    text = ctx.say(
+        "📉 L{n} {name} closed as lost: {reason}",
+        n=lead.number,
+        name=lead.name,
+        reason=reason,
+    )
     return Reply(text=_with(text, tell_settled(ctx, lead)))
 
 
@@ -335,7 +370,7 @@ def edit(ctx: Ctx, args: Args) -> Reply:
     shown = ("，" if ctx.zh else ", ").join(
         f"{names.LEAD_FIELDS.label(key, ctx.locale)}={history.value(ctx, key, value)}"
         for key, value in facts.items())
-    return Reply(text=ctx.pick("✏️ L{n} updated: {changes}", "✏️ L{n} 已更新：{changes}", n=lead.number, changes=shown))
+    return Reply(text=ctx.say("✏️ L{n} updated: {changes}", n=lead.number, changes=shown))
 
 
 _SNOOZE = re.compile(r"^(\d{1,3})\s*(d|day|days|天|日|w|week|weeks|周)$", re.I)
@@ -352,9 +387,12 @@ def snooze(ctx: Ctx, args: Args) -> Reply:
     else:
         until = ctx.date(when)
     leads.snooze(ctx.scope, lead, until)
-    text = ctx.pick("😴 L{n} {name}: no nudges until {day}.", "😴 L{n} {name}：{day} 前不再提醒。",
-                    n=lead.number, name=lead.name, day=ctx.day(until))
+    text = ctx.say(
+        "😴 L{n} {name}: no nudges until {day}.",
+        n=lead.number,
+        name=lead.name,
+        day=ctx.day(until),
+    )
     if lead.next_followup_on:  # a snooze only quiets: say the plan did not move
-        text += ctx.pick(" Next follow-up stays {day}.", "下次跟进仍为 {day}。",
-                         day=ctx.day(lead.next_followup_on))
+        text += ctx.say(" Next follow-up stays {day}.", day=ctx.day(lead.next_followup_on))
     return Reply(text=text)

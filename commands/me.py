@@ -14,16 +14,17 @@ def dashboard(ctx: Ctx, args: Args) -> Reply:
     overdue, overdue_total = leads.list_leads(scope, which="overdue", stage=None, page=1)
     overdue = [lead for lead in overdue if lead.owner_id == scope.actor.id]
     waiting = quotes.waiting_for(scope)
-    lines = [ctx.pick("**{name}** — {n} open leads", "**{name}** — 进行中的线索 {n} 条", name=scope.actor.name, n=total)]
+    lines = [ctx.say_n("**{name}** — {n} open lead", "**{name}** — {n} open leads",
+                       total, name=scope.actor.name)]
     for lead in mine[:5]:
         lines.append(f"· L{lead.number} {lead.name} · {ctx.stage_label(lead.stage)}"
                      + (f" · {ctx.day(lead.next_followup_on)}" if lead.next_followup_on else ""))
     if overdue:
-        lines.append(ctx.pick("⏰ **Overdue follow-ups** ({n})", "⏰ **逾期未跟进**（{n}）", n=len(overdue)))
+        lines.append(ctx.say("⏰ **Overdue follow-ups** ({n})", n=len(overdue)))
         lines += [f"· L{lead.number} {lead.name} · {ctx.day(lead.next_followup_on)}" for lead in overdue[:5]]
     buttons: list[Button] = []
     if waiting:
-        lines.append(ctx.pick("🧾 **Waiting for your approval** ({n})", "🧾 **等待你审批**（{n}）", n=len(waiting)))
+        lines.append(ctx.say("🧾 **Waiting for your approval** ({n})", n=len(waiting)))
         for quote in waiting[:5]:
             lines.append(f"· Q{quote.number} {ctx.money(quote.amount)} · {ctx.member_name(quote.requester_id)}")
             if len(buttons) < 6:

@@ -3,6 +3,7 @@ ranking, and its line in the weekly digest. The scoring rules live in `models/po
 
 from __future__ import annotations
 
+import wording
 from commands.args import Args
 from commands.context import Ctx, UsageError
 from commands.types import Reply
@@ -11,16 +12,16 @@ from models.errors import DomainError
 from models.permissions import is_manager_of
 from models.points import ACTIONS, PointsLine, ranking
 from models.reports import period_of
+from wording import N_
 
 PERIODS = {
     "today": "today", "day": "today", "今天": "today", "今日": "today",
     "week": "week", "本周": "week", "周": "week",
     "month": "month", "本月": "month", "月": "month",
 }  # fmt: skip
-_HEADERS = {
-    "en": ["#", "Member", "Points", "Follow-ups", "On time", "Stages", "Quotes", "Won"],
-    "zh": ["#", "成员", "积分", "跟进", "按时", "推进", "报价获批", "赢单"],
-}
+_HEADERS = ["#", N_("Member"), N_("Points"), N_("Follow-ups"),
+            N_("On time"), N_("Stages"), N_("Quotes"),
+            N_("Won")]
 
 
 def points(ctx: Ctx, args: Args) -> Reply:
@@ -36,7 +37,7 @@ def points(ctx: Ctx, args: Args) -> Reply:
             raise UsageError("usage.bad_choice", text=word, choices="today, week, month, @name")
     if subject and subject.id != scope.actor.id and not is_manager_of(scope.actor, subject):
         raise DomainError(
-            "forbidden.role", action=ctx.t("action.report_other"), role=ctx.role_label("manager")
+            "forbidden.role", action=ctx.t("action.report_other"), role="manager"
         )
     period = period_of(kind, scope.today, scope.config)
     lines = ranking(
@@ -50,17 +51,16 @@ def points(ctx: Ctx, args: Args) -> Reply:
     when = ctx.day(period.first_day)
     if period.last_day != period.first_day:
         when += f" – {ctx.day(period.last_day)}"
-    title = ctx.pick(
+    title = ctx.say(
         "🏅 **Points**{who} · {when}",
-        "🏅 **过程积分**{who} · {when}",
         when=when,
         who=f" · {subject.name}" if subject else "",
     )
     rules = rules_line(ctx, scope.config.points)
     if not lines:
-        empty = ctx.pick("Nobody has earned points in this period yet.", "这段时间尚无人得分。")
+        empty = ctx.say("Nobody has earned points in this period yet.")
         return Reply(text=f"{title}\n{empty}\n{rules}")
-    table = [_HEADERS["zh" if ctx.zh else "en"]]
+    table = [[ctx.say(header, context="points table") for header in _HEADERS]]
     for place, line in enumerate(lines, start=1):
         table.append(
             [
@@ -75,12 +75,10 @@ def points(ctx: Ctx, args: Args) -> Reply:
 
 def rules_line(ctx: Ctx, rules: PointsConfig) -> str:
     """What earns what, and what earns nothing, so the ranking never surprises anyone."""
-    return ctx.pick(
+    return ctx.say(
         "Follow-up {f} (+{o} on time) · new stage {s} · quote approved {q} · won {w}. Notes under "
         "{m} characters and repeats on a lead within {b}s earn nothing. Change: /team config "
         "points.won=20",
-        "跟进 {f} 分（按时 +{o}）· 推进新阶段 {s} · 报价获批 {q} · 赢单 {w}。少于 {m} 字符的跟进、"
-        "{b} 秒内对同一线索的重复跟进不计分。修改：/团队 配置 points.won=20",
         f=rules.followup,
         o=rules.on_time,
         s=rules.stage,
@@ -97,4 +95,4 @@ def digest_lines(lines: list[PointsLine], locale: str) -> list[str]:
         return []
     ranked = " · ".join(f"{line.member.name} {line.points}" for line in lines[:10])
     more = " · …" if len(lines) > 10 else ""
-    return [("🏅 积分  " if locale == "zh" else "🏅 Points  ") + ranked + more]
+    return [wording.say(locale, "🏅 Points  ") + ranked + more]

@@ -16,8 +16,8 @@ from models.permissions import rank
 
 def forget(ctx: Ctx, args: Args) -> Reply:
     if rank(ctx.scope.actor) < ROLE_RANK["admin"]:
-        action = ctx.pick("erase a customer's personal data", "删除客户的个人信息")
-        raise DomainError("forbidden.role", action=action, role=ctx.role_label("admin"))
+        action = ctx.say("erase a customer's personal data")
+        raise DomainError("forbidden.role", action=action, role="admin")
     if len(args.words) > 1 or args.unknown:
         extra = " ".join([*args.words[1:], *(f"{k}={v}" for k, v in args.unknown)])
         raise UsageError("usage.bad_lead_ref", text=extra)
@@ -28,35 +28,29 @@ def forget(ctx: Ctx, args: Args) -> Reply:
         f"{names.RECORDS.label(kind, ctx.locale)} {n}" for kind, n in done.redacted.items()
     )
     lines = [
-        ctx.pick(
+        ctx.say(
             "🧹 L{n} {name}: the customer's personal data is erased ({fields}).",
-            "🧹 L{n} {name}：客户的个人信息已删除（{fields}）。",
             n=lead.number,
             name=lead.name,
-            fields=fields or ctx.pick("none was recorded", "原本没有记录"),
+            fields=fields or ctx.say("none was recorded"),
         )
     ]
     if done.redacted:
         lines.append(
-            ctx.pick(
+            ctx.say(
                 "Phone numbers, e-mail addresses and the contact's name are removed from {total} "
                 "other records: {kinds}.",
-                "另有 {total} 条记录中的电话、邮箱和联系人姓名已删除：{kinds}。",
                 total=done.total,
                 kinds=kinds,
             )
         )
     lines.append(
-        ctx.pick(
-            "Stage, owner and amounts stay for the reports; the erasure is recorded as yours.",
-            "阶段、负责人和金额保留用于报表；本次删除已记录在你名下。",
-        )
+        ctx.say("Stage, owner and amounts stay for the reports; the erasure is recorded as yours.")
     )
     lines.append(
-        ctx.pick(
+        ctx.say(
             "Copies outside the bot's database are not reached: exports and backups made before, "
             "and messages already delivered in chats.",
-            "数据库以外的副本不受影响：此前的导出文件和备份，以及已发到聊天中的消息。",
         )
     )
     settled = tell_settled(ctx, lead)
@@ -65,9 +59,8 @@ def forget(ctx: Ctx, args: Args) -> Reply:
     if done.twins:
         twins = " ".join(f"L{n}" for n in done.twins)
         lines.append(
-            ctx.pick(
+            ctx.say(
                 "⚠️ {twins} had the same phone or e-mail: forget them too if they are this person.",
-                "⚠️ {twins} 的电话或邮箱相同：如果是同一人，请一并删除。",
                 twins=twins,
             )
         )

@@ -19,7 +19,7 @@ from models.teamwork import Asked
 def _amount_text(ctx: Ctx, quote: Quote) -> str:
     text = ctx.money(quote.amount)
     if quote.discount_bp:
-        text += ctx.pick(" (−{d})", "（折扣 {d}）", d=_pct(quote.discount_bp))
+        text += ctx.say(" (−{d})", d=_pct(quote.discount_bp))
     return text
 
 
@@ -32,14 +32,19 @@ def _card(ctx: Ctx, quote: Quote, lead: Lead, step: ApprovalStep | None = None,
           asked: Asked | None = None) -> Reply:
     """What an approver sees: the quote, the lead, and the two buttons."""
     requester = ctx.member_name(quote.requester_id)
-    text = ctx.pick("🧾 Q{q} · {name} · {amount} · by {who} · L{n} stage {stage}",
-                    "🧾 Q{q} · {name} · {amount} · 申请人 {who} · L{n} 阶段 {stage}",
-                    q=quote.number, name=lead.name, amount=_amount_text(ctx, quote), who=requester,
-                    n=lead.number, stage=ctx.stage_label(lead.stage))
+    text = ctx.say(
+        "🧾 Q{q} · {name} · {amount} · by {who} · L{n} stage {stage}",
+        q=quote.number,
+        name=lead.name,
+        amount=_amount_text(ctx, quote),
+        who=requester,
+        n=lead.number,
+        stage=ctx.stage_label(lead.stage),
+    )
     if step is not None and step.needed > 1:
-        text += ctx.pick(" · needs {k} {role}s", " · 需 {k} 位{role}同意", k=step.needed, role=ctx.role_label(step.role))
+        text += ctx.say(" · needs {k} {role}s", k=step.needed, role=ctx.role_label(step.role))
     if asked is not None and asked.delegated:
-        text += "\n" + ctx.pick("You decide as {p}'s delegate.", "你作为 {p} 的代理人审批。", p=asked.principal.name)
+        text += "\n" + ctx.say("You decide as {p}'s delegate.", p=asked.principal.name)
     voice = cards.voice_of(ctx.locale, ctx.tz, ctx.scope.now)
     progress = cards.quote_progress(voice, ctx.scope.session, quote)
     if progress:
@@ -76,16 +81,15 @@ def _nobody_may_decide(ctx: Ctx, step: ApprovalStep) -> str:
     """Why a new quote waits with nobody asked, and who could decide it: in a team with no admin
     (the deployment names admins who have not joined yet), only an admin joining, who may then
     also name a manager."""
-    role = ctx.role_label(step.role)
     listed = [key for key in ctx.admins if key != "\0"]
-    text = ctx.pick(" ⏳ It waits: nobody in the team may approve it yet (it needs {a} {role}, and "
-                    "you can't approve your own quote). It goes to the first person who may: an "
-                    "admin joining the team{who}, or a manager they name.",
-                    " ⏳ 暂时等待：团队中还没有人可以审批（需要{role}审批，且不能审批自己的报价）。"
-                    "有权审批的人出现后会自动转给他：管理员加入团队{who}，或由管理员任命经理。",
-                    a=_article(role), role=role,
-                    who=ctx.pick(" ({names})", "（{names}）", names=", ".join(listed))
-                    if listed else "")
+    text = ctx.say(
+        " ⏳ It waits: nobody in the team may approve it yet (it needs {role}, and you can't "
+        "approve your own quote). It goes to the first person who may: an admin joining the "
+        "team{who}, or a manager they name.",
+        role=ctx.t(f"role.a.{step.role}"),
+        who=ctx.say(" ({names})", names=", ".join(listed))
+                    if listed else "",
+    )
     return text
 
 
@@ -127,7 +131,7 @@ def tell_settled(ctx: Ctx, lead: Lead) -> str:
             buttons = []
             if because in ("released", "pool"):
                 claim = "/线索 领取" if reader.zh else "/lead claim"
-                buttons.append(Button(label=reader.pick("Claim", "领取"),
+                buttons.append(Button(label=reader.say("Claim"),
                                       command=f"{claim} L{lead.number}"))
             return Reply(text=text, buttons=buttons)
 
@@ -138,7 +142,7 @@ def tell_settled(ctx: Ctx, lead: Lead) -> str:
 
 
 def _names(ctx: Ctx, asked: list[Asked]) -> str:
-    return ", ".join(ctx.pick("{m} (for {p})", "{m}（代 {p}）", m=a.member.name, p=a.principal.name) if a.delegated
+    return ", ".join(ctx.say("{m} (for {p})", m=a.member.name, p=a.principal.name) if a.delegated
                      else a.member.name for a in asked) or ctx.t("word.none")
 
 
@@ -147,7 +151,7 @@ def signer(ctx: Ctx, member_id: int | None, principal_id: int | None) -> str:
     name = ctx.member_name(member_id)
     if principal_id is None or principal_id == member_id:
         return name
-    return ctx.pick("{m} as {p}'s delegate", "{m}（代 {p}）", m=name, p=ctx.member_name(principal_id))
+    return ctx.say("{m} as {p}'s delegate", m=name, p=ctx.member_name(principal_id))
 
 
 def create(ctx: Ctx, args: Args) -> Reply:
@@ -156,14 +160,20 @@ def create(ctx: Ctx, args: Args) -> Reply:
     discount = ctx.percent_bp(args.options["discount"]) if "discount" in args.options else 0
     note = ctx.bounded(" ".join(args.words[2:]).strip(), what="what.note") or None
     quote, steps = quotes.create_quote(ctx.scope, lead, amount=amount, discount_bp=discount, note=note)
-    head = ctx.pick("🧾 Q{q} for L{n} {name}: {amount}.", "🧾 Q{q} · L{n} {name}：{amount}。",
-                    q=quote.number, n=lead.number, name=lead.name, amount=_amount_text(ctx, quote))
+    head = ctx.say(
+        "🧾 Q{q} for L{n} {name}: {amount}.",
+        q=quote.number,
+        n=lead.number,
+        name=lead.name,
+        amount=_amount_text(ctx, quote),
+    )
     if not steps and quote.levels_required:
-        return Reply(text=head + ctx.pick(" Approved on your own authority: nobody else in the team can approve it.",
-                                          "团队中没有其他人可以审批，已按你的权限通过。"))
+        return Reply(text=head + ctx.say(
+            " Approved on your own authority: nobody else in the team can approve it.",
+        ))
     if not steps:
         limit = ctx.money(int(ctx.scope.config.approval.auto_below * 100))
-        auto = ctx.pick(" Approved automatically (below {limit}).", "低于 {limit}，已自动通过。", limit=limit)
+        auto = ctx.say(" Approved automatically (below {limit}).", limit=limit)
         return Reply(text=head + auto)
     first = steps[0]
     asked = ask_approvers(ctx, quote, lead, first)
@@ -174,37 +184,47 @@ def create(ctx: Ctx, args: Args) -> Reply:
     raised = quotes.levels_needed(policy, Decimal(quote.amount) / 100, Decimal(quote.discount_bp) / 100) > \
         quotes.levels_needed(policy, Decimal(quote.amount) / 100, Decimal(0))
     role = ctx.role_label(steps[-1].role)
-    reason = ctx.pick("discount above {p}, one level up", "折扣超过 {p}，升一级",
-                      p=f"{ctx.scope.config.approval.discount_raise_pct:g}%") if raised else ""
-    why = ctx.pick(" ({r})", "（{r}）", r=reason) if reason else ""
+    reason = ctx.say(
+        "discount above {p}, one level up",
+        p=f"{ctx.scope.config.approval.discount_raise_pct:g}%",
+    ) if raised else ""
+    why = ctx.say(" ({r})", r=reason) if reason else ""
     names = _names(ctx, asked)
     if len(steps) == 1 and first.needed > 1:
-        text = ctx.pick("Needs {k} {role}s{why} — asked {names}.", "需要 {k} 位{role}审批{why}，已通知 {names}。",
-                        k=first.needed, role=role, why=why, names=names)
+        text = ctx.say(
+            "Needs {k} {role}s{why} — asked {names}.",
+            k=first.needed,
+            role=role,
+            why=why,
+            names=names,
+        )
     elif len(steps) == 1:
-        text = ctx.pick("Needs {a} {role}{why} — asked {names}.", "需要{role}审批{why}，已通知 {names}。",
-                        a=_article(role), role=role, why=why, names=names)
+        text = ctx.say(
+            "Needs {role}{why} — asked {names}.",
+            role=ctx.t(f"role.a.{steps[-1].role}"),
+            why=why,
+            names=names,
+        )
     else:
         # An approver whose role covers every level signs them all at once (models.quotes.decide).
         later = steps[1:]
         signs_all = bool(asked) and all(
             quotes.needed_now(ctx.scope.session, quote, step) <= 1 for step in later) and all(
             rank(one.principal) >= ROLE_RANK[step.role] for one in asked for step in later)
-        text = ctx.pick("Needs {k} approvals up to {role}{why}",
-                        "需要 {k} 级审批（至{role}{why}），", k=len(steps), role=role,
-                        why=ctx.pick(" ({r})", "，{r}", r=reason) if reason else "")
+        text = ctx.say(
+            "Needs {k} approvals up to {role}{why}",
+            k=len(steps),
+            role=role,
+            why=ctx.say(" ({r})", context="commands.quotes", r=reason) if reason else "",
+        )
         if signs_all:
-            text += ctx.pick(" — {names} can sign {all} at once; asked {names}.",
-                             "{names} 可一次批完 {k} 级，已通知 {names}。",
-                             k=len(steps), names=names,
-                             all="both" if len(steps) == 2 else f"all {len(steps)}")
+            text += (ctx.say(" — {names} can sign both at once; asked {names}.", names=names)
+                     if len(steps) == 2 else
+                     ctx.say(" — {names} can sign all {k} at once; asked {names}.", names=names,
+                             k=len(steps)))
         else:
-            text += ctx.pick(" — asked {names} first.", "已先通知 {names}。", names=names)
+            text += ctx.say(" — asked {names} first.", names=names)
     return Reply(text=f"{head}{'' if ctx.zh else ' '}{text}")
-
-
-def _article(word: str) -> str:
-    return "an" if word[:1].casefold() in "aeiou" else "a"
 
 
 def approve(ctx: Ctx, args: Args) -> Reply:
@@ -236,10 +256,14 @@ def _decide(ctx: Ctx, args: Args, *, approve: bool) -> Reply:
     def outcome(reader: Ctx) -> str:
         who, at = signer(reader, actor.id, principal.id), reader.clock(reader.scope.now)
         if not approve:
-            return reader.pick("❌ Q{q} rejected by {who} · {at}: {why}", "❌ Q{q} 已被 {who} 驳回 · {at}：{why}",
-                               q=quote.number, who=who, at=at, why=note)
-        text = reader.pick("✅ Q{q} approved by {who} · {at}", "✅ Q{q} 已由 {who} 同意 · {at}",
-                           q=quote.number, who=who, at=at)
+            return reader.say(
+                "❌ Q{q} rejected by {who} · {at}: {why}",
+                q=quote.number,
+                who=who,
+                at=at,
+                why=note,
+            )
+        text = reader.say("✅ Q{q} approved by {who} · {at}", q=quote.number, who=who, at=at)
         return text + (f" — {note}" if note else "")
 
     if not approve or decision.finished:
@@ -250,23 +274,42 @@ def _decide(ctx: Ctx, args: Args, *, approve: bool) -> Reply:
         asked = ask_approvers(ctx, quote, lead, step)
         who, at = signer(ctx, actor.id, principal.id), ctx.clock(ctx.scope.now)
         if not decision.approved_levels:  # this level needs more signatures than it has
-            text = ctx.pick("✅ Q{q}: approved by {who} · {at} — {k} of {n} {role}s. Waiting for {m} more — asked {names}.",
-                            "✅ Q{q}：{who} 已同意 · {at}（{role} {k}/{n}）。还需 {m} 位，已通知 {names}。",
-                            q=quote.number, who=who, at=at, k=decision.signed, n=decision.needed,
-                            m=decision.needed - decision.signed, role=ctx.role_label(step.role),
-                            names=_names(ctx, asked))
+            text = ctx.say(
+                "✅ Q{q}: approved by {who} · {at} — {k} of {n} {role}s. Waiting for {m} more — "
+                "asked {names}.",
+                q=quote.number,
+                who=who,
+                at=at,
+                k=decision.signed,
+                n=decision.needed,
+                m=decision.needed - decision.signed,
+                role=ctx.role_label(step.role),
+                names=_names(ctx, asked),
+            )
         elif step.needed > 1:  # the next level needs several signatures, perhaps already one of theirs
             signed = sum(1 for s in quotes.signatures_of(ctx.scope.session, step) if s.decision == "approve")
             needed = quotes.needed_now(ctx.scope.session, quote, step)
-            text = ctx.pick("✅ Q{q}: approved by {who} · {at}. Now waiting for {m} more {role}(s) ({k} of {n}) — asked {names}.",
-                            "✅ Q{q}：{who} 已同意 · {at}。还需 {m} 位{role}审批（{k}/{n}），已通知 {names}。",
-                            q=quote.number, who=who, at=at, role=ctx.role_label(step.role), m=needed - signed, k=signed,
-                            n=needed, names=_names(ctx, asked))
+            text = ctx.say(
+                "✅ Q{q}: approved by {who} · {at}. Now waiting for {m} more {role}(s) ({k} of "
+                "{n}) — asked {names}.",
+                q=quote.number,
+                who=who,
+                at=at,
+                role=ctx.role_label(step.role),
+                m=needed - signed,
+                k=signed,
+                n=needed,
+                names=_names(ctx, asked),
+            )
         else:
-            text = ctx.pick("✅ Q{q}: approved by {who} · {at}. Now waiting for {a} {role} — asked {names}.",
-                            "✅ Q{q}：{who} 已同意 · {at}。等待{role}审批，已通知 {names}。",
-                            q=quote.number, who=who, at=at, role=ctx.role_label(step.role),
-                            a=_article(ctx.role_label(step.role)), names=_names(ctx, asked))
+            text = ctx.say(
+                "✅ Q{q}: approved by {who} · {at}. Now waiting for {role} — asked {names}.",
+                q=quote.number,
+                who=who,
+                at=at,
+                role=ctx.t(f"role.a.{step.role}"),
+                names=_names(ctx, asked),
+            )
     cards.revise_after(ctx, cards.quote_subject(quote))
     if requester and (decision.finished or not approve):
         ctx.notify(requester, kind="decision", key=f"decision:{quote.id}:{quote.version}:{requester.id}",
@@ -304,19 +347,19 @@ def list_(ctx: Ctx, args: Args) -> Reply:
         if word.casefold() not in ("pending", "待审批", "待办", "waiting", "all", "全部"):
             raise UsageError("usage.bad_choice", text=word, choices="pending, all")
     rows = quotes.list_quotes(ctx.scope, pending_only=pending)
-    title = ctx.pick("Quotes waiting", "待审批报价") if pending else ctx.pick("Quotes", "报价")
+    title = ctx.say("Quotes waiting") if pending else ctx.say("Quotes")
     if not rows:
-        return Reply(text=ctx.pick("{t}: none.", "{t}：暂无。", t=title))
+        return Reply(text=ctx.say("{t}: none.", t=title))
     session = ctx.scope.session
-    table = [[ctx.pick("Quote", "报价"), ctx.pick("Lead", "线索"), ctx.pick("Amount", "金额"),
-              ctx.pick("By", "申请人"), ctx.pick("Status", "状态")]]
+    table = [[ctx.say("Quote"), ctx.say("Lead"), ctx.say("Amount"),
+              ctx.say("By"), ctx.say("Status")]]
     buttons = []
     for quote in rows:
         lead = session.get(Lead, quote.lead_id)
         status = ctx.t(f"status.{quote.status}")
         step = quotes.current_step(session, quote)
         if step:
-            status += f" ({ctx.role_label(step.role)})"
+            status += ctx.say(" ({role})", role=ctx.role_label(step.role))
         table.append([f"Q{quote.number}", ctx.lead_label(lead) if lead else "-", _amount_text(ctx, quote),
                       ctx.member_name(quote.requester_id), status])
         may_decide = step is not None and quotes.authority_for(  # no button that can only say no
@@ -334,10 +377,14 @@ def show(ctx: Ctx, args: Args) -> Reply:
     session = scope.session
     lead = session.get(Lead, quote.lead_id)
     status = ctx.t(f"status.{quote.status}")
-    text = ctx.pick("🧾 **Q{q}** · {lead} · {amount} · by {who} · {status}",
-                    "🧾 **Q{q}** · {lead} · {amount} · 申请人 {who} · {status}",
-                    q=quote.number, lead=ctx.lead_label(lead) if lead else "-", amount=_amount_text(ctx, quote),
-                    who=ctx.member_name(quote.requester_id), status=status)
+    text = ctx.say(
+        "🧾 **Q{q}** · {lead} · {amount} · by {who} · {status}",
+        q=quote.number,
+        lead=ctx.lead_label(lead) if lead else "-",
+        amount=_amount_text(ctx, quote),
+        who=ctx.member_name(quote.requester_id),
+        status=status,
+    )
     if quote.note:
         text += "\n" + quote.note
     if quotes.withdrawn_because(quote) is not None:
@@ -346,9 +393,9 @@ def show(ctx: Ctx, args: Args) -> Reply:
     signatures = quotes.quote_signatures(session, quote)
     fields = []
     for step in quotes.steps_of(session, quote):
-        label = ctx.pick("Level {n} · {role}", "第 {n} 级 · {role}", n=step.level, role=ctx.role_label(step.role))
+        label = ctx.say("Level {n} · {role}", n=step.level, role=ctx.role_label(step.role))
         if step.needed > 1:
-            label += ctx.pick(" ×{k}", " ×{k}", k=step.needed)
+            label += ctx.say(" ×{k}", k=step.needed)
         parts = []
         for signature in (s for s in signatures if s.step_id == step.id):
             mark = "✅" if signature.decision == "approve" else "❌"
@@ -358,14 +405,16 @@ def show(ctx: Ctx, args: Args) -> Reply:
             parts.append(f"✅ {ctx.member_name(step.decided_by_id)} {ctx.clock(step.decided_at)} ({step.note or '-'})")
         if step.status == "waiting":
             asked = quotes.asked_for(session, quote, step, scope.today)
-            parts.append(ctx.pick("waiting — asked {names}", "等待中 — 已通知 {names}", names=_names(ctx, asked)))
+            parts.append(ctx.say("waiting — asked {names}", names=_names(ctx, asked)))
         elif step.status in ("queued", "skipped"):
-            parts.append(ctx.pick("queued", "排队中") if step.status == "queued" else ctx.pick("skipped", "未审"))
+            parts.append(ctx.say("queued") if step.status == "queued" else ctx.say(
+                "skipped",
+            ))
         elif step.status == "withdrawn":
             parts.append(ctx.t("status.withdrawn"))
         fields.append((label, " · ".join(parts) or "-"))
     if not fields:
-        fields.append((ctx.pick("Approval", "审批"), ctx.pick("automatic (below the limit)", "低于额度，自动通过")))
+        fields.append((ctx.say("Approval"), ctx.say("automatic (below the limit)")))
     buttons = []
     step = quotes.current_step(session, quote)
     if step is not None and quotes.authority_for(session, scope.actor, quote, step, scope.today):

@@ -3,7 +3,7 @@ which the scheduled digests use too."""
 
 from __future__ import annotations
 
-from commands import i18n
+import wording
 from commands.aftersale import digest_lines as aftersale_lines
 from commands.args import Args
 from commands.charts import funnel_chart, funnel_text
@@ -16,6 +16,7 @@ from models.permissions import is_manager_of, rank, visible_leads
 from models.reports import Digest, build_digest, period_of
 from models.tables import Lead
 from models.timing import waiting_hours
+from wording import N_
 
 PERIODS = {"today": "today", "day": "today", "daily": "today", "今天": "today", "今日": "today", "日报": "today",
            "week": "week", "weekly": "week", "本周": "week", "周报": "week",
@@ -34,7 +35,7 @@ def report(ctx: Ctx, args: Args) -> Reply:
         else:
             raise UsageError("usage.bad_choice", text=word, choices="today, week, month, @name")
     if subject and subject.id != scope.actor.id and not is_manager_of(scope.actor, subject):
-        raise DomainError("forbidden.role", action=ctx.t("action.report_other"), role=ctx.role_label("manager"))
+        raise DomainError("forbidden.role", action=ctx.t("action.report_other"), role="manager")
     lead_filter = visible_leads(scope.actor)
     member_ids = None
     if subject is not None:
@@ -56,69 +57,103 @@ def report(ctx: Ctx, args: Args) -> Reply:
 
 def digest_reply(digest: Digest, *, locale: str, config: TeamConfig, who: str | None = None) -> Reply:
     """The digest as one screen: totals, funnel, per-rep lines, what is late, what waits."""
-    zh = locale == "zh"
     currency = config.currency_for(locale)
 
     def short(minor: int) -> str:
-        return i18n.money_short(minor, currency, locale)
+        return wording.money_short(minor, currency, locale)
 
-    def pick(en: str, zh_text: str, **params: object) -> str:
-        return (zh_text if zh else en).format(**params)
+    def say(msgid: str, /, **params: object) -> str:
+        return wording.say(locale, msgid, **params)
+
+    def say_n(singular: str, plural: str, n: int, /, **params: object) -> str:
+        return wording.say_n(locale, singular, plural, n, **params)
 
     period = digest.period
-    titles = {"today": ("Sales daily", "销售日报"), "week": ("Sales weekly", "销售周报"), "month": ("Sales monthly", "销售月报")}
-    title = pick(*titles[period.kind])
-    when = i18n.day(period.first_day, locale)
+    titles = {"today": N_("Sales daily"), "week": N_("Sales weekly"),
+              "month": N_("Sales monthly")}
+    title = say(titles[period.kind])
+    when = wording.day(period.first_day, locale)
     if period.last_day != period.first_day:
-        when += f" – {i18n.day(period.last_day, locale)}"
+        when += f" – {wording.day(period.last_day, locale)}"
     lines = [f"📊 **{title}{' · ' + who if who else ''}** · {when}"]
     # Asked and decided are two populations (a quote asked yesterday may be approved today), so
     # each number says what it counts rather than one reading as a part of the other.
-    quotes = [pick("{n} asked", "申请 {n}", n=digest.quotes_requested)]
+    quotes = [say("{n} asked", n=digest.quotes_requested)]
     decided = digest.quotes_approved + digest.quotes_rejected
     if decided:
         outcomes = []
         if digest.quotes_approved:
-            outcomes.append(pick("{n} approved", "同意 {n}", n=digest.quotes_approved))
+            outcomes.append(say("{n} approved", n=digest.quotes_approved))
         if digest.quotes_rejected:
-            outcomes.append(pick("{n} rejected", "驳回 {n}", n=digest.quotes_rejected))
-        quotes.append(pick("{d} decided ({o})", "审批 {d}（{o}）", d=decided,
-                           o=pick(", ", "，").join(outcomes)))
+            outcomes.append(say("{n} rejected", n=digest.quotes_rejected))
+        quotes.append(say(
+            "{d} decided ({o})",
+            d=decided,
+            o=say(", ", context="commands.reports").join(outcomes),
+        ))
     if digest.waiting:
         oldest = digest.waiting[0]
-        quotes.append(pick("{n} waiting (oldest Q{q}, {h} working h)", "待审批 {n}（最久 Q{q}，{h} 个工作小时）",
-                           n=digest.waiting_total, q=oldest.quote.number,
-                           h=waiting_hours(oldest.since, digest.now, config)))
-    lines.append(pick("New leads {n} · Follow-ups {f} · Quotes {q} · Won {won}",
-                      "新线索 {n} · 跟进 {f} · 报价 {q} · 赢单 {won}",
-                      n=digest.new_leads, f=digest.followups, q=pick(", ", "，").join(quotes),
-                      won=short(digest.won_amount)))
-    lines.append(pick("Funnel  ", "漏斗  ") + funnel_text(digest, locale))
+        quotes.append(say(
+            "{n} waiting (oldest Q{q}, {h} working h)",
+            n=digest.waiting_total,
+            q=oldest.quote.number,
+            h=waiting_hours(oldest.since, digest.now, config),
+        ))
+    lines.append(say(
+        "New leads {n} · Follow-ups {f} · Quotes {q} · Won {won}",
+        n=digest.new_leads,
+        f=digest.followups,
+        q=say(
+                          ", ",
+                          context="commands.reports",
+                      ).join(quotes),
+        won=short(digest.won_amount),
+    ))
+    lines.append(say("Funnel  ") + funnel_text(digest, locale))
     if digest.reps:
         parts = []
         for rep in digest.reps[:10]:
-            part = pick("{name} {f} follow-up{s} · {won} won", "{name} 跟进 {f} · 赢单 {won}", s="" if rep.followups == 1 else "s",
-                        name=rep.member.name, f=rep.followups, won=short(rep.won))
+            part = say_n(
+                "{name} {n} follow-up · {won} won",
+                "{name} {n} follow-ups · {won} won",
+                rep.followups,
+                name=rep.member.name,
+                won=short(rep.won),
+            )
             if rep.target:  # a monthly target: measured against the month's won, also in a day or week digest
                 percent = round(rep.month_won * 100 / rep.target)
                 if period.kind == "month":
                     part += f" / {short(rep.target)} ({percent}%)"
                 else:
-                    part += pick(" · month {won} / {target} ({p}%)", " · 本月 {won} / {target}（{p}%）",
-                                 won=short(rep.month_won), target=short(rep.target), p=percent)
+                    part += say(
+                        " · month {won} / {target} ({p}%)",
+                        won=short(rep.month_won),
+                        target=short(rep.target),
+                        p=percent,
+                    )
             parts.append(part)
-        lines.append(pick("By rep  ", "按成员  ") + " | ".join(parts))
+        lines.append(say("By rep  ") + " | ".join(parts))
     if digest.overdue_total:
-        items = " · ".join(pick("L{n} {name} ({owner}, {d}d)", "L{n} {name}（{owner}，{d}天）", n=late.lead.number,
-                                name=late.lead.name, owner=late.owner, d=late.days) for late in digest.overdue)
+        items = " · ".join(say(
+            "L{n} {name} ({owner}, {d}d)",
+            n=late.lead.number,
+            name=late.lead.name,
+            owner=late.owner,
+            d=late.days,
+        ) for late in digest.overdue)
         more = " · …" if digest.overdue_total > len(digest.overdue) else ""
-        lines.append(pick("⚠️ Overdue follow-ups {n}: ", "⚠️ 逾期未跟进 {n}：", n=digest.overdue_total) + items + more)
+        lines.append(say("⚠️ Overdue follow-ups {n}: ", n=digest.overdue_total) + items + more)
     if digest.stuck_total:
-        items = " · ".join(pick("L{n} {name} in {stage} {d}d ({owner})", "L{n} {name} 停在“{stage}”{d}天（{owner}）",
-                                n=late.lead.number, name=late.lead.name, stage=_stage(config, late.lead.stage, locale),
-                                d=late.days, owner=late.owner) for late in digest.stuck)
+        items = " · ".join(say(
+            "L{n} {name} in {stage} {d}d ({owner})",
+            n=late.lead.number,
+            name=late.lead.name,
+            stage=_stage(config, late.lead.stage, locale),
+            d=late.days,
+            owner=late.owner,
+        ) for late in digest.stuck)
         more = " · …" if digest.stuck_total > len(digest.stuck) else ""
-        lines.append(pick("🐢 Stuck {n}: ", "🐢 停滞 {n}：", n=digest.stuck_total) + items + more)
+        lines.append(say("🐢 Stuck {n}: ", n=digest.stuck_total) + items + more)
     lines += aftersale_lines(digest.aftersale, locale=locale, config=config, kind=period.kind)
     lines += digest_lines(digest.points, locale)  # the week's process points (commands/points.py)
     return Reply(text="\n".join(lines))

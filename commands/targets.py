@@ -41,8 +41,12 @@ def target(ctx: Ctx, args: Args) -> Reply:
     amount = ctx.amount(rest[0] if rest else None)
     month = parse_month(ctx, rest[1] if len(rest) > 1 else None)
     targets.set_target(ctx.scope, member, month=month, amount=amount)
-    return Reply(text=ctx.pick("🎯 {who}'s target for {month}: {amount}.", "🎯 {who} {month} 目标：{amount}。",
-                               who=member.name, month=month, amount=ctx.money(amount)))
+    return Reply(text=ctx.say(
+        "🎯 {who}'s target for {month}: {amount}.",
+        who=member.name,
+        month=month,
+        amount=ctx.money(amount),
+    ))
 
 
 def _show(ctx: Ctx, month: str) -> Reply:
@@ -52,10 +56,12 @@ def _show(ctx: Ctx, month: str) -> Reply:
     rows = targets.progress(scope.session, team_id=scope.team.id or 0, month=month, tz=scope.config.tz,
                             member_ids=only)
     if not rows:
-        return Reply(text=ctx.pick("No targets or wins for {m} yet. Set one: /target @name 500k",
-                                   "{m} 还没有目标或赢单。设置目标：/目标 @姓名 50万", m=month))
-    table = [[ctx.pick("Who", "成员"), ctx.pick("Won", "赢单"), ctx.pick("Target", "目标"), "%"]]
+        return Reply(text=ctx.say(
+            "No targets or wins for {m} yet. Set one: /target @name 500k",
+            m=month,
+        ))
+    table = [[ctx.say("Who", context="commands.targets"), ctx.say("Won", context="commands.targets"), ctx.say("Target"), "%"]]
     for row in rows:
         table.append([row.member.name, ctx.money(row.won), ctx.money(row.target) if row.target else "-",
                       f"{row.percent}%" if row.percent is not None else "-"])
-    return Reply(text=ctx.pick("🎯 **Targets {m}**", "🎯 **{m} 目标完成情况**", m=month), table=table)
+    return Reply(text=ctx.say("🎯 **Targets {m}**", m=month), table=table)

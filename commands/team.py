@@ -17,25 +17,26 @@ from models import teams
 from models.config import ROLE_RANK, TeamConfig, parse_clock
 from models.errors import DomainError
 from models.permissions import require_role
+from wording import N_
 
 
 def _need_admin(ctx: Ctx) -> None:
     if ROLE_RANK.get(ctx.scope.actor.role, 0) < ROLE_RANK["admin"]:
-        raise DomainError("forbidden.role", action=ctx.t("action.team"), role=ctx.role_label("admin"))
+        raise DomainError("forbidden.role", action=ctx.t("action.team"), role="admin")
 
 
 def show(ctx: Ctx, args: Args) -> Reply:
     if args.words:
-        raise UsageError("usage.unknown_sub", word=args.words[0][:40], family=ctx.pick("team", "团队"))
+        raise UsageError("usage.unknown_sub", word=args.words[0][:40], family=ctx.say("team"))
     scope = ctx.scope
     people = teams.members(scope.session, scope.team)
     by_id = {m.id: m for m in people}
-    table = [[ctx.pick("Member", "成员"), ctx.pick("Role", "角色"), ctx.pick("Manager", "经理")]]
+    table = [[ctx.say("Member"), ctx.say("Role"), ctx.say("Manager")]]
     for member in people:
         manager = by_id.get(member.manager_id)
         table.append([member.name, ctx.role_label(member.role), manager.name if manager else "-"])
-    return Reply(text=ctx.pick("👥 **{team}** — {n} members", "👥 **{team}** — {n} 名成员",
-                               team=scope.team.name, n=len(people)), table=table)
+    return Reply(text=ctx.say_n("👥 **{team}** — {n} member", "👥 **{team}** — {n} members",
+                                   len(people), team=scope.team.name), table=table)
 
 
 def role(ctx: Ctx, args: Args) -> Reply:
@@ -52,9 +53,9 @@ def role(ctx: Ctx, args: Args) -> Reply:
     teams.set_role(ctx.scope, member, wanted, manager=manager)
     if ROLE_RANK[wanted] >= ROLE_RANK["manager"]:
         route_unasked(ctx)  # quotes that waited for nobody go to the new approver
-    text = ctx.pick("👤 {who} is now {role}.", "👤 {who} 现在是{role}。", who=member.name, role=ctx.role_label(wanted))
+    text = ctx.say("👤 {who} is now {role}.", who=member.name, role=ctx.role_label(wanted))
     if manager:
-        text += ctx.pick(" Reports to {m}.", "汇报给 {m}。", m=manager.name)
+        text += ctx.say(" Reports to {m}.", m=manager.name)
     return Reply(text=text)
 
 
@@ -93,7 +94,9 @@ def _requirements(ctx: Ctx, text: str) -> list[str]:
 
 def _int(ctx: Ctx, text: str) -> int:
     if not text.strip().isdecimal():
-        raise UsageError("usage.bad_config_value", key="", value=text, detail=ctx.pick("a whole number", "需要整数"))
+        raise UsageError("usage.bad_config_value", key="", value=text, detail=ctx.say(
+            "a whole number",
+        ))
     return int(text)
 
 
@@ -108,7 +111,9 @@ def _hours(ctx: Ctx, text: str) -> float:
     except ValueError:
         value = -1
     if not 0 < value <= 720:
-        raise UsageError("usage.bad_config_value", key="", value=text, detail=ctx.pick("hours, like 4", "小时数，如 4"))
+        raise UsageError("usage.bad_config_value", key="", value=text, detail=ctx.say(
+            "hours, like 4",
+        ))
     return value
 
 
@@ -139,7 +144,7 @@ def _currency(ctx: Ctx, text: str) -> str | None:
     value = text.strip().upper()
     if value and not (len(value) == 3 and value.isascii() and value.isalpha()):
         raise UsageError("usage.bad_config_value", key="", value=text,
-                         detail=ctx.pick("a currency code like CNY or USD", "币种代码，如 CNY、USD"))
+                         detail=ctx.say("a currency code like CNY or USD"))
     return value or None
 
 
@@ -148,7 +153,7 @@ def _clock(ctx: Ctx, text: str) -> str:
         return parse_clock(text).strftime("%H:%M")
     except ValueError:
         raise UsageError("usage.bad_config_value", key="", value=text,
-                         detail=ctx.pick("a time of day like 18:00", "时刻，如 18:00")) from None
+                         detail=ctx.say("a time of day like 18:00")) from None
 
 
 def _quiet_hours(ctx: Ctx, text: str) -> str | None:
@@ -162,7 +167,10 @@ def _quiet_hours(ctx: Ctx, text: str) -> str | None:
         return f"{parse_clock(start):%H:%M}-{parse_clock(end):%H:%M}"
     except ValueError:
         raise UsageError("usage.bad_config_value", key="", value=text,
-                         detail=ctx.pick("a range like 20:00-08:30, or off", "时间段，如 20:00-08:30，或 关闭")) from None
+                         detail=ctx.say(
+                             "a range like 20:00-08:30, or off",
+                             context="commands.team",
+                         )) from None
 
 
 def _text(ctx: Ctx, text: str) -> str | None:
@@ -190,12 +198,14 @@ def _levels(ctx: Ctx, text: str) -> list[dict[str, Any]]:
         role = names.ROLES.find(role_word, among=("manager", "admin"))
         if role is None or not 1 <= count <= 10:
             raise UsageError("usage.bad_config_value", key="approval_levels", value=item,
-                             detail=ctx.pick("levels like manager:500k, 2*manager:1m, admin",
-                                             "层级如 经理:50万, 2*经理:100万, 管理员"))
+                             detail=ctx.say(
+                                 "levels like manager:500k, 2*manager:1m, admin",
+                                 context="commands.team",
+                             ))
         up_to = _amount(ctx, limit.strip()) if limit.strip() else None
         levels.append({"role": role, "up_to": up_to, "approvers": count})
     if not levels:
-        raise UsageError("usage.missing", what=ctx.pick("approval levels", "审批层级"))
+        raise UsageError("usage.missing", what=ctx.say("approval levels"))
     return levels
 
 
@@ -279,9 +289,9 @@ def config(ctx: Ctx, args: Args) -> Reply:
             "usage.bad_config_value",
             key=pairs[0][0],
             value=stray[0],
-            detail=ctx.pick(
-                'write key=value; quote a value with spaces: "key=a b"',
-                '请写成 设置项=值；含空格的值请整体加引号："设置项=a b"',
+            detail=ctx.say(
+                "write key=value; quote a value with spaces: \"key=a b\"",
+                context="commands.team",
             ),
         )
     _need_admin(ctx)
@@ -321,7 +331,7 @@ def config(ctx: Ctx, args: Args) -> Reply:
         else _per_item_shown(ctx, key, item)
         for key, item in saved
     )
-    return Reply(text=ctx.pick("⚙️ Saved: {s}", "⚙️ 已保存：{s}", s=shown))
+    return Reply(text=ctx.say("⚙️ Saved: {s}", s=shown))
 
 
 def _unknown_setting(ctx: Ctx, raw_key: str) -> UsageError:
@@ -334,11 +344,7 @@ def _unknown_setting(ctx: Ctx, raw_key: str) -> UsageError:
     hint = (
         ""
         if near is None
-        else ctx.pick(
-            " Did you mean “{near}”?",
-            "是想设置“{near}”吗？",
-            near=names.SETTINGS.label(near, ctx.locale),
-        )
+        else ctx.say(" Did you mean “{near}”?", near=names.SETTINGS.label(near, ctx.locale))
     )
     return UsageError("usage.unknown_config", key=raw_key[:40], known=known, hint=hint)
 
@@ -353,7 +359,7 @@ def _per_item(ctx: Ctx, kind: str, item: str, raw_value: str) -> dict[str, Any]:
                 "usage.bad_config_value",
                 key=names.PER_ITEM.label(kind, ctx.locale),
                 value=item,
-                detail=ctx.pick("levels are 1 to {n}", "层级为 1 到 {n}", n=len(levels)),
+                detail=ctx.say("levels are 1 to {n}", n=len(levels)),
             )
         return {f"approval.levels.{int(item) - 1}.approvers": _int(ctx, raw_value)}
     index = config.stage_index(ctx.stage(item).key)
@@ -378,12 +384,9 @@ def _requirement_labels(ctx: Ctx, required: list[str]) -> str:
 
 
 _WHOLE_RULES = {
-    "stage names must be different": (
-        "stage names must differ from each other",
-        "阶段名称不能重复",
-    ),
-    "at least one stage": ("a pipeline needs at least one stage", "至少需要一个阶段"),
-    "at least one level": ("an approval policy needs at least one level", "至少需要一个审批层级"),
+    "stage names must be different": N_("stage names must differ from each other"),
+    "at least one stage": N_("a pipeline needs at least one stage"),
+    "at least one level": N_("an approval policy needs at least one level"),
 }
 
 
@@ -392,23 +395,20 @@ def _config_refused(ctx: Ctx, error: DomainError, pairs: list[tuple[str, str]]) 
     limits = error.params.get("limits") or {}
     path = error.params.get("path") or ""
     key = next((key for key, (where, _parse) in SETTINGS.items() if where == path), None)
-    for rule, (
-        en,
-        zh,
-    ) in _WHOLE_RULES.items():  # rules of the settings as a whole (models/config.py)
+    for rule, sentence in _WHOLE_RULES.items():  # rules of the settings as a whole (models/config.py)
         if rule in str(error.params.get("detail", "")):
-            return DomainError("team.bad_config", detail=ctx.pick(en, zh))
+            return DomainError("team.bad_config", detail=ctx.say(sentence))
     if key is None or not limits:
         return error
     typed = next((value for raw, value in pairs if names.SETTINGS.find(raw) == key), "")
     low = limits.get("ge", limits.get("gt"))
     high = limits.get("le", limits.get("lt"))
     if low is not None and high is not None:
-        detail = ctx.pick("between {a} and {b}", "应在 {a} 到 {b} 之间", a=low, b=high)
+        detail = ctx.say("between {a} and {b}", a=low, b=high)
     elif low is not None:
-        detail = ctx.pick("at least {a}", "不能小于 {a}", a=low)
+        detail = ctx.say("at least {a}", a=low)
     else:
-        detail = ctx.pick("at most {b}", "不能大于 {b}", b=high)
+        detail = ctx.say("at most {b}", b=high)
     return UsageError(
         "usage.bad_config_value",
         key=names.SETTINGS.label(key, ctx.locale),
@@ -485,11 +485,10 @@ def _show_config(ctx: Ctx) -> Reply:
             continue
         parts = [names.REQUIREMENTS.label(need, ctx.locale) for need in stage.required]
         if stage.stale_days:
-            parts.append(ctx.pick("stale {n}d", "停滞 {n} 天", n=stage.stale_days))
+            parts.append(ctx.say("stale {n}d", n=stage.stale_days))
         rules.append(
-            ctx.pick(
+            ctx.say(
                 "{stage}: {rules}",
-                "{stage}：{rules}",
                 stage=stage.label(ctx.locale),
                 rules=("、" if ctx.zh else ", ").join(parts),
             )
@@ -508,9 +507,9 @@ def _show_config(ctx: Ctx) -> Reply:
     )
     cmd = "/团队 配置" if ctx.zh else "/team config"
     return Reply(
-        text=ctx.pick(
+        text=ctx.say(
             "⚙️ **Settings** — change with {cmd} key=value",
-            "⚙️ **团队设置** — 修改：{cmd} 设置项=值",
+            context="commands.team",
             cmd=cmd,
         ),
         fields=fields,
@@ -524,9 +523,16 @@ def handoff(ctx: Ctx, args: Args) -> Reply:
     source, target = ctx.member(args.words[0]), ctx.member(args.words[1])
     moved_leads, moved_quotes = teams.handoff(ctx.scope, source, target)
     refs = ", ".join(f"L{lead.number}" for lead in moved_leads[:20]) or "-"
-    text = ctx.pick("🔁 {a} → {b}: {n} open leads ({refs}) and {q} pending quotes moved.",
-                    "🔁 {a} → {b}：已移交 {n} 条进行中的线索（{refs}）和 {q} 个待审批报价。",
-                    a=source.name, b=target.name, n=len(moved_leads), refs=refs, q=len(moved_quotes))
+    leads_moved = ctx.say_n("{n} open lead ({refs})", "{n} open leads ({refs})",
+                            len(moved_leads), refs=refs)
+    quotes_moved = ctx.say_n("{n} pending quote", "{n} pending quotes", len(moved_quotes))
+    text = ctx.say(
+        "🔁 {a} → {b}: {leads} and {quotes} moved.",
+        a=source.name,
+        b=target.name,
+        leads=leads_moved,
+        quotes=quotes_moved,
+    )
     stamp = ctx.scope.now.strftime("%Y%m%d%H%M%S%f")
     for person in (source, target):
         ctx.notify(person, kind="handoff", key=f"handoff:{source.id}:{target.id}:{stamp}:{person.id}",

@@ -16,6 +16,7 @@ from models.errors import DomainError
 from models.scope import Scope
 from models.tables import Lead, Member
 from models.teams import managers_of
+from wording import N_
 
 APPROVE = ("approve", "ok", "yes", "accept", "同意", "批准", "通过")
 REJECT = ("reject", "deny", "no", "decline", "驳回", "拒绝")
@@ -35,9 +36,11 @@ def transfer(ctx: Ctx, args: Args) -> Reply:
     if lead.status == "open" and lead.owner_id is None:
         # Nobody to ask: a lead in the pool is claimed instead.
         leads.claim(ctx.scope, lead)
-        return Reply(text=ctx.pick("🙋 L{n} {name} was in the pool — claimed, it is yours now.",
-                                   "🙋 L{n} {name} 在公海中，已为你领取。",
-                                   n=lead.number, name=lead.name),
+        return Reply(text=ctx.say(
+            "🙋 L{n} {name} was in the pool — claimed, it is yours now.",
+            n=lead.number,
+            name=lead.name,
+        ),
                      buttons=_next_buttons(ctx, lead))
     reason = ctx.bounded(" ".join(args.words[1:]).strip(), what="what.reason")
     if not reason:
@@ -54,38 +57,47 @@ def transfer(ctx: Ctx, args: Args) -> Reply:
     asker = ctx.scope.actor.name
     ctx.notify(owner, kind="transfer", key=f"transfer:{request.id}:{owner.id}",
                reply=lambda reader: Reply(
-                   text=reader.pick("🔁 {who} asks for L{n} {name} (yours): {why}",
-                                    "🔁 {who} 申请接手你的 L{n} {name}：{why}",
-                                    who=asker, n=lead.number, name=lead.name, why=reason),
+                   text=reader.say(
+                       "🔁 {who} asks for L{n} {name} (yours): {why}",
+                       who=asker,
+                       n=lead.number,
+                       name=lead.name,
+                       why=reason,
+                   ),
                    buttons=transfer_buttons(reader, lead)),
                about=(cards.transfer_subject(request),))
     managers = [m.name for m in managers_of(session, owner) if m.id != ctx.scope.actor.id]
-    text = ctx.pick("📨 Asked {owner} to hand L{n} {name} over to you.",
-                    "📨 已请 {owner} 把 L{n} {name} 转给你。",
-                    owner=owner.name, n=lead.number, name=lead.name)
+    text = ctx.say(
+        "📨 Asked {owner} to hand L{n} {name} over to you.",
+        owner=owner.name,
+        n=lead.number,
+        name=lead.name,
+    )
     if managers:
-        text += ctx.pick(" If {owner} doesn't answer within {h:g} working hours, {who} decides.",
-                         "{owner} 若 {h:g} 个工作小时内未答复，将由 {who} 决定。",
-                         owner=owner.name, h=ctx.scope.config.transfer_wait_hours,
-                         who=", ".join(managers))
+        text += ctx.say(
+            " If {owner} doesn't answer within {h:g} working hours, {who} decides.",
+            owner=owner.name,
+            h=ctx.scope.config.transfer_wait_hours,
+            who=", ".join(managers),
+        )
     cancel = "/线索 转移 撤回" if ctx.zh else "/lead transfer cancel"
-    withdraw = Button(label=ctx.pick("Withdraw", "撤回"), command=f"{cancel} L{lead.number}")
+    withdraw = Button(label=ctx.say("Withdraw"), command=f"{cancel} L{lead.number}")
     return Reply(text=text, buttons=[withdraw])
 
 
 def transfer_buttons(ctx: Ctx, lead: Lead) -> list[Button]:
     word = "/线索 转移" if ctx.zh else "/lead transfer"
     approve, reject = ("同意", "驳回") if ctx.zh else ("approve", "reject")
-    return [Button(label=ctx.pick("Approve", "同意"), command=f"{word} {approve} L{lead.number}",
+    return [Button(label=ctx.say("Approve"), command=f"{word} {approve} L{lead.number}",
                    style="primary"),
-            Button(label=ctx.pick("Reject", "驳回"), command=f"{word} {reject} L{lead.number} ",
+            Button(label=ctx.say("Reject"), command=f"{word} {reject} L{lead.number} ",
                    style="danger")]
 
 
 def _next_buttons(ctx: Ctx, lead: Lead) -> list[Button]:
     follow, quote = ("/跟进", "/报价") if ctx.zh else ("/follow", "/quote")
-    return [Button(label=ctx.pick("Log follow-up", "写跟进"), command=f"{follow} L{lead.number} "),
-            Button(label=ctx.pick("Quote", "报价"), command=f"{quote} L{lead.number} ")]
+    return [Button(label=ctx.say("Log follow-up"), command=f"{follow} L{lead.number} "),
+            Button(label=ctx.say("Quote"), command=f"{quote} L{lead.number} ")]
 
 
 def _request_of(ctx: Ctx, words: list[str]) -> tuple[Lead, teamwork.TransferRequest]:
@@ -104,8 +116,7 @@ def _who(ctx: Ctx, member_id: int | None, principal_id: int | None) -> str:
     name = ctx.member_name(member_id)
     if principal_id is None or principal_id == member_id:
         return name
-    return ctx.pick("{m} as {p}'s delegate", "{m}（代 {p}）", m=name,
-                    p=ctx.member_name(principal_id))
+    return ctx.say("{m} as {p}'s delegate", m=name, p=ctx.member_name(principal_id))
 
 
 def _decide(ctx: Ctx, words: list[str], *, approve: bool) -> Reply:
@@ -133,21 +144,25 @@ def _decide(ctx: Ctx, words: list[str], *, approve: bool) -> Reply:
                                   "req": requester.name, "owner": owner.name,
                                   "note": f": {note}" if note else ""}
         if approve and to_requester:
-            text = reader.pick(
+            text = reader.say(
                 "✅ L{n} {name} is yours now — {who} approved your request · {at}{note}",
-                "✅ L{n} {name} 现在归你了 — {who} 同意了你的申请 · {at}{note}", **params)
+                **params,
+            )
             return Reply(text=text, buttons=_next_buttons(reader, lead))
         if approve:
-            return Reply(text=reader.pick(
+            return Reply(text=reader.say(
                 "🔁 L{n} {name} now belongs to {req} — {who} approved {req}'s request · {at}",
-                "🔁 L{n} {name} 已转给 {req} — {who} 同意了申请 · {at}", **params))
+                **params,
+            ))
         if to_requester:
-            return Reply(text=reader.pick(
+            return Reply(text=reader.say(
                 "❌ {who} kept L{n} {name} with {owner} · {at}{note}",
-                "❌ {who} 驳回了你对 L{n} {name} 的申请（仍归 {owner}）· {at}{note}", **params))
-        return Reply(text=reader.pick(
+                **params,
+            ))
+        return Reply(text=reader.say(
             "❌ {who} turned down {req}'s request for L{n} {name} · {at}{note}",
-            "❌ {who} 驳回了 {req} 对 L{n} {name} 的申请 · {at}{note}", **params))
+            **params,
+        ))
 
     ctx.notify(requester, kind="transfer-decision", key=f"{key}:{requester.id}",
                reply=lambda reader: told(reader, to_requester=True))
@@ -155,13 +170,22 @@ def _decide(ctx: Ctx, words: list[str], *, approve: bool) -> Reply:
                reply=lambda reader: told(reader, to_requester=False))
     who, at = _who(ctx, actor.id, principal.id), ctx.clock(scope.now)
     if approve:
-        return Reply(text=ctx.pick(
+        return Reply(text=ctx.say(
             "✅ L{n} {name} now belongs to {req} (approved by {who} · {at}).",
-            "✅ L{n} {name} 已转给 {req}（{who} 同意 · {at}）。",
-            n=lead.number, name=lead.name, req=requester.name, who=who, at=at), settles=True)
-    return Reply(text=ctx.pick("❌ L{n} {name} stays with {owner} (rejected by {who} · {at}).",
-                               "❌ L{n} {name} 仍归 {owner}（{who} 驳回 · {at}）。",
-                               n=lead.number, name=lead.name, owner=owner.name, who=who, at=at),
+            n=lead.number,
+            name=lead.name,
+            req=requester.name,
+            who=who,
+            at=at,
+        ), settles=True)
+    return Reply(text=ctx.say(
+        "❌ L{n} {name} stays with {owner} (rejected by {who} · {at}).",
+        n=lead.number,
+        name=lead.name,
+        owner=owner.name,
+        who=who,
+        at=at,
+    ),
                  settles=True)
 
 
@@ -172,15 +196,20 @@ def _stale(ctx: Ctx, lead: Lead, requester: Member, key: str) -> Reply:
     else:
         now_with = ctx.t(f"status.{lead.status}")
     ctx.notify(requester, kind="transfer-decision", key=f"{key}:{requester.id}",
-               reply=lambda reader: Reply(text=reader.pick(
-                   "Your request for L{n} {name} is closed: the lead changed hands since "
-                   "(now {now}).",
-                   "你对 L{n} {name} 的转移申请已失效：线索已变更（现为 {now}）。",
-                   n=lead.number, name=lead.name, now=now_with)))
-    return Reply(text=ctx.pick(
+               reply=lambda reader: Reply(text=reader.say(
+                   "Your request for L{n} {name} is closed: the lead changed hands since (now "
+                   "{now}).",
+                   n=lead.number,
+                   name=lead.name,
+                   now=now_with,
+               )))
+    return Reply(text=ctx.say(
         "L{n} {name} changed hands since {who} asked (now {now}); the request is closed.",
-        "{who} 申请后 L{n} {name} 已变更（现为 {now}），该申请已失效。",
-        n=lead.number, name=lead.name, who=requester.name, now=now_with), ok=False)
+        n=lead.number,
+        name=lead.name,
+        who=requester.name,
+        now=now_with,
+    ), ok=False)
 
 
 def _cancel(ctx: Ctx, words: list[str]) -> Reply:
@@ -197,13 +226,17 @@ def _cancel(ctx: Ctx, words: list[str]) -> Reply:
     if owner is not None:
         ctx.notify(owner, kind="transfer-decision",
                    key=f"transfer-decision:{request.id}:{owner.id}",
-                   reply=lambda reader: Reply(text=reader.pick(
+                   reply=lambda reader: Reply(text=reader.say(
                        "↩️ {who} withdrew the request for L{n} {name}.",
-                       "↩️ {who} 撤回了对 L{n} {name} 的转移申请。",
-                       who=asker, n=lead.number, name=lead.name)))
-    return Reply(text=ctx.pick("↩️ Request for L{n} {name} withdrawn.",
-                               "↩️ 已撤回对 L{n} {name} 的转移申请。",
-                               n=lead.number, name=lead.name))
+                       who=asker,
+                       n=lead.number,
+                       name=lead.name,
+                   )))
+    return Reply(text=ctx.say(
+        "↩️ Request for L{n} {name} withdrawn.",
+        n=lead.number,
+        name=lead.name,
+    ))
 
 
 def _pending(ctx: Ctx, request: teamwork.TransferRequest, lead: Lead) -> DomainError:
@@ -235,7 +268,7 @@ def _options(ctx: Ctx, args: Args) -> dict[str, str]:
     for key, value in args.unknown:
         if key not in _OPTION_ALIASES:
             raise UsageError("usage.unknown_option", key=key,
-                             known=ctx.pick("until= from= for=", "至= 从= 代="))
+                             known=ctx.say("until= from= for="))
         found[_OPTION_ALIASES[key]] = value
     return found
 
@@ -253,30 +286,33 @@ def delegate(ctx: Ctx, args: Args) -> Reply:
     helper = ctx.member(words[0] if words else None)
     until_text = options.get("until") or (words[1] if len(words) > 1 else "")
     if not until_text:
-        raise UsageError("usage.missing", what=ctx.pick("until=<date>", "至=<日期>"))
+        raise UsageError("usage.missing", what=ctx.say("until=<date>"))
     until = ctx.date(until_text)
     start = ctx.date(options["from"]) if options.get("from") else scope.today
     delegation, replaced = teamwork.set_delegation(scope, principal, helper, from_on=start,
                                                    until_on=until)
     sent = _hand_over_waiting(ctx, principal) if start <= scope.today else []
     ctx.notify(helper, kind="delegation", key=f"delegation:{delegation.id}:{helper.id}",
-               reply=lambda reader: Reply(text=reader.pick(
+               reply=lambda reader: Reply(text=reader.say(
                    "🤝 {p} asked you to decide approvals for them {period}.",
-                   "🤝 {p} 请你代为审批，{period}。",
-                   p=principal.name, period=_period(reader, start, until))))
+                   p=principal.name,
+                   period=_period(reader, start, until),
+               )))
     period = _period(ctx, start, until)
-    text = ctx.pick("🤝 {period}, approvals for {p} go to {d}.",
-                    "🤝 {period}，{p} 的审批交由 {d} 处理。",
-                    period=period[:1].upper() + period[1:], p=principal.name, d=helper.name)
+    text = ctx.say(
+        "🤝 {period}, approvals for {p} go to {d}.",
+        period=period[:1].upper() + period[1:],
+        p=principal.name,
+        d=helper.name,
+    )
     if replaced:
-        text += ctx.pick(" (Replaces the earlier delegation.)", "（替换之前的代理。）")
+        text += ctx.say(" (Replaces the earlier delegation.)")
     if sent:
-        text += ctx.pick(" Sent {d} what waits now: {refs}.", " 已把待审批的 {refs} 转给 {d}。",
-                         d=helper.name, refs=", ".join(sent))
+        text += ctx.say(" Sent {d} what waits now: {refs}.", d=helper.name, refs=", ".join(sent))
     off = "/团队 代理 取消" if ctx.zh else "/team delegate off"
     if principal.id != scope.actor.id:
-        off += f" {ctx.pick('for', '代')}=@{principal.handle or principal.name}"
-    return Reply(text=text, buttons=[Button(label=ctx.pick("End early", "提前结束"), command=off)])
+        off += f" {ctx.say('for')}=@{principal.handle or principal.name}"
+    return Reply(text=text, buttons=[Button(label=ctx.say("End early"), command=off)])
 
 
 def _end(ctx: Ctx, principal: Member) -> Reply:
@@ -285,17 +321,17 @@ def _end(ctx: Ctx, principal: Member) -> Reply:
         if helper is not None:
             ctx.notify(helper, kind="delegation",
                        key=f"delegation-end:{delegation.id}:{helper.id}",
-                       reply=lambda reader: Reply(text=reader.pick(
-                           "🤝 You no longer decide for {p}.", "🤝 你不再代 {p} 审批。",
-                           p=principal.name)))
-    return Reply(text=ctx.pick("🤝 {p} decides again; the delegation ended.",
-                               "🤝 代理已结束，{p} 恢复亲自审批。", p=principal.name))
+                       reply=lambda reader: Reply(text=reader.say(
+                           "🤝 You no longer decide for {p}.",
+                           p=principal.name,
+                       )))
+    return Reply(text=ctx.say("🤝 {p} decides again; the delegation ended.", p=principal.name))
 
 
 def _period(ctx: Ctx, start: date, until: date) -> str:
     if start <= ctx.scope.today:
-        return ctx.pick("until {u}", "至 {u}", u=ctx.day(until))
-    return ctx.pick("from {s} until {u}", "{s} 至 {u}", s=ctx.day(start), u=ctx.day(until))
+        return ctx.say("until {u}", u=ctx.day(until))
+    return ctx.say("from {s} until {u}", s=ctx.day(start), u=ctx.day(until))
 
 
 def _hand_over_waiting(ctx: Ctx, principal: Member) -> list[str]:
@@ -317,13 +353,12 @@ def _delegations(ctx: Ctx) -> Reply:
     rows = teamwork.delegations(scope.session, scope.team.id or 0, scope.today)
     if not rows:
         form = "/团队 代理 @成员 至=<日期>" if ctx.zh else "/team delegate @user until=<date>"
-        return Reply(text=ctx.pick("🤝 No delegations. Set one: {form}",
-                                   "🤝 当前没有代理。设置：{form}", form=form))
-    table = [[ctx.pick("Approver", "审批人"), ctx.pick("Delegate", "代理人"),
-              ctx.pick("From", "开始"), ctx.pick("Until", "结束")]]
+        return Reply(text=ctx.say("🤝 No delegations. Set one: {form}", form=form))
+    table = [[ctx.say("Approver"), ctx.say("Delegate"),
+              ctx.say("From"), ctx.say("Until")]]
     table += [[ctx.member_name(row.member_id), ctx.member_name(row.delegate_id),
                ctx.day(row.from_on), ctx.day(row.until_on)] for row in rows]
-    return Reply(text=ctx.pick("🤝 **Delegations** — {n}", "🤝 **审批代理** — {n}", n=len(rows)),
+    return Reply(text=ctx.say("🤝 **Delegations** — {n}", n=len(rows)),
                  table=table)
 
 
@@ -353,15 +388,15 @@ def _one_word(ctx: Ctx, args: Args, what: str) -> str:
 
 
 def _mode_label(ctx: Ctx, mode: str) -> str:
-    labels = {"realtime": ("realtime", "实时"), "off": ("off", "关闭"),
-              "digest": ("digest (one message per run)", "汇总（每轮一条）")}
-    return ctx.pick(*labels[mode])
+    labels = {"realtime": N_("realtime"), "off": N_("off"),
+              "digest": N_("digest (one message per run)")}
+    return ctx.say(labels[mode])
 
 
 def _kind_label(ctx: Ctx, kind: str) -> str:
-    labels = {"nudges": ("nudges", "提醒"), "approvals": ("approvals", "审批"),
-              "updates": ("updates", "动态")}
-    return ctx.pick(*labels[kind])
+    labels = {"nudges": N_("nudges"), "approvals": N_("approvals"),
+              "updates": N_("updates")}
+    return ctx.say(labels[kind])
 
 
 def notify(ctx: Ctx, args: Args) -> Reply:
@@ -379,18 +414,17 @@ def notify(ctx: Ctx, args: Args) -> Reply:
             raise UsageError("usage.bad_choice", text=word[:40],
                              choices="nudges, approvals, updates, all · realtime, digest, off")
     if mode is None:
-        what = ctx.pick("realtime, digest or off", "实时、汇总或关闭")
+        what = ctx.say("realtime, digest or off")
         raise UsageError("usage.missing", what=what)
     changes = dict.fromkeys(teamwork.CATEGORIES if kind == "all" else (kind,), mode)
     note = ""
     if kind == "all" and mode == "off":
         changes["approvals"] = "digest"  # what others ask you to decide still reaches you
-        note = ctx.pick(" Approvals others ask of you can't be turned off: they come as a digest.",
-                        "别人请你审批的消息不能关闭，改为汇总发送。")
+        note = ctx.say(" Approvals others ask of you can't be turned off: they come as a digest.")
     teamwork.set_prefs(ctx.scope, changes)
     shown = ", ".join(f"{_kind_label(ctx, name)} {_mode_label(ctx, value)}"
                       for name, value in changes.items())
-    return Reply(text=ctx.pick("🔔 Saved: {s}.", "🔔 已保存：{s}。", s=shown) + note, private=True)
+    return Reply(text=ctx.say("🔔 Saved: {s}.", s=shown) + note, private=True)
 
 
 def quiet(ctx: Ctx, args: Args) -> Reply:
@@ -407,17 +441,16 @@ def quiet(ctx: Ctx, args: Args) -> Reply:
                              choices="21:00-08:00, off, team") from error
         raise
     if after.quiet_hours is None:
-        hours = ctx.scope.config.quiet_hours or ctx.pick("none", "无")
-        text = ctx.pick("🌙 You follow the team's quiet hours ({h}).",
-                        "🌙 已改为跟随团队免打扰时段（{h}）。", h=hours)
+        hours = ctx.scope.config.quiet_hours or ctx.say("none")
+        text = ctx.say("🌙 You follow the team's quiet hours ({h}).", h=hours)
     elif after.quiet_hours == "off":
-        text = ctx.pick("🌙 No quiet hours for you: nudges arrive any time.",
-                        "🌙 已关闭免打扰：提醒随时送达。")
+        text = ctx.say("🌙 No quiet hours for you: nudges arrive any time.")
     else:
-        text = ctx.pick("🌙 Quiet {h}: nudges and updates wait until it ends; approvals people "
-                        "ask of you don't.",
-                        "🌙 免打扰 {h}：提醒和动态在此期间暂缓；别人请你审批的消息不受影响。",
-                        h=after.quiet_hours)
+        text = ctx.say(
+            "🌙 Quiet {h}: nudges and updates wait until it ends; approvals people ask of you "
+            "don't.",
+            h=after.quiet_hours,
+        )
     return Reply(text=text, private=True)
 
 
@@ -433,9 +466,9 @@ def lang(ctx: Ctx, args: Args) -> Reply:
     teamwork.set_prefs(ctx.scope, {"lang": value})
     ctx.locale = value or ctx.team_locale
     if value is None:
-        text = ctx.pick("🌐 I'll use the team's language with you.", "🌐 将使用团队语言与你交流。")
+        text = ctx.say("🌐 I'll use the team's language with you.")
     else:
-        text = ctx.pick("🌐 I'll speak English with you.", "🌐 以后用中文和你交流。")
+        text = ctx.say("🌐 I'll speak English with you.")
     return Reply(text=text, private=True)
 
 
@@ -451,8 +484,8 @@ def timezone(ctx: Ctx, args: Args) -> Reply:
         raise
     ctx.prefs = after
     zone = after.timezone or ctx.scope.config.timezone
-    return Reply(text=ctx.pick("🕒 Your timezone: {z} (now {t}).", "🕒 你的时区：{z}（现在 {t}）。",
-                               z=zone, t=ctx.clock(ctx.scope.now)), private=True)
+    now = ctx.clock(ctx.scope.now)
+    return Reply(text=ctx.say("🕒 Your timezone: {z} (now {t}).", z=zone, t=now), private=True)
 
 
 def silent(ctx: Ctx, args: Args) -> Reply:
@@ -460,12 +493,12 @@ def silent(ctx: Ctx, args: Args) -> Reply:
     on = ctx.yes(_one_word(ctx, args, "on, off"))
     teamwork.set_prefs(ctx.scope, {"silent": on})
     if on:
-        text = ctx.pick("🤫 Silent approver: you're asked only when nobody else can decide. "
-                        "You can still approve anything waiting: /me or /quote list pending.",
-                        "🤫 静默审批人：只有在没有其他人可审批时才会通知你。"
-                        "仍可随时审批：/我的 或 /报价 列表 待审批。")
+        text = ctx.say(
+            "🤫 Silent approver: you're asked only when nobody else can decide. You can still "
+            "approve anything waiting: /me or /quote list pending.",
+        )
     else:
-        text = ctx.pick("🔔 You're asked for approvals again.", "🔔 已恢复审批通知。")
+        text = ctx.say("🔔 You're asked for approvals again.")
     return Reply(text=text, private=True)
 
 
@@ -475,22 +508,22 @@ def settings(ctx: Ctx, args: Args) -> Reply:
         raise UsageError("usage.bad_choice", text=args.words[0][:40], choices="-")
     prefs, config = ctx.prefs, ctx.scope.config
     if prefs.quiet_hours is None:
-        quiet_text = ctx.pick("team's ({h})", "跟随团队（{h}）",
-                              h=config.quiet_hours or ctx.pick("none", "无"))
+        quiet_text = ctx.say("team's ({h})", h=config.quiet_hours or ctx.say("none"))
     else:
-        quiet_text = ctx.pick("off", "关闭") if prefs.quiet_hours == "off" else prefs.quiet_hours
-    zone = prefs.timezone or ctx.pick("team's ({z})", "跟随团队（{z}）", z=config.timezone)
+        quiet_text = ctx.say("off") if prefs.quiet_hours == "off" else prefs.quiet_hours
+    zone = prefs.timezone or ctx.say("team's ({z})", z=config.timezone)
     fields = [(_kind_label(ctx, kind), _mode_label(ctx, getattr(prefs, kind)))
               for kind in teamwork.CATEGORIES]
-    fields += [(ctx.pick("Quiet hours", "免打扰"), quiet_text),
-               (ctx.pick("Language", "语言"), prefs.lang or ctx.pick("team's", "跟随团队")),
-               (ctx.pick("Timezone", "时区"), zone),
-               (ctx.pick("Silent approver", "静默审批"),
-                ctx.pick("yes", "是") if prefs.silent else ctx.pick("no", "否"))]
+    fields += [(ctx.say("Quiet hours"), quiet_text),
+               (ctx.say("Language"), prefs.lang or ctx.say("team's")),
+               (ctx.say("Timezone"), zone),
+               (ctx.say("Silent approver"),
+                ctx.say("yes") if prefs.silent else ctx.say("no"))]
     me = "/我的" if ctx.zh else "/me"
-    hint = ctx.pick("Change: {me} notify nudges realtime|digest|off · {me} quiet 21:00-08:00 · "
-                    "{me} lang zh|en · {me} timezone Asia/Shanghai · {me} silent on|off",
-                    "修改：{me} 通知 提醒 实时|汇总|关闭 · {me} 免打扰 21:00-08:00 · "
-                    "{me} 语言 中文|英文 · {me} 时区 Asia/Shanghai · {me} 静默 开|关", me=me)
-    title = ctx.pick("⚙️ **Your settings**", "⚙️ **我的设置**")
+    hint = ctx.say(
+        "Change: {me} notify nudges realtime|digest|off · {me} quiet 21:00-08:00 · {me} lang "
+        "zh|en · {me} timezone Asia/Shanghai · {me} silent on|off",
+        me=me,
+    )
+    title = ctx.say("⚙️ **Your settings**")
     return Reply(text=f"{title}\n{hint}", fields=fields, private=True)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import wording
 from commands.types import Invocation, Reply
 from reminders.limits import Limit
 
@@ -54,7 +55,7 @@ def _window(seconds: float, locale: str) -> str:
         if locale == "zh":
             return "1 分钟" if minutes == 1 else f"{minutes} 分钟"
         return "a minute" if minutes == 1 else f"{minutes} minutes"
-    return f"{seconds:g} 秒" if locale == "zh" else f"{seconds:g} s"
+    return wording.say(locale, "{seconds:g} s", seconds=seconds)
 
 
 class _Windows:

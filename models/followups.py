@@ -6,9 +6,9 @@ from datetime import date
 
 from models.errors import DomainError
 from models.horizon import require_plannable
+from models.leads import guarded_update
 from models.permissions import require_change
 from models.scope import Scope
-from models.leads import guarded_update
 from models.tables import FollowUp, Lead
 
 CHANNELS = ("call", "visit", "wechat", "email", "meeting")

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from sqlmodel import col, select
 
-from commands import i18n
+import wording
 from commands.types import Button
 from models import aftersale
 from models.aftersale import CarePlan, Contract, Instalment
@@ -29,13 +29,10 @@ def _count(scan: scans.Scan, kind: str) -> None:
     scan.report.counts[kind] = scan.report.counts.get(kind, 0) + 1
 
 
-def _command(scan: scans.Scan, en: str, zh: str) -> str:
-    return zh if scan.locale == "zh" else en
-
 
 def _pay_button(scan: scans.Scan, contract: Contract) -> Button:
-    return Button(label=scan.pick("Record payment C{c}", "登记回款 C{c}", c=contract.number),
-                  command=f"{_command(scan, '/paid', '/回款')} C{contract.number} ",
+    return Button(label=scan.say("Record payment C{c}", c=contract.number),
+                  command=f"{scan.say('/paid')} C{contract.number} ",
                   style="primary")
 
 
@@ -79,30 +76,29 @@ def instalments(scan: scans.Scan) -> None:
         days = abs(ahead)
         params = {"c": contract.number, "k": instalment.seq, "name": lead.name, "d": days,
                   "owed": scan.money(instalment.amount - instalment.paid),
-                  "day": i18n.day(instalment.due_on, scan.locale)}
+                  "day": wording.day(instalment.due_on, scan.locale)}
         if kind == "instalment-due":
-            when = (scan.pick("in {d}d", "{d} 天后", d=days) if ahead > 0
-                    else scan.pick("today", "今天") if ahead == 0
-                    else scan.pick("{d}d ago", "已过 {d} 天", d=days))
-            text = scan.pick("C{c} #{k} {name} — {owed} due {day} ({when})",
-                             "C{c} 第 {k} 期 {name} — {owed}，{day} 到期（{when}）", when=when,
-                             **params)
+            when = (scan.say("in {d}d", d=days) if ahead > 0
+                    else scan.say("today") if ahead == 0
+                    else scan.say("{d}d ago", d=days))
+            text = scan.say("C{c} #{k} {name} — {owed} due {day} ({when})", when=when, **params)
             buttons = [_pay_button(scan, contract)] if first else []
             scan.push(kind, owner, scans.Line(key, text, buttons))
         elif kind == "receivable-overdue":
-            text = scan.pick("C{c} #{k} {name} — {owed} overdue since {day} ({d}d)",
-                             "C{c} 第 {k} 期 {name} — {owed}，{day} 到期，已逾期 {d} 天", **params)
-            snooze = Button(label=scan.pick("Snooze C{c} 3d", "暂缓 C{c} 3 天", c=contract.number),
-                            command=f"{_command(scan, '/receivables snooze', '/应收 暂缓')} "
-                                    f"C{contract.number} {scan.pick('3d', '3天后')}")
+            text = scan.say("C{c} #{k} {name} — {owed} overdue since {day} ({d}d)", **params)
+            snooze = Button(label=scan.say("Snooze C{c} 3d", c=contract.number),
+                            command=f"{scan.say('/receivables snooze')} "
+                                    f"C{contract.number} {scan.say('3d')}")
             buttons = [_pay_button(scan, contract), snooze] if first else []
             scan.push(kind, owner, scans.Line(key, text, buttons))
         else:
             for manager in managers_of(scan.session, owner):
                 late = (scan.delivered_on(manager) - instalment.due_on).days
-                text = scan.pick("C{c} #{k} {name} ({owner}) — {owed}, {d}d overdue",
-                                 "C{c} 第 {k} 期 {name}（{owner}）— {owed}，逾期 {d} 天",
-                                 owner=owner.name, **(params | {"d": late}))
+                text = scan.say(
+                    "C{c} #{k} {name} ({owner}) — {owed}, {d}d overdue",
+                    owner=owner.name,
+                    **params | {"d": late},
+                )
                 scan.push(kind, manager, scans.Line(key, text))
         _count(scan, kind)
 
@@ -120,12 +116,15 @@ def renewals(scan: scans.Scan) -> None:
         owner = scan.member(lead.owner_id)
         if key not in fresh or owner is None or contract.end_on is None:
             continue
-        text = scan.pick("C{c} {name} — ends {day} (in {d}d)",
-                         "C{c} {name} — {day} 到期（{d} 天后）", c=contract.number,
-                         name=lead.name, d=(contract.end_on - scan.delivered_on(owner)).days,
-                         day=i18n.day(contract.end_on, scan.locale))
-        renew = Button(label=scan.pick("Renewal contract L{n}", "续约合同 L{n}", n=lead.number),
-                       command=f"{_command(scan, '/contract', '/合同')} L{lead.number} ")
+        text = scan.say(
+            "C{c} {name} — ends {day} (in {d}d)",
+            c=contract.number,
+            name=lead.name,
+            d=(contract.end_on - scan.delivered_on(owner)).days,
+            day=wording.day(contract.end_on, scan.locale),
+        )
+        renew = Button(label=scan.say("Renewal contract L{n}", n=lead.number),
+                       command=f"{scan.say('/contract')} L{lead.number} ")
         scan.push("renewal", owner, scans.Line(key, text, [renew]))
         _count(scan, "renewal")
 
@@ -144,12 +143,15 @@ def care(scan: scans.Scan) -> None:
         owner = scan.member(lead.owner_id)
         if key not in fresh or owner is None:
             continue
-        text = scan.pick("L{n} {name} — grade {g} (every {k} days), due {day}",
-                         "L{n} {name} — {g} 级（每 {k} 天），{day} 应回访", n=lead.number,
-                         name=lead.name, g=lead.grade or scan.config.care_default_grade,
-                         k=aftersale.care_interval(scan.config, lead.grade),
-                         day=i18n.day(plan.next_due_on, scan.locale))
-        log = Button(label=scan.pick("Log care L{n}", "记录回访 L{n}", n=lead.number),
-                     command=f"{_command(scan, '/care', '/回访')} L{lead.number} ")
+        text = scan.say(
+            "L{n} {name} — grade {g} (every {k} days), due {day}",
+            n=lead.number,
+            name=lead.name,
+            g=lead.grade or scan.config.care_default_grade,
+            k=aftersale.care_interval(scan.config, lead.grade),
+            day=wording.day(plan.next_due_on, scan.locale),
+        )
+        log = Button(label=scan.say("Log care L{n}", n=lead.number),
+                     command=f"{scan.say('/care')} L{lead.number} ")
         scan.push("care", owner, scans.Line(key, text, [log]))
         _count(scan, "care")

@@ -17,7 +17,8 @@ from sqlalchemy import and_, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from commands import cards, i18n
+import wording
+from commands import cards
 from commands.types import Button, Reply
 from models import audit, outbox, teamwork
 from models.config import ROLE_RANK, TeamConfig
@@ -27,6 +28,7 @@ from models.tables import ApprovalStep, Lead, Member, Nudge, Quote, Team
 from models.teams import locale_of, managers_of
 from models.timing import next_working_moment, waiting_hours, working_hours_between
 from reminders import aftersale as aftersale_reminders  # a module import: it imports this one too
+from wording import N_
 
 MAX_BUTTONS = 6
 MAX_ROWS = 10  # a realtime message: each fact's buttons on a row of their own, this many facts
@@ -112,11 +114,14 @@ class Scan:
         return self.delivered_at(member).astimezone(self.config.tz).date()
 
     # --- wording -------------------------------------------------------------------------------
-    def pick(self, en: str, zh: str, **params: Any) -> str:
-        return (zh if self.locale == "zh" else en).format(**params)
+    def say(self, msgid: str, /, **params: Any) -> str:
+        return wording.say(self.locale, msgid, **params)
+
+    def say_n(self, singular: str, plural: str, n: int, /, **params: Any) -> str:
+        return wording.say_n(self.locale, singular, plural, n, **params)
 
     def money(self, minor: int) -> str:
-        return i18n.money(minor, self.config.currency_for(self.locale), self.locale)
+        return wording.money(minor, self.config.currency_for(self.locale), self.locale)
 
     def name(self, member_id: int | None) -> str:
         member = self.member(member_id)
@@ -138,9 +143,11 @@ class Scan:
 
     def lead_buttons(self, lead: Lead) -> list[Button]:
         follow, snooze = ("/跟进", "/线索 暂缓") if self.locale == "zh" else ("/follow", "/lead snooze")
-        return [Button(label=self.pick("Log follow-up L{n}", "写跟进 L{n}", n=lead.number),
+        return [Button(label=self.say("Log follow-up L{n}", n=lead.number),
                        command=f"{follow} L{lead.number} ", style="primary"),
-                Button(label=self.pick("Snooze 1d", "暂缓 1 天"), command=f"{snooze} L{lead.number} {self.pick('1d', '1天')}")]
+                Button(label=self.say(
+                    "Snooze 1d",
+                ), command=f"{snooze} L{lead.number} {self.say('1d')}")]
 
     # --- the nudge ledger ------------------------------------------------------------------------
     def fresh(self, keys: Iterable[str], member_ids: dict[str, int | None]) -> set[str]:
@@ -210,12 +217,12 @@ class Scan:
         keys: list[str] = []
         about: list[str] = []
         for kind, lines in groups:
-            en, zh = TITLES.get(kind, TITLES["updates"])
-            parts.append(f"**{self.pick(en, zh, n=len(lines), sla=self.config.followup_sla_days)}**")
+            title = TITLES.get(kind, TITLES["updates"])
+            parts.append(f"**{self.say(title, n=len(lines), sla=self.config.followup_sla_days)}**")
             shown = lines[:MAX_LINES]
             parts += [f"· {line.text}" for line in shown]
             if len(lines) > len(shown):
-                parts.append(self.pick("· … and {k} more", "· …… 另有 {k} 条", k=len(lines) - len(shown)))
+                parts.append(self.say("· … and {k} more", k=len(lines) - len(shown)))
             if rows:
                 buttons += [button.model_copy(update={"row": len(keys) + index})
                             for index, line in enumerate(shown) for button in line.buttons]
@@ -248,31 +255,29 @@ class Scan:
 
 
 # The title of each kind of line in a batched message.
-TITLES: dict[str, tuple[str, str]] = {
-    "overdue": ("⏰ Follow-ups overdue ({n})", "⏰ 逾期未跟进（{n}）"),
-    "overdue-manager": ("⏰ Your team's follow-ups overdue past {sla} days ({n})",
-                        "⏰ 团队逾期超过 {sla} 天的跟进（{n}）"),
-    "stuck": ("🐢 Deals without progress ({n})", "🐢 长时间未推进的商机（{n}）"),
-    "stuck-manager": ("🐢 Stuck deals in your team ({n})", "🐢 团队停滞商机（{n}）"),
-    "approval-wait": ("🧾 Approvals waiting for you ({n})", "🧾 等待你审批（{n}）"),
-    "approval-escalate": ("🧾 Approvals escalated to you ({n})", "🧾 升级给你的审批（{n}）"),
-    "pool-warning": ("↩️ Back to the pool tomorrow unless you act ({n})", "↩️ 明天将退回公海（{n}）"),
-    "pool-returned": ("↩️ Returned to the pool ({n})", "↩️ 已退回公海（{n}）"),
-    "instalment-due": ("📅 Payments due soon ({n})", "📅 即将到期的回款（{n}）"),
-    "receivable-overdue": ("💸 Payments overdue ({n})", "💸 逾期未回款（{n}）"),
-    "receivable-overdue-manager": ("💸 Your team's payments overdue past {sla} days ({n})",
-                                   "💸 团队逾期超过 {sla} 天的回款（{n}）"),
-    "renewal": ("🔁 Contracts up for renewal ({n})", "🔁 即将到期待续约的合同（{n}）"),
-    "care": ("🤝 After-sales care due ({n})", "🤝 待回访客户（{n}）"),
-    "transfer-escalate": ("🔁 Transfer requests waiting for you ({n})", "🔁 等你决定的线索转移（{n}）"),
+TITLES: dict[str, str] = {
+    "overdue": N_("⏰ Follow-ups overdue ({n})"),
+    "overdue-manager": N_("⏰ Your team's follow-ups overdue past {sla} days ({n})"),
+    "stuck": N_("🐢 Deals without progress ({n})"),
+    "stuck-manager": N_("🐢 Stuck deals in your team ({n})"),
+    "approval-wait": N_("🧾 Approvals waiting for you ({n})"),
+    "approval-escalate": N_("🧾 Approvals escalated to you ({n})"),
+    "pool-warning": N_("↩️ Back to the pool tomorrow unless you act ({n})"),
+    "pool-returned": N_("↩️ Returned to the pool ({n})"),
+    "instalment-due": N_("📅 Payments due soon ({n})"),
+    "receivable-overdue": N_("💸 Payments overdue ({n})"),
+    "receivable-overdue-manager": N_("💸 Your team's payments overdue past {sla} days ({n})"),
+    "renewal": N_("🔁 Contracts up for renewal ({n})"),
+    "care": N_("🤝 After-sales care due ({n})"),
+    "transfer-escalate": N_("🔁 Transfer requests waiting for you ({n})"),
     # Pushes people caused, kept for someone who reads them as a digest.
-    "approval": ("🧾 Approvals asked of you ({n})", "🧾 请你审批（{n}）"),
-    "transfer": ("🔁 Requests for your leads ({n})", "🔁 申请接手你的线索（{n}）"),
-    "decision": ("📬 Decisions on your quotes ({n})", "📬 你的报价审批结果（{n}）"),
-    "quote-withdrawn": ("🧾 Quotes withdrawn ({n})", "🧾 已撤回的报价（{n}）"),
-    "transfer-closed": ("🔁 Transfer requests closed ({n})", "🔁 已关闭的转移申请（{n}）"),
-    "assigned": ("📥 Leads given to you ({n})", "📥 分配给你的线索（{n}）"),
-    "updates": ("📬 Updates ({n})", "📬 动态（{n}）"),
+    "approval": N_("🧾 Approvals asked of you ({n})"),
+    "transfer": N_("🔁 Requests for your leads ({n})"),
+    "decision": N_("📬 Decisions on your quotes ({n})"),
+    "quote-withdrawn": N_("🧾 Quotes withdrawn ({n})"),
+    "transfer-closed": N_("🔁 Transfer requests closed ({n})"),
+    "assigned": N_("📥 Leads given to you ({n})"),
+    "updates": N_("📬 Updates ({n})"),
 }
 
 
@@ -313,10 +318,13 @@ def overdue_followups(scan: Scan) -> None:
         if key in fresh and owner and lead.next_followup_on:
             days = (scan.delivered_on(owner) - lead.next_followup_on).days
             with scan.reading(owner):
-                scan.push("overdue", owner, Line(key, scan.pick("L{n} {name} — due {day} ({d}d ago)",
-                                                                "L{n} {name} — 应于 {day} 跟进（已过 {d} 天）",
-                                                                n=lead.number, name=lead.name, d=days,
-                                                                day=i18n.day(lead.next_followup_on, scan.locale)),
+                scan.push("overdue", owner, Line(key, scan.say(
+                    "L{n} {name} — due {day} ({d}d ago)",
+                    n=lead.number,
+                    name=lead.name,
+                    d=days,
+                    day=wording.day(lead.next_followup_on, scan.locale),
+                ),
                                                  scan.lead_buttons(lead)))
             scan.report.overdue += 1
     for key, lead in manager_keys.items():
@@ -326,9 +334,13 @@ def overdue_followups(scan: Scan) -> None:
         for manager in managers_of(scan.session, owner):
             days = (scan.delivered_on(manager) - lead.next_followup_on).days
             with scan.reading(manager):
-                scan.push("overdue-manager", manager, Line(key, scan.pick(
-                    "L{n} {name} ({owner}) — {d}d overdue", "L{n} {name}（{owner}）— 逾期 {d} 天",
-                    n=lead.number, name=lead.name, owner=owner.name, d=days)))
+                scan.push("overdue-manager", manager, Line(key, scan.say(
+                    "L{n} {name} ({owner}) — {d}d overdue",
+                    n=lead.number,
+                    name=lead.name,
+                    owner=owner.name,
+                    d=days,
+                )))
             scan.report.overdue_escalated += 1
 
 
@@ -358,19 +370,25 @@ def stuck_leads(scan: Scan) -> None:
         days = (scan.delivered_at(owner) - lead.stage_changed_at).days
         if key.startswith("stuck:"):
             with scan.reading(owner):
-                scan.push("stuck", owner, Line(key, scan.pick("L{n} {name} — {d} days in {stage}",
-                                                              "L{n} {name} — 停在“{stage}”{d} 天",
-                                                              n=lead.number, name=lead.name, d=days,
-                                                              stage=scan.stage(lead.stage)), scan.lead_buttons(lead)))
+                scan.push("stuck", owner, Line(key, scan.say(
+                    "L{n} {name} — {d} days in {stage}",
+                    n=lead.number,
+                    name=lead.name,
+                    d=days,
+                    stage=scan.stage(lead.stage),
+                ), scan.lead_buttons(lead)))
             scan.report.stuck += 1
         else:
             for manager in managers_of(scan.session, owner):
                 with scan.reading(manager):
-                    scan.push("stuck-manager", manager, Line(key, scan.pick(
-                        "L{n} {name} ({owner}) — {d} days in {stage}", "L{n} {name}（{owner}）— 停在“{stage}”{d} 天",
-                        n=lead.number, name=lead.name, owner=owner.name,
+                    scan.push("stuck-manager", manager, Line(key, scan.say(
+                        "L{n} {name} ({owner}) — {d} days in {stage}",
+                        n=lead.number,
+                        name=lead.name,
+                        owner=owner.name,
                         stage=scan.stage(lead.stage),
-                        d=(scan.delivered_at(manager) - lead.stage_changed_at).days)))
+                        d=(scan.delivered_at(manager) - lead.stage_changed_at).days,
+                    )))
 
 
 def _approvers(scan: Scan, quote: Quote, role: str) -> list[teamwork.Asked]:
@@ -387,16 +405,20 @@ def _approvers(scan: Scan, quote: Quote, role: str) -> list[teamwork.Asked]:
 def _approval_line(scan: Scan, key: str, quote: Quote, lead: Lead | None, since: datetime,
                    asked: teamwork.Asked) -> Line:
     hours = waiting_hours(since, scan.delivered_at(asked.member), scan.config)
-    text = scan.pick("Q{q} · {name} · {amount} · by {who} — waiting {h} working h",
-                     "Q{q} · {name} · {amount} · 申请人 {who} — 已等待 {h} 个工作小时",
-                     q=quote.number, name=lead.name if lead else "-", amount=scan.money(quote.amount),
-                     who=scan.name(quote.requester_id), h=hours)
+    text = scan.say(
+        "Q{q} · {name} · {amount} · by {who} — waiting {h} working h",
+        q=quote.number,
+        name=lead.name if lead else "-",
+        amount=scan.money(quote.amount),
+        who=scan.name(quote.requester_id),
+        h=hours,
+    )
     if asked.delegated:
-        text += scan.pick(" — for {p}", " — 代 {p}", p=asked.principal.name)
+        text += scan.say(" — for {p}", p=asked.principal.name)
     approve, reject = ("/审批 同意", "/审批 驳回") if scan.locale == "zh" else ("/quote approve", "/quote reject")
-    buttons = [Button(label=scan.pick("Approve Q{q}", "同意 Q{q}", q=quote.number), command=f"{approve} Q{quote.number}",
+    buttons = [Button(label=scan.say("Approve Q{q}", q=quote.number), command=f"{approve} Q{quote.number}",
                       style="primary"),
-               Button(label=scan.pick("Reject Q{q}", "驳回 Q{q}", q=quote.number), command=f"{reject} Q{quote.number} ",
+               Button(label=scan.say("Reject Q{q}", q=quote.number), command=f"{reject} Q{quote.number} ",
                       style="danger")]
     return Line(key, text, buttons, (cards.quote_subject(quote),))
 
@@ -460,20 +482,24 @@ def transfer_requests(scan: Scan) -> None:
         key = f"transfer-escalate:{request.id}"
         for one in asked:
             with scan.reading(one.member):
-                text = scan.pick("L{n} {name} — {req} asks for it; {owner} hasn't answered in {h}h: {why}",
-                                 "L{n} {name} — {req} 申请接手，{owner} {h} 小时未答复：{why}",
-                                 n=lead.number, name=lead.name, req=scan.name(request.requester_id),
-                                 owner=scan.name(request.owner_id), why=request.reason,
-                                 h=int(working_hours_between(request.created_at,
+                text = scan.say(
+                    "L{n} {name} — {req} asks for it; {owner} hasn't answered in {h}h: {why}",
+                    n=lead.number,
+                    name=lead.name,
+                    req=scan.name(request.requester_id),
+                    owner=scan.name(request.owner_id),
+                    why=request.reason,
+                    h=int(working_hours_between(request.created_at,
                                                              scan.delivered_at(one.member),
-                                                             scan.config)))
+                                                             scan.config)),
+                )
                 if one.delegated:
-                    text += scan.pick(" — for {p}", " — 代 {p}", p=one.principal.name)
+                    text += scan.say(" — for {p}", p=one.principal.name)
                 word = "/线索 转移" if scan.locale == "zh" else "/lead transfer"
                 approve, reject = ("同意", "驳回") if scan.locale == "zh" else ("approve", "reject")
-                buttons = [Button(label=scan.pick("Approve L{n}", "同意 L{n}", n=lead.number),
+                buttons = [Button(label=scan.say("Approve L{n}", n=lead.number),
                                   command=f"{word} {approve} L{lead.number}", style="primary"),
-                           Button(label=scan.pick("Reject L{n}", "驳回 L{n}", n=lead.number),
+                           Button(label=scan.say("Reject L{n}", n=lead.number),
                                   command=f"{word} {reject} L{lead.number} ", style="danger")]
             about = (cards.transfer_subject(request),)
             scan.push("transfer-escalate", one.member, Line(key, text, buttons, about))
@@ -489,9 +515,9 @@ def _tell_settled(scan: Scan, lead: Lead) -> None:
         for member in people:
             key = f"quote-withdrawn:{quote.id}:{member.id}"
             with scan.reading(member):
-                text = i18n.translate(scan.locale, "push.quote_withdrawn", quote=quote.number,
+                text = wording.message(scan.locale, "push.quote_withdrawn", quote=quote.number,
                                       lead=f"L{lead.number} {lead.name}",
-                                      why=i18n.translate(scan.locale, "withdrawn.pool"))
+                                      why=wording.message(scan.locale, "withdrawn.pool"))
             scan.push("quote-withdrawn", member, Line(key, text))
     for request in teamwork.closed_now(scan.session, lead, scan.now):
         cards.revise(scan.session, scan.team, cards.transfer_subject(request), voice_for=scan.voice,
@@ -500,11 +526,11 @@ def _tell_settled(scan: Scan, lead: Lead) -> None:
         if asker is None:
             continue
         with scan.reading(asker):
-            text = i18n.translate(scan.locale, "push.transfer_closed",
+            text = wording.message(scan.locale, "push.transfer_closed",
                                   lead=f"L{lead.number} {lead.name}",
-                                  why=i18n.translate(scan.locale, "withdrawn.pool"))
+                                  why=wording.message(scan.locale, "withdrawn.pool"))
             word = "/线索 领取" if scan.locale == "zh" else "/lead claim"
-            claim = Button(label=scan.pick("Claim L{n}", "领取 L{n}", n=lead.number),
+            claim = Button(label=scan.say("Claim L{n}", n=lead.number),
                            command=f"{word} L{lead.number}")
         scan.push("transfer-closed", asker, Line(f"transfer-closed:{request.id}", text, [claim]))
 
@@ -532,10 +558,12 @@ def pool_return(scan: Scan) -> None:
         if key in fresh and owner:
             with scan.reading(owner):
                 untouched = (scan.delivered_at(owner) - lead.last_activity_at).days
-                scan.push("pool-warning", owner, Line(key, scan.pick("L{n} {name} — untouched {d} days",
-                                                                     "L{n} {name} — {d} 天未跟进",
-                                                                     n=lead.number, name=lead.name,
-                                                                     d=untouched),
+                scan.push("pool-warning", owner, Line(key, scan.say(
+                    "L{n} {name} — untouched {d} days",
+                    n=lead.number,
+                    name=lead.name,
+                    d=untouched,
+                ),
                                                       scan.lead_buttons(lead)))
             scan.report.pool_warned += 1
     for lead in returning:
@@ -554,8 +582,14 @@ def pool_return(scan: Scan) -> None:
         key = f"pool-returned:{lead.id}:{lead.last_activity_at.date()}"
         with scan.reading(owner):
             claim = "/线索 领取" if scan.locale == "zh" else "/lead claim"
-            scan.push("pool-returned", owner, Line(key, scan.pick("L{n} {name}", "L{n} {name}", n=lead.number,
-                                                                  name=lead.name),
-                                                   [Button(label=scan.pick("Claim back L{n}", "领回 L{n}", n=lead.number),
+            scan.push("pool-returned", owner, Line(key, scan.say(
+                "L{n} {name}",
+                n=lead.number,
+                name=lead.name,
+            ),
+                                                   [Button(label=scan.say(
+                                                       "Claim back L{n}",
+                                                       n=lead.number,
+                                                   ),
                                                            command=f"{claim} L{lead.number}")]))
         scan.report.pool_returned += 1

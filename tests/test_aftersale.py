@@ -183,8 +183,8 @@ def test_the_same_in_chinese_with_a_milestone_that_gets_its_date_later(chat: Cha
     )
     plan = chat.say("/回款计划 C1 30%@签约 70%@验收")
     assert plan_rows(plan) == [
-        ["1", "11月20日（周五）（签约）", "¥300,000 (30%)", "-"],
-        ["2", "验收时", "¥700,000 (70%)", "-"],
+        ["1", "11月20日（周五）（签约）", "¥300,000（30%）", "-"],
+        ["2", "验收时", "¥700,000（70%）", "-"],
     ]
     paid = chat.say("/回款 C1 10万 昨天 银行转账")
     assert paid.splitlines()[:3] == [

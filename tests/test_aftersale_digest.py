@@ -156,7 +156,7 @@ def test_the_weekly_digest_a_reps_report_and_chinese(books: Chat) -> None:
     # paid; 110k unpaid over 200k signed in the month × 30 days: DSO 16.5 → 17 (halves round up).
     # The team kept its currency.
     assert zh["💰"] == (
-        "💰 本月回款 US$180,000 / 计划 US$200,000（90%） · 截至目前到期的款项已收 63% · DSO 17 天"
+        "💰 本月回款 US$180,000 / 计划 US$200,000（90%） · 截至目前到期的款项已收 63% · 应收周转 17 天"
     )
     assert zh["💸"].startswith(
         "💸 逾期应收 US$110,000：carol US$80,000（31–60 US$30,000、61–90 US$30,000、90+ US$20,000）"

@@ -160,6 +160,8 @@ def test_dealbot_wheel_declares_the_licence_urls_and_this_python(tmp_path: Path)
     assert "License-File: LICENSE" in text
     assert licence_text.startswith("MIT License") and "dealbot contributors" in licence_text
     assert "Classifier: License ::" not in text  # PEP 639: the expression replaces them
+    # The wording catalog is read at run time, so a wheel without it answers Chinese teams in English.
+    assert "wording/locale/zh_CN/LC_MESSAGES/dealbot.po" in names
     for label in ("Homepage", "Source", "Issues"):
         assert f"Project-URL: {label}, https://" in text
     running = f"{sys.version_info.major}.{sys.version_info.minor}"

@@ -170,9 +170,9 @@ def test_a_pending_quote_reaches_only_the_reps_own_manager(org: Chat) -> None:
 ADMIN_VERBS = {
     "team role": ("/team role @alice manager", "alice is now manager", ("/team", "alice | manager"), {"erin"}),
     "team config": ("/team config stale_days=9", "Saved: stale_days=9", ("/team config", "stale_days: 9"), {"erin"}),
-    "handoff report": ("/team handoff @carol @alice", "carol → alice: 1 open leads (L1)",
+    "handoff report": ("/team handoff @carol @alice", "carol → alice: 1 open lead (L1)",
                        ("/lead show L1", "owner alice"), {"bob", "erin"}),
-    "handoff own": ("/team handoff @bob @alice", "bob → alice: 1 open leads (L5)",
+    "handoff own": ("/team handoff @bob @alice", "bob → alice: 1 open lead (L5)",
                     ("/lead show L5", "owner alice"), {"bob", "erin"}),
     "target": ("/target @carol 100k", "carol's target for 2026-11: $100,000", ("/target", "carol | $0 | $100,000"),
                {"bob", "erin"}),
@@ -212,7 +212,7 @@ def test_administration_refused(org: Chat, verb: str) -> None:
 
 
 def test_a_manager_hands_over_the_work_of_reps_they_oversee(org: Chat) -> None:
-    assert "dan → alice: 1 open leads (L2)" in org.say("[frank] /team handoff @dan @alice")
+    assert "dan → alice: 1 open lead (L2)" in org.say("[frank] /team handoff @dan @alice")
     assert "alice → carol: 2 open leads (L2, L3)" in org.say("[bob] /team handoff @alice @carol")  # unmanaged
     assert "owner carol" in card(org, 2) and "owner carol" in card(org, 3)
     refused(org, "[frank] /team handoff @carol @dan", "carol doesn't report to you")

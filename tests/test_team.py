@@ -129,7 +129,7 @@ def test_handoff_moves_open_leads_and_pending_quotes_and_tells_both(team: Chat, 
     assert "Hand over to someone else." in team.say("[bob] /team handoff @carol @carol")
     assert "erin doesn't report to you" in team.say("[bob] /team handoff @erin @carol")
     moved = team.say("[bob] /team handoff @carol @alice")
-    assert "carol → alice: 2 open leads (L1, L2) and 1 pending quotes moved." in moved
+    assert "carol → alice: 2 open leads (L1, L2) and 1 pending quote moved." in moved
     assert any("carol → alice" in push for push in team.pushes("carol"))
     assert any("carol → alice" in push for push in team.pushes("alice"))
 

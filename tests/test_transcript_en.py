@@ -49,3 +49,28 @@ def test_wrong_amount_answers_with_the_right_form_and_changes_nothing(team: Chat
     answer = team.say("/quote L1 eighty")
     assert "“eighty” is not an amount" in answer and "/quote <L> <amount>" in answer
     assert team.snapshot() == before
+
+
+def test_counts_of_one_read_as_one_in_english(chat: Chat) -> None:
+    """A team of one, a rep with one open lead, one instalment, one follow-up: no `1 members`."""
+    chat.say("/team config locale=en")
+    assert chat.say("/team").startswith("👥 acme — 1 member\n")
+    chat.say("/lead add Acme value=80k")
+    assert chat.say("/me").startswith("alice — 1 open lead\n")
+    chat.say("/follow L1 called the buyer next=fri")
+    assert "alice 1 follow-up · $0 won" in chat.say("/report")
+    chat.say("/lead add Globex value=20k")
+    assert chat.say("/me").startswith("alice — 2 open leads\n")
+    assert "alice 1 follow-up · $0 won" in chat.say("/report")  # a count of follow-ups, not leads
+
+    chat.say("/lead won L1 80k")
+    chat.say("/contract L1 80k signed=today")
+    assert "payment plan: 1 instalment, $80,000" in chat.say("/plan C1 100%@signing")
+
+    chat.say("[bob] /help")
+    chat.say("/team role @bob manager")
+    assert "asked bob" in chat.say("/lead edit L2 value=150k") + chat.say("/quote L2 150k")
+    chat.say("[carol] /help")
+    moved = chat.say("/team handoff @alice @carol")
+    assert "alice → carol: 1 open lead (L2) and 1 pending quote moved." in moved
+    assert chat.say("/team").startswith("👥 acme — 3 members\n")

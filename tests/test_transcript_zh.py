@@ -3,7 +3,13 @@ language the bot answers in. The fixture clock says Thursday 26 Nov 2026, 09:00 
 
 from __future__ import annotations
 
+import asyncio
+import re
+from datetime import datetime
+
+from reminders.worker import Worker
 from tests.chat import Chat
+from tests.conftest import SHANGHAI
 
 
 def test_a_chinese_team_end_to_end(zh: Chat) -> None:
@@ -85,3 +91,118 @@ def test_without_a_locale_each_command_is_answered_in_its_own_language(zh: Chat)
     assert "Missing a reason." in zh.say("/线索 输单 L1")
     assert "Saved: locale=zh" not in zh.say("[王总] /team config locale=zh")
     assert "我的线索" in zh.say("/lead list")
+
+
+# What a zh reply may hold in Latin letters: the product's name, file kinds, and words the sweep
+# below types itself (ids, amounts and timezones come in that way).
+LATIN = re.compile(r"[A-Za-z]{2,}(?:['-][A-Za-z]+)*")
+NAMES = {"dealbot", "xlsx", "csv", "HT", "Asia", "Shanghai"}
+# Out of this sweep: the team-config key a hint names (`/团队 配置 points.won=20`) and the
+# `history` sub-word of the change-log button, which are typed input and reworded elsewhere.
+TYPED_ELSEWHERE = re.compile(r"/团队 配置 \S+|/线索 查看 L\d+ history")
+FILES = re.compile(r"\S+\.(?:png|xlsx|csv)\b")
+
+SWEEP = """
+/帮助
+/帮助 线索
+/帮助 跟进
+/帮助 报价
+/帮助 报表
+/帮助 合同
+/帮助 我的
+/线索 新建 华为技术 电话=13912345678 预计=12.5万 来源=展会
+/线索 新建 腾讯科技 预计=50万
+/线索 新建 阿里巴巴 预计=30万
+/线索 列表
+[李经理] /线索 列表 团队
+/线索 查看 L1
+/跟进 L1 已电话沟通，客户要方案 下次=明天 方式=电话
+/跟进 L2 发了资料
+/线索 推进 L1
+/线索 阶段 L1 需求挖掘
+/线索 阶段 L1 飞天
+/报价 L1 80万 折扣=25%
+/报价 L2 5万
+/报价 列表
+[李经理] /报价 列表 待审批
+[李经理] /审批 同意 Q1 可以
+[王总] /审批 同意 Q1
+[李经理] /审批 驳回 Q2 太便宜
+/报价 L2 8万
+/审批 同意 Q3
+[李四] /审批 同意 Q3
+/线索 暂缓 L2 1周
+/线索 释放 L3
+[李四] /线索 领取 L3
+/线索 转移 L3 客户是我的老朋友
+[李四] /线索 转移 同意 L3
+/日报
+[李经理] /报表 @张三
+/报表 积分
+[李经理] /目标 @张三 200万
+/目标
+/我的
+/我的 通知 提醒 汇总
+/我的 免打扰 21:00-08:00
+/线索 赢单 L1 80万
+/线索 列表 赢单
+[李经理] /线索 查看 L1
+/合同 L1 80万 签订=今天
+/回款计划 C1 30%@签约 70%@验收
+/回款 C1 24万
+/应收
+/合同 查看 C1
+/回访 L1
+/回访 L1 电话回访，客户满意 等级=A
+/线索 输单 L2 选择了竞品
+[王总] /团队 代理 @李经理 至=2026-12-20
+[王总] /团队 交接 @李四 @张三
+/线索 查看 L99
+/报价 L1 abc
+/跟进 L1 下次=火星
+/线索 飞
+/帮助 不存在
+[李四] /审批 同意 Q3
+/报表 导出 线索
+/线索 新建 字节跳动 预计=20万
+/报价 L4 15万
+"""
+
+
+def test_a_chinese_team_meets_no_english(zh: Chat) -> None:
+    """A broad week of a zh team: leads, follow-ups, stages, quotes and approvals, reports, after-
+    sales, teamwork, errors, and what the worker pushes (digests, nudges, escalations)."""
+    said: list[tuple[str, str]] = []
+    typed: set[str] = set()
+    for line in SWEEP.strip().splitlines():
+        typed |= set(LATIN.findall(line))
+        said.append((line, zh.say(line)))
+    for day, hour in ((26, 18), (3, 10)):
+        zh.clock.set(datetime(2026, 11 if day > 20 else 12, day, hour, tzinfo=SHANGHAI))
+        asyncio.run(Worker(zh.engine, zh.clock, zh.delivery).run_once())
+    people = ("张三", "李四", "李经理", "王总", "console")
+    pushes = [push for name in people for push in zh.pushes(name)]
+    assert any(push.startswith("📊 销售日报") for push in pushes)
+    assert any("🐢" in push for push in pushes) and any("Q4" in push for push in pushes)
+    said += [("(push)", push) for push in pushes]
+
+    english = []
+    for line, text in said:
+        text = TYPED_ELSEWHERE.sub("", FILES.sub("", text))
+        words = set(LATIN.findall(text)) - typed - NAMES
+        if words:
+            english.append(f"{line} → {sorted(words)}: {text[:160]}")
+    assert english == []
+
+    # Full-width brackets and list marks, no space after a full stop.
+    replies = dict(said)
+    assert "¥240,000（30%）" in replies["/回款计划 C1 30%@签约 70%@验收"]
+    assert "待审批（经理）" in replies["/报价 列表"]
+    assert "阶段有：线索、初步沟通、需求挖掘" in replies["/线索 阶段 L1 飞天"]
+    handoff = replies["[王总] /团队 交接 @李四 @张三"]
+    assert "已移交 0 条进行中的线索（-）和 0 个待审批报价。" in handoff
+    assert not any(re.search(r"[。，：] ", text) for _, text in said)
+    # The same English word, two Chinese ones: a list of won leads, and a won lead's amount.
+    assert replies["/线索 列表 赢单"].startswith("赢单 — 共 1 条")
+    assert "赢单金额: ¥800,000" in replies["[李经理] /线索 查看 L1"]
+    assert any("💰 今日回款 ¥240,000" in push for push in pushes)

@@ -11,7 +11,6 @@ from alembic import op
 
 import models.tables
 
-
 revision: str = '0001'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
