@@ -98,9 +98,7 @@ def quote_progress(voice: Voice, session: Session, quote: Quote) -> str | None:
         elif step.status == "approved" and names:
             parts.append(voice.say("{role}: {names}", role=role, names=names))
         elif step.level == quote.current_level and parts:
-            parts.append(
-                voice.say("now waiting for {role}", role=voice.t(f"role.a.{step.role}"))
-            )
+            parts.append(voice.say("now waiting for {role}", role=voice.t(f"role.a.{step.role}")))
     if not parts:
         return None
     return f"{PROGRESS} Q{quote.number} · " + " · ".join(parts)
