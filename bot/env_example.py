@@ -51,6 +51,8 @@ NOTES = {
     "WECOM_API_URL": "The WeCom API; tests point it at a fake.",
     "DEALBOT_OUTBOX_MAX_ATTEMPTS": "Deliveries tried before a push is marked dead.",
     "DEALBOT_OUTBOX_LEASE_SECONDS": "How long a worker holds the pushes it claimed.",
+    "DEALBOT_SERVE_DELIVERS": "dealbot serve sends the pushes its commands queue at once; "
+    "false: only workers deliver (every 5 s).",
     "DEALBOT_INBOX_LEASE_SECONDS": "How long a received command stays its receiver's before "
     "any server or worker runs and answers it.",
     "DEALBOT_MEMBER_RATE": "Commands one member may run (count/seconds, or off).",
