@@ -104,6 +104,10 @@ class Pacer:
         scope = (platform, f"{kind}:{key}")
         self._held[scope] = max(until, self._held.get(scope, until))
 
+    def held_until(self, platform: str, kind: str, key: str) -> datetime | None:
+        """Until when the platform told us to leave this target alone (a 429's Retry-After)."""
+        return self._held.get((platform, f"{kind}:{key}"))
+
     def _schedules_for(self, platform: str, kind: str, key: str) -> list[Schedule]:
         limits = self.limits.get(platform)
         if limits is None:
@@ -221,8 +225,15 @@ class SharedPacer:
             found.append((schedule_key, local._schedules.get(schedule_key) or Schedule(limit)))
         return found
 
+    def held_until(self, platform: str, kind: str, key: str) -> datetime | None:
+        """As `Pacer.held_until`, as any process heard it."""
+        with unit_of_work(self.engine) as session:
+            return session.execute(select(PaceWindow.held_until).where(
+                col(PaceWindow.platform) == platform, col(PaceWindow.scope) == f"{kind}:{key}")).scalar()
+
     def hold(self, platform: str, kind: str, key: str, until: datetime) -> None:
-        """The platform answered 429: nothing more goes to this target before `until`, from any process."""
+        """The platform answered 429: nothing more goes to this target before `until`, from any
+        process."""
         target = f"{kind}:{key}"
         with unit_of_work(self.engine) as session:
             window = self._locked(session, platform, [target])[target]

@@ -169,6 +169,15 @@ class OutboxDelivery:
             return
         if slot > now:
             await self.sleep((slot - now).total_seconds())
+            # A 429 heard meanwhile (by this process or another) holds the chat past our slot.
+            held = await self._db(self.pacer.held_until, row.platform, row.target.kind, row.target.key)
+            if held is not None and held > self.clock.now():
+                await self._db(self._finish, row, status="pending", delay=held - self.clock.now(),
+                               refund=True)
+                self._postponed(row, held)
+                report.postponed += 1
+                self._observe(row, "postponed", started)
+                return
         if row.until is not None and self.clock.now() >= row.until:
             return  # our lease ran out: the row may be someone else's now; sending could double it
         try:
