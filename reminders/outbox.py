@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -109,7 +111,7 @@ class OutboxDelivery:
         # Told of each row put back for later (a paced slot, a Retry-After, a retry) and when it is
         # due: a `Courier` comes back for it then, rather than leave it to the next poll.
         self.on_postponed: Callable[[int, datetime], None] | None = None
-        self.offload = False
+        self.offload: Executor | None = None
 
     def due_condition(self, now: datetime) -> Any:
         return or_(
@@ -219,9 +221,12 @@ class OutboxDelivery:
 
     async def _db(self, action: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         # A serving process delivers on the loop that answers requests: a transaction waiting for
-        # SQLite's write lock must not hold that loop, so there it runs on a thread.
-        if self.offload:
-            return await asyncio.to_thread(action, *args, **kwargs)
+        # SQLite's write lock must not hold that loop, nor the threads its requests run on, so
+        # there it runs on threads of its own.
+        if self.offload is not None:
+            loop = asyncio.get_running_loop()
+            call = functools.partial(action, *args, **kwargs)
+            return await loop.run_in_executor(self.offload, call)
         return action(*args, **kwargs)
 
     def _postponed(self, row: Claimed, due: datetime) -> None:
@@ -275,6 +280,7 @@ class Courier:
         self._task: asyncio.Task[None] | None = None
         self._running: set[asyncio.Task[None]] = set()
         self._later: set[asyncio.TimerHandle] = set()
+        self._threads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="courier")
 
     async def start(self) -> None:
         """Start on the running loop and listen for committed rows."""
@@ -282,7 +288,7 @@ class Courier:
         self._queue = asyncio.Queue()
         self._slots = asyncio.Semaphore(self.at_once)
         self.delivery.on_postponed = self._come_back
-        self.delivery.offload = True
+        self.delivery.offload = self._threads
         self._task = asyncio.create_task(self._run(), name="dealbot-courier")
         outbox.listen(self.delivery.engine, self.hand)
 
@@ -297,6 +303,7 @@ class Courier:
                 await self._task
         if self._running:
             await asyncio.gather(*self._running, return_exceptions=True)
+        self._threads.shutdown(wait=False)
 
     def hand(self, ids: list[int]) -> None:
         """Rows just committed: deliver them now. Safe from any thread."""
@@ -325,7 +332,7 @@ class Courier:
             while not self._queue.empty():  # whatever else committed meanwhile, in one claim
                 ids += self._queue.get_nowait()
             try:
-                claimed = await asyncio.to_thread(self.delivery.claim, ids)
+                claimed = await self.delivery._db(self.delivery.claim, ids)
             except Exception:
                 log.exception("claiming just-committed outbox rows failed; the worker's poll will")
                 continue
