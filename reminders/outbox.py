@@ -5,7 +5,7 @@ leaves the lease to run out, and the row is delivered by the next run: nothing i
 `sent` only after the platform accepted it, so a crash between the platform's "ok" and our mark can
 send that one message again — the only duplicate possible, bounded to the rows in flight at the crash.
 A worker sends one row at a time, so that is at most one message (with all its parts) per worker per
-crash. A worker whose lease ran out before a row's turn leaves the row to whoever claims it next
+crash; a serving process's `Courier` sends up to `at_once` (8) at a time, so at most that many. A worker whose lease ran out before a row's turn leaves the row to whoever claims it next
 rather than race them; the lease (`DEALBOT_OUTBOX_LEASE_SECONDS`, 2 minutes) must outlast one send.
 """
 
@@ -336,8 +336,16 @@ class Courier:
             except Exception:
                 log.exception("claiming just-committed outbox rows failed; the worker's poll will")
                 continue
-            for row in claimed:
-                await self._slots.acquire()
+            for index, row in enumerate(claimed):
+                try:
+                    await self._slots.acquire()
+                except asyncio.CancelledError:
+                    # Stopping: the rows not started go back to the outbox now, not when
+                    # their lease runs out.
+                    for left in claimed[index:]:
+                        self.delivery._finish(left, status="pending", delay=timedelta(0),
+                                              refund=True)
+                    raise
                 task = asyncio.create_task(self._deliver(row))
                 self._running.add(task)
                 task.add_done_callback(self._running.discard)

@@ -10,6 +10,7 @@ processes would have) keep one chat's limit and its Retry-After between them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import threading
@@ -36,7 +37,7 @@ from models import outbox
 from models.clock import FixedClock
 from models.db import unit_of_work
 from models.tables import Outbox, Team
-from reminders.outbox import DeliveryReport
+from reminders.outbox import Courier, DeliveryReport
 from tests.databases import POSTGRES_URL, scratch_postgres
 from tests.fakes.http import Answer, Recorded
 from tests.test_cli import clean_env
@@ -397,3 +398,31 @@ def test_a_retry_after_one_process_heard_holds_the_chat_for_the_other(
         clock.advance(milliseconds=500)
     assert sorted(text for text, _when in other.sent) == ["m0", "m1"]
     assert all(when >= start + timedelta(seconds=3) for _text, when in other.sent)
+
+
+def test_a_committed_push_is_delivered_at_once_and_a_rolled_back_one_never(
+    engine: Engine, clock: FixedClock
+) -> None:
+    sender = Recording(clock)
+    courier = Courier(_process(engine, clock, sender))
+
+    async def scenario() -> None:
+        await courier.start()
+        try:
+            _queue(engine, clock, 1)
+            with contextlib.suppress(RuntimeError), unit_of_work(engine) as session:
+                team = session.execute(select(Team)).scalar_one()
+                outbox.enqueue(session, team=team, kind="test", dedupe_key="live:gone",
+                               channel="C1", payload=Reply(text="gone").model_dump(mode="json"),
+                               now=clock.now())  # fmt: skip
+                raise RuntimeError("the command failed: nothing it queued may leave")
+            deadline = time.monotonic() + DEADLINE
+            while not sender.sent and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+        finally:
+            await courier.stop()
+
+    asyncio.run(scenario())
+    assert [text for text, _when in sender.sent] == ["m0"]
+    with unit_of_work(engine) as session:
+        assert session.execute(select(Outbox.status)).scalars().all() == ["sent"]
