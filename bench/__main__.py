@@ -23,6 +23,7 @@ BENCHMARKS: dict[str, str] = {
     "fanout": "bench.fanout",
     "memory": "bench.memory",
     "floods": "bench.floods",
+    "live": "bench.live",
 }
 
 

@@ -25,8 +25,8 @@ from models.db import make_engine
 from models.installations import Installations
 from models.migrate import upgrade
 from models.sealed import Seal, weak_secret
-from reminders.limits import ARRIVAL_MARGIN, Pacer, default_limits
-from reminders.outbox import Delivered, OutboxDelivery
+from reminders.limits import ARRIVAL_MARGIN, SharedPacer, default_limits
+from reminders.outbox import Courier, Delivered, OutboxDelivery
 from reminders.worker import Worker
 
 log = logging.getLogger("dealbot.app")
@@ -70,10 +70,16 @@ class Bot:
         return next((adapter for adapter in self.adapters if adapter.platform == "slack"), None)
 
     def delivery(self) -> OutboxDelivery:
-        pacer = Pacer(default_limits(self.settings.rates), margin=ARRIVAL_MARGIN)
+        # Paced through the database: serving processes and workers all deliver, and a platform's
+        # limit is per bot, not per process.
+        pacer = SharedPacer(self.engine, default_limits(self.settings.rates), margin=ARRIVAL_MARGIN)
         return OutboxDelivery(self.engine, self.senders, self.clock, pacer=pacer,
                               max_attempts=self.settings.outbox_max_attempts, observer=self._delivered,
                               lease=timedelta(seconds=self.settings.outbox_lease_seconds))
+
+    def courier(self) -> Courier | None:
+        """What delivers this process's pushes as their commands commit (None: left to the worker)."""
+        return Courier(self.delivery()) if self.settings.serve_delivers else None
 
     def worker(self) -> Worker:
         return Worker(self.engine, self.clock, self.delivery(), observer=self.metrics.on_job,

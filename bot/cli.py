@@ -221,11 +221,18 @@ def _serve(settings: Settings, *, host: str, port: int, db: str | None,
                 adapter.long_connection.start()
             if adapter.platform == "dingtalk" and adapter.streaming:
                 await adapter.start_stream()
+        # Pushes this process's commands queue leave as each command commits, not at the worker's
+        # next poll (the worker still delivers whatever this process never gets to).
+        courier = bot.courier() if bot.adapters else None
+        if courier is not None:
+            await courier.start()
         # Commands another server received and could not run or answer (it died): run here too.
         recovering = asyncio.create_task(bot.inbox.serve()) if bot.inbox and bot.adapters else None
         await server.serve()
         if recovering is not None:
             recovering.cancel()
+        if courier is not None:
+            await courier.stop()
 
     asyncio.run(main())
 

@@ -85,6 +85,8 @@ NOTES = {
     "URL needed.",
     "DEALBOT_OUTBOX_MAX_ATTEMPTS": "Deliveries tried before a push is marked dead.",
     "DEALBOT_OUTBOX_LEASE_SECONDS": "How long a worker holds the pushes it claimed.",
+    "DEALBOT_SERVE_DELIVERS": "dealbot serve sends the pushes its commands queue at once; "
+    "false: only workers deliver (every 5 s).",
     "DEALBOT_INBOX_LEASE_SECONDS": "How long a received command stays its receiver's before "
     "any server or worker runs and answers it.",
     "DEALBOT_SHUTDOWN_GRACE_SECONDS": "On SIGTERM: how long serve may take to run and answer "

@@ -89,6 +89,10 @@ class Settings(BaseSettings):
     # largest request body any endpoint reads.
     outbox_lease_seconds: float = Field(120.0, gt=0,
                                         validation_alias="DEALBOT_OUTBOX_LEASE_SECONDS")
+    # `dealbot serve` delivers the pushes its own commands queue as each command commits (claimed
+    # through the outbox lease, paced through the database with the workers); off: the workers' poll
+    # delivers everything, as a deployment whose web processes must not call platforms would want.
+    serve_delivers: bool = Field(True, validation_alias="DEALBOT_SERVE_DELIVERS")
     # How long a received command stays its receiver's before any server or worker runs and
     # answers it (the receiver died, or could not answer).
     inbox_lease_seconds: float = Field(30.0, gt=0, validation_alias="DEALBOT_INBOX_LEASE_SECONDS")

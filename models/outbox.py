@@ -2,15 +2,62 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+import weakref
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
 from models.tables import InboundDelivery, Member, Outbox, OutboxSubject, Team
+
+log = logging.getLogger("dealbot.outbox")
+
+Committed = Callable[[list[int]], None]
+# Who wants to hear of rows the moment their transaction commits, per engine: a serving process's
+# delivery task, so a push leaves at once instead of at the next poll.
+_listeners: weakref.WeakKeyDictionary[Engine, list[Committed]] = weakref.WeakKeyDictionary()
+
+
+def listen(engine: Engine, action: Committed) -> None:
+    """Call `action` with the ids of the rows each transaction on `engine` queued, once it committed
+    (from the committing thread; never for a transaction rolled back)."""
+    _listeners.setdefault(engine, []).append(action)
+
+
+def unlisten(engine: Engine, action: Committed) -> None:
+    actions = _listeners.get(engine, [])
+    if action in actions:
+        actions.remove(action)
+
+
+def _announce_on_commit(session: Session, row_id: int) -> None:
+    bind = session.get_bind()
+    actions = _listeners.get(getattr(bind, "engine", bind))  # type: ignore[arg-type]
+    if not actions:
+        return
+    queued = session.info.setdefault("outbox_queued", [])
+    queued.append(row_id)
+    if len(queued) > 1:
+        return  # the listeners below hear of every row of this transaction at once
+
+    def committed(_session: Session) -> None:
+        ids = list(session.info.pop("outbox_queued", []))
+        for action in list(actions) if ids else []:
+            try:
+                action(ids)
+            except Exception:  # the command has committed: its answer must not fail for this
+                log.exception("telling a listener of queued outbox rows failed")
+
+    def rolled_back(_session: Session) -> None:
+        session.info.pop("outbox_queued", None)  # leaves `committed` nothing to announce
+
+    event.listen(session, "after_commit", committed, once=True)
+    event.listen(session, "after_rollback", rolled_back, once=True)
 
 
 def enqueue(
@@ -50,11 +97,14 @@ def enqueue(
     statement = (insert_for(Outbox).values(**values).on_conflict_do_nothing(index_elements=["dedupe_key"])
                  .returning(Outbox.id))
     inserted = session.execute(statement).first()
-    if inserted is not None and about:
+    if inserted is None:
+        return False
+    if about:
         session.execute(insert_for(OutboxSubject), [
             {"team_id": team.id, "outbox_id": inserted[0], "subject": subject}
             for subject in dict.fromkeys(about)])
-    return inserted is not None
+    _announce_on_commit(session, int(inserted[0]))
+    return True
 
 
 def messages_about(session: Session, *, team_id: int, subject: str) -> list[tuple[Outbox, int]]:
@@ -100,6 +150,7 @@ def revise(session: Session, message: Outbox, *, payload: dict[str, Any], state:
                                .returning(Outbox.id)).first()
     if inserted is None:
         return "known"
+    _announce_on_commit(session, int(inserted[0]))
     session.execute(update(Outbox).where(col(Outbox.edit_of) == message.id,
                                          col(Outbox.status) == "pending",
                                          col(Outbox.id) != inserted[0])

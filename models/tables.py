@@ -277,6 +277,19 @@ class OutboxSubject(SQLModel, table=True):
     subject: str = Field(max_length=40)
 
 
+class PaceWindow(SQLModel, table=True):
+    """The send moments booked for one platform scope (the bot, a chat, a channel), shared by every
+    process that delivers: a platform's limit is per bot, whichever process sends."""
+
+    __tablename__ = "pace_window"
+
+    platform: str = Field(primary_key=True, max_length=16)
+    scope: str = Field(primary_key=True, max_length=140)  # bot | member:<key> | channel:<key>
+    booked: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))  # ISO moments
+    held_until: datetime | None = _utc_column(nullable=True)  # the platform's Retry-After
+    tickets: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))  # row → slot
+
+
 class Nudge(SQLModel, table=True):
     """One reminder fact already pushed (`overdue:<lead>:<due date>`), so scans never repeat it."""
 

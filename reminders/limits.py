@@ -3,8 +3,10 @@
 Each limit is "count per seconds" kept as a sliding window of booked send moments: a message asks for
 the earliest moment it may go, which books that slot. A message whose slot is later
 than now waits in the outbox until then instead of being retried in a loop. Time comes from the
-injected clock, so tests move it instead of waiting. Buckets live in the worker's memory: with several
-workers each paces its own share, so run one worker per bot token when limits are tight.
+injected clock, so tests move it instead of waiting. `Pacer` keeps its buckets in one process's memory;
+`SharedPacer` keeps them in the database, so the serving processes that deliver their own pushes at
+once and the workers that deliver the rest all book from the same windows and a limit stays true
+per bot, whichever process sends.
 """
 
 from __future__ import annotations
@@ -13,6 +15,14 @@ import re
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+
+from sqlalchemy import select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col
+
+from models.db import unit_of_work
+from models.tables import PaceWindow
 
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)?\s*(s|sec|m|min)?\s*$")
 
@@ -94,6 +104,10 @@ class Pacer:
         scope = (platform, f"{kind}:{key}")
         self._held[scope] = max(until, self._held.get(scope, until))
 
+    def held_until(self, platform: str, kind: str, key: str) -> datetime | None:
+        """Until when the platform told us to leave this target alone (a 429's Retry-After)."""
+        return self._held.get((platform, f"{kind}:{key}"))
+
     def _schedules_for(self, platform: str, kind: str, key: str) -> list[Schedule]:
         limits = self.limits.get(platform)
         if limits is None:
@@ -128,6 +142,103 @@ class Pacer:
         if ticket is not None and at - now > within:
             self._tickets[ticket] = at
         return at
+
+
+class SharedPacer:
+    """A `Pacer` whose bookings, holds and tickets live in `pace_window`, one row per scope.
+
+    Each reservation is one short transaction that locks the rows of its scopes (Postgres: `FOR
+    UPDATE`, always in the same order; SQLite: every unit of work holds the write lock), replays the
+    in-memory pacer on them and writes them back. So two processes never book the same slot, a 429
+    one process heard holds the chat for all, and a row postponed by one process finds its slot
+    waiting when another process claims it.
+    """
+
+    # A ticket whose row never came back (it went dead, or was sent by a process on an old version)
+    # is forgotten after this long.
+    TICKET_KEPT = timedelta(hours=1)
+
+    def __init__(self, engine: Engine, limits: dict[str, PlatformLimits], *,
+                 margin: timedelta = timedelta(0)) -> None:
+        self.engine = engine
+        self.limits = limits
+        self.margin = margin
+
+    def _scopes(self, platform: str, kind: str, key: str) -> list[str]:
+        limits = self.limits.get(platform)
+        return sorted({f"{kind}:{key}", *(["bot"] if limits and limits.bot else [])})
+
+    def _locked(self, session: Session, platform: str, scopes: list[str]) -> dict[str, PaceWindow]:
+        dialect = session.get_bind().dialect.name
+        insert_for = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        for scope in scopes:
+            session.execute(insert_for(PaceWindow).values(platform=platform, scope=scope, booked=[], tickets={})
+                            .on_conflict_do_nothing(index_elements=["platform", "scope"]))
+        query = (select(PaceWindow).where(tuple_(col(PaceWindow.platform), col(PaceWindow.scope))
+                                          .in_([(platform, scope) for scope in scopes]))
+                 .order_by(col(PaceWindow.scope)))
+        if dialect == "postgresql":
+            query = query.with_for_update()
+        return {row.scope: row for row in session.execute(query).scalars()}
+
+    def reserve(self, platform: str, kind: str, key: str, now: datetime, *,
+                within: timedelta = timedelta(0), ticket: int | None = None) -> datetime:
+        """As `Pacer.reserve`, booked in the database."""
+        target = f"{kind}:{key}"
+        with unit_of_work(self.engine) as session:
+            rows = self._locked(session, platform, self._scopes(platform, kind, key))
+            local = Pacer(self.limits, margin=self.margin)
+            for scope, row in rows.items():
+                booked = [datetime.fromisoformat(moment) for moment in row.booked]
+                for schedule_key, schedule in self._seed(local, platform, scope):
+                    schedule.booked.extend(booked[-schedule.limit.count:])
+                    local._schedules[schedule_key] = schedule
+            window = rows[target]
+            if window.held_until is not None:
+                local._held[(platform, target)] = window.held_until
+            local._tickets = {int(row_id): datetime.fromisoformat(slot) for row_id, slot in window.tickets.items()
+                              if datetime.fromisoformat(slot) >= now - self.TICKET_KEPT}
+            slot = local.reserve(platform, kind, key, now, within=within, ticket=ticket)
+            for scope, row in rows.items():
+                schedules = [schedule for _key, schedule in self._seed(local, platform, scope)]
+                if schedules:
+                    longest = max(schedules, key=lambda schedule: schedule.limit.count)
+                    row.booked = [moment.isoformat() for moment in longest.booked]
+            window.tickets = {str(row_id): moment.isoformat() for row_id, moment in local._tickets.items()}
+            if window.held_until is not None and window.held_until <= now:
+                window.held_until = None
+            session.add_all(rows.values())
+        return slot
+
+    def _seed(self, local: Pacer, platform: str, scope: str) -> list[tuple[tuple[str, str, int], Schedule]]:
+        """The schedules `local` keeps for `scope`: its own ones if it made them, else fresh ones."""
+        limits = self.limits.get(platform)
+        if limits is None:
+            return []
+        if scope == "bot":
+            scope_limits = limits.bot
+        else:
+            scope_limits = limits.channel if scope.startswith("channel:") else limits.member
+        found = []
+        for index, limit in enumerate(scope_limits):
+            schedule_key = (platform, scope, index)
+            found.append((schedule_key, local._schedules.get(schedule_key) or Schedule(limit)))
+        return found
+
+    def held_until(self, platform: str, kind: str, key: str) -> datetime | None:
+        """As `Pacer.held_until`, as any process heard it."""
+        with unit_of_work(self.engine) as session:
+            return session.execute(select(PaceWindow.held_until).where(
+                col(PaceWindow.platform) == platform, col(PaceWindow.scope) == f"{kind}:{key}")).scalar()
+
+    def hold(self, platform: str, kind: str, key: str, until: datetime) -> None:
+        """The platform answered 429: nothing more goes to this target before `until`, from any
+        process."""
+        target = f"{kind}:{key}"
+        with unit_of_work(self.engine) as session:
+            window = self._locked(session, platform, [target])[target]
+            window.held_until = max(until, window.held_until or until)
+            session.add(window)
 
 
 def default_limits(rates: dict[str, str]) -> dict[str, PlatformLimits]:

@@ -5,7 +5,7 @@ leaves the lease to run out, and the row is delivered by the next run: nothing i
 `sent` only after the platform accepted it, so a crash between the platform's "ok" and our mark can
 send that one message again — the only duplicate possible, bounded to the rows in flight at the crash.
 A worker sends one row at a time, so that is at most one message (with all its parts) per worker per
-crash. A worker whose lease ran out before a row's turn leaves the row to whoever claims it next
+crash; a serving process's `Courier` sends up to `at_once` (8) at a time, so at most that many. A worker whose lease ran out before a row's turn leaves the row to whoever claims it next
 rather than race them; the lease (`DEALBOT_OUTBOX_LEASE_SECONDS`, 2 minutes) must outlast one send.
 A worker told to stop (`stop`) finishes the row in hand and gives back the rows it claimed and had
 not started, so another worker sends them at once rather than after the lease.
@@ -18,9 +18,12 @@ retried, when the platform no longer lets the message change.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,11 +34,12 @@ from sqlmodel import col
 
 from adapters.base import AuthBroken, RateLimited, Sender, Target, TargetGone, Unchangeable
 from commands.types import Reply
+from models import outbox
 from models.clock import Clock
 from models.db import unit_of_work
 from models.outbox import retry_delay
 from models.tables import Outbox, Team
-from reminders.limits import Pacer
+from reminders.limits import Pacer, SharedPacer
 
 log = logging.getLogger("dealbot.outbox")
 
@@ -100,7 +104,7 @@ class OutboxDelivery:
 
     def __init__(self, engine: Engine, senders: Mapping[str, Sender], clock: Clock, *, max_attempts: int = 6,
                  batch: int = 100, lease: timedelta = timedelta(minutes=2),
-                 backoff: timedelta = timedelta(seconds=30), pacer: Pacer | None = None,
+                 backoff: timedelta = timedelta(seconds=30), pacer: Pacer | SharedPacer | None = None,
                  sleep: Sleep = asyncio.sleep, max_wait: timedelta = timedelta(seconds=2),
                  observer: DeliveryObserver | None = None) -> None:
         self.engine = engine
@@ -116,6 +120,10 @@ class OutboxDelivery:
         self.observer = observer
         self.stopping = False
         self._waiting: list[Claimed] = []  # claimed in this pass, not started yet
+        # Told of each row put back for later (a paced slot, a Retry-After, a retry) and when it is
+        # due: a `Courier` comes back for it then, rather than leave it to the next poll.
+        self.on_postponed: Callable[[int, datetime], None] | None = None
+        self.offload: Executor | None = None
 
     def due_condition(self, now: datetime) -> Any:
         return or_(
@@ -123,12 +131,15 @@ class OutboxDelivery:
             (col(Outbox.status) == "sending") & (col(Outbox.claimed_until) < now),
         )
 
-    def claim(self) -> list[Claimed]:
-        """Take up to `batch` due rows for this worker; concurrent workers never get the same row."""
+    def claim(self, ids: list[int] | None = None) -> list[Claimed]:
+        """Take up to `batch` due rows (of `ids` only, when given) for this worker; concurrent workers
+        never get the same row."""
         now = self.clock.now()
         with unit_of_work(self.engine) as session:
             query = (select(Outbox.id).where(self.due_condition(now), col(Outbox.platform).in_(list(self.senders)))
                      .order_by(col(Outbox.next_attempt_at), col(Outbox.id)).limit(self.batch))
+            if ids is not None:
+                query = query.where(col(Outbox.id).in_(ids))
             if session.get_bind().dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True)
             ids = list(session.execute(query).scalars())
@@ -181,30 +192,41 @@ class OutboxDelivery:
         sender = self.senders[row.platform]
         started = time.perf_counter()
         if row.edit_of is not None:
-            verdict = self._edited_message(row)
+            verdict = await self._db(self._edited_message, row)
             if verdict in ("superseded", "gone"):
                 why = ("a newer edit replaced it" if verdict == "superseded"
                        else "the message was never sent")
-                self._finish(row, status="dropped", error=why)
+                await self._db(self._finish, row, status="dropped", error=why)
                 report.dropped += 1
                 self._observe(row, "dropped", started)
                 return
             if isinstance(verdict, datetime):  # its message is still to be sent: look again then
                 delay = max(verdict - self.clock.now(), self.EDIT_WAIT)
-                self._finish(row, status="pending", delay=delay, refund=True)
+                await self._db(self._finish, row, status="pending", delay=delay, refund=True)
+                self._postponed(row, self.clock.now() + delay)
                 report.postponed += 1
                 self._observe(row, "postponed", started)
                 return
         now = self.clock.now()
-        slot = self.pacer.reserve(row.platform, row.target.kind, row.target.key, now, within=self.max_wait,
-                                  ticket=row.id)
+        slot = await self._db(self.pacer.reserve, row.platform, row.target.kind, row.target.key,
+                              now, within=self.max_wait, ticket=row.id)
         if slot - now > self.max_wait:
-            self._finish(row, status="pending", delay=slot - now, refund=True)
+            await self._db(self._finish, row, status="pending", delay=slot - now, refund=True)
+            self._postponed(row, slot)
             report.postponed += 1
             self._observe(row, "postponed", started)
             return
         if slot > now:
             await self.sleep((slot - now).total_seconds())
+            # A 429 heard meanwhile (by this process or another) holds the chat past our slot.
+            held = await self._db(self.pacer.held_until, row.platform, row.target.kind, row.target.key)
+            if held is not None and held > self.clock.now():
+                await self._db(self._finish, row, status="pending", delay=held - self.clock.now(),
+                               refund=True)
+                self._postponed(row, held)
+                report.postponed += 1
+                self._observe(row, "postponed", started)
+                return
         if row.until is not None and self.clock.now() >= row.until:
             return  # our lease ran out: the row may be someone else's now; sending could double it
         try:
@@ -217,34 +239,39 @@ class OutboxDelivery:
                 ref = await sender.send(row.target, reply)
         except Unchangeable as error:
             # Too old, deleted, or its one permitted change spent: it stays as it is, no retry.
-            self._finish(row, status="dropped", error=f"left as it was: {error}")
+            await self._db(self._finish, row, status="dropped", error=f"left as it was: {error}")
             report.dropped += 1
             self._observe(row, "dropped", started, error)
         except RateLimited as error:
             # Obey it for the whole chat, not just this row: the rest of the batch waits too.
-            self.pacer.hold(row.platform, row.target.kind, row.target.key,
-                            self.clock.now() + timedelta(seconds=error.retry_after))
-            self._finish(row, status="pending", delay=timedelta(seconds=error.retry_after), refund=True,
-                         error=str(error))
+            await self._db(self.pacer.hold, row.platform, row.target.kind, row.target.key,
+                           self.clock.now() + timedelta(seconds=error.retry_after))
+            await self._db(self._finish, row, status="pending", refund=True, error=str(error),
+                           delay=timedelta(seconds=error.retry_after))
+            self._postponed(row, self.clock.now() + timedelta(seconds=error.retry_after))
             report.postponed += 1
             self._observe(row, "postponed", started, error)
         except (TargetGone, AuthBroken) as error:
-            self._finish(row, status="dead", error=f"{type(error).__name__}: {error}")
+            await self._db(self._finish, row, status="dead",
+                           error=f"{type(error).__name__}: {error}")
             report.dead += 1
             report.errors.append(str(error))
             self._observe(row, "dead", started, error)
         except Exception as error:  # noqa: BLE001 - any other failure is retried, then given up on
             if row.attempts >= self.max_attempts:
-                self._finish(row, status="dead", error=f"{type(error).__name__}: {error}")
+                await self._db(self._finish, row, status="dead",
+                               error=f"{type(error).__name__}: {error}")
                 report.dead += 1
             else:
                 delay = retry_delay(self.backoff, row.attempts, cap=timedelta(hours=1))
-                self._finish(row, status="pending", delay=delay, error=f"{type(error).__name__}: {error}")
+                await self._db(self._finish, row, status="pending", delay=delay,
+                               error=f"{type(error).__name__}: {error}")
+                self._postponed(row, self.clock.now() + delay)
                 report.retried += 1
             log.warning("delivery of outbox row %s failed: %s", row.id, error)
             self._observe(row, "dead" if row.attempts >= self.max_attempts else "retried", started, error)
         else:
-            self._finish(row, status="sent", message_ref=ref)
+            await self._db(self._finish, row, status="sent", message_ref=ref)
             report.sent += 1
             self._observe(row, "sent", started)
 
@@ -271,6 +298,19 @@ class OutboxDelivery:
             return "gone"
         row.message_ref = original.message_ref
         return "ready"
+    async def _db(self, action: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        # A serving process delivers on the loop that answers requests: a transaction waiting for
+        # SQLite's write lock must not hold that loop, nor the threads its requests run on, so
+        # there it runs on threads of its own.
+        if self.offload is not None:
+            loop = asyncio.get_running_loop()
+            call = functools.partial(action, *args, **kwargs)
+            return await loop.run_in_executor(self.offload, call)
+        return action(*args, **kwargs)
+
+    def _postponed(self, row: Claimed, due: datetime) -> None:
+        if self.on_postponed is not None:
+            self.on_postponed(row.id, due)
 
     def _observe(self, row: Claimed, outcome: str, started: float, error: Exception | None = None) -> None:
         if self.observer is None:
@@ -297,3 +337,102 @@ class OutboxDelivery:
         with unit_of_work(self.engine) as session:
             session.execute(update(Outbox).where(col(Outbox.id) == row.id, col(Outbox.status) == "sending")
                             .values(**values))
+
+
+class Courier:
+    """Delivers the pushes its own process queues the moment their transaction commits.
+
+    The outbox tells it the ids of each committed transaction's rows (`models.outbox.listen`, called
+    from the committing thread); it claims exactly those through the same lease a worker uses, so a
+    row is sent by whoever claims it first and never by both, and delivers each with the same pacing
+    (a `SharedPacer`: the windows are the database's, shared with the workers), Retry-After, retries
+    and dead rows. A row put back for later (a paced slot, a 429, a retry) is claimed again when it
+    is due. Whatever it never gets to (the process dies after the commit, a row is not due yet)
+    stays pending in the outbox, and the worker's poll delivers it.
+    """
+
+    def __init__(self, delivery: OutboxDelivery, *, at_once: int = 8) -> None:
+        self.delivery = delivery
+        self.at_once = at_once
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._queue: asyncio.Queue[list[int]] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._running: set[asyncio.Task[None]] = set()
+        self._later: set[asyncio.TimerHandle] = set()
+        self._threads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="courier")
+
+    async def start(self) -> None:
+        """Start on the running loop and listen for committed rows."""
+        self._loop = asyncio.get_running_loop()
+        self._queue = asyncio.Queue()
+        self._slots = asyncio.Semaphore(self.at_once)
+        self.delivery.on_postponed = self._come_back
+        self.delivery.offload = self._threads
+        self._task = asyncio.create_task(self._run(), name="dealbot-courier")
+        outbox.listen(self.delivery.engine, self.hand)
+
+    async def stop(self) -> None:
+        """Stop listening; deliveries in hand finish (a row left claimed waits out its lease)."""
+        outbox.unlisten(self.delivery.engine, self.hand)
+        for handle in self._later:
+            handle.cancel()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
+        self._threads.shutdown(wait=False)
+
+    def hand(self, ids: list[int]) -> None:
+        """Rows just committed: deliver them now. Safe from any thread."""
+        loop, queue = self._loop, self._queue
+        if loop is None or queue is None or loop.is_closed():
+            return  # not started, or gone: the worker's poll delivers them
+        loop.call_soon_threadsafe(queue.put_nowait, list(ids))
+
+    def _come_back(self, row_id: int, due: datetime) -> None:
+        if self._loop is None:
+            return
+        delay = max(0.0, (due - self.delivery.clock.now()).total_seconds())
+        handle: asyncio.TimerHandle | None = None
+
+        def fire() -> None:
+            self._later.discard(handle)  # type: ignore[arg-type]
+            self.hand([row_id])
+
+        handle = self._loop.call_later(delay, fire)
+        self._later.add(handle)
+
+    async def _run(self) -> None:
+        assert self._queue is not None
+        while True:
+            ids = await self._queue.get()
+            while not self._queue.empty():  # whatever else committed meanwhile, in one claim
+                ids += self._queue.get_nowait()
+            try:
+                claimed = await self.delivery._db(self.delivery.claim, ids)
+            except Exception:
+                log.exception("claiming just-committed outbox rows failed; the worker's poll will")
+                continue
+            for index, row in enumerate(claimed):
+                try:
+                    await self._slots.acquire()
+                except asyncio.CancelledError:
+                    # Stopping: the rows not started go back to the outbox now, not when
+                    # their lease runs out.
+                    for left in claimed[index:]:
+                        self.delivery._finish(left, status="pending", delay=timedelta(0),
+                                              refund=True)
+                    raise
+                task = asyncio.create_task(self._deliver(row))
+                self._running.add(task)
+                task.add_done_callback(self._running.discard)
+
+    async def _deliver(self, row: Claimed) -> None:
+        try:
+            await self.delivery.deliver(row, DeliveryReport())
+        except Exception:
+            log.exception("delivering outbox row %s failed", row.id)
+        finally:
+            self._slots.release()

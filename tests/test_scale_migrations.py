@@ -120,6 +120,16 @@ def value_for(
     return f"{table.name}-{column.name}-{index}"[-length:]
 
 
+def generated(table: Table, column: Column[Any]) -> bool:
+    """Whether the database numbers this column itself: a table's one integer key. A key of
+    several columns, or of text, is written like any other value."""
+    try:
+        integer = column.type.python_type is int
+    except NotImplementedError:
+        integer = False
+    return column.primary_key and integer and len(table.primary_key.columns) == 1
+
+
 def write_rows(connection: Connection, metadata: MetaData) -> dict[str, list[dict[str, Any]]]:
     written: dict[str, list[dict[str, Any]]] = {}
     for table in metadata.sorted_tables:
@@ -130,7 +140,7 @@ def write_rows(connection: Connection, metadata: MetaData) -> dict[str, list[dic
             values = {
                 column.name: value_for(table, column, index, written)
                 for column in table.columns
-                if not (column.primary_key and column.autoincrement in (True, "auto"))
+                if not generated(table, column)
             }
             key = connection.execute(
                 insert(table).values(values).returning(*table.primary_key.columns)
