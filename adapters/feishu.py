@@ -83,6 +83,7 @@ REFRESH = {
 }  # missing / invalid / expired token: fetch anew, retry once
 AUTH = {10003, 10014, 99991401, 99991672, 230006}
 GONE = {230002, 230013}
+UNCHANGEABLE = {230011, 230031}  # a card withdrawn, or sent more than 14 days ago
 LIMITED = {99991400: 1.0, 230020: 1.0}  # code → seconds to wait when no reset header says
 STYLES = {"primary": "primary", "default": "default", "danger": "danger"}
 FILE_TYPES = {".xlsx": "xls", ".xls": "xls", ".pdf": "pdf", ".doc": "doc", ".docx": "doc"}
@@ -295,6 +296,8 @@ class FeishuApi:
             raise AuthBroken(detail)
         if code in GONE:
             raise TargetGone(detail)
+        if code in UNCHANGEABLE:
+            raise Unchangeable(detail)
         raise Transient(detail)
 
     async def bot_open_id(self) -> str:

@@ -692,3 +692,25 @@ def test_dingtalk_a_markdown_message_is_not_edited(dingtalk: DingTalkHarness) ->
     with pytest.raises(Unchangeable):
         asyncio.run(sender.update(ref, Reply(text="✅ Q1")))
     assert not dingtalk.api.at(DINGTALK_CARD_UPDATE)
+
+
+def test_feishu_a_card_too_old_to_edit_is_left_alone(feishu: FeishuHarness) -> None:
+    cards = feishu_team(feishu)
+    click = feishu.click("ou_wangwu", "/审批 同意 Q1", message_id=cards["ou_wangwu"])
+    assert feishu.post(click).json() == {}
+    feishu.api.wait_for(lambda _: feishu_patches(feishu) > 0)  # the clicked card
+    too_old = Answer(
+        status=400,
+        body={"code": 230031, "msg": "Message can only be modified within 14 days after sending."},
+    )
+    feishu.api.fail(f"{FEISHU_MESSAGES}/{cards['ou_lijingli']}", too_old)
+    asyncio.run(OutboxDelivery(feishu.engine, feishu.bot.senders, feishu.clock).run_once())
+    with unit_of_work(feishu.engine) as session:
+        edits = session.execute(select(Outbox).where(Outbox.kind == "edit")).scalars().all()
+        dropped = [edit for edit in edits if edit.status == "dropped"]
+    assert len(dropped) == 1 and "230031" in (dropped[0].last_error or "")
+    assert all(edit.status in ("sent", "dropped") for edit in edits)  # none waits for a retry
+    patches = feishu_patches(feishu)
+    feishu.clock.advance(hours=2)
+    feishu.deliver()
+    assert feishu_patches(feishu) == patches  # not tried again
