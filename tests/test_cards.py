@@ -627,12 +627,16 @@ def test_feishu_a_text_message_is_not_edited(feishu: FeishuHarness) -> None:
 # --- DingTalk ---------------------------------------------------------------------------------
 
 
-def dingtalk_team(dingtalk: DingTalkHarness) -> dict[str, dict[str, Any]]:
+def dingtalk_team(
+    dingtalk: DingTalkHarness, *, two_signatures: bool = False
+) -> dict[str, dict[str, Any]]:
     """As on Feishu: 张三 asks, 李经理 and 王五 are asked. Each card as sent, by staffId."""
     for user in ("zhangsan", "lijingli", "wangwu"):
         dingtalk.say(user, "/帮助")
     dingtalk.say("zhangsan", "/团队 角色 @李经理 经理", at=("lijingli",))
     dingtalk.say("zhangsan", "/团队 角色 @王五 经理", at=("wangwu",))
+    if two_signatures:
+        dingtalk.say("zhangsan", "/团队 设置 approval_levels=2*manager")
     dingtalk.say("zhangsan", "/线索 新建 华为技术 预计=12.5万")
     dingtalk.say("zhangsan", "/报价 L1 8万")
     dingtalk.deliver()
@@ -673,6 +677,21 @@ def test_dingtalk_an_approval_by_button_edits_the_other_card(dingtalk: DingTalkH
     assert quote_row(dingtalk.engine) == before
     dingtalk.deliver()
     assert len(dingtalk.api.at(DINGTALK_CARD_UPDATE)) == puts
+
+
+def test_dingtalk_two_signatures_keep_the_buttons_of_who_has_yet_to_sign(
+    dingtalk: DingTalkHarness,
+) -> None:
+    cards = dingtalk_team(dingtalk, two_signatures=True)
+    clicked, other = cards["lijingli"]["cardBizId"], cards["wangwu"]["cardBizId"]
+    assert dingtalk.post(dingtalk.click("lijingli", "/审批 同意 Q1", clicked)).status_code == 200
+    dingtalk.api.wait_for(lambda _: clicked in dingtalk_edits(dingtalk))
+    dingtalk.deliver()
+    edit = dingtalk_edits(dingtalk)[other]
+    assert "李经理 ✔" in card_text(edit) and "/审批 同意 Q1" in card_buttons(edit)
+    edit = dingtalk_edits(dingtalk)[clicked]
+    assert "李经理 ✔" in card_text(edit) and card_buttons(edit) == []
+    assert quote_row(dingtalk.engine)[0] == "pending"
 
 
 def test_dingtalk_closing_the_lead_edits_the_quote_cards(dingtalk: DingTalkHarness) -> None:
