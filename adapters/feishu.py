@@ -83,6 +83,7 @@ REFRESH = {
 }  # missing / invalid / expired token: fetch anew, retry once
 AUTH = {10003, 10014, 99991401, 99991672, 230006}
 GONE = {230002, 230013}
+UNCHANGEABLE = {230011, 230031}  # a card withdrawn, or sent more than 14 days ago
 LIMITED = {99991400: 1.0, 230020: 1.0}  # code → seconds to wait when no reset header says
 STYLES = {"primary": "primary", "default": "default", "danger": "danger"}
 FILE_TYPES = {".xlsx": "xls", ".xls": "xls", ".pdf": "pdf", ".doc": "doc", ".docx": "doc"}
@@ -295,6 +296,8 @@ class FeishuApi:
             raise AuthBroken(detail)
         if code in GONE:
             raise TargetGone(detail)
+        if code in UNCHANGEABLE:
+            raise Unchangeable(detail)
         raise Transient(detail)
 
     async def bot_open_id(self) -> str:
@@ -396,22 +399,22 @@ class FeishuSender:
         return ref if len(ref) <= REF_CHARS else f"{kind}|{message_id}"[:REF_CHARS]
 
     async def update(self, message_ref: str, reply: Reply) -> None:
-        """A card is replaced in place (for everyone who sees it). A text message cannot become a
-        card, and a deleted or too old card cannot change: Unchangeable, nothing new is sent."""
-        kind, message_id, id_type, receiver = (message_ref.split("|") + ["", "", ""])[:4]
+        """A card is replaced in place (for everyone who sees it), keeping the buttons `reply`
+        still offers (someone who has yet to sign). A text message cannot become a card, and a
+        deleted or too old card cannot change: Unchangeable, nothing new is sent."""
+        kind, message_id = (message_ref.split("|") + [""])[:2]
         if kind != "card" or not message_id:
             raise Unchangeable(f"feishu {kind or 'message'} messages cannot be edited")
         try:
-            await self.edit_card(message_id, reply)
+            await self.edit_card(message_id, reply, buttons=True)
         except TargetGone as error:
             raise Unchangeable(f"feishu card {message_id}: {error}") from error
-        await self.media(id_type, receiver, reply)
 
-    async def edit_card(self, message_id: str, reply: Reply) -> None:
+    async def edit_card(self, message_id: str, reply: Reply, *, buttons: bool = False) -> None:
         await self.api.call(
             "PATCH",
             f"/open-apis/im/v1/messages/{message_id}",
-            json={"content": json.dumps(card(reply, buttons=False), ensure_ascii=False)},
+            json={"content": json.dumps(card(reply, buttons=buttons), ensure_ascii=False)},
         )
 
     async def message(

@@ -21,6 +21,8 @@ from models.tables import SQLModel
 from tests.chat import Chat
 
 if TYPE_CHECKING:
+    from tests.test_dingtalk import DingTalkHarness
+    from tests.test_feishu import FeishuHarness
     from tests.test_slack import SlackHarness
     from tests.test_telegram import TelegramHarness
     from tests.test_wecom import WeComHarness
@@ -138,4 +140,20 @@ def wecom(engine: Engine, clock: FixedClock) -> Iterator[WeComHarness]:
     from tests.test_wecom import FakeWeCom, WeComHarness
 
     with closing(FakeWeCom()) as api, closing(WeComHarness(engine, clock, api)) as harness:
+        yield harness
+
+
+@pytest.fixture
+def feishu(engine: Engine, clock: FixedClock) -> Iterator[FeishuHarness]:
+    from tests.test_feishu import FakeFeishu, FeishuHarness
+
+    with closing(FakeFeishu()) as api, closing(FeishuHarness(engine, clock, api)) as harness:
+        yield harness
+
+
+@pytest.fixture
+def dingtalk(engine: Engine, clock: FixedClock) -> Iterator[DingTalkHarness]:
+    from tests.test_dingtalk import DingTalkHarness, FakeDingTalk
+
+    with closing(FakeDingTalk()) as api, closing(DingTalkHarness(engine, clock, api)) as harness:
         yield harness

@@ -2,7 +2,8 @@
 every message the bot sent about it (the approvers' cards, a delegate's copy) is edited through the
 outbox — the outcome, who decided, no buttons — and a later click on one changes nothing. Cards of a
 quote that needs several signatures show who has signed so far. Slack, Telegram and WeCom through
-their real HTTP entry points and fake platform APIs; a click in Slack's App Home is answered."""
+their real HTTP entry points and fake platform APIs, Feishu and DingTalk too; a click in Slack's App
+Home is answered."""
 
 from __future__ import annotations
 
@@ -13,9 +14,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
+from adapters.base import Target, Unchangeable
+from commands.types import Reply
 from models.clock import FixedClock
 from models.db import unit_of_work
 from models.outbox import enqueue
@@ -24,6 +28,12 @@ from reminders.outbox import OutboxDelivery
 from tests.chat import Chat
 from tests.fakes.http import Answer
 from tests.fakes.telegram import arguments as bot_arguments
+from tests.test_dingtalk import CARD_UPDATE as DINGTALK_CARD_UPDATE
+from tests.test_dingtalk import DingTalkHarness, card_buttons, card_text
+from tests.test_feishu import MESSAGES as FEISHU_MESSAGES
+from tests.test_feishu import NAMES as FEISHU
+from tests.test_feishu import FeishuHarness
+from tests.test_feishu import shown as feishu_shown
 from tests.test_slack import NAMES, SlackHarness, arguments, button_values, text_of
 from tests.test_telegram import PEOPLE, TelegramHarness
 from tests.test_wecom import UPDATE, WeComHarness, shown
@@ -519,3 +529,207 @@ def outbox_refs(engine: Engine, kinds: tuple[str, ...]) -> list[str]:
     with unit_of_work(engine) as session:
         query = select(Outbox.message_ref).where(Outbox.kind.in_(kinds))  # type: ignore[attr-defined]
         return [ref for ref in session.execute(query).scalars() if ref]
+
+
+# --- Feishu -----------------------------------------------------------------------------------
+
+
+def feishu_team(feishu: FeishuHarness, *, two_signatures: bool = False) -> dict[str, str]:
+    """张三 (admin) asks for Q1; 李经理 and 王五 (managers) are asked. The message id Feishu gave
+    each card, by open_id."""
+    for user in ("ou_zhangsan", "ou_lijingli", "ou_wangwu"):
+        feishu.say(user, "/帮助")
+    for user in ("ou_lijingli", "ou_wangwu"):
+        feishu.say(
+            "ou_zhangsan", "/团队 角色 @_user_1 经理", mentions={"@_user_1": (user, FEISHU[user])}
+        )
+    if two_signatures:
+        feishu.say("ou_zhangsan", "/团队 设置 approval_levels=2*manager")
+    feishu.say("ou_zhangsan", "/线索 新建 华为技术 预计=12.5万")
+    asked = feishu_shown(feishu.say("ou_zhangsan", "/报价 L1 8万"))
+    assert "李经理" in asked and "王五" in asked, asked
+    feishu.deliver()
+    cards = {}
+    for request, message_id in feishu.api.message_ids:
+        body = request.json or {}
+        if body.get("msg_type") == "interactive" and "/审批 同意 Q1" in body["content"]:
+            cards[body["receive_id"]] = message_id
+    return cards
+
+
+def feishu_edits(feishu: FeishuHarness) -> dict[str, dict[str, Any]]:
+    """The last PATCH of each message, by message id, its card decoded."""
+    return {
+        r.path.rsplit("/", 1)[-1]: json.loads((r.json or {})["content"])
+        for r in list(feishu.api.requests)
+        if r.method == "PATCH" and r.path.startswith(FEISHU_MESSAGES + "/")
+    }
+
+
+def feishu_card_text(card: dict[str, Any]) -> tuple[str, list[str]]:
+    """A card's markdown, and the commands of its buttons."""
+    return feishu_shown({"msg_type": "interactive", "content": card}), [
+        action["value"]["command"]
+        for element in card["elements"]
+        for action in element.get("actions", [])
+    ]
+
+
+def test_feishu_an_approval_by_button_edits_the_other_card(feishu: FeishuHarness) -> None:
+    cards = feishu_team(feishu)
+    assert set(cards) == {"ou_lijingli", "ou_wangwu"}
+    click = feishu.click("ou_wangwu", "/审批 同意 Q1", message_id=cards["ou_wangwu"])
+    assert feishu.post(click).json() == {}
+    feishu.api.wait_for(lambda rs: any(r.method == "PATCH" for r in rs))  # the clicked card
+    assert quote_row(feishu.engine)[0] == "approved"
+    feishu.deliver()
+    edited, buttons = feishu_card_text(feishu_edits(feishu)[cards["ou_lijingli"]])
+    assert "Q1 已由 王五 同意" in edited and "华为技术" in edited
+    assert buttons == []  # nothing left to press
+    before, patches = quote_row(feishu.engine), feishu_patches(feishu)
+    # A click on the card before the edit reached it changes nothing, and is told so.
+    late = feishu.click("ou_lijingli", "/审批 同意 Q1", message_id=cards["ou_lijingli"])
+    assert feishu.post(late).json() == {}
+    feishu.api.wait_for(
+        lambda _: any("王五同意" in feishu_shown(m) for m in feishu.api.sent("ou_lijingli", "text"))
+    )
+    assert quote_row(feishu.engine) == before
+    feishu.deliver()
+    assert feishu_patches(feishu) == patches
+
+
+def feishu_patches(feishu: FeishuHarness) -> int:
+    return len([r for r in list(feishu.api.requests) if r.method == "PATCH"])
+
+
+def test_feishu_two_signatures_keep_the_buttons_of_who_has_yet_to_sign(
+    feishu: FeishuHarness,
+) -> None:
+    cards = feishu_team(feishu, two_signatures=True)
+    click = feishu.click("ou_lijingli", "/审批 同意 Q1", message_id=cards["ou_lijingli"])
+    assert feishu.post(click).json() == {}
+    feishu.api.wait_for(lambda _: feishu_patches(feishu) > 0)  # the clicked card
+    feishu.deliver()
+    edited, buttons = feishu_card_text(feishu_edits(feishu)[cards["ou_wangwu"]])
+    assert "李经理 ✔" in edited and "/审批 同意 Q1" in buttons  # 王五 still has to sign
+    edited, buttons = feishu_card_text(feishu_edits(feishu)[cards["ou_lijingli"]])
+    assert "李经理 ✔" in edited and buttons == []
+
+
+def test_feishu_a_text_message_is_not_edited(feishu: FeishuHarness) -> None:
+    sender = feishu.adapter.sender()
+    ref = asyncio.run(sender.send(Target(kind="member", key="ou_wangwu"), Reply(text="Q1")))
+    with pytest.raises(Unchangeable):
+        asyncio.run(sender.update(ref, Reply(text="✅ Q1")))
+    assert not [r for r in feishu.api.requests if r.method == "PATCH"]
+
+
+# --- DingTalk ---------------------------------------------------------------------------------
+
+
+def dingtalk_team(
+    dingtalk: DingTalkHarness, *, two_signatures: bool = False
+) -> dict[str, dict[str, Any]]:
+    """As on Feishu: 张三 asks, 李经理 and 王五 are asked. Each card as sent, by staffId."""
+    for user in ("zhangsan", "lijingli", "wangwu"):
+        dingtalk.say(user, "/帮助")
+    dingtalk.say("zhangsan", "/团队 角色 @李经理 经理", at=("lijingli",))
+    dingtalk.say("zhangsan", "/团队 角色 @王五 经理", at=("wangwu",))
+    if two_signatures:
+        dingtalk.say("zhangsan", "/团队 设置 approval_levels=2*manager")
+    dingtalk.say("zhangsan", "/线索 新建 华为技术 预计=12.5万")
+    dingtalk.say("zhangsan", "/报价 L1 8万")
+    dingtalk.deliver()
+    return {
+        user: card
+        for user in ("lijingli", "wangwu")
+        for card in dingtalk.api.to(user)
+        if card["msgKey"] == "card" and "/审批 同意 Q1" in card_buttons(card)
+    }
+
+
+def dingtalk_edits(dingtalk: DingTalkHarness) -> dict[str, dict[str, Any]]:
+    """The last PUT of each card, by cardBizId, its data decoded."""
+    return {
+        (r.json or {})["cardBizId"]: json.loads((r.json or {})["cardData"])
+        for r in dingtalk.api.at(DINGTALK_CARD_UPDATE)
+        if r.method == "PUT"
+    }
+
+
+def test_dingtalk_an_approval_by_button_edits_the_other_card(dingtalk: DingTalkHarness) -> None:
+    cards = dingtalk_team(dingtalk)
+    assert set(cards) == {"lijingli", "wangwu"}
+    clicked, other = cards["wangwu"]["cardBizId"], cards["lijingli"]["cardBizId"]
+    assert dingtalk.post(dingtalk.click("wangwu", "/审批 同意 Q1", clicked)).status_code == 200
+    dingtalk.api.wait_for(lambda _: clicked in dingtalk_edits(dingtalk))
+    assert quote_row(dingtalk.engine)[0] == "approved"
+    dingtalk.deliver()
+    edit = dingtalk_edits(dingtalk)[other]
+    assert "Q1 已由 王五 同意" in card_text(edit) and "华为技术" in card_text(edit)
+    assert card_buttons(edit) == []  # nothing left to press
+    before, puts = quote_row(dingtalk.engine), len(dingtalk.api.at(DINGTALK_CARD_UPDATE))
+    # A click on the card before the edit reached it changes nothing, and is told so.
+    assert dingtalk.post(dingtalk.click("lijingli", "/审批 同意 Q1", other)).status_code == 200
+    dingtalk.api.wait_for(
+        lambda _: any("王五同意" in m.get("text", "") for m in dingtalk.api.to("lijingli"))
+    )
+    assert quote_row(dingtalk.engine) == before
+    dingtalk.deliver()
+    assert len(dingtalk.api.at(DINGTALK_CARD_UPDATE)) == puts
+
+
+def test_dingtalk_two_signatures_keep_the_buttons_of_who_has_yet_to_sign(
+    dingtalk: DingTalkHarness,
+) -> None:
+    cards = dingtalk_team(dingtalk, two_signatures=True)
+    clicked, other = cards["lijingli"]["cardBizId"], cards["wangwu"]["cardBizId"]
+    assert dingtalk.post(dingtalk.click("lijingli", "/审批 同意 Q1", clicked)).status_code == 200
+    dingtalk.api.wait_for(lambda _: clicked in dingtalk_edits(dingtalk))
+    dingtalk.deliver()
+    edit = dingtalk_edits(dingtalk)[other]
+    assert "李经理 ✔" in card_text(edit) and "/审批 同意 Q1" in card_buttons(edit)
+    edit = dingtalk_edits(dingtalk)[clicked]
+    assert "李经理 ✔" in card_text(edit) and card_buttons(edit) == []
+    assert quote_row(dingtalk.engine)[0] == "pending"
+
+
+def test_dingtalk_closing_the_lead_edits_the_quote_cards(dingtalk: DingTalkHarness) -> None:
+    cards = dingtalk_team(dingtalk)
+    dingtalk.say("zhangsan", "/线索 输单 L1 预算取消")
+    dingtalk.deliver()
+    edits = dingtalk_edits(dingtalk)
+    for user in ("lijingli", "wangwu"):
+        edit = edits[cards[user]["cardBizId"]]
+        assert "Q1 已撤回" in card_text(edit) and card_buttons(edit) == []
+    assert quote_row(dingtalk.engine)[0] == "withdrawn"
+
+
+def test_dingtalk_a_markdown_message_is_not_edited(dingtalk: DingTalkHarness) -> None:
+    sender = dingtalk.adapter.sender()
+    ref = asyncio.run(sender.send(Target(kind="member", key="wangwu"), Reply(text="Q1")))
+    with pytest.raises(Unchangeable):
+        asyncio.run(sender.update(ref, Reply(text="✅ Q1")))
+    assert not dingtalk.api.at(DINGTALK_CARD_UPDATE)
+
+
+def test_feishu_a_card_too_old_to_edit_is_left_alone(feishu: FeishuHarness) -> None:
+    cards = feishu_team(feishu)
+    click = feishu.click("ou_wangwu", "/审批 同意 Q1", message_id=cards["ou_wangwu"])
+    assert feishu.post(click).json() == {}
+    feishu.api.wait_for(lambda _: feishu_patches(feishu) > 0)  # the clicked card
+    too_old = Answer(
+        status=400,
+        body={"code": 230031, "msg": "Message can only be modified within 14 days after sending."},
+    )
+    feishu.api.fail(f"{FEISHU_MESSAGES}/{cards['ou_lijingli']}", too_old)
+    asyncio.run(OutboxDelivery(feishu.engine, feishu.bot.senders, feishu.clock).run_once())
+    with unit_of_work(feishu.engine) as session:
+        edits = session.execute(select(Outbox).where(Outbox.kind == "edit")).scalars().all()
+        dropped = [edit for edit in edits if edit.status == "dropped"]
+    assert len(dropped) == 1 and "230031" in (dropped[0].last_error or "")
+    assert all(edit.status in ("sent", "dropped") for edit in edits)  # none waits for a retry
+    patches = feishu_patches(feishu)
+    feishu.clock.advance(hours=2)
+    feishu.deliver()
+    assert feishu_patches(feishu) == patches  # not tried again

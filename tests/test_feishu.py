@@ -105,6 +105,7 @@ class FakeFeishu(FakeServer):
         self.tokens = itertools.count(1)
         self.lock = threading.Lock()
         self.gateway = ""  # the long connection's WebSocket URL
+        self.message_ids: list[tuple[Recorded, str]] = []  # each message sent, with the id given
         super().__init__(self.answer)
 
     def fail(self, path: str, *answers: Answer) -> None:
@@ -150,6 +151,8 @@ class FakeFeishu(FakeServer):
         if request.path == "/open-apis/im/v1/files":
             return Answer(body={"code": 0, "msg": "success", "data": {"file_key": "file_v2_1"}})
         if request.path == MESSAGES:
+            with self.lock:
+                self.message_ids.append((request, f"om_{number}"))
             return Answer(
                 body={
                     "code": 0,
