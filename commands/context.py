@@ -92,6 +92,10 @@ class Ctx:
     def money(self, minor: int | None) -> str:
         return wording.money(minor, self.currency, self.locale)
 
+    def quote_amount(self, quote: Quote) -> str:
+        """A quote's amount with its discount, the same on every line that shows it."""
+        return wording.quote_amount(quote.amount, quote.discount_bp, self.currency, self.locale)
+
     def money_short(self, minor: int) -> str:
         return wording.money_short(minor, self.currency, self.locale)
 

@@ -34,6 +34,10 @@ def follow(ctx: Ctx, args: Args) -> Reply:
         if via is None:
             raise UsageError("usage.bad_via", text=args.options["via"])
     if not note:
+        if clear:
+            followups.plan_next(ctx.scope, lead, None)
+            cleared = ctx.say("📅 L{n}: the next follow-up date is cleared.", n=lead.number)
+            return Reply(text=cleared)
         if next_on is None:
             raise UsageError("usage.missing", what=ctx.t("what.note"))
         followups.plan_next(ctx.scope, lead, next_on)  # only planning: nothing happened yet

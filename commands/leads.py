@@ -227,7 +227,7 @@ def show(ctx: Ctx, args: Args) -> Reply:
     quotes = leads.open_quotes(session, lead)
     if quotes:
         fields.append((ctx.say("Quotes"), " · ".join(
-            f"Q{quote.number} {ctx.money(quote.amount)} {ctx.t('status.' + quote.status)}" for quote in quotes)))
+            f"Q{quote.number} {ctx.quote_amount(quote)} {ctx.t('status.' + quote.status)}" for quote in quotes)))
     fields += aftersale.lead_fields(ctx, lead)  # contracts, money owed, customer care
     for item in leads.recent_followups(session, lead):
         via = f" ({ctx.t('via.' + item.via)})" if item.via else ""

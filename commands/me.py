@@ -26,7 +26,7 @@ def dashboard(ctx: Ctx, args: Args) -> Reply:
     if waiting:
         lines.append(ctx.say("🧾 **Waiting for your approval** ({n})", n=len(waiting)))
         for quote in waiting[:5]:
-            lines.append(f"· Q{quote.number} {ctx.money(quote.amount)} · {ctx.member_name(quote.requester_id)}")
+            lines.append(f"· Q{quote.number} {ctx.quote_amount(quote)} · {ctx.member_name(quote.requester_id)}")
             if len(buttons) < 6:
                 buttons += ctx.quote_buttons(quote)
     return Reply(text="\n".join(lines), buttons=buttons, private=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 
 from commands import cards
@@ -17,15 +18,7 @@ from models.teamwork import Asked
 
 
 def _amount_text(ctx: Ctx, quote: Quote) -> str:
-    text = ctx.money(quote.amount)
-    if quote.discount_bp:
-        text += ctx.say(" (−{d})", d=_pct(quote.discount_bp))
-    return text
-
-
-def _pct(basis_points: int) -> str:
-    whole, rest = divmod(basis_points, 100)
-    return f"{whole}%" if not rest else f"{basis_points / 100:g}%"
+    return ctx.quote_amount(quote)
 
 
 def _card(ctx: Ctx, quote: Quote, lead: Lead, step: ApprovalStep | None = None,
@@ -311,11 +304,59 @@ def _decide(ctx: Ctx, args: Args, *, approve: bool) -> Reply:
                 names=_names(ctx, asked),
             )
     cards.revise_after(ctx, cards.quote_subject(quote))
+
+    def about(reader: Ctx, said: str) -> Reply:
+        return Reply(text=f"{said}\nL{lead.number} {lead.name} · {_amount_text(reader, quote)}")
+
     if requester and (decision.finished or not approve):
         ctx.notify(requester, kind="decision", key=f"decision:{quote.id}:{quote.version}:{requester.id}",
-                   reply=lambda reader: Reply(text=f"{outcome(reader)}\nL{lead.number} {lead.name} · "
-                                                   f"{_amount_text(reader, quote)}"))
+                   reply=lambda reader: about(reader, outcome(reader)))
+    elif requester and decision.approved_levels and decision.next_step is not None:
+        _tell_level_done(ctx, quote, requester, decision, about)
+    if not approve:
+        _tell_earlier_signers(ctx, quote, requester, lambda reader: about(reader, outcome(reader)))
     return Reply(text=text, settles=True)
+
+
+def _tell_level_done(ctx: Ctx, quote: Quote, requester: Member, decision: quotes.Decision,
+                     about: Callable[[Ctx, str], Reply]) -> None:
+    """A level approved while a later one still decides: the requester hears where the quote is."""
+    level = max(decision.approved_levels)
+    done = next((s for s in quotes.steps_of(ctx.scope.session, quote) if s.level == level), None)
+    step = decision.next_step
+    assert step is not None
+    actor, principal = ctx.scope.actor, decision.principal or ctx.scope.actor
+    signatures = quotes.signatures_of(ctx.scope.session, step)
+    signed = sum(1 for s in signatures if s.decision == "approve")
+    more = quotes.needed_now(ctx.scope.session, quote, step) - signed
+
+    def told(reader: Ctx) -> Reply:
+        waiting = reader.t(f"role.a.{step.role}") if more <= 1 else reader.say(
+            "{k} more {role}s", k=more, role=reader.role_label(step.role))
+        return about(reader, reader.say(
+            "✅ Q{q} approved by {who} ({role}) — now waiting for {next}",
+            q=quote.number,
+            who=signer(reader, actor.id, principal.id),
+            role=reader.role_label(done.role if done else actor.role),
+            next=waiting,
+        ))
+
+    key = f"level:{quote.id}:{step.level}:{requester.id}"
+    ctx.notify(requester, kind="decision", key=key, reply=told)
+
+
+def _tell_earlier_signers(ctx: Ctx, quote: Quote, requester: Member | None,
+                          reply: Callable[[Ctx], Reply]) -> None:
+    """A rejection reaches those who approved an earlier level: their signature did not carry it."""
+    told = {ctx.scope.actor.id, requester.id if requester else None}
+    for signature in quotes.quote_signatures(ctx.scope.session, quote):
+        if signature.decision != "approve" or signature.member_id in told:
+            continue
+        told.add(signature.member_id)
+        member = ctx.scope.session.get(Member, signature.member_id)
+        if member is not None:
+            key = f"decision:{quote.id}:{quote.version}:{member.id}"
+            ctx.notify(member, kind="decision", key=key, reply=reply)
 
 
 def _already(ctx: Ctx, quote: Quote) -> DomainError:

@@ -41,12 +41,13 @@ def log_followup(scope: Scope, lead: Lead, *, note: str, via: str | None, next_o
     return followup
 
 
-def plan_next(scope: Scope, lead: Lead, next_on: date) -> None:
-    """Plan the next follow-up without logging one (nothing happened with the customer yet)."""
+def plan_next(scope: Scope, lead: Lead, next_on: date | None) -> None:
+    """Plan the next follow-up (None: clear it) without logging one (nothing happened with the
+    customer yet)."""
     require_change(scope.session, scope.actor, lead)
     if lead.status != "open":
         raise DomainError("lead.closed", lead=lead.number, status=lead.status)
-    if next_on < scope.today:
+    if next_on is not None and next_on < scope.today:
         raise DomainError("followup.next_in_past", date=next_on)
     guarded_update(scope, lead, action="plan", extra_where=Lead.status == "open",
                    same_version=False, next_followup_on=next_on, last_activity_at=scope.now)

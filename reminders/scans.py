@@ -26,7 +26,7 @@ from models.leads import not_snoozed
 from models.quotes import asked_for, settle_lead, settled_now
 from models.tables import ApprovalStep, Lead, Member, Nudge, Quote, Team
 from models.teams import locale_of, managers_of
-from models.timing import next_working_moment, waiting_hours, working_hours_between
+from models.timing import is_quiet, next_working_moment, waiting_hours, working_hours_between
 from reminders import aftersale as aftersale_reminders  # a module import: it imports this one too
 from wording import N_
 
@@ -409,7 +409,8 @@ def _approval_line(scan: Scan, key: str, quote: Quote, lead: Lead | None, since:
         "Q{q} · {name} · {amount} · by {who} — waiting {h} working h",
         q=quote.number,
         name=lead.name if lead else "-",
-        amount=scan.money(quote.amount),
+        amount=wording.quote_amount(quote.amount, quote.discount_bp,
+                                    scan.config.currency_for(scan.locale), scan.locale),
         who=scan.name(quote.requester_id),
         h=hours,
     )
@@ -425,42 +426,85 @@ def _approval_line(scan: Scan, key: str, quote: Quote, lead: Lead | None, since:
 
 def waiting_approvals(scan: Scan) -> None:
     """A step waiting longer than the limit (working hours) → remind its approvers (or their
-    delegates); as long again → escalate to the next role up, recorded in the quote's history."""
+    delegates); as long again → escalate to the next role up, recorded in the quote's history.
+    Once reminded, its approvers are reminded again each later day it still waits, once a day,
+    at the first run inside the team's working hours."""
     policy = scan.config.approval
     limit = policy.wait_hours
     query = (select(ApprovalStep, Quote).join(Quote, col(Quote.id) == ApprovalStep.quote_id)
-             .where(Quote.team_id == scan.team.id, ApprovalStep.status == "waiting", Quote.status == "pending",
+             .where(Quote.team_id == scan.team.id, ApprovalStep.status == "waiting",
+                    Quote.status == "pending",
                     col(ApprovalStep.waiting_since) < scan.now - timedelta(hours=limit)))
     for step, quote in scan.session.exec(query).all():
         since = step.escalated_at or step.waiting_since
-        if since is None or working_hours_between(since, scan.now, scan.config) < limit:
+        if since is None:
             continue
         lead = scan.session.get(Lead, quote.lead_id)
-        hours = waiting_hours(step.waiting_since or scan.now, scan.now, scan.config)
-        if step.escalations == 0:
-            recipients, kind = asked_for(scan.session, quote, step, scan.today), "approval-wait"
-        else:
-            rank = min(ROLE_RANK[step.role] + step.escalations, ROLE_RANK["admin"])
-            if ROLE_RANK[step.role] + step.escalations - 1 >= ROLE_RANK["admin"]:
-                continue  # already at the top: no one left to escalate to
-            role = next(name for name, value in ROLE_RANK.items() if value == rank)
-            recipients, kind = _approvers(scan, quote, role), "approval-escalate"
-        key = f"{kind}:{step.id}:{step.escalations}"
-        if key not in scan.fresh([key], {key: None}):
+        if working_hours_between(since, scan.now, scan.config) >= limit and _remind_or_escalate(
+                scan, step, quote, lead):
             continue
-        scan.session.execute(update(ApprovalStep).where(col(ApprovalStep.id) == step.id)
-                             .values(escalations=step.escalations + 1, escalated_at=scan.now))
-        audit.record_event(scan.session, team_id=scan.team.id or 0, actor_id=None, at=scan.now, entity="quote",
-                           entity_id=quote.id or 0, action="remind" if kind == "approval-wait" else "escalate",
-                           after={"level": step.level, "to": [a.member.name for a in recipients], "waited_hours": hours})
-        for asked in recipients:
-            with scan.reading(asked.member):
-                scan.push(kind, asked.member, _approval_line(scan, key, quote, lead,
-                                                             step.waiting_since or scan.now, asked))
-        if kind == "approval-wait":
-            scan.report.approvals_reminded += 1
-        else:
-            scan.report.approvals_escalated += 1
+        if step.escalations > 0:
+            _remind_again(scan, step, quote, lead)
+
+
+def _day_key(scan: Scan, step: ApprovalStep) -> str:
+    return f"approval-wait:{step.id}:day:{scan.today}"
+
+
+def _remind_or_escalate(scan: Scan, step: ApprovalStep, quote: Quote, lead: Lead | None) -> bool:
+    """The step's first reminder, or its next escalation; False when neither is due."""
+    if step.escalations == 0:
+        recipients, kind = asked_for(scan.session, quote, step, scan.today), "approval-wait"
+    else:
+        rank = min(ROLE_RANK[step.role] + step.escalations, ROLE_RANK["admin"])
+        if ROLE_RANK[step.role] + step.escalations - 1 >= ROLE_RANK["admin"]:
+            return False  # already at the top: no one left to escalate to
+        role = next(name for name, value in ROLE_RANK.items() if value == rank)
+        recipients, kind = _approvers(scan, quote, role), "approval-escalate"
+    key = f"{kind}:{step.id}:{step.escalations}"
+    if key not in scan.fresh([key], {key: None}):
+        return False
+    if kind == "approval-wait":  # today's reminder is this one
+        scan.fresh([_day_key(scan, step)], {})
+    scan.session.execute(update(ApprovalStep).where(col(ApprovalStep.id) == step.id)
+                         .values(escalations=step.escalations + 1, escalated_at=scan.now))
+    _record(scan, quote, step, "remind" if kind == "approval-wait" else "escalate", recipients)
+    for asked in recipients:
+        with scan.reading(asked.member):
+            line = _approval_line(scan, key, quote, lead, step.waiting_since or scan.now, asked)
+            scan.push(kind, asked.member, line)
+    if kind == "approval-wait":
+        scan.report.approvals_reminded += 1
+    else:
+        scan.report.approvals_escalated += 1
+    return True
+
+
+def _remind_again(scan: Scan, step: ApprovalStep, quote: Quote, lead: Lead | None) -> None:
+    """A later day's reminder to those who decide the step now; never while the team sleeps (a
+    night's run would otherwise take the day's one reminder before anyone is at work)."""
+    if is_quiet(scan.now, scan.config):
+        return
+    key = _day_key(scan, step)
+    if key not in scan.fresh([key], {key: None}):
+        return
+    recipients = asked_for(scan.session, quote, step, scan.today)
+    _record(scan, quote, step, "remind", recipients)
+    for asked in recipients:
+        with scan.reading(asked.member):
+            line = _approval_line(scan, key, quote, lead, step.waiting_since or scan.now, asked)
+            scan.push("approval-wait", asked.member, line)
+    scan.report.approvals_reminded += 1
+
+
+def _record(scan: Scan, quote: Quote, step: ApprovalStep, action: str,
+            recipients: list[teamwork.Asked]) -> None:
+    """The reminder or escalation in the quote's history: whom it went to, how long it waited."""
+    hours = waiting_hours(step.waiting_since or scan.now, scan.now, scan.config)
+    audit.record_event(scan.session, team_id=scan.team.id or 0, actor_id=None, at=scan.now,
+                       entity="quote", entity_id=quote.id or 0, action=action,
+                       after={"level": step.level, "to": [a.member.name for a in recipients],
+                              "waited_hours": hours})
 
 
 def transfer_requests(scan: Scan) -> None:

@@ -123,7 +123,7 @@ def test_a_second_process_sees_the_data(day: tuple[str, str], workdir: Path) -> 
     )
     shown = out.split("alice> /lead show L1", 1)[1]
     assert "L1 Acme Trading · won · owner alice" in shown
-    assert "Won: $80,000" in shown and "Q1 $80,000 approved" in shown
+    assert "Won: $80,000" in shown and "Q1 $80,000 (−5%) approved" in shown
     assert "demo went well, they want a quote" in shown
     assert re.search(r"Q1\s+L1 Acme Trading\s+\$80,000 \(−5%\)\s+alice\s+approved", out), out
     assert "✅ L2 Beta Systems — yours" in out  # the numbering carries on after the restart

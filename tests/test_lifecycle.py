@@ -298,6 +298,20 @@ def test_a_note_without_next_keeps_the_date_in_chinese(zh: Chat) -> None:
     assert next_date(zh, 1) is None
 
 
+def test_next_none_alone_clears_the_date_without_a_note(team: Chat, zh: Chat) -> None:
+    team.say("/lead add Acme Trading")
+    team.say("/follow L1 next=fri")
+    followups_before = team.counts()["followup"]
+    assert team.say("/follow L1 next=none") == "📅 L1: the next follow-up date is cleared."
+    assert next_date(team, 1) is None
+    assert team.counts()["followup"] == followups_before  # nothing happened with the customer
+    zh.say("/线索 新建 华为技术")
+    zh.say("/线索 新建 腾讯")
+    zh.say("/跟进 L2 下次=周五")
+    assert zh.say("/跟进 L2 下次=无") == "📅 L2：已清除下次跟进日期。"
+    assert next_date(zh, 2) is None
+
+
 def test_the_plan_next_button_asks_for_the_day_and_a_plan_alone_is_a_follow_up(team: Chat) -> None:
     chat = team
     chat.say("/lead add Acme Trading")

@@ -99,7 +99,9 @@ def test_above_the_manager_limit_two_levels_decide_in_order(team: Chat) -> None:
     first = team.say("[bob] /quote approve Q1")
     assert "Q1: approved by bob · 09:00. Now waiting for an admin — asked erin." in first
     assert "[Approve → /quote approve Q1]" in team.pushes("erin")[-1]
-    assert team.pushes("alice") == []  # not decided yet
+    # not decided yet: alice hears where it is, not an outcome
+    assert team.pushes("alice") == ["✅ Q1 approved by bob (manager) — now waiting for an admin\n"
+                                    "L1 Acme · $600,000"]
     assert "Q1 needs an approval at admin level; yours doesn't reach it." in team.say("[bob] /quote approve Q1")
     assert "Quotes: Q1 $600,000 waiting" in team.say("/lead show L1")
     assert "✅ Q1 approved by erin" in team.say("[erin] /quote approve Q1")

@@ -207,9 +207,12 @@ def test_a_waiting_approval_reminds_the_approver_then_escalates_to_admins_on_the
     assert "Q1 · Acme Trading · $80,000 · by alice — waiting 8 working h" in escalated
     assert pushed(chat, "alice", ESCALATED) == []  # alice is a rep (and the requester)
 
-    clock.set(at(2026, 11, 30))  # nobody above the admins: no more pushes
+    clock.set(at(2026, 11, 30))  # nobody above the admins: no escalation; bob's reminder of the day
     run_worker(chat)
-    assert len(pushed(chat, "bob", WAITING)) == 1 and len(pushed(chat, "erin", ESCALATED)) == 1
+    run_worker(chat)
+    assert len(pushed(chat, "bob", WAITING)) == 2 and len(pushed(chat, "erin", ESCALATED)) == 1
+    again = pushed(chat, "bob", WAITING)[-1]
+    assert "Q1 · Acme Trading · $80,000 · by alice — waiting 46 working h" in again
 
     with unit_of_work(chat.engine) as session:
         quote = session.exec(select(Quote)).one()

@@ -34,7 +34,7 @@ def test_register_duplicate_follow_quote_approve_win(team: Chat) -> None:
     won = chat.say("/lead won L1")
     assert "won" in won and "$80,000" in won
     shown = chat.say("/lead show L1")
-    assert "won" in shown and "Q1 $80,000 approved" in shown
+    assert "won" in shown and "Q1 $80,000 (−5%) approved" in shown
 
 
 def test_forced_duplicate_is_added_and_says_what_it_resembles(team: Chat) -> None:

@@ -107,6 +107,17 @@ def money(minor: int | None, currency: str, locale: str) -> str:
     )
 
 
+def quote_amount(minor: int, discount_bp: int, currency: str, locale: str) -> str:
+    """A quote's amount as every line shows it: the price, and the discount when there is one
+    ($580,000 (−5%)), so a reminder never reads as a different offer than the request."""
+    text = money(minor, currency, locale)
+    if discount_bp:
+        whole, rest = divmod(discount_bp, 100)
+        pct = f"{whole}%" if not rest else f"{discount_bp / 100:g}%"
+        text += say(locale, " (−{d})", d=pct)
+    return text
+
+
 def money_short(minor: int, currency: str, locale: str) -> str:
     """Compact money for dense lines: ¥120万, $1.2M."""
     value = Decimal(minor) / 100
