@@ -58,10 +58,10 @@ from tests.test_wecom import AES_KEY, CORP, TOKEN, FakeWeCom
 
 ROOT = Path(__file__).parent
 EXAMPLES = {
-    "dispatch": (300, 6000),
-    "slack": (80, 1000),
-    "telegram": (80, 2000),
-    "wecom": (60, 1000),
+    "dispatch": (300, 2500),
+    "slack": (80, 500),
+    "telegram": (80, 600),
+    "wecom": (60, 500),
 }
 RUNS = [pytest.param(0, id="quick"), pytest.param(1, id="slow", marks=pytest.mark.slow)]
 LEDGERS = ("command_log", "inbound_delivery")

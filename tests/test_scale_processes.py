@@ -497,7 +497,11 @@ def test_two_servers_and_two_workers_on_postgres_lose_nothing_and_send_nothing_t
     messages = [row for row in outbox if row.kind != "edit"]
     edits = [row for row in outbox if row.kind == "edit"]
     assert {row.status for row in messages} == {"sent"}, Counter(row.status for row in messages)
-    assert sorted(row.message_ref for row in messages) == sorted(refs) and set(refs.values()) == {1}
+    assert sorted(row.message_ref for row in messages) == sorted(refs) and set(refs.values()) == {1}, (
+        sorted(set(refs) - {row.message_ref for row in messages}),
+        [(r.id, r.kind, r.status, r.message_ref) for r in outbox if r.message_ref not in refs],
+        [p for p in posts if p.get("channel", "").startswith("DU")][-3:],
+    )
     assert {row.status for row in edits} <= {"sent", "dropped"}
     assert all(row.message_ref in refs for row in edits if row.status == "sent")
     assert sum(
