@@ -47,7 +47,7 @@ def export(ctx: Ctx, args: Args) -> Reply:
         lead_filter=visible_leads(scope.actor),
         stem=f"dealbot-{scope.today.isoformat()}",
     )
-    parts = ("、" if ctx.zh else ", ").join(
+    parts = ctx.join(
         f"{_KIND_WORDS[kind][ctx.zh]} {made.counts[kind]}" for kind in kinds
     )
     text = ctx.say("📎 Your export — {parts}: {file}", parts=parts, file=made.filename)

@@ -130,7 +130,7 @@ def tell_settled(ctx: Ctx, lead: Lead) -> str:
                                    why=reader.t(f"withdrawn.{because}"))
             buttons = []
             if because in ("released", "pool"):
-                claim = "/线索 领取" if reader.zh else "/lead claim"
+                claim = reader.command("lead", "claim")
                 buttons.append(Button(label=reader.say("Claim"),
                                       command=f"{claim} L{lead.number}"))
             return Reply(text=text, buttons=buttons)
@@ -224,7 +224,7 @@ def create(ctx: Ctx, args: Args) -> Reply:
                              k=len(steps)))
         else:
             text += ctx.say(" — asked {names} first.", names=names)
-    return Reply(text=f"{head}{'' if ctx.zh else ' '}{text}")
+    return Reply(text=ctx.say("{head} {text}", head=head, text=text))
 
 
 def approve(ctx: Ctx, args: Args) -> Reply:

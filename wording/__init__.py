@@ -138,3 +138,13 @@ def N_(msgid: str) -> str:  # noqa: N802 - gettext's own name for it
     """Marks `msgid` as catalog English worded later, where the reader is known (gettext's
     `gettext_noop`): a table of labels holds N_("Won"), the reply says say(lang, label)."""
     return msgid
+
+
+_JOINERS = {"list": ("、", ", "), "clause": ("，", ", "), "parts": ("；", "; ")}
+
+
+def join(lang: str, items: Any, kind: str = "list") -> str:
+    """Items in one line with the language's separator: `是、否` / `yes, no` (`list`), `，`
+    between phrases (`clause`), `；` between whole parts (`parts`)."""
+    zh, en = _JOINERS[kind]
+    return (zh if lang == "zh" else en).join(str(item) for item in items)
