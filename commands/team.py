@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import wording
 from commands import names
 from commands.args import Args
 from commands.context import Ctx, UsageError
@@ -426,7 +427,8 @@ def _setting_values(ctx: Ctx, config: TeamConfig) -> dict[str, str]:
         return names.VALUES.label("yes" if value else "no", locale)
 
     def hours(value: float) -> str:
-        return f"{value:g}" if locale != "zh" else f"{value:g} 小时"
+        # The English key names its unit (`transfer_wait_hours`); the Chinese one does not.
+        return wording.say(locale, "{h}", context="value.hours", h=f"{value:g}")
 
     approval = config.approval
     manager_limit = approval.levels[0].up_to

@@ -129,6 +129,36 @@ def test_no_english_chinese_pair_is_written_inline() -> None:
     assert found == []
 
 
+def chooses_by_language(test: ast.expr) -> bool:
+    """`ctx.zh`, `zh`, `locale == "zh"`: a condition that picks by the reader's language."""
+    for node in ast.walk(test):
+        if isinstance(node, ast.Attribute) and node.attr == "zh":
+            return True
+        if isinstance(node, ast.Name) and node.id == "zh":
+            return True
+        if isinstance(node, ast.Constant) and node.value == "zh":
+            return True
+    return False
+
+
+def test_no_sentence_is_chosen_by_language_inline() -> None:
+    """`"…" if ctx.zh else "…"` is a pair written inline too: the sentence belongs in the catalog,
+    a command word to `Ctx.command`, a separator to `wording.join`."""
+    found = []
+    for path, tree in sources():
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.IfExp) or not chooses_by_language(node.test):
+                continue
+            texts = [
+                text_of(leaf)
+                for branch in (node.body, node.orelse)
+                for leaf in ast.walk(branch)
+            ]
+            if any(text is not None and CJK.search(text) for text in texts):
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {ast.unparse(node)[:80]}")
+    assert found == []
+
+
 @pytest.mark.parametrize("function", ["say", "say_n", "N_"])
 def test_every_sentence_the_code_says_is_in_the_catalog(function: str) -> None:
     known = {

@@ -28,6 +28,7 @@ from babel.numbers import format_compact_currency, format_currency
 
 LOCALES = ("en", "zh")
 _BABEL = {"en": "en_US", "zh": "zh_CN"}
+_DAY_PATTERNS = {"en": "EEE d MMM", "zh": "M月d日（EEE）"}
 CATALOG = Path(__file__).with_name("locale") / "zh_CN" / "LC_MESSAGES" / "dealbot.po"
 
 
@@ -117,8 +118,7 @@ def money_short(minor: int, currency: str, locale: str) -> str:
 
 def day(value: date, locale: str) -> str:
     """A date people read at a glance: Fri 28 Nov / 11月28日（周五）."""
-    pattern = "M月d日（EEE）" if locale == "zh" else "EEE d MMM"
-    return format_date(value, pattern, locale=_BABEL[locale])
+    return format_date(value, _DAY_PATTERNS[locale], locale=_BABEL[locale])
 
 
 def clock(moment: datetime, tz: ZoneInfo, today: date | None = None) -> str:
