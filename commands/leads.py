@@ -102,7 +102,10 @@ def add(ctx: Ctx, args: Args) -> Reply:
     if duplicates:
         text += "\n" + ctx.say(
             "⚠️ Added anyway; similar to {refs}.",
-            refs=", ".join(f"L{d.number} ({ctx.member_name(d.owner_id)})" for d in duplicates),
+            refs=ctx.join(
+                ctx.say("L{n} ({owner})", n=d.number, owner=ctx.member_name(d.owner_id))
+                for d in duplicates
+            ),
         )
     if lead.owner_id and lead.owner_id != scope.actor.id:
         new_owner = scope.session.get(Member, lead.owner_id)
@@ -232,7 +235,7 @@ def show(ctx: Ctx, args: Args) -> Reply:
             f"Q{quote.number} {ctx.money(quote.amount)} {ctx.t('status.' + quote.status)}" for quote in quotes)))
     fields += aftersale.lead_fields(ctx, lead)  # contracts, money owed, customer care
     for item in leads.recent_followups(session, lead):
-        via = f" ({ctx.t('via.' + item.via)})" if item.via else ""
+        via = ctx.say(" ({via})", via=ctx.t("via." + item.via)) if item.via else ""
         fields.append((f"{ctx.clock(item.created_at)} {ctx.member_name(item.author_id)}{via}", item.note[:200]))
     table: list[list[str]] = []
     if any(names.WORDS.find(word, among=("history",)) for word in args.words[1:]):

@@ -402,7 +402,8 @@ def show(ctx: Ctx, args: Args) -> Reply:
             line = f"{mark} {signer(ctx, signature.member_id, signature.principal_id)} {ctx.clock(signature.at)}"
             parts.append(line + (f" “{signature.note}”" if signature.note else ""))
         if step.status == "approved" and not parts and step.decided_by_id:  # signed without a click
-            parts.append(f"✅ {ctx.member_name(step.decided_by_id)} {ctx.clock(step.decided_at)} ({step.note or '-'})")
+            parts.append(ctx.say("✅ {who} {at} ({note})", who=ctx.member_name(step.decided_by_id),
+                                 at=ctx.clock(step.decided_at), note=step.note or "-"))
         if step.status == "waiting":
             asked = quotes.asked_for(session, quote, step, scope.today)
             parts.append(ctx.say("waiting — asked {names}", names=_names(ctx, asked)))

@@ -150,9 +150,7 @@ def test_no_sentence_is_chosen_by_language_inline() -> None:
             if not isinstance(node, ast.IfExp) or not chooses_by_language(node.test):
                 continue
             texts = [
-                text_of(leaf)
-                for branch in (node.body, node.orelse)
-                for leaf in ast.walk(branch)
+                text_of(leaf) for branch in (node.body, node.orelse) for leaf in ast.walk(branch)
             ]
             if any(text is not None and CJK.search(text) for text in texts):
                 found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {ast.unparse(node)[:80]}")

@@ -14,6 +14,7 @@ entries with that name as their msgctxt; `message(lang, key)` finds them by it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -65,11 +66,25 @@ def _fill(template: str, params: dict[str, Any]) -> str:
         return template
 
 
+# A value that ends in full-width punctuation — a date, `12月15日（周二）` — carries its own space:
+# the one the Chinese sentence sets after the placeholder (`{d} 前`) would be a stray one.
+_AFTER_VALUE = re.compile(r"\{(\w+)(?:[:!][^}]*)?\} (?=[\u3400-\u9fff])")
+_FULL_WIDTH_END = ("）", "。", "，", "：", "；", "」", "”")
+
+
+def _tight(template: str, params: dict[str, Any]) -> str:
+    def drop(match: re.Match[str]) -> str:
+        value = str(params.get(match.group(1), ""))
+        return match.group(0)[:-1] if value.endswith(_FULL_WIDTH_END) else match.group(0)
+
+    return _AFTER_VALUE.sub(drop, template)
+
+
 def say(lang: str, msgid: str, /, *, context: str | None = None, **params: Any) -> str:
     """The sentence whose English is `msgid`, in `lang`, with its placeholders filled."""
     template = msgid
     if lang == "zh":
-        template = _catalog().zh.get((context, msgid), msgid)
+        template = _tight(_catalog().zh.get((context, msgid), msgid), params)
     return _fill(template, params)
 
 
@@ -80,7 +95,7 @@ def say_n(
     `{n}` in the text is the count."""
     template = singular if n == 1 else plural
     if lang == "zh":
-        template = _catalog().zh.get((context, singular), template)
+        template = _tight(_catalog().zh.get((context, singular), template), params)
     return _fill(template, {"n": n, **params})
 
 
