@@ -49,9 +49,7 @@ def export(ctx: Ctx, args: Args) -> Reply:
         lead_filter=visible_leads(scope.actor),
         stem=f"dealbot-{scope.today.isoformat()}",
     )
-    parts = ctx.join(
-        f"{_KIND_WORDS.label(kind, ctx.locale)} {made.counts[kind]}" for kind in kinds
-    )
+    parts = ctx.join(f"{_KIND_WORDS.label(kind, ctx.locale)} {made.counts[kind]}" for kind in kinds)
     text = ctx.say("📎 Your export — {parts}: {file}", parts=parts, file=made.filename)
     return Reply(
         text=text,
