@@ -499,8 +499,8 @@ class TelegramAdapter:
         await bot.set_webhook(url=url, secret_token=self.webhook_secret,
                               allowed_updates=["message", "callback_query"])
         menu = [family for family in FAMILIES if family.name in COMMANDS]
-        await bot.set_my_commands([BotCommand(f.name, f.summary_en) for f in menu])
-        await bot.set_my_commands([BotCommand(f.name, f.summary_zh) for f in menu], language_code="zh")
+        await bot.set_my_commands([BotCommand(f.name, f.summary("en")) for f in menu])
+        await bot.set_my_commands([BotCommand(f.name, f.summary("zh")) for f in menu], language_code="zh")
 
 
 # --- outbound ---------------------------------------------------------------------------------------

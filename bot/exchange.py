@@ -33,7 +33,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, func, select
 
 import wording
-from commands import names
+from commands import names, words
 from commands.parsing_values import parse_amount, parse_date
 from models import aftersale, leads
 from models.config import TeamConfig
@@ -66,65 +66,70 @@ class ExchangeError(Exception):
 
 # --- export --------------------------------------------------------------------------------------
 
-# (key, English header, Chinese header) per kind; import maps these names back.
-COLUMNS: dict[str, list[tuple[str, str, str]]] = {
-    "leads": [
-        ("number", "ID", "编号"),
-        ("name", "Name", "客户名称"),
-        ("company", "Company", "公司"),
-        ("contact", "Contact", "联系人"),
-        ("phone", "Phone", "电话"),
-        ("email", "Email", "邮箱"),
-        ("source", "Source", "来源"),
-        ("tag", "Tag", "标签"),
-        ("owner", "Owner", "负责人"),
-        ("stage", "Stage", "阶段"),
-        ("status", "Status", "状态"),
-        ("value", "Estimated value", "预计金额"),
-        ("won_amount", "Won amount", "成交金额"),
-        ("lost_reason", "Lost reason", "输单原因"),
-        ("next_followup", "Next follow-up", "下次跟进"),
-        ("created", "Created", "创建时间"),
-        ("last_activity", "Last activity", "最近活动"),
-    ],
-    "followups": [
-        ("lead", "Lead", "线索编号"),
-        ("name", "Customer", "客户名称"),
-        ("author", "By", "跟进人"),
-        ("via", "Via", "方式"),
-        ("note", "Note", "跟进内容"),
-        ("next_on", "Next follow-up", "下次跟进"),
-        ("at", "At", "跟进时间"),
-    ],
-    "quotes": [
-        ("number", "Quote", "报价编号"),
-        ("lead", "Lead", "线索编号"),
-        ("name", "Customer", "客户名称"),
-        ("requester", "Requested by", "申请人"),
-        ("amount", "Amount", "报价金额"),
-        ("discount", "Discount %", "折扣(%)"),
-        ("status", "Status", "状态"),
-        ("decided_by", "Decided by", "审批人"),
-        ("decided_at", "Decided at", "审批时间"),
-        ("note", "Note", "备注"),
-        ("decision_note", "Decision note", "审批意见"),
-        ("created", "Created", "创建时间"),
-    ],
+# The column headers per kind, in English here and in Chinese in the catalog (msgctxt
+# `name.columns.<kind>`); import reads either back (see HEADER_MAP).
+COLUMNS: dict[str, names.Names] = {
+    "leads": names.Names(
+        "columns.leads",
+        names.Name("number", "ID"),
+        names.Name("name", "Name"),
+        names.Name("company", "Company"),
+        names.Name("contact", "Contact"),
+        names.Name("phone", "Phone"),
+        names.Name("email", "Email"),
+        names.Name("source", "Source"),
+        names.Name("tag", "Tag"),
+        names.Name("owner", "Owner"),
+        names.Name("stage", "Stage"),
+        names.Name("status", "Status"),
+        names.Name("value", "Estimated value"),
+        names.Name("won_amount", "Won amount"),
+        names.Name("lost_reason", "Lost reason"),
+        names.Name("next_followup", "Next follow-up"),
+        names.Name("created", "Created"),
+        names.Name("last_activity", "Last activity"),
+    ),
+    "followups": names.Names(
+        "columns.followups",
+        names.Name("lead", "Lead"),
+        names.Name("name", "Customer"),
+        names.Name("author", "By"),
+        names.Name("via", "Via"),
+        names.Name("note", "Note"),
+        names.Name("next_on", "Next follow-up"),
+        names.Name("at", "At"),
+    ),
+    "quotes": names.Names(
+        "columns.quotes",
+        names.Name("number", "Quote"),
+        names.Name("lead", "Lead"),
+        names.Name("name", "Customer"),
+        names.Name("requester", "Requested by"),
+        names.Name("amount", "Amount"),
+        names.Name("discount", "Discount %"),
+        names.Name("status", "Status"),
+        names.Name("decided_by", "Decided by"),
+        names.Name("decided_at", "Decided at"),
+        names.Name("note", "Note"),
+        names.Name("decision_note", "Decision note"),
+        names.Name("created", "Created"),
+    ),
 }
-SHEET_TITLES = {
-    "leads": ("Leads", "线索"),
-    "followups": ("Follow-ups", "跟进记录"),
-    "quotes": ("Quotes", "报价"),
-}
-_STATUS_WORDS = {
-    "open": ("open", "进行中"),
-    "won": ("won", "赢单"),
-    "lost": ("lost", "输单"),
-    "pending": ("pending", "待审批"),
-    "approved": ("approved", "已同意"),
-    "rejected": ("rejected", "已驳回"),
-}
-_VIA_WORDS = {"call": "电话", "visit": "拜访", "wechat": "微信", "email": "邮件", "meeting": "会议"}
+SHEET_TITLES = names.Names(
+    "sheets",
+    names.Name("leads", "Leads"),
+    names.Name("followups", "Follow-ups"),
+    names.Name("quotes", "Quotes"),
+)
+_STATUS_WORDS = names.Names(
+    "statuses",
+    names.Name("open", "open"),
+    names.Name("won", "won"),
+    names.Name("lost", "lost"),
+    names.Name("pending", "pending"),
+    names.Name("approved", "approved"),
+    names.Name("rejected", "rejected"),
+)
 
 
 @dataclass
@@ -147,11 +152,10 @@ def collect(
     """One kind's rows as plain values: text, Decimal amounts, dates, local naive datetimes."""
     config = TeamConfig.model_validate(team.config or {})
     tz = config.tz
-    zh = locale == "zh"
     sheet = Sheet(
         kind=kind,
-        title=SHEET_TITLES[kind][zh],
-        header=[zh_name if zh else en for _key, en, zh_name in COLUMNS[kind]],
+        title=SHEET_TITLES.label(kind, locale),
+        header=[COLUMNS[kind].label(key, locale) for key in COLUMNS[kind]],
     )
     names = {m.id: m.name for m in session.exec(select(Member).where(Member.team_id == team.id))}
     where = [Lead.team_id == team.id] + ([lead_filter] if lead_filter is not None else [])
@@ -160,7 +164,7 @@ def collect(
         return moment.astimezone(tz).replace(tzinfo=None, microsecond=0) if moment else None
 
     def status(word: str) -> str:
-        return _STATUS_WORDS.get(word, (word, word))[zh]
+        return _STATUS_WORDS.label(word, locale)
 
     if kind == "leads":
         for lead in session.exec(select(Lead).where(*where).order_by(col(Lead.number))):
@@ -195,8 +199,8 @@ def collect(
             .order_by(col(FollowUp.created_at), col(FollowUp.id))
         )
         for followup, lead in session.exec(query):
-            via = followup.via and (
-                _VIA_WORDS.get(followup.via, followup.via) if zh else followup.via
+            via = followup.via and words.spelling(
+                locale, (followup.via, wording.message("zh", f"via.{followup.via}"))
             )
             sheet.rows.append(
                 [
@@ -394,32 +398,39 @@ def _header_key(text: str) -> str:
 # Header names people use, per field, as `_header_key` reduces them ("" = known, not imported).
 _ALIASES: dict[str, str] = {
     "name": "name customer customername client clientname lead leadname account accountname deal "
-    "dealname 客户名称 客户 客户名 名称 线索名称 商机名称 项目名称",
-    "company": "company companyname organization organisation org business 公司 公司名称 企业 "
+    "dealname 客户 客户名 名称 线索名称 商机名称 项目名称",
+    "company": "company companyname organization organisation org business 公司名称 企业 "
     "企业名称 单位 单位名称 客户公司",
-    "contact": "contact contactname contactperson person 联系人 联系人姓名 姓名 客户联系人",
-    "phone": "phone phonenumber mobile mobilephone mobileno cell cellphone tel telephone 电话 手机 "
+    "contact": "contact contactname contactperson person 联系人姓名 姓名 客户联系人",
+    "phone": "phone phonenumber mobile mobilephone mobileno cell cellphone tel telephone 手机 "
     "手机号 手机号码 联系电话 电话号码 联系方式 座机",
-    "email": "email emailaddress mail 邮箱 电子邮箱 邮件 电子邮件 邮箱地址",
-    "source": "source leadsource channel origin 来源 线索来源 客户来源 渠道 来源渠道",
-    "tag": "tag tags label category 标签 分类 类别 客户类型",
-    "owner": "owner leadowner accountowner salesrep rep salesperson assignedto assignee 负责人 "
+    "email": "email emailaddress mail 电子邮箱 邮件 电子邮件 邮箱地址",
+    "source": "source leadsource channel origin 线索来源 客户来源 渠道 来源渠道",
+    "tag": "tag tags label category 分类 类别 客户类型",
+    "owner": "owner leadowner accountowner salesrep rep salesperson assignedto assignee "
     "销售 销售员 跟进人 归属人 所属销售 业务员 客户经理",
-    "stage": "stage pipelinestage dealstage salesstage 阶段 销售阶段 商机阶段 跟进阶段",
-    "status": "status state 状态 线索状态 客户状态",
+    "stage": "stage pipelinestage dealstage salesstage 销售阶段 商机阶段 跟进阶段",
+    "status": "status state 线索状态 客户状态",
     "value": "value amount estimatedvalue expectedvalue dealvalue dealamount expectedamount budget "
-    "预计金额 预计 金额 预算 预估金额 商机金额 预计成交金额 意向金额",
-    "won_amount": "wonamount closedamount 成交金额 赢单金额 合同金额",
-    "lost_reason": "lostreason lossreason reasonlost 输单原因 丢单原因 失败原因",
-    "next_followup": "nextfollowup nextfollowupdate nextfollowupon nextcontact 下次跟进 "
+    "预计 金额 预算 预估金额 商机金额 预计成交金额 意向金额",
+    "won_amount": "wonamount closedamount 赢单金额 合同金额",
+    "lost_reason": "lostreason lossreason reasonlost 丢单原因 失败原因",
+    "next_followup": "nextfollowup nextfollowupdate nextfollowupon nextcontact "
     "下次跟进日期 下次跟进时间 下次联系",
     # New leads get new numbers and today's dates: these columns are known and left out.
-    "": "id no 编号 序号 线索编号 created createdat 创建时间 创建日期 lastactivity 最近活动 "
+    "": "id no 序号 线索编号 created createdat 创建日期 lastactivity "
     "最后跟进时间",
 }
 HEADER_MAP: dict[str, str] = {
     _header_key(alias): key for key, names in _ALIASES.items() for alias in names.split()
 }
+# Every header an export writes, in either language, reads back as its field: the Chinese ones
+# come from the catalog with the export's.
+for _key in COLUMNS["leads"]:
+    for _locale in wording.LOCALES:
+        HEADER_MAP.setdefault(
+            _header_key(COLUMNS["leads"].label(_key, _locale)), _key if _key in _ALIASES else ""
+        )
 _LEAD_SHEETS = {"leads", "lead", "线索", "客户", "线索列表", "客户列表", "客户信息"}
 
 
@@ -461,10 +472,10 @@ def _find_header(rows: list[list[Any]]) -> int | None:
 
 
 def _no_header(locale: str) -> ExchangeError:
-    names = (
-        "客户名称/公司/电话/邮箱/来源/负责人/阶段/预计金额"
-        if locale == "zh"
-        else "name/company/phone/email/source/owner/stage/value"
+    columns = COLUMNS["leads"]
+    names = "/".join(
+        words.spelling(locale, (key, columns.label(key, "zh")))
+        for key in ("name", "company", "phone", "email", "source", "owner", "stage", "value")
     )
     return ExchangeError(
         wording.say(locale, "no header row with a customer name or company column ({n})", n=names)
@@ -592,7 +603,7 @@ _FIELD_LIMITS = {
 def _field_word(key: str, locale: str) -> str:
     """A lead field as the team reads it (`value` → 预计金额 / estimated value)."""
     if key == "value":
-        return "预计金额" if locale == "zh" else "estimated value"
+        return wording.say(locale, "estimated value")
     if locale != "zh":
         return key
     return names.LEAD_FIELDS.label(names.LEAD_FIELDS.find(key) or key, locale)
@@ -1162,15 +1173,14 @@ def _merge_new(parser: RowParser, number: int, twin: _NewLead, parsed: ParsedRow
 
 
 def _merge_detail(parser: RowParser, name: str, owner: Member | None, filled: list[str]) -> str:
-    zh = parser.locale == "zh"
-    words = ("、" if zh else ", ").join(_field_word(key, parser.locale) for key in filled)
+    filled_words = wording.join(parser.locale, (_field_word(key, parser.locale) for key in filled))
     detail = (
-        parser.say("filled {f}", f=words)
+        parser.say("filled {f}", f=filled_words)
         if filled
         else parser.say("nothing new")
     )
     who = owner.name if owner else parser.say("pool")
-    return f"{name}（{who}） · {detail}" if zh else f"{name} ({who}) · {detail}"
+    return parser.say("{name} ({who}) · {detail}", name=name, who=who, detail=detail)
 
 
 def _merge(
@@ -1203,16 +1213,19 @@ def _merge(
 
 def describe(report: ImportReport, locale: str) -> list[str]:
     """The report as lines a person reads: the column mapping, one line per row, the totals."""
-    zh = locale == "zh"
     lines = []
     if report.columns:
-        pairs = ("、" if zh else ", ").join(
-            f"{header} → {_field_word(key, locale) if zh else key}"
-            for header, key in report.columns.items()
+        # A field as the reader types it: its Chinese name, or its key in English.
+        pairs = wording.join(
+            locale,
+            (
+                f"{header} → {words.spelling(locale, (key, _field_word(key, 'zh')))}"
+                for header, key in report.columns.items()
+            ),
         )
         lines.append(wording.say(locale, "Columns: {c}", c=pairs))
     if report.unknown:
-        unknown = ("、" if zh else ", ").join(report.unknown)
+        unknown = wording.join(locale, report.unknown)
         lines.append(wording.say(locale, "Columns not imported: {c}", c=unknown))
     for result in report.results:
         ref, r, d = f"L{result.lead}", result.row, result.detail
@@ -1234,13 +1247,10 @@ def describe(report: ImportReport, locale: str) -> list[str]:
                 d=d,
             )
         else:
-            name = result.name
-            line = wording.say(
-                locale,
-                "row {r}:{n} rejected — {d}",
-                r=r,
-                d=d,
-                n=(f"{name} " if zh else f" {name}") if name else "",
+            line = (
+                wording.say(locale, "row {r}: {n} rejected — {d}", r=r, n=result.name, d=d)
+                if result.name
+                else wording.say(locale, "row {r}: rejected — {d}", r=r, d=d)
             )
         lines.append(line)
     total = len(report.results)

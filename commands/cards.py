@@ -92,7 +92,7 @@ def quote_progress(voice: Voice, session: Session, quote: Quote) -> str | None:
             needed = quotes.needed_now(session, quote, step)
             label = voice.say("{k} of {n} {role}s", k=len(signed), n=needed, role=role)
             if signed:
-                parts.append(f"{label}: {names}" if voice.locale != "zh" else f"{label}：{names}")
+                parts.append(voice.say("{label}: {names}", label=label, names=names))
             elif parts:  # earlier levels signed, nobody on this one yet
                 parts.append(label)
         elif step.status == "approved" and names:

@@ -129,6 +129,8 @@ def funnel_figure(digest: Digest, *, locale: str) -> Figure:
     peak = max(counts, default=0) or 1
     axes.set_xlim(0, peak * 1.35)
     for bar, step in zip(bars, digest.funnel, strict=True):
-        note = str(step.count) + (f"  ({step.conversion}%)" if step.conversion is not None else "")
+        note = str(step.count) if step.conversion is None else wording.say(
+            label_locale, "{n}  ({p}%)", n=step.count, p=step.conversion
+        )
         axes.text(bar.get_width() + peak * 0.02, bar.get_y() + bar.get_height() / 2, note, va="center", fontsize=9)
     return figure

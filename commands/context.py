@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import models.tables  # noqa: F401  (every table first: models.teams → models.scope read them)
 import wording
-from commands import names
+from commands import names, words
 from commands.parsing_values import amount_currencies, parse_amount, parse_date, parse_percent
 from commands.types import Button, Invocation, Reply
 from models import teams, teamwork
@@ -76,6 +76,13 @@ class Ctx:
     def say(self, msgid: str, /, **params: Any) -> str:
         """The catalog's sentence whose English is `msgid`, in the reader's language."""
         return wording.say(self.locale, msgid, **params)
+
+    def join(self, items: Any, kind: str = "list") -> str:
+        return wording.join(self.locale, items, kind)
+
+    def command(self, family: str, verb: str = "", *more: str | tuple[str, ...]) -> str:
+        """A command as this reader types it (`/lead claim` · `/线索 领取`)."""
+        return words.command(self.locale, family, verb, *more)
 
     def say_n(self, singular: str, plural: str, n: int, /, **params: Any) -> str:
         """A sentence that depends on the count `n` (`{n}` in it): 1 member, 2 members."""
@@ -249,7 +256,7 @@ class Ctx:
                          prefs=reader.prefs, not_before=not_before, about=about)
 
     def quote_buttons(self, quote: Quote) -> list[Button]:
-        approve, reject = ("/审批 同意", "/审批 驳回") if self.zh else ("/quote approve", "/quote reject")
+        approve, reject = self.command("quote", "approve"), self.command("quote", "reject")
         return [Button(label=self.say("Approve"), command=f"{approve} Q{quote.number}", style="primary"),
                 Button(label=self.say("Reject"), command=f"{reject} Q{quote.number} ", style="danger")]
 

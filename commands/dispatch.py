@@ -298,7 +298,7 @@ class Dispatcher:
         if parsed.verb is None:
             if parsed.family is not None:
                 if parsed.args.words:
-                    family = parsed.family.words[1] if ctx.zh else parsed.family.name
+                    family = ctx.command(parsed.family.name).lstrip("/")
                     raise UsageError("usage.unknown_sub", word=parsed.args.words[0][:40], family=family)
                 raise UsageError("usage.missing", what=ctx.say("what to do"))
             first = parsed.args.words[0] if parsed.args.words else ""

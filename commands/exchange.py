@@ -8,17 +8,19 @@ has one), since it holds every customer they may see.
 from __future__ import annotations
 
 from bot import exchange
+from commands import names
 from commands.args import Args
 from commands.context import Ctx, UsageError
 from commands.types import Attachment, Reply
 from models.permissions import visible_leads
 
 FORMATS = {"xlsx": "xlsx", "excel": "xlsx", "csv": "csv"}
-_KIND_WORDS = {
-    "leads": ("leads", "线索"),
-    "followups": ("follow-ups", "跟进"),
-    "quotes": ("quotes", "报价"),
-}
+_KIND_WORDS = names.Names(
+    "export_kinds",
+    names.Name("leads", "leads"),
+    names.Name("followups", "follow-ups"),
+    names.Name("quotes", "quotes"),
+)
 
 
 def export(ctx: Ctx, args: Args) -> Reply:
@@ -47,9 +49,7 @@ def export(ctx: Ctx, args: Args) -> Reply:
         lead_filter=visible_leads(scope.actor),
         stem=f"dealbot-{scope.today.isoformat()}",
     )
-    parts = ("、" if ctx.zh else ", ").join(
-        f"{_KIND_WORDS[kind][ctx.zh]} {made.counts[kind]}" for kind in kinds
-    )
+    parts = ctx.join(f"{_KIND_WORDS.label(kind, ctx.locale)} {made.counts[kind]}" for kind in kinds)
     text = ctx.say("📎 Your export — {parts}: {file}", parts=parts, file=made.filename)
     return Reply(
         text=text,

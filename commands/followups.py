@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from commands import names
 from commands.args import Args
 from commands.context import Ctx, UsageError
 from commands.types import Button, Reply
@@ -57,7 +58,7 @@ def follow(ctx: Ctx, args: Args) -> Reply:
             day=ctx.day(lead.next_followup_on),
         )
         return Reply(text=text)
-    follow_cmd, key = ("/跟进", "下次") if ctx.zh else ("/follow", "next")
+    follow_cmd, key = ctx.command("follow"), names.option_label("next", ctx.locale)
     if clear:
         text = ctx.say(
             "📝 L{n} follow-up logged. The next follow-up date is cleared.",
@@ -74,7 +75,7 @@ def follow(ctx: Ctx, args: Args) -> Reply:
 
 def _ask_date(ctx: Ctx, lead: Lead, note: str) -> Reply:
     """`next=` with nothing after it (the "Plan next" button): ask for the day, offer a few."""
-    follow_cmd, key = ("/跟进", "下次") if ctx.zh else ("/follow", "next")
+    follow_cmd, key = ctx.command("follow"), names.option_label("next", ctx.locale)
     base = f"{follow_cmd} L{lead.number} {note + ' ' if note else ''}{key}="
     # Each choice's label, and the day as this reader types it.
     choices = ((N_("Tomorrow"), N_("tomorrow")), (N_("In 3 days"), "+3d"),

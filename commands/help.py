@@ -41,7 +41,7 @@ def help_(ctx: Ctx, args: Args) -> Reply:
         family = find_family(args.words[0].lstrip("/"))
         if family is not None:
             lines = [f"**/{family.words[1] if ctx.zh and len(family.words) > 1 else family.name}** — "
-                     f"{family.summary_zh if ctx.zh else family.summary_en}"]
+                     f"{family.summary(ctx.locale)}"]
             for verb in VERBS:
                 if verb.family == family.name:
                     lines.append(f"· `{verb.usage(ctx.locale)}`")
@@ -58,7 +58,7 @@ def help_(ctx: Ctx, args: Args) -> Reply:
         lines = [ctx.say("**dealbot** — what I can do (/help <command> for details):")]
     for family in FAMILIES:
         word = family.words[1] if ctx.zh and len(family.words) > 1 else family.name
-        lines.append(f"· /{word} — {family.summary_zh if ctx.zh else family.summary_en}")
+        lines.append(f"· /{word} — {family.summary(ctx.locale)}")
     lines.append(ctx.say(
         "Dates: tomorrow, fri, next mon, +3d, 12/1; next week = next Monday. Amounts: 120k, 1.2m, "
         "120,000. Discounts: 5%, 8折 (= 20% off).",

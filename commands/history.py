@@ -52,7 +52,7 @@ def value(ctx: Ctx, key: str, raw: object) -> str:
         except ValueError:
             return raw
     if isinstance(raw, list):
-        return ("、" if ctx.zh else ", ").join(str(item) for item in raw)
+        return ctx.join(raw)
     return str(raw)
 
 
@@ -77,7 +77,7 @@ def changes(ctx: Ctx, before: dict[str, Any] | None, after: dict[str, Any] | Non
             )
         else:
             parts.append(ctx.say("{f} {b}", f=label, b=value(ctx, key, new)))
-    return ("；" if ctx.zh else "; ").join(parts)
+    return ctx.join(parts, "parts")
 
 
 def sentence(ctx: Ctx, event: AuditEvent) -> str:
@@ -194,7 +194,7 @@ def sentence(ctx: Ctx, event: AuditEvent) -> str:
     if action == "transfer_escalate":
         return ctx.say(
             "passed the request to take it over to {to} after {h}h",
-            to=("、" if ctx.zh else ", ").join(after.get("to") or []) or "-",
+            to=ctx.join(after.get("to") or []) or "-",
             h=after.get("waited_hours", "?"),
         )
     if action == "forget":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from commands import aftersale, history, names
+from commands import aftersale, history, names, words
 from commands.args import Args
 from commands.context import MAX_FIELD, Ctx, UsageError
 from commands.quotes import tell_settled
@@ -56,7 +56,7 @@ def _reject_unknown(ctx: Ctx, args: Args, known: tuple[str, ...]) -> None:
 
 
 def _next_buttons(ctx: Ctx, lead: Lead) -> list[Button]:
-    follow, quote = ("/跟进", "/报价") if ctx.zh else ("/follow", "/quote")
+    follow, quote = ctx.command("follow"), ctx.command("quote")
     return [Button(label=ctx.say("Log follow-up"), command=f"{follow} L{lead.number} "),
             Button(label=ctx.say("Quote"), command=f"{quote} L{lead.number} ")]
 
@@ -102,7 +102,10 @@ def add(ctx: Ctx, args: Args) -> Reply:
     if duplicates:
         text += "\n" + ctx.say(
             "⚠️ Added anyway; similar to {refs}.",
-            refs=", ".join(f"L{d.number} ({ctx.member_name(d.owner_id)})" for d in duplicates),
+            refs=ctx.join(
+                ctx.say("L{n} ({owner})", n=d.number, owner=ctx.member_name(d.owner_id))
+                for d in duplicates
+            ),
         )
     if lead.owner_id and lead.owner_id != scope.actor.id:
         new_owner = scope.session.get(Member, lead.owner_id)
@@ -131,10 +134,10 @@ def _duplicate_reply(ctx: Ctx, existing: Lead) -> Reply:
     again = ctx.inv.text.strip()
     buttons = []
     if existing.owner_id is None:
-        claim = "/线索 领取" if ctx.zh else "/lead claim"
+        claim = ctx.command("lead", "claim")
         buttons.append(Button(label=ctx.say("Claim it"), command=f"{claim} L{existing.number}"))
     elif existing.owner_id != ctx.scope.actor.id and existing.status == "open":
-        transfer = "/线索 转移" if ctx.zh else "/lead transfer"
+        transfer = ctx.command("lead", "transfer")
         buttons.append(Button(label=ctx.say(
             "Request transfer",
         ), command=f"{transfer} L{existing.number} "))
@@ -154,8 +157,8 @@ def list_(ctx: Ctx, args: Args) -> Reply:
         elif word.isdecimal():
             page = int(word)
         else:
-            choices = names.WORDS.labels(ctx.locale, names.LEAD_LISTS) + ("、" if ctx.zh else ", ")
-            choices += names.option_list(["stage"], ctx.locale) + "…"
+            choices = ctx.join([names.WORDS.labels(ctx.locale, names.LEAD_LISTS),
+                                names.option_list(["stage"], ctx.locale) + "…"])
             raise UsageError("usage.bad_choice", text=word, choices=choices)
     if "page" in args.options:
         if not args.options["page"].isdecimal() or int(args.options["page"]) < 1:
@@ -192,7 +195,9 @@ def list_(ctx: Ctx, args: Args) -> Reply:
     if page < pages:
         command = f"{ctx.say('/lead list')} {names.WORDS.label(which, ctx.locale)}"
         if stage:
-            command += f" {ctx.say('stage')}={ctx.stage_label(stage) if ctx.zh else stage}"
+            # The stage as the reader types it: its Chinese name, or its key.
+            typed = words.spelling(ctx.locale, (stage, ctx.stage_label(stage)))
+            command += f" {ctx.say('stage')}={typed}"
         buttons.append(Button(label=ctx.say("Next page"),
                               command=f"{command} {ctx.say('page')}={page + 1}"))
     return Reply(text=text, table=table, buttons=buttons)
@@ -230,7 +235,7 @@ def show(ctx: Ctx, args: Args) -> Reply:
             f"Q{quote.number} {ctx.quote_amount(quote)} {ctx.t('status.' + quote.status)}" for quote in quotes)))
     fields += aftersale.lead_fields(ctx, lead)  # contracts, money owed, customer care
     for item in leads.recent_followups(session, lead):
-        via = f" ({ctx.t('via.' + item.via)})" if item.via else ""
+        via = ctx.say(" ({via})", via=ctx.t("via." + item.via)) if item.via else ""
         fields.append((f"{ctx.clock(item.created_at)} {ctx.member_name(item.author_id)}{via}", item.note[:200]))
     table: list[list[str]] = []
     if any(names.WORDS.find(word, among=("history",)) for word in args.words[1:]):
@@ -241,7 +246,7 @@ def show(ctx: Ctx, args: Args) -> Reply:
                           history.sentence(ctx, event)[:300]])
     buttons = _next_buttons(ctx, lead) if lead.status == "open" else []
     if not table:
-        show_cmd = "/线索 查看" if ctx.zh else "/lead show"
+        show_cmd = ctx.command("lead", "show")
         word = names.WORDS.label("history", ctx.locale)
         buttons.append(Button(label=ctx.say("History"),
                               command=f"{show_cmd} L{lead.number} {word}"))
@@ -320,7 +325,7 @@ def claim(ctx: Ctx, args: Args) -> Reply:
 def release(ctx: Ctx, args: Args) -> Reply:
     lead = leads.get_lead(ctx.scope, ctx.lead_number(args.words[0] if args.words else None))
     leads.release(ctx.scope, lead)
-    claim_cmd = "/线索 领取" if ctx.zh else "/lead claim"
+    claim_cmd = ctx.command("lead", "claim")
     text = ctx.say("↩️ L{n} {name} is back in the pool.", n=lead.number, name=lead.name)
     return Reply(text=_with(text, tell_settled(ctx, lead)),
                  buttons=[Button(label=ctx.say("Claim"), command=f"{claim_cmd} L{lead.number}")])
@@ -367,9 +372,9 @@ def edit(ctx: Ctx, args: Args) -> Reply:
     if "name" in facts and not facts["name"]:  # a lead always has a name (found by the fuzzing)
         raise UsageError("usage.missing", what=ctx.t("what.name"))
     leads.edit(ctx.scope, lead, facts)
-    shown = ("，" if ctx.zh else ", ").join(
+    shown = ctx.join((
         f"{names.LEAD_FIELDS.label(key, ctx.locale)}={history.value(ctx, key, value)}"
-        for key, value in facts.items())
+        for key, value in facts.items()), "clause")
     return Reply(text=ctx.say("✏️ L{n} updated: {changes}", n=lead.number, changes=shown))
 
 

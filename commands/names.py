@@ -64,10 +64,8 @@ class Names:
 
     def labels(self, locale: str, keys: Iterable[str] | None = None, sep: str | None = None) -> str:
         """Several names as one list in the reader's language (`是、否` / `yes, no`)."""
-        joiner = sep if sep is not None else ("、" if locale == "zh" else ", ")
-        return joiner.join(
-            self.label(key, locale) for key in (keys if keys is not None else self.names)
-        )
+        labels = [self.label(key, locale) for key in (keys if keys is not None else self.names)]
+        return sep.join(labels) if sep is not None else wording.join(locale, labels)
 
     def closest(self, text: str) -> str | None:
         """The key whose spelling is nearest a mistyped one (`auto_bellow` → auto_below)."""

@@ -24,7 +24,7 @@ def forget(ctx: Ctx, args: Args) -> Reply:
     lead = leads.get_lead(ctx.scope, ctx.lead_number(args.words[0] if args.words else None))
     done = privacy.forget(ctx.scope, lead)
     fields = names.LEAD_FIELDS.labels(ctx.locale, done.fields)
-    kinds = ("、" if ctx.zh else ", ").join(
+    kinds = ctx.join(
         f"{names.RECORDS.label(kind, ctx.locale)} {n}" for kind, n in done.redacted.items()
     )
     lines = [

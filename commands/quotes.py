@@ -123,7 +123,7 @@ def tell_settled(ctx: Ctx, lead: Lead) -> str:
                                    why=reader.t(f"withdrawn.{because}"))
             buttons = []
             if because in ("released", "pool"):
-                claim = "/线索 领取" if reader.zh else "/lead claim"
+                claim = reader.command("lead", "claim")
                 buttons.append(Button(label=reader.say("Claim"),
                                       command=f"{claim} L{lead.number}"))
             return Reply(text=text, buttons=buttons)
@@ -217,7 +217,7 @@ def create(ctx: Ctx, args: Args) -> Reply:
                              k=len(steps)))
         else:
             text += ctx.say(" — asked {names} first.", names=names)
-    return Reply(text=f"{head}{'' if ctx.zh else ' '}{text}")
+    return Reply(text=ctx.say("{head} {text}", head=head, text=text))
 
 
 def approve(ctx: Ctx, args: Args) -> Reply:
@@ -443,7 +443,8 @@ def show(ctx: Ctx, args: Args) -> Reply:
             line = f"{mark} {signer(ctx, signature.member_id, signature.principal_id)} {ctx.clock(signature.at)}"
             parts.append(line + (f" “{signature.note}”" if signature.note else ""))
         if step.status == "approved" and not parts and step.decided_by_id:  # signed without a click
-            parts.append(f"✅ {ctx.member_name(step.decided_by_id)} {ctx.clock(step.decided_at)} ({step.note or '-'})")
+            parts.append(ctx.say("✅ {who} {at} ({note})", who=ctx.member_name(step.decided_by_id),
+                                 at=ctx.clock(step.decided_at), note=step.note or "-"))
         if step.status == "waiting":
             asked = quotes.asked_for(session, quote, step, scope.today)
             parts.append(ctx.say("waiting — asked {names}", names=_names(ctx, asked)))

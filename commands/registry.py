@@ -1,4 +1,5 @@
-"""How a verb is described: its words in both languages, its options, its help, its handler."""
+"""How a verb is described: its words in both languages, its options, its help (worded from the
+catalog), its handler."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass, field
 
 from commands.args import Args
 from commands.types import Reply
+from wording import say
 
 Handler = Callable[..., Reply]
 
@@ -17,10 +19,12 @@ class Family:
 
     name: str
     words: tuple[str, ...]  # every spelling, Chinese included
-    summary_en: str
-    summary_zh: str
+    summary_en: str  # the catalog's msgid: the Chinese is in the catalog
     # Words that stand for a family *and* a first argument: `/日报` is `/report today`.
     implied: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def summary(self, locale: str) -> str:
+        return say(locale, self.summary_en)
 
 
 @dataclass(frozen=True)
@@ -29,17 +33,16 @@ class Verb:
     name: str  # "" for the verb that runs when no sub-verb word matches
     words: tuple[str, ...]
     handler: Handler
+    # In the English command words; the catalog spells them in the Chinese ones.
     usage_en: str
-    usage_zh: str
     example_en: str
-    example_zh: str
     options: frozenset[str] = frozenset()
 
     def usage(self, locale: str) -> str:
-        return self.usage_zh if locale == "zh" else self.usage_en
+        return say(locale, self.usage_en)
 
     def example(self, locale: str) -> str:
-        return self.example_zh if locale == "zh" else self.example_en
+        return say(locale, self.example_en)
 
 
 @dataclass

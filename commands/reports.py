@@ -123,7 +123,7 @@ def digest_reply(digest: Digest, *, locale: str, config: TeamConfig, who: str | 
             if rep.target:  # a monthly target: measured against the month's won, also in a day or week digest
                 percent = round(rep.month_won * 100 / rep.target)
                 if period.kind == "month":
-                    part += f" / {short(rep.target)} ({percent}%)"
+                    part += say(" / {target} ({p}%)", target=short(rep.target), p=percent)
                 else:
                     part += say(
                         " · month {won} / {target} ({p}%)",

@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import wording
 from commands import names
 from commands.args import Args
 from commands.context import Ctx, UsageError
@@ -127,7 +128,7 @@ def _locale(ctx: Ctx, text: str) -> str | None:
 def _grade(ctx: Ctx, text: str) -> str:
     value = text.strip().upper().removesuffix("级")
     if value not in ("A", "B", "C"):
-        raise UsageError("usage.bad_choice", text=text, choices=("、" if ctx.zh else ", ").join("ABC"))
+        raise UsageError("usage.bad_choice", text=text, choices=ctx.join("ABC"))
     return value
 
 
@@ -325,18 +326,18 @@ def config(ctx: Ctx, args: Args) -> Reply:
     if "locale" in changes and changes["locale"]:
         ctx.locale = changes["locale"]
     values = _setting_values(ctx, scope.config)
-    shown = ("，" if ctx.zh else ", ").join(
+    shown = ctx.join((
         f"{names.SETTINGS.label(key, ctx.locale)}={values[key]}"
         if not item
         else _per_item_shown(ctx, key, item)
         for key, item in saved
-    )
+    ), "clause")
     return Reply(text=ctx.say("⚙️ Saved: {s}", s=shown))
 
 
 def _unknown_setting(ctx: Ctx, raw_key: str) -> UsageError:
     """The settings there are, in the reader's language, and the one they most likely meant."""
-    known = ("、" if ctx.zh else ", ").join(
+    known = ctx.join(
         [names.SETTINGS.label(key, ctx.locale) for key in names.SETTINGS]
         + [names.PER_ITEM.label(key, ctx.locale) for key in names.PER_ITEM]
     )
@@ -426,7 +427,8 @@ def _setting_values(ctx: Ctx, config: TeamConfig) -> dict[str, str]:
         return names.VALUES.label("yes" if value else "no", locale)
 
     def hours(value: float) -> str:
-        return f"{value:g}" if locale != "zh" else f"{value:g} 小时"
+        # The English key names its unit (`transfer_wait_hours`); the Chinese one does not.
+        return wording.say(locale, "{h}", context="value.hours", h=f"{value:g}")
 
     approval = config.approval
     manager_limit = approval.levels[0].up_to
@@ -490,7 +492,7 @@ def _show_config(ctx: Ctx) -> Reply:
             ctx.say(
                 "{stage}: {rules}",
                 stage=stage.label(ctx.locale),
-                rules=("、" if ctx.zh else ", ").join(parts),
+                rules=ctx.join(parts),
             )
         )
     if rules:
@@ -505,7 +507,7 @@ def _show_config(ctx: Ctx) -> Reply:
             ),
         )
     )
-    cmd = "/团队 配置" if ctx.zh else "/team config"
+    cmd = ctx.command("team", "config")
     return Reply(
         text=ctx.say(
             "⚙️ **Settings** — change with {cmd} key=value",

@@ -80,22 +80,21 @@ def transfer(ctx: Ctx, args: Args) -> Reply:
             h=ctx.scope.config.transfer_wait_hours,
             who=", ".join(managers),
         )
-    cancel = "/线索 转移 撤回" if ctx.zh else "/lead transfer cancel"
+    cancel = ctx.command("lead", "transfer", CANCEL)
     withdraw = Button(label=ctx.say("Withdraw"), command=f"{cancel} L{lead.number}")
     return Reply(text=text, buttons=[withdraw])
 
 
 def transfer_buttons(ctx: Ctx, lead: Lead) -> list[Button]:
-    word = "/线索 转移" if ctx.zh else "/lead transfer"
-    approve, reject = ("同意", "驳回") if ctx.zh else ("approve", "reject")
-    return [Button(label=ctx.say("Approve"), command=f"{word} {approve} L{lead.number}",
+    approve, reject = (ctx.command("lead", "transfer", word) for word in (APPROVE, REJECT))
+    return [Button(label=ctx.say("Approve"), command=f"{approve} L{lead.number}",
                    style="primary"),
-            Button(label=ctx.say("Reject"), command=f"{word} {reject} L{lead.number} ",
+            Button(label=ctx.say("Reject"), command=f"{reject} L{lead.number} ",
                    style="danger")]
 
 
 def _next_buttons(ctx: Ctx, lead: Lead) -> list[Button]:
-    follow, quote = ("/跟进", "/报价") if ctx.zh else ("/follow", "/quote")
+    follow, quote = ctx.command("follow"), ctx.command("quote")
     return [Button(label=ctx.say("Log follow-up"), command=f"{follow} L{lead.number} "),
             Button(label=ctx.say("Quote"), command=f"{quote} L{lead.number} ")]
 
@@ -309,7 +308,7 @@ def delegate(ctx: Ctx, args: Args) -> Reply:
         text += ctx.say(" (Replaces the earlier delegation.)")
     if sent:
         text += ctx.say(" Sent {d} what waits now: {refs}.", d=helper.name, refs=", ".join(sent))
-    off = "/团队 代理 取消" if ctx.zh else "/team delegate off"
+    off = ctx.command("team", "delegate", _OFF)
     if principal.id != scope.actor.id:
         off += f" {ctx.say('for')}=@{principal.handle or principal.name}"
     return Reply(text=text, buttons=[Button(label=ctx.say("End early"), command=off)])
@@ -352,7 +351,7 @@ def _delegations(ctx: Ctx) -> Reply:
     scope = ctx.scope
     rows = teamwork.delegations(scope.session, scope.team.id or 0, scope.today)
     if not rows:
-        form = "/团队 代理 @成员 至=<日期>" if ctx.zh else "/team delegate @user until=<date>"
+        form = ctx.say("/team delegate @user until=<date>")
         return Reply(text=ctx.say("🤝 No delegations. Set one: {form}", form=form))
     table = [[ctx.say("Approver"), ctx.say("Delegate"),
               ctx.say("From"), ctx.say("Until")]]
@@ -519,7 +518,7 @@ def settings(ctx: Ctx, args: Args) -> Reply:
                (ctx.say("Timezone"), zone),
                (ctx.say("Silent approver"),
                 ctx.say("yes") if prefs.silent else ctx.say("no"))]
-    me = "/我的" if ctx.zh else "/me"
+    me = ctx.command("me")
     hint = ctx.say(
         "Change: {me} notify nudges realtime|digest|off · {me} quiet 21:00-08:00 · {me} lang "
         "zh|en · {me} timezone Asia/Shanghai · {me} silent on|off",

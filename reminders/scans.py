@@ -19,7 +19,9 @@ from sqlmodel import Session, col, select
 
 import wording
 from commands import cards
+from commands.teamwork import APPROVE, REJECT
 from commands.types import Button, Reply
+from commands.words import command, spelling
 from models import audit, outbox, teamwork
 from models.config import ROLE_RANK, TeamConfig
 from models.leads import not_snoozed
@@ -142,7 +144,7 @@ class Scan:
         return stage.label(self.locale) if stage else key
 
     def lead_buttons(self, lead: Lead) -> list[Button]:
-        follow, snooze = ("/跟进", "/线索 暂缓") if self.locale == "zh" else ("/follow", "/lead snooze")
+        follow, snooze = command(self.locale, "follow"), command(self.locale, "lead", "snooze")
         return [Button(label=self.say("Log follow-up L{n}", n=lead.number),
                        command=f"{follow} L{lead.number} ", style="primary"),
                 Button(label=self.say(
@@ -416,7 +418,7 @@ def _approval_line(scan: Scan, key: str, quote: Quote, lead: Lead | None, since:
     )
     if asked.delegated:
         text += scan.say(" — for {p}", p=asked.principal.name)
-    approve, reject = ("/审批 同意", "/审批 驳回") if scan.locale == "zh" else ("/quote approve", "/quote reject")
+    approve, reject = (command(scan.locale, "quote", verb) for verb in ("approve", "reject"))
     buttons = [Button(label=scan.say("Approve Q{q}", q=quote.number), command=f"{approve} Q{quote.number}",
                       style="primary"),
                Button(label=scan.say("Reject Q{q}", q=quote.number), command=f"{reject} Q{quote.number} ",
@@ -539,8 +541,8 @@ def transfer_requests(scan: Scan) -> None:
                 )
                 if one.delegated:
                     text += scan.say(" — for {p}", p=one.principal.name)
-                word = "/线索 转移" if scan.locale == "zh" else "/lead transfer"
-                approve, reject = ("同意", "驳回") if scan.locale == "zh" else ("approve", "reject")
+                word = command(scan.locale, "lead", "transfer")
+                approve, reject = (spelling(scan.locale, w) for w in (APPROVE, REJECT))
                 buttons = [Button(label=scan.say("Approve L{n}", n=lead.number),
                                   command=f"{word} {approve} L{lead.number}", style="primary"),
                            Button(label=scan.say("Reject L{n}", n=lead.number),
@@ -573,7 +575,7 @@ def _tell_settled(scan: Scan, lead: Lead) -> None:
             text = wording.message(scan.locale, "push.transfer_closed",
                                   lead=f"L{lead.number} {lead.name}",
                                   why=wording.message(scan.locale, "withdrawn.pool"))
-            word = "/线索 领取" if scan.locale == "zh" else "/lead claim"
+            word = command(scan.locale, "lead", "claim")
             claim = Button(label=scan.say("Claim L{n}", n=lead.number),
                            command=f"{word} L{lead.number}")
         scan.push("transfer-closed", asker, Line(f"transfer-closed:{request.id}", text, [claim]))
@@ -625,7 +627,7 @@ def pool_return(scan: Scan) -> None:
         _tell_settled(scan, lead)
         key = f"pool-returned:{lead.id}:{lead.last_activity_at.date()}"
         with scan.reading(owner):
-            claim = "/线索 领取" if scan.locale == "zh" else "/lead claim"
+            claim = command(scan.locale, "lead", "claim")
             scan.push("pool-returned", owner, Line(key, scan.say(
                 "L{n} {name}",
                 n=lead.number,

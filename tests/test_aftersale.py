@@ -188,7 +188,7 @@ def test_the_same_in_chinese_with_a_milestone_that_gets_its_date_later(chat: Cha
     ]
     paid = chat.say("/回款 C1 10万 昨天 银行转账")
     assert paid.splitlines()[:3] == [
-        "💰 C1 · L1 华为技术：11月25日（周三） 回款 ¥100,000",
+        "💰 C1 · L1 华为技术：11月25日（周三）回款 ¥100,000",
         "→ 第 1 期 ¥100,000：部分回款，还差 ¥200,000",
         "待回款 ¥900,000 · 下一期：第 1 期 ¥200,000，11月20日（周五）（签约）",
     ]
@@ -208,8 +208,8 @@ def test_the_same_in_chinese_with_a_milestone_that_gets_its_date_later(chat: Cha
     assert sections(chat, "alice", "逾期未回款") == [
         [
             "💸 逾期未回款（2）",
-            "· C1 第 1 期 华为技术 — ¥200,000，11月20日（周五） 到期，已逾期 21 天",
-            "· C1 第 2 期 华为技术 — ¥700,000，12月10日（周四） 到期，已逾期 1 天",
+            "· C1 第 1 期 华为技术 — ¥200,000，11月20日（周五）到期，已逾期 21 天",
+            "· C1 第 2 期 华为技术 — ¥700,000，12月10日（周四）到期，已逾期 1 天",
         ]
     ]
     [nudge] = pushed(
@@ -219,7 +219,7 @@ def test_the_same_in_chinese_with_a_milestone_that_gets_its_date_later(chat: Cha
         nudge.count("[登记回款 C1 → /回款 C1]") == 1
         and "[暂缓 C1 3 天 → /应收 暂缓 C1 3天后]" in nudge
     )
-    assert chat.say("/应收 暂缓 C1 3d") == "😴 C1 · 华为技术：12月14日（周一） 前不再提醒回款。"
+    assert chat.say("/应收 暂缓 C1 3d") == "😴 C1 · 华为技术：12月14日（周一）前不再提醒回款。"
     chat.clock.set(at(2026, 12, 12))
     run_worker(chat)
     assert len(pushed(chat, "alice", "逾期未回款")) == 1  # snoozed

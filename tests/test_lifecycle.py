@@ -180,7 +180,7 @@ def test_closing_in_chinese(zh: Chat) -> None:
     ]
     assert chat.pushes("李经理")[-1] == "🧾 Q1 已撤回：L1 华为技术 已输单，无需审批。"
     assert refused(chat, "[李经理] /审批 同意 Q1") == (
-        "Q1 已于 11月26日（周四） 撤回（L1 已输单），无需审批。"
+        "Q1 已于 11月26日（周四）撤回（L1 已输单），无需审批。"
     )
 
 
@@ -232,7 +232,7 @@ def test_a_snooze_never_sets_or_moves_the_next_follow_up(zh: Chat) -> None:
     overdue = [push for push in chat.pushes("张三") if "逾期未跟进" in push]
     assert [push for push in overdue if "L1" in push] == []  # nothing was ever planned for L1
     [late] = overdue
-    assert "L2 中兴通讯 — 应于 12月10日（周四） 跟进（已过 1 天）" in late
+    assert "L2 中兴通讯 — 应于 12月10日（周四）跟进（已过 1 天）" in late
 
 
 def test_a_snoozed_lead_is_nudged_about_nothing_until_the_snooze_ends(team: Chat) -> None:
@@ -357,7 +357,7 @@ def test_a_payment_before_the_signing_in_chinese(zh: Chat) -> None:
     zh.say("/线索 新建 华为技术")
     zh.say("/合同 L1 10万")
     zh.say("/回款计划 C1 100%@签约")
-    assert "C1 于 11月26日（周四） 签订" in refused(zh, "/回款 C1 1万 11/20")
+    assert "C1 于 11月26日（周四）签订" in refused(zh, "/回款 C1 1万 11/20")
 
 
 # --- what a held nudge says is true when it arrives -----------------------------------------------

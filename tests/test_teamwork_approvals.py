@@ -225,7 +225,7 @@ def test_chinese_delegate_wording(chat: Chat) -> None:
     assert "已通知 李四（代 王总）" in chat.say("/报价 L1 8万")
     assert chat.pushes("李四")[-1].startswith("🧾 Q1 · 华为技术 · ¥80,000 · 申请人 alice · "
                                              "L1 阶段 线索\n你作为 王总 的代理人审批。")
-    assert chat.say("[李四] /审批 同意 Q1") == "✅ Q1 已由 李四（代 王总） 同意 · 09:00"
+    assert chat.say("[李四] /审批 同意 Q1") == "✅ Q1 已由 李四（代 王总）同意 · 09:00"
     assert chat.say("[王总] /审批 同意 Q1") == "Q1 已于 09:00 被 李四（代 王总）同意。"
 
 

@@ -174,7 +174,7 @@ def test_my_language_for_replies_errors_and_pushes(team: Chat) -> None:
     chat.clock.set(at(30, 10))
     run_worker(chat)
     assert chat.pushes("alice")[-1].startswith("⏰ 逾期未跟进（1）\n"
-                                               "· L1 Acme Trading — 应于 11月27日（周五） 跟进")
+                                               "· L1 Acme Trading — 应于 11月27日（周五）跟进")
     assert chat.say("/me lang team") == "🌐 I'll use the team's language with you."
 
 

@@ -31,7 +31,7 @@ def test_a_chinese_team_end_to_end(zh: Chat) -> None:
     assert "📝 L1 已记录跟进，下次跟进：11月30日（周一）" in logged
     card = zh.say("/线索 查看 L1")
     assert "L1 华为技术 · 线索 · 负责人 张三" in card and "下次跟进: 11月30日（周一）" in card
-    assert "09:00 张三 (电话): 已电话沟通，客户要方案" in card and "预计金额: ¥125,000" in card
+    assert "09:00 张三（电话）: 已电话沟通，客户要方案" in card and "预计金额: ¥125,000" in card
 
     asked = zh.say("/报价 L1 80万 折扣=25%")
     assert "🧾 Q1 · L1 华为技术：¥800,000（折扣 25%）。需要 2 级审批（至管理员），已先通知 李经理。" in asked
@@ -141,6 +141,7 @@ SWEEP = """
 /报表 积分
 [李经理] /目标 @张三 200万
 /目标
+/月报
 /我的
 /我的 通知 提醒 汇总
 /我的 免打扰 21:00-08:00
@@ -166,6 +167,7 @@ SWEEP = """
 /报表 导出 线索
 /线索 新建 字节跳动 预计=20万
 /报价 L4 15万
+[李四] /线索 新建 华为 电话=13912345678 强制=是
 """
 
 
@@ -202,6 +204,14 @@ def test_a_chinese_team_meets_no_english(zh: Chat) -> None:
     handoff = replies["[王总] /团队 交接 @李四 @张三"]
     assert "已移交 0 条进行中的线索（-）和 0 个待审批报价。" in handoff
     assert not any(re.search(r"[。，：] ", text) for _, text in said)
+    # No half-width brackets around Chinese (`与 L1（张三）相似`, `张三（电话）`), none around a
+    # share (`（73%）`), and no space between full-width punctuation and the Chinese after it
+    # (`12月3日（周四）前`).
+    half_width = re.compile(r"\([^()]*(?:[\u3400-\u9fff]|\d%)[^()]*\)")
+    assert [(line, found) for line, text in said for found in half_width.findall(text)] == []
+    stray = re.compile(r"[）。，] [\u3400-\u9fff]")  # a table pads its columns with two
+    assert [(line, found) for line, text in said for found in stray.findall(text)] == []
+    assert "与 L1（张三）相似" in replies["[李四] /线索 新建 华为 电话=13912345678 强制=是"]
     # The same English word, two Chinese ones: a list of won leads, and a won lead's amount.
     assert replies["/线索 列表 赢单"].startswith("赢单 — 共 1 条")
     assert "赢单金额: ¥800,000" in replies["[李经理] /线索 查看 L1"]

@@ -14,6 +14,7 @@ entries with that name as their msgctxt; `message(lang, key)` finds them by it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -28,6 +29,7 @@ from babel.numbers import format_compact_currency, format_currency
 
 LOCALES = ("en", "zh")
 _BABEL = {"en": "en_US", "zh": "zh_CN"}
+_DAY_PATTERNS = {"en": "EEE d MMM", "zh": "M月d日（EEE）"}
 CATALOG = Path(__file__).with_name("locale") / "zh_CN" / "LC_MESSAGES" / "dealbot.po"
 
 
@@ -64,11 +66,25 @@ def _fill(template: str, params: dict[str, Any]) -> str:
         return template
 
 
+# A value that ends in full-width punctuation — a date, `12月15日（周二）` — carries its own space:
+# the one the Chinese sentence sets after the placeholder (`{d} 前`) would be a stray one.
+_AFTER_VALUE = re.compile(r"\{(\w+)(?:[:!][^}]*)?\} (?=[\u3400-\u9fff])")
+_FULL_WIDTH_END = ("）", "。", "，", "：", "；", "」", "”")
+
+
+def _tight(template: str, params: dict[str, Any]) -> str:
+    def drop(match: re.Match[str]) -> str:
+        value = str(params.get(match.group(1), ""))
+        return match.group(0)[:-1] if value.endswith(_FULL_WIDTH_END) else match.group(0)
+
+    return _AFTER_VALUE.sub(drop, template)
+
+
 def say(lang: str, msgid: str, /, *, context: str | None = None, **params: Any) -> str:
     """The sentence whose English is `msgid`, in `lang`, with its placeholders filled."""
     template = msgid
     if lang == "zh":
-        template = _catalog().zh.get((context, msgid), msgid)
+        template = _tight(_catalog().zh.get((context, msgid), msgid), params)
     return _fill(template, params)
 
 
@@ -79,7 +95,7 @@ def say_n(
     `{n}` in the text is the count."""
     template = singular if n == 1 else plural
     if lang == "zh":
-        template = _catalog().zh.get((context, singular), template)
+        template = _tight(_catalog().zh.get((context, singular), template), params)
     return _fill(template, {"n": n, **params})
 
 
@@ -128,8 +144,7 @@ def money_short(minor: int, currency: str, locale: str) -> str:
 
 def day(value: date, locale: str) -> str:
     """A date people read at a glance: Fri 28 Nov / 11月28日（周五）."""
-    pattern = "M月d日（EEE）" if locale == "zh" else "EEE d MMM"
-    return format_date(value, pattern, locale=_BABEL[locale])
+    return format_date(value, _DAY_PATTERNS[locale], locale=_BABEL[locale])
 
 
 def clock(moment: datetime, tz: ZoneInfo, today: date | None = None) -> str:
@@ -149,3 +164,13 @@ def N_(msgid: str) -> str:  # noqa: N802 - gettext's own name for it
     """Marks `msgid` as catalog English worded later, where the reader is known (gettext's
     `gettext_noop`): a table of labels holds N_("Won"), the reply says say(lang, label)."""
     return msgid
+
+
+_JOINERS = {"list": ("、", ", "), "clause": ("，", ", "), "parts": ("；", "; ")}
+
+
+def join(lang: str, items: Any, kind: str = "list") -> str:
+    """Items in one line with the language's separator: `是、否` / `yes, no` (`list`), `，`
+    between phrases (`clause`), `；` between whole parts (`parts`)."""
+    zh, en = _JOINERS[kind]
+    return (zh if lang == "zh" else en).join(str(item) for item in items)
