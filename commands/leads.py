@@ -232,7 +232,9 @@ def show(ctx: Ctx, args: Args) -> Reply:
     quotes = leads.open_quotes(session, lead)
     if quotes:
         fields.append((ctx.say("Quotes"), " · ".join(
-            f"Q{quote.number} {ctx.quote_amount(quote)} {ctx.t('status.' + quote.status)}" for quote in quotes)))
+            ctx.say("Q{q} {amount} {status}", q=quote.number, amount=ctx.quote_amount(quote),
+                    status=ctx.t("status." + quote.status))
+            for quote in quotes)))
     fields += aftersale.lead_fields(ctx, lead)  # contracts, money owed, customer care
     for item in leads.recent_followups(session, lead):
         via = ctx.say(" ({via})", via=ctx.t("via." + item.via)) if item.via else ""

@@ -50,7 +50,7 @@ def test_a_chinese_team_end_to_end(zh: Chat) -> None:
     assert "✅ Q1 已由 王总 同意 · 09:00" in zh.say("[王总] /审批 同意 Q1")
     assert "Q1 已由 王总 同意" in zh.pushes("张三")[-1] and "L1 华为技术" in zh.pushes("张三")[-1]
     assert "Q1 已于 09:00 被 王总同意。" in zh.say("[李经理] /审批 同意 Q1")
-    assert "报价: Q1 ¥800,000（折扣 25%） 同意" in zh.say("/线索 查看 L1")
+    assert "报价: Q1 ¥800,000（折扣 25%），同意" in zh.say("/线索 查看 L1")
 
     raised = zh.say("/报价 L1 30万 折扣=25%")  # a manager's amount, raised by the discount
     assert "Q2 · L1 华为技术：¥300,000（折扣 25%）。需要 2 级审批（至管理员，折扣超过 20%，升一级）" in raised
