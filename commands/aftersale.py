@@ -178,9 +178,7 @@ def _worded(ctx: Ctx, call: Callable[[], T]) -> T:
 
 def day(ctx: Ctx, value: date) -> str:
     """A date, with its year when it is not this year's."""
-    if value.year == ctx.scope.today.year:
-        return ctx.day(value)
-    return f"{value.year}年{ctx.day(value)}" if ctx.zh else f"{ctx.day(value)} {value.year}"
+    return ctx.day(value)
 
 
 def _due(ctx: Ctx, instalment: Instalment) -> str:

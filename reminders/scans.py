@@ -323,7 +323,7 @@ def overdue_followups(scan: Scan) -> None:
                     n=lead.number,
                     name=lead.name,
                     d=days,
-                    day=wording.day(lead.next_followup_on, scan.locale),
+                    day=wording.day(lead.next_followup_on, scan.locale, scan.today),
                 ),
                                                  scan.lead_buttons(lead)))
             scan.report.overdue += 1

@@ -102,7 +102,8 @@ def test_contract_plan_partial_payment_overpayment_overdue_nudges_and_paid(team:
         run_worker(chat)
     overdue = sections(chat, "alice", "Payments overdue")
     assert [lines[1] for lines in overdue] == [
-        f"· C1 #2 Acme Trading — $50,000 overdue since Thu 31 Dec ({days}d)" for days in (1, 2, 3)
+        f"· C1 #2 Acme Trading — $50,000 overdue since Thu 31 Dec 2026 ({days}d)"  # last year's
+        for days in (1, 2, 3)
     ]
     assert (
         "[Record payment C1 → /paid C1]  [Snooze C1 3d → /receivables snooze C1 3d]"

@@ -115,9 +115,15 @@ def money_short(minor: int, currency: str, locale: str) -> str:
     return format_compact_currency(value, currency, locale=_BABEL[locale], fraction_digits=1)
 
 
-def day(value: date, locale: str) -> str:
-    """A date people read at a glance: Fri 28 Nov / 11月28日（周五）."""
-    pattern = "M月d日（EEE）" if locale == "zh" else "EEE d MMM"
+def day(value: date, locale: str, today: date | None = None) -> str:
+    """A date people read at a glance: Fri 28 Nov / 11月28日（周五）; with its year when that is
+    not the year of `today` (Wed 1 Dec 2027 / 2027年12月1日（周三）), so that next year's 1 Dec
+    never reads as this year's."""
+    with_year = today is not None and value.year != today.year
+    if locale == "zh":
+        pattern = "y年M月d日（EEE）" if with_year else "M月d日（EEE）"
+    else:
+        pattern = "EEE d MMM y" if with_year else "EEE d MMM"
     return format_date(value, pattern, locale=_BABEL[locale])
 
 

@@ -1,0 +1,75 @@
+"""What a week of two teams at work turned up: a follow-up date gone by this year, a snooze that
+said one day and meant another, one lead's buttons twice in a nudge, and a typo that made a
+member. The `team` fixture works in English, the `zh` one in Chinese; both in Shanghai time."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from reminders.worker import Worker
+from tests.chat import Chat
+
+SH = ZoneInfo("Asia/Shanghai")
+
+
+def at(year: int, month: int, day: int, hour: int = 9) -> datetime:
+    return datetime(year, month, day, hour, tzinfo=SH)
+
+
+def run_worker(chat: Chat) -> None:
+    asyncio.run(Worker(chat.engine, chat.clock, chat.delivery).run_once())
+
+
+def refused(chat: Chat, line: str) -> str:
+    """The answer to a line that must change nothing."""
+    before = chat.snapshot()
+    answer = chat.say(line)
+    assert chat.snapshot() == before, line
+    return answer
+
+
+# --- dates gone by -------------------------------------------------------------------------------
+
+
+def test_a_month_and_day_gone_by_this_year_is_refused_not_moved_to_next_year(
+    team: Chat, zh: Chat
+) -> None:
+    for chat, lead, line in (
+        (team, "/lead add Acme", "/follow L1 check in next=12/1"),
+        (zh, "/线索 新建 德信集团", "/跟进 L1 再联系 下次=12/1"),
+    ):
+        chat.say(lead)
+        chat.clock.set(at(2026, 12, 17))  # Thursday
+        answer = refused(chat, line)
+        if chat is team:
+            assert "Tue 1 Dec has passed" in answer and "can't be in the past" in answer
+            assert "2027-12-01" in answer
+        else:
+            assert "12月1日（周二）已经过去" in answer and "不能是过去的日期" in answer
+            assert "2027年12月1日" in answer
+    assert "Next: Wed 1 Dec 2027" in team.say("/follow L1 check in next=2027-12-01")
+    assert "2027年12月1日（周三）" in zh.say("/跟进 L1 再联系 下次=2027年12月1日")
+
+
+def test_a_day_early_next_year_is_still_read_ahead_and_shown_with_its_year(
+    team: Chat, zh: Chat
+) -> None:
+    for chat in (team, zh):
+        chat.clock.set(at(2026, 12, 30))
+    team.say("/lead add Acme")
+    zh.say("/线索 新建 德信集团")
+    assert "Next: Tue 5 Jan 2027." in team.say("/follow L1 call next=1/5")
+    assert "2027年1月5日（周二）" in zh.say("/跟进 L1 电话 下次=1/5")
+    assert "Next follow-up: Tue 5 Jan 2027" in team.say("/lead show L1")
+    assert "Thu 31 Dec" in team.say("/follow L1 call next=tomorrow")  # this year's: no year
+
+
+def test_yesterday_is_refused_as_past_not_as_gibberish(team: Chat, zh: Chat) -> None:
+    team.say("/lead add Acme")
+    zh.say("/线索 新建 德信集团")
+    answer = refused(team, "/follow L1 call next=yesterday")
+    assert "can't be in the past" in answer and "not a date I understand" not in answer
+    answer = refused(zh, "/跟进 L1 电话 下次=昨天")
+    assert "不能是过去的日期" in answer and "无法识别" not in answer
