@@ -57,7 +57,7 @@ def instalments(scan: scans.Scan) -> None:
         if due >= today:
             keys[f"instalment-due:{instalment.id}:{due}"] = ("instalment-due", instalment, contract,
                                                             lead)
-        elif contract.snoozed_until is None or contract.snoozed_until < today:
+        elif contract.snoozed_until is None or contract.snoozed_until <= today:
             keys[f"receivable-overdue:{instalment.id}:{send_day}"] = (
                 "receivable-overdue", instalment, contract, lead)
             if (today - due).days > sla:

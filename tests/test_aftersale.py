@@ -220,7 +220,7 @@ def test_the_same_in_chinese_with_a_milestone_that_gets_its_date_later(chat: Cha
         nudge.count("[登记回款 C1 → /回款 C1]") == 1
         and "[暂缓 C1 3 天 → /应收 暂缓 C1 3天后]" in nudge
     )
-    assert chat.say("/应收 暂缓 C1 3d") == "😴 C1 · 华为技术：12月14日（周一） 前不再提醒回款。"
+    assert chat.say("/应收 暂缓 C1 3d") == "😴 C1 · 华为技术：12月14日（周一）起恢复回款提醒。"
     chat.clock.set(at(2026, 12, 12))
     run_worker(chat)
     assert len(pushed(chat, "alice", "逾期未回款")) == 1  # snoozed

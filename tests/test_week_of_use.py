@@ -73,3 +73,56 @@ def test_yesterday_is_refused_as_past_not_as_gibberish(team: Chat, zh: Chat) -> 
     assert "can't be in the past" in answer and "not a date I understand" not in answer
     answer = refused(zh, "/跟进 L1 电话 下次=昨天")
     assert "不能是过去的日期" in answer and "无法识别" not in answer
+
+
+# --- snoozes -------------------------------------------------------------------------------------
+
+
+def nudged_days(chat: Chat, name: str, about: str, days: range) -> list[int]:
+    """The days of December 2026 on which `name` was nudged about `about`, the worker run each."""
+    found = []
+    for day in days:
+        before = len(chat.pushes(name))
+        chat.clock.set(at(2026, 12, day))
+        run_worker(chat)
+        if any(about in push for push in chat.pushes(name)[before:]):
+            found.append(day)
+    return found
+
+
+def test_a_week_snooze_is_quiet_seven_days_and_names_the_day_nudges_resume(
+    team: Chat, zh: Chat
+) -> None:
+    team.clock.set(at(2026, 12, 7))
+    team.say("/lead add Acme Trading")
+    team.say("/follow L1 sent the brochure next=tomorrow")  # due Tue 8 Dec
+    zh.say("[李四] /线索 新建 德信集团")
+    zh.say("[李四] /跟进 L1 发了资料 下次=明天")
+    team.clock.set(at(2026, 12, 8))
+    assert team.say("/lead snooze L1 1w").startswith(
+        "😴 L1 Acme Trading: nudges resume Tue 15 Dec."
+    )
+    assert zh.say("[李四] /线索 暂缓 L1 1周").startswith(
+        "😴 L1 德信集团：12月15日（周二）起恢复提醒。"
+    )
+    assert "Snoozed: nudges resume Tue 15 Dec" in team.say("/lead show L1")
+    assert "暂缓: 12月15日（周二）起恢复提醒" in zh.say("[李四] /线索 查看 L1")
+    assert nudged_days(team, "alice", "L1 Acme", range(9, 17)) == [15]  # once per due date
+    # The worker scans every team, and delivered the Chinese team's nudges through the same
+    # console: 李四 too heard nothing until the 15th.
+    first = [push for push in team.pushes("李四") if "L1 德信集团" in push]
+    assert len(first) == 1 and "应于 12月8日（周二） 跟进（已过 7 天）" in first[0]
+    assert "Snoozed" not in team.say("/lead show L1")  # over
+
+
+def test_a_receivables_snooze_names_the_day_payment_nudges_resume(team: Chat) -> None:
+    team.clock.set(at(2026, 12, 7))
+    team.say("/lead add Acme Trading")
+    team.say("/contract L1 100k signed=12/1")
+    team.say("/plan C1 100%@signing")
+    run_worker(team)
+    assert (
+        team.say("/receivables snooze C1 3d")
+        == "😴 C1 · Acme Trading: payment nudges resume Thu 10 Dec."
+    )
+    assert nudged_days(team, "alice", "C1", range(8, 12)) == [10, 11]
