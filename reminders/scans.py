@@ -244,8 +244,11 @@ class Scan:
                     seen.add(commands)
                     kept.append(row)
             buttons = [button for row in kept[:MAX_ROWS] for button in row]
-        else:
-            buttons = buttons[:MAX_BUTTONS]
+        else:  # a lead both overdue and stuck gets its buttons once here too
+            unique: dict[str, Button] = {}
+            for button in buttons:
+                unique.setdefault(button.command, button)
+            buttons = list(unique.values())[:MAX_BUTTONS]
         reply = Reply(text="\n".join(parts), buttons=buttons)
         written = outbox.enqueue(self.session, team=self.team, kind=kind, member=member,
                                  dedupe_key=f"nudge:{kind}:{member.id}:{digest}",

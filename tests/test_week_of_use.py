@@ -126,3 +126,26 @@ def test_a_receivables_snooze_names_the_day_payment_nudges_resume(team: Chat) ->
         == "😴 C1 · Acme Trading: payment nudges resume Thu 10 Dec."
     )
     assert nudged_days(team, "alice", "C1", range(8, 12)) == [10, 11]
+
+
+# --- one lead, one row of buttons ----------------------------------------------------------------
+
+
+def test_a_lead_both_overdue_and_stuck_gets_its_buttons_once_in_a_batched_nudge(
+    team: Chat, zh: Chat
+) -> None:
+    team.say("/me notify nudges digest")
+    team.say("/lead add Acme Trading")
+    team.say("/follow L1 sent a sample next=fri")  # Fri 27 Nov
+    zh.say("/我的 通知 提醒 汇总")
+    zh.say("/线索 新建 德信集团")
+    zh.say("/跟进 L1 寄了样品 下次=周五")
+    team.clock.set(at(2026, 12, 4, 10))  # a week late and a week in Lead
+    run_worker(team)
+    [nudge] = [push for push in team.pushes("alice") if "Acme" in push]
+    assert "overdue" in nudge and "without progress" in nudge
+    assert nudge.count("[Log follow-up L1 → /follow L1]") == 1
+    assert nudge.count("[Snooze 1d → /lead snooze L1 1d]") == 1
+    [nudge] = [push for push in team.pushes("张三") if "德信集团" in push]
+    assert nudge.count("[写跟进 L1 → /跟进 L1]") == 1
+    assert nudge.count("/线索 暂缓 L1 1天]") == 1
