@@ -215,7 +215,7 @@ class Ctx:
     def is_mention(self, token: str) -> bool:
         return token in self.inv.mentions
 
-    def member(self, token: str | None, *, create: bool = False) -> Member:
+    def member(self, token: str | None) -> Member:
         """The member a mention names. Only mentions the platform resolved count: typed look-alikes don't."""
         if not token:
             raise UsageError("usage.missing", what=self.t("what.member"))
@@ -233,9 +233,8 @@ class Ctx:
         found = teams.find_member(session, team, mention.user_key)
         if found:
             return found
-        if create:
-            return teams.ensure_member(session, team, user_key=mention.user_key, name=mention.name,
-                                       now=self.scope.now, admins=self.admins or ["\0"])
+        # Never made here: a typo in a console or a stranger named in a chat is nobody's seat in
+        # the team; people join by writing to the bot once.
         raise UsageError("usage.unknown_member", name=token)
 
     # --- pushes to other people ------------------------------------------------------------------

@@ -171,6 +171,7 @@ def test_the_same_in_chinese_with_a_milestone_that_gets_its_date_later(chat: Cha
         "/团队 配置 语言=zh",
         "[bob] /帮助",
         "/团队 角色 @bob manager",
+        "[erin] /帮助",
         "/团队 角色 @erin admin",
         "/团队 角色 @alice rep",
         "/线索 新建 华为技术 预计=100万",

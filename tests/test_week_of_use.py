@@ -149,3 +149,26 @@ def test_a_lead_both_overdue_and_stuck_gets_its_buttons_once_in_a_batched_nudge(
     [nudge] = [push for push in team.pushes("张三") if "德信集团" in push]
     assert nudge.count("[写跟进 L1 → /跟进 L1]") == 1
     assert nudge.count("/线索 暂缓 L1 1天]") == 1
+
+
+# --- a typo is nobody ----------------------------------------------------------------------------
+
+
+def test_a_mistyped_name_is_refused_and_never_becomes_a_member(team: Chat, zh: Chat) -> None:
+    for line in ("[erin] /team role @ghost manager", "[erin] /team role @carol rep manager=@ghost"):
+        answer = refused(team, line)
+        assert "I don't know @ghost in this team yet" in answer
+    answer = refused(zh, "[王总] /团队 角色 @鬼 经理")
+    assert "团队里还没有 @鬼" in answer
+    assert "ghost" not in team.say("/team")
+    team.say("/lead add Acme Trading value=200k")
+    for line in (
+        "[bob] /lead assign L1 @ghost",
+        "[bob] /team delegate @ghost until=2026-12-20",
+        "[erin] /team handoff @alice @ghost",
+        "[bob] /target @ghost 5k",
+    ):
+        assert "I don't know @ghost in this team yet" in refused(team, line), line
+    team.say("/quote L1 150k")
+    assert [name for name in ("bob", "erin") if team.pushes(name)]  # the real approvers are asked
+    assert not team.pushes("ghost")
