@@ -178,9 +178,7 @@ def _worded(ctx: Ctx, call: Callable[[], T]) -> T:
 
 def day(ctx: Ctx, value: date) -> str:
     """A date, with its year when it is not this year's."""
-    if value.year == ctx.scope.today.year:
-        return ctx.day(value)
-    return ctx.say("{day} {year}", day=ctx.day(value), year=value.year)
+    return ctx.day(value)
 
 
 def _due(ctx: Ctx, instalment: Instalment) -> str:
@@ -433,13 +431,14 @@ def receivables(ctx: Ctx, args: Args) -> Reply:
 
 
 def snooze(ctx: Ctx, args: Args) -> Reply:
-    """`/receivables snooze C2 3d`: no overdue-payment nudges about C2 until then."""
+    """`/receivables snooze C2 3d`: no overdue-payment nudges about C2 for three days; they resume
+    on the day named."""
     number = contract_number(ctx, args.words[0] if args.words else None)
     until = ctx.date(" ".join(args.words[1:]).strip() or "1d")
     item, lead = _worded(ctx, lambda: aftersale.changeable_contract(ctx.scope, number))
     _worded(ctx, lambda: aftersale.snooze_contract(ctx.scope, item, lead, until))
     return Reply(text=ctx.say(
-        "😴 C{c} · {name}: no payment nudges until {d}.",
+        "😴 C{c} · {name}: payment nudges resume {d}.",
         c=item.number,
         name=lead.name,
         d=day(ctx, until),

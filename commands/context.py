@@ -15,11 +15,18 @@ from zoneinfo import ZoneInfo
 import models.tables  # noqa: F401  (every table first: models.teams → models.scope read them)
 import wording
 from commands import names, words
-from commands.parsing_values import amount_currencies, parse_amount, parse_date, parse_percent
+from commands.parsing_values import (
+    amount_currencies,
+    parse_amount,
+    parse_date,
+    parse_percent,
+    passed_date,
+)
 from commands.types import Button, Invocation, Reply
 from models import teams, teamwork
 from models.config import Stage
 from models.errors import DomainError
+from models.horizon import years_from
 from models.scope import Scope
 from models.tables import Lead, Member, Quote
 from models.timing import next_working_moment
@@ -107,7 +114,7 @@ class Ctx:
         return wording.money_short(minor, self.currency, self.locale)
 
     def day(self, value: date | None) -> str:
-        return wording.day(value, self.locale) if value else "-"
+        return wording.day(value, self.locale, self.scope.today) if value else "-"
 
     def clock(self, moment: Any) -> str:
         today = self.read_on or self.scope.now.astimezone(self.tz).date()
@@ -174,7 +181,17 @@ class Ctx:
         return int((value * 100).to_integral_value())
 
     def date(self, text: str) -> date:
-        value = parse_date(text, self.scope.today)
+        """A day ahead, for a plan: one gone by is refused as such, never moved to next year."""
+        today = self.scope.today
+        passed = passed_date(text, today)
+        if passed is not None:
+            if passed.year == today.year and (today - passed).days > 3:
+                # A month and day a few weeks gone may be meant for next year: say how to write it.
+                again = years_from(passed, 1)
+                written = self.say("{y}-{m:02d}-{d:02d}", y=again.year, m=again.month, d=again.day)
+                raise UsageError("date.passed_this_year", day=self.day(passed), again=written)
+            raise UsageError("date.in_past", day=self.day(passed))
+        value = parse_date(text, today)
         if value is None:
             raise UsageError("usage.bad_date", text=text)
         return value
@@ -209,7 +226,7 @@ class Ctx:
     def is_mention(self, token: str) -> bool:
         return token in self.inv.mentions
 
-    def member(self, token: str | None, *, create: bool = False) -> Member:
+    def member(self, token: str | None) -> Member:
         """The member a mention names. Only mentions the platform resolved count: typed look-alikes don't."""
         if not token:
             raise UsageError("usage.missing", what=self.t("what.member"))
@@ -227,9 +244,8 @@ class Ctx:
         found = teams.find_member(session, team, mention.user_key)
         if found:
             return found
-        if create:
-            return teams.ensure_member(session, team, user_key=mention.user_key, name=mention.name,
-                                       now=self.scope.now, admins=self.admins or ["\0"])
+        # Never made here: a typo in a console or a stranger named in a chat is nobody's seat in
+        # the team; people join by writing to the bot once.
         raise UsageError("usage.unknown_member", name=token)
 
     # --- pushes to other people ------------------------------------------------------------------

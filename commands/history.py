@@ -144,7 +144,7 @@ def sentence(ctx: Ctx, event: AuditEvent) -> str:
         return ctx.say("changed {c}", c=changes(ctx, before, after))
     if action == "snooze":
         return ctx.say(
-            "snoozed its nudges until {d}",
+            "snoozed its nudges; they resume {d}",
             d=value(ctx, "snoozed_until", after.get("snoozed_until")),
         )
     if action == "followup":

@@ -229,6 +229,9 @@ def show(ctx: Ctx, args: Args) -> Reply:
         fields.append((ctx.say("Lost because"), lead.lost_reason or "-"))
     if lead.status == "open":
         fields.append((ctx.say("Next follow-up"), _next_text(ctx, lead)))
+        if lead.snoozed_until and lead.snoozed_until > ctx.scope.today:
+            resume = ctx.say("nudges resume {day}", day=ctx.day(lead.snoozed_until))
+            fields.append((ctx.say("Snoozed"), resume))
     quotes = leads.open_quotes(session, lead)
     if quotes:
         fields.append((ctx.say("Quotes"), " · ".join(
@@ -384,7 +387,8 @@ _SNOOZE = re.compile(r"^(\d{1,3})\s*(d|day|days|天|日|w|week|weeks|周)$", re.
 
 
 def snooze(ctx: Ctx, args: Args) -> Reply:
-    """`/lead snooze L3 1d` (or a date): no nudges about L3 until then."""
+    """`/lead snooze L3 1d` (or a date): no nudges about L3 for a day; they resume on the day
+    named."""
     lead = leads.get_lead(ctx.scope, ctx.lead_number(args.words[0] if args.words else None))
     when = " ".join(args.words[1:]).strip() or "1d"
     match = _SNOOZE.match(when)
@@ -395,7 +399,7 @@ def snooze(ctx: Ctx, args: Args) -> Reply:
         until = ctx.date(when)
     leads.snooze(ctx.scope, lead, until)
     text = ctx.say(
-        "😴 L{n} {name}: no nudges until {day}.",
+        "😴 L{n} {name}: nudges resume {day}.",
         n=lead.number,
         name=lead.name,
         day=ctx.day(until),

@@ -157,7 +157,7 @@ LEAD_FIELDS = Names(
     Name("won_amount", "won amount"),
     Name("lost_reason", "lost reason"),
     Name("next_followup_on", "next follow-up", ("next_followup",)),
-    Name("snoozed_until", "snoozed until"),
+    Name("snoozed_until", "nudges resume"),
     Name("created_on", "created"),
 )
 

@@ -11,7 +11,7 @@ import re
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 
-__all__ = ["amount_currencies", "parse_amount", "parse_percent", "parse_date"]
+__all__ = ["amount_currencies", "parse_amount", "parse_percent", "parse_date", "passed_date"]
 
 # Real chat input is short; the cap keeps every rule cheap on pasted walls of text.
 _MAX_LEN = 64
@@ -329,3 +329,41 @@ def parse_date(text: str, today: date) -> date | None:
     except (ValueError, OverflowError):
         # Offsets past date.max; the bot must never crash on chat text.
         return None
+
+
+_PAST_KEYWORDS = {"yesterday": 1, "昨天": 1, "昨日": 1, "前天": 2, "大前天": 3}
+
+
+def _month_day(s: str) -> tuple[int, int] | None:
+    """The month and day of a date typed without a year (12/1, 12月1日, 1 Dec), else None."""
+    if m := _MD_RE.fullmatch(s) or _ZH_MD_RE.fullmatch(s):
+        return int(m[1]), int(m[2])
+    if (m := _DAY_MON_RE.fullmatch(s)) and m[3] is None:
+        return _MONTHS[m[2]], int(m[1])
+    if (m := _MON_DAY_RE.fullmatch(s)) and m[3] is None:
+        return _MONTHS[m[1]], int(m[2])
+    return None
+
+
+def passed_date(text: str, today: date) -> date | None:
+    """The day a date typed for a plan names when it has gone by: yesterday, or a month and day
+    nearer behind today than ahead of it (on 17 Dec, 12/1 is the 1 Dec just gone, which a plan
+    can't be set for, not next year's; on 30 Dec, 1/5 is next January's, and None)."""
+    s = _normalize(text)
+    if s is None:
+        return None
+    s = " ".join(s.lower().split())
+    if s in _PAST_KEYWORDS:
+        return today - timedelta(days=_PAST_KEYWORDS[s])
+    found = _month_day(s)
+    if found is None:
+        return None
+    month, day = found
+    behind = [d for year in (today.year, today.year - 1)
+              if (d := _safe_date(year, month, day)) is not None and d < today]
+    if not behind:
+        return None
+    ahead = _upcoming_month_day(month, day, today)
+    if ahead is not None and ahead - today <= today - behind[0]:
+        return None
+    return behind[0]

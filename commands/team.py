@@ -44,7 +44,7 @@ def role(ctx: Ctx, args: Args) -> Reply:
     _need_admin(ctx)
     if len(args.words) < 2:
         raise UsageError("usage.missing", what=ctx.t("what.role") if args.words else ctx.t("what.member"))
-    member = ctx.member(args.words[0], create=True)
+    member = ctx.member(args.words[0])
     wanted = names.ROLES.find(args.words[1])
     if wanted is None:
         raise UsageError("usage.bad_role", text=args.words[1])

@@ -53,7 +53,7 @@ class Contract(SQLModel, table=True):
     end_on: date | None = None
     delivered_on: date | None = None
     accepted_on: date | None = None
-    snoozed_until: date | None = None  # no overdue-payment nudges up to and including this day
+    snoozed_until: date | None = None  # no overdue-payment nudges before this day
     created_by_id: int | None = Field(default=None, foreign_key="member.id")
     created_at: datetime = _utc_column()
     version: int = 1
@@ -320,7 +320,7 @@ def edit_contract(scope: Scope, contract: Contract, lead: Lead, changes: dict[st
 
 
 def snooze_contract(scope: Scope, contract: Contract, lead: Lead, until: date) -> None:
-    """No overdue-payment nudges about this contract up to and including `until`."""
+    """No overdue-payment nudges about this contract until `until`, the day they resume."""
     require_change(scope.session, scope.actor, lead)
     if until <= scope.today:
         raise DomainError("lead.snooze_past", date=until)

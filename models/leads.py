@@ -141,8 +141,9 @@ def changeable_lead(scope: Scope, number: int) -> Lead:
 
 
 def not_snoozed(today: date) -> Any:
-    """Leads not snoozed on `today`: a snooze quiets the nudges and the overdue lists alike."""
-    return or_(col(Lead.snoozed_until).is_(None), col(Lead.snoozed_until) < today)
+    """Leads not snoozed on `today`: a snooze quiets the nudges and the overdue lists alike.
+    `snoozed_until` is the day they come back, so a week's snooze is quiet for seven days."""
+    return or_(col(Lead.snoozed_until).is_(None), col(Lead.snoozed_until) <= today)
 
 
 def list_leads(scope: Scope, *, which: str, stage: str | None, page: int) -> tuple[list[Lead], int]:
@@ -350,7 +351,7 @@ def open_quotes(session: Session, lead: Lead) -> list[Quote]:
 
 
 def snooze(scope: Scope, lead: Lead, until: date) -> None:
-    """Quiet the nudges about a lead up to and including `until`. It only quiets: the planned next
+    """Quiet the nudges about a lead until `until`, the day they resume. It only quiets: the next
     follow-up stays as it is, and what is still due after the snooze is nudged again then."""
     require_change(scope.session, scope.actor, lead)
     _require_open(lead)

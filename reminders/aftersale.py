@@ -57,7 +57,7 @@ def instalments(scan: scans.Scan) -> None:
         if due >= today:
             keys[f"instalment-due:{instalment.id}:{due}"] = ("instalment-due", instalment, contract,
                                                             lead)
-        elif contract.snoozed_until is None or contract.snoozed_until < today:
+        elif contract.snoozed_until is None or contract.snoozed_until <= today:
             keys[f"receivable-overdue:{instalment.id}:{send_day}"] = (
                 "receivable-overdue", instalment, contract, lead)
             if (today - due).days > sla:
@@ -76,7 +76,7 @@ def instalments(scan: scans.Scan) -> None:
         days = abs(ahead)
         params = {"c": contract.number, "k": instalment.seq, "name": lead.name, "d": days,
                   "owed": scan.money(instalment.amount - instalment.paid),
-                  "day": wording.day(instalment.due_on, scan.locale)}
+                  "day": wording.day(instalment.due_on, scan.locale, scan.today)}
         if kind == "instalment-due":
             when = (scan.say("in {d}d", d=days) if ahead > 0
                     else scan.say("today") if ahead == 0
@@ -121,7 +121,7 @@ def renewals(scan: scans.Scan) -> None:
             c=contract.number,
             name=lead.name,
             d=(contract.end_on - scan.delivered_on(owner)).days,
-            day=wording.day(contract.end_on, scan.locale),
+            day=wording.day(contract.end_on, scan.locale, scan.today),
         )
         renew = Button(label=scan.say("Renewal contract L{n}", n=lead.number),
                        command=f"{scan.say('/contract')} L{lead.number} ")
@@ -149,7 +149,7 @@ def care(scan: scans.Scan) -> None:
             name=lead.name,
             g=lead.grade or scan.config.care_default_grade,
             k=aftersale.care_interval(scan.config, lead.grade),
-            day=wording.day(plan.next_due_on, scan.locale),
+            day=wording.day(plan.next_due_on, scan.locale, scan.today),
         )
         log = Button(label=scan.say("Log care L{n}", n=lead.number),
                      command=f"{scan.say('/care')} L{lead.number} ")

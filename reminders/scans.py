@@ -246,8 +246,11 @@ class Scan:
                     seen.add(commands)
                     kept.append(row)
             buttons = [button for row in kept[:MAX_ROWS] for button in row]
-        else:
-            buttons = buttons[:MAX_BUTTONS]
+        else:  # a lead both overdue and stuck gets its buttons once here too
+            unique: dict[str, Button] = {}
+            for button in buttons:
+                unique.setdefault(button.command, button)
+            buttons = list(unique.values())[:MAX_BUTTONS]
         reply = Reply(text="\n".join(parts), buttons=buttons)
         written = outbox.enqueue(self.session, team=self.team, kind=kind, member=member,
                                  dedupe_key=f"nudge:{kind}:{member.id}:{digest}",
@@ -325,7 +328,7 @@ def overdue_followups(scan: Scan) -> None:
                     n=lead.number,
                     name=lead.name,
                     d=days,
-                    day=wording.day(lead.next_followup_on, scan.locale),
+                    day=wording.day(lead.next_followup_on, scan.locale, scan.today),
                 ),
                                                  scan.lead_buttons(lead)))
             scan.report.overdue += 1

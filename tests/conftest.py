@@ -95,6 +95,7 @@ def team(chat: Chat) -> Chat:
     chat.say("/team role @bob manager")
     chat.say("[carol] /help")
     chat.say("[dan] /help")
+    chat.say("[erin] /help")
     chat.say("/team role @erin admin")
     chat.say("/team role @alice rep")
     return chat

@@ -82,7 +82,7 @@ ENGLISH = {
         ("/lead lost L1 " + LONG, ["too long (5000 characters; at most 2000)"], True),
         ("/lead add Beta Co source=" + "s" * 150, ["source is too long (150 characters; at most 100)"], True)],
     "unknown member": [
-        ("[bob] /lead assign L1 @ghost", ["I don't know @ghost in this team yet", "/team role @ghost rep"], True),
+        ("[bob] /lead assign L1 @ghost", ["I don't know @ghost in this team yet", "message me once"], True),
         ("[bob] /lead assign L1 carol", ["I don't know carol in this team yet"], True),
         ("[bob] /report @ghost", ["I don't know @ghost"], True),
         ("[erin] /team handoff @ghost @bob", ["I don't know @ghost"], True)],

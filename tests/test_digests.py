@@ -16,7 +16,7 @@ from tests.chat import Chat
 
 SH = ZoneInfo("Asia/Shanghai")
 TEAM = ["/team config locale=en timezone=Asia/Shanghai", "[bob] /help", "/team role @bob manager", "[carol] /help", "[dan] /help",
-        "/team role @erin admin", "/team role @alice rep"]
+        "[erin] /help", "/team role @erin admin", "/team role @alice rep"]
 
 
 def at(day: int, hour: int, minute: int = 0, month: int = 11) -> datetime:

@@ -239,19 +239,19 @@ def test_a_snoozed_lead_is_nudged_about_nothing_until_the_snooze_ends(team: Chat
     chat, clock = team, team.clock
     chat.say("/lead add Acme Trading")
     chat.say("/follow L1 sent the brochure next=fri")  # Fri 27 Nov
-    chat.say("/lead snooze L1 1w")  # until Thu 3 Dec
+    chat.say("/lead snooze L1 1w")  # quiet for seven days: nudges resume Thu 3 Dec
     for day in (28, 29, 30):
         clock.set(at(11, day))
         run_worker(chat)
-    for day in (1, 2, 3):
+    for day in (1, 2):
         clock.set(at(12, day))
         run_worker(chat)
     assert [push for push in chat.pushes("alice") if "L1" in push] == []
     assert [push for push in chat.pushes("bob") if "L1" in push] == []
-    clock.set(at(12, 4))
+    clock.set(at(12, 3))
     run_worker(chat)
     [nudge] = [push for push in chat.pushes("alice") if "Follow-ups overdue" in push]
-    assert "L1 Acme Trading — due Fri 27 Nov (7d ago)" in nudge
+    assert "L1 Acme Trading — due Fri 27 Nov (6d ago)" in nudge
 
 
 def test_a_snoozed_lead_is_left_off_the_overdue_lists_until_the_snooze_ends(team: Chat) -> None:
@@ -260,14 +260,14 @@ def test_a_snoozed_lead_is_left_off_the_overdue_lists_until_the_snooze_ends(team
     chat.say("/lead add Beta Foods")
     chat.say("/follow L1 sent the brochure next=fri")  # Fri 27 Nov
     chat.say("/follow L2 sent the brochure next=fri")
-    chat.say("/lead snooze L1 1w")  # until Thu 3 Dec
+    chat.say("/lead snooze L1 1w")  # nudges resume Thu 3 Dec
     clock.set(at(11, 30))
     listed = chat.say("/lead list overdue")
     assert "Overdue follow-ups — 1" in listed and "L2 Beta Foods" in listed
     assert "Acme" not in listed
     [late] = [line for line in chat.say("[bob] /report").splitlines() if "Overdue" in line]
     assert "Overdue follow-ups 1: L2 Beta Foods" in late and "Acme" not in late
-    clock.set(at(12, 4))
+    clock.set(at(12, 3))  # the day nudges resume, the lists have it back too
     assert "Overdue follow-ups — 2" in chat.say("/lead list overdue")
     [late] = [line for line in chat.say("[bob] /report").splitlines() if "Overdue" in line]
     assert "Overdue follow-ups 2: L1 Acme Trading" in late

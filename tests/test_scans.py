@@ -66,16 +66,18 @@ def test_overdue_follow_up_nudges_the_owner_once_per_due_date_and_snooze_quiets_
     assert "[Log follow-up L1 → /follow L1]" in nudge and "[Snooze 1d → /lead snooze L1 1d]" in nudge
 
     snoozed = chat.say("/lead snooze L1 2d")
-    assert "no nudges until Mon 30 Nov" in snoozed and "Next follow-up stays Fri 27 Nov" in snoozed
-    for day in (29, 30):
-        clock.set(at(2026, 11, day))
-        run_worker(chat)
+    assert "nudges resume Mon 30 Nov" in snoozed and "Next follow-up stays Fri 27 Nov" in snoozed
+    clock.set(at(2026, 11, 29))
+    run_worker(chat)
     assert len(pushed(chat, "alice", OVERDUE)) == 1
 
-    clock.set(at(2026, 12, 1))  # the snooze ended with the follow-up still not done: nudged again
+    clock.set(at(2026, 11, 30))  # the snooze ended with the follow-up still not done: nudged again
     run_worker(chat)
     assert len(pushed(chat, "alice", OVERDUE)) == 2
-    assert "L1 Acme Trading — due Fri 27 Nov (4d ago)" in pushed(chat, "alice", OVERDUE)[-1]
+    assert "L1 Acme Trading — due Fri 27 Nov (3d ago)" in pushed(chat, "alice", OVERDUE)[-1]
+    clock.set(at(2026, 12, 1))
+    run_worker(chat)
+    assert len(pushed(chat, "alice", OVERDUE)) == 2
 
     chat.say("/follow L1 no answer, try again next=thu")  # Thu 3 Dec
     clock.set(at(2026, 12, 3, 19))
@@ -85,9 +87,9 @@ def test_overdue_follow_up_nudges_the_owner_once_per_due_date_and_snooze_quiets_
     run_worker(chat)
     assert len(pushed(chat, "alice", OVERDUE)) == 3
     assert "due Thu 3 Dec (1d ago)" in pushed(chat, "alice", OVERDUE)[-1]
-    # The snooze only quieted it: 4 days late on 1 Dec, past the SLA, so the manager heard once.
+    # The snooze only quieted it: 3 days late on 30 Nov, past the SLA, so the manager heard once.
     [escalated] = pushed(chat, "bob", OVERDUE_MANAGER)
-    assert "L1 Acme Trading (alice) — 4d overdue" in escalated
+    assert "L1 Acme Trading (alice) — 3d overdue" in escalated
 
 
 def test_overdue_past_the_sla_goes_to_the_owners_manager_or_else_every_manager(team: Chat) -> None:
@@ -135,7 +137,7 @@ def test_three_overdue_leads_of_one_owner_make_one_message_with_buttons(team: Ch
         assert f"[Snooze 1d → /lead snooze L{number} 1d]" in nudge
     assert "Delta" not in nudge and "Delta Paper" in chat.pushes("carol")[0]
     # The buttons are commands that work as typed.
-    assert "no nudges until Sun 29 Nov" in chat.say("/lead snooze L2 1d")
+    assert "nudges resume Sun 29 Nov" in chat.say("/lead snooze L2 1d")
     assert "L1 follow-up logged" in chat.say("/follow L1 called them next=+3d")
 
 

@@ -27,7 +27,10 @@ def test_roles_are_set_by_admins_and_the_last_admin_stays(chat: Chat) -> None:
     assert "alice is now rep." in chat.say("/team role @alice rep")
     assert "Only an admin can change the team." in chat.say("/team role @bob rep")
 
-    assert "dan is now manager." in chat.say("[bob] /team role @dan manager")  # a mention adds a new member
+    assert "I don't know @dan in this team yet" in chat.say("[bob] /team role @dan manager")
+    chat.say("[dan] /help")  # people join by writing to the bot, not by being named
+    chat.say("[erin] /help")
+    assert "dan is now manager." in chat.say("[bob] /team role @dan manager")
     assert "carol is now rep. Reports to dan." in chat.say("[bob] /team role @carol rep manager=@dan")
     assert "“alice: rep” is not a role" in chat.say("[bob] /team role @carol rep manager=@alice")
     assert "Nobody can be their own manager." in chat.say("[bob] /team role @dan manager manager=@dan")
@@ -154,6 +157,8 @@ def test_handoff_moves_open_leads_and_pending_quotes_and_tells_both(team: Chat, 
 def test_deployment_admins_decide_who_is_admin(engine: Engine, clock: FixedClock) -> None:
     chat = Chat(engine, clock, admins=["console:bob"])
     chat.say("/help")  # alice comes first, but she is not listed: a rep
+    chat.say("[bob] /help")
+    chat.say("[carol] /help")
     assert "Only an admin can change the team." in chat.say("/team role @carol manager")
     assert "carol is now manager." in chat.say("[bob] /team role @carol manager")
     assert "alice is now admin." in chat.say("[bob] /team role @alice admin")

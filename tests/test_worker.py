@@ -34,6 +34,7 @@ TEAM = [
     "/team role @bob manager",
     "[carol] /help",
     "[dan] /help",
+    "[erin] /help",
     "/team role @erin admin",
     "/team role @alice rep",
 ]

@@ -30,6 +30,7 @@ from babel.numbers import format_compact_currency, format_currency
 LOCALES = ("en", "zh")
 _BABEL = {"en": "en_US", "zh": "zh_CN"}
 _DAY_PATTERNS = {"en": "EEE d MMM", "zh": "M月d日（EEE）"}
+_DAY_WITH_YEAR_PATTERNS = {"en": "EEE d MMM y", "zh": "y年M月d日（EEE）"}
 CATALOG = Path(__file__).with_name("locale") / "zh_CN" / "LC_MESSAGES" / "dealbot.po"
 
 
@@ -142,9 +143,13 @@ def money_short(minor: int, currency: str, locale: str) -> str:
     return format_compact_currency(value, currency, locale=_BABEL[locale], fraction_digits=1)
 
 
-def day(value: date, locale: str) -> str:
-    """A date people read at a glance: Fri 28 Nov / 11月28日（周五）."""
-    return format_date(value, _DAY_PATTERNS[locale], locale=_BABEL[locale])
+def day(value: date, locale: str, today: date | None = None) -> str:
+    """A date people read at a glance: Fri 28 Nov / 11月28日（周五）; with its year when that is
+    not the year of `today` (Wed 1 Dec 2027 / 2027年12月1日（周三）), so that next year's 1 Dec
+    never reads as this year's."""
+    with_year = today is not None and value.year != today.year
+    patterns = _DAY_WITH_YEAR_PATTERNS if with_year else _DAY_PATTERNS
+    return format_date(value, patterns[locale], locale=_BABEL[locale])
 
 
 def clock(moment: datetime, tz: ZoneInfo, today: date | None = None) -> str:
