@@ -98,7 +98,6 @@ class Pacer:
         self._schedules: dict[tuple[str, str, int], Schedule] = {}
         self._held: dict[tuple[str, str], datetime] = {}  # (platform, target) → the platform's retry-after
         self._tickets: dict[int, datetime] = {}  # outbox row → the slot booked for it
-        self._left: dict[tuple[str, str, int], Schedule] = {}  # moments messages actually left
 
     def hold(self, platform: str, kind: str, key: str, until: datetime) -> None:
         """The platform answered 429: nothing more goes to this target before `until`."""
@@ -108,15 +107,6 @@ class Pacer:
     def held_until(self, platform: str, kind: str, key: str) -> datetime | None:
         """Until when the platform told us to leave this target alone (a 429's Retry-After)."""
         return self._held.get((platform, f"{kind}:{key}"))
-
-    def depart(self, platform: str, kind: str, key: str, now: datetime) -> datetime:
-        """A message whose slot has come is about to leave: `now` (booked as when it left) if the
-        chat's limit holds against the moments the messages before it actually left, else the
-        moment it does. A send woken late leaves late, and the next one's slot, planned from the
-        first one's, would then land closer than the limit allows."""
-        schedules = [self._left.setdefault((platform, f"{kind}:{key}", index), Schedule(limit))
-                     for index, limit in enumerate(_target_limits(self.limits, platform, kind))]
-        return _depart(schedules, now, self.margin)
 
     def _schedules_for(self, platform: str, kind: str, key: str) -> list[Schedule]:
         limits = self.limits.get(platform)
@@ -152,22 +142,6 @@ class Pacer:
         if ticket is not None and at - now > within:
             self._tickets[ticket] = at
         return at
-
-
-def _target_limits(limits: dict[str, PlatformLimits], platform: str, kind: str) -> list[Limit]:
-    found = limits.get(platform)
-    if found is None:
-        return []
-    return found.channel if kind == "channel" else found.member
-
-
-def _depart(schedules: list[Schedule], now: datetime, margin: timedelta) -> datetime:
-    at = max([now, *(schedule.earliest(now, margin) for schedule in schedules)])
-    if at > now:
-        return at
-    for schedule in schedules:
-        schedule.book(now)
-    return now
 
 
 class SharedPacer:
@@ -250,24 +224,6 @@ class SharedPacer:
             schedule_key = (platform, scope, index)
             found.append((schedule_key, local._schedules.get(schedule_key) or Schedule(limit)))
         return found
-
-    def depart(self, platform: str, kind: str, key: str, now: datetime) -> datetime:
-        """As `Pacer.depart`, against the moments messages left from any process (kept in the
-        target's own `left:` row, apart from the slots booked ahead)."""
-        limits = _target_limits(self.limits, platform, kind)
-        if not limits:
-            return now
-        scope = f"left:{kind}:{key}"
-        with unit_of_work(self.engine) as session:
-            row = self._locked(session, platform, [scope])[scope]
-            left = [datetime.fromisoformat(moment) for moment in row.booked]
-            schedules = [Schedule(limit, deque(left[-limit.count:])) for limit in limits]
-            at = _depart(schedules, now, self.margin)
-            if at == now:
-                longest = max(schedules, key=lambda schedule: schedule.limit.count)
-                row.booked = [moment.isoformat() for moment in longest.booked]
-                session.add(row)
-        return at
 
     def held_until(self, platform: str, kind: str, key: str) -> datetime | None:
         """As `Pacer.held_until`, as any process heard it."""

@@ -227,19 +227,6 @@ class OutboxDelivery:
                 report.postponed += 1
                 self._observe(row, "postponed", started)
                 return
-        for _look in range(self.DEPART_LOOKS):
-            now = self.clock.now()
-            go = await self._db(self.pacer.depart, row.platform, row.target.kind, row.target.key,
-                                now)
-            if go <= now:
-                break
-            if go - now > self.max_wait or _look == self.DEPART_LOOKS - 1:
-                await self._db(self._finish, row, status="pending", delay=go - now, refund=True)
-                self._postponed(row, go)
-                report.postponed += 1
-                self._observe(row, "postponed", started)
-                return
-            await self.sleep((go - now).total_seconds())
         if row.until is not None and self.clock.now() >= row.until:
             return  # our lease ran out: the row may be someone else's now; sending could double it
         try:
@@ -287,8 +274,6 @@ class OutboxDelivery:
             await self._db(self._finish, row, status="sent", message_ref=ref)
             report.sent += 1
             self._observe(row, "sent", started)
-
-    DEPART_LOOKS = 3  # a message pushed back this often by sends leaving late waits in the outbox
 
     EDIT_WAIT = timedelta(seconds=2)  # an edit of a message still on its way looks again after this
 
