@@ -42,6 +42,25 @@ def identifier(value: object) -> bool:
     return isinstance(value, str) and _IDENTIFIER.fullmatch(value) is not None
 
 
+class Rejected(Exception):
+    """An inbound request a webhook refuses before anything reads it into the database; `status`
+    is the HTTP answer."""
+
+    status = 400
+
+
+class BadSignature(Rejected):
+    status = 401
+
+
+class StaleTimestamp(Rejected):
+    status = 401
+
+
+class BadCiphertext(Rejected):
+    status = 400
+
+
 @dataclass(frozen=True)
 class Target:
     kind: str  # member | channel

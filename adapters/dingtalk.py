@@ -574,10 +574,6 @@ class DingTalkSender:
 # --- inbound ------------------------------------------------------------------------------------
 
 
-class Refused(Exception):
-    status = 400
-
-
 def _text(value: object) -> str:
     return value if isinstance(value, str) else ""
 

@@ -25,7 +25,7 @@ from typing import Any
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from adapters.base import unix_seconds
+from adapters.base import BadCiphertext, BadSignature, Rejected, StaleTimestamp, unix_seconds
 
 MAX_AGE = 300.0  # seconds; older (or further in the future) requests are refused as replays
 TIMESTAMP = "x-lark-request-timestamp"
@@ -33,26 +33,8 @@ NONCE = "x-lark-request-nonce"
 SIGNATURE = "x-lark-signature"
 
 
-class Rejected(Exception):
-    """A request we refuse; `status` is the HTTP answer."""
-
-    status = 400
-
-
-class BadSignature(Rejected):
-    status = 401
-
-
-class StaleTimestamp(Rejected):
-    status = 401
-
-
 class BadToken(Rejected):
     status = 401
-
-
-class BadCiphertext(Rejected):
-    status = 400
 
 
 class BadJson(Rejected):

@@ -52,7 +52,7 @@ from adapters.base import (
     unix_seconds,
 )
 from adapters.wecom_crypto import (
-    CallbackRejected,
+    Rejected,
     WeComCrypto,
     parse_xml,
     passive_text,
@@ -607,7 +607,7 @@ class WeComSender:
 
 # --- inbound ------------------------------------------------------------------------------------
 
-class TooLarge(CallbackRejected):
+class TooLarge(Rejected):
     status = 413
 
 
@@ -700,7 +700,7 @@ class WeComAdapter:
                                        ("msg_signature", "timestamp", "nonce"))
         try:
             if not (signature and timestamp and nonce):
-                raise CallbackRejected("missing msg_signature, timestamp or nonce")
+                raise Rejected("missing msg_signature, timestamp or nonce")
             if request.method == "GET":
                 # A '+' the sender did not URL-encode arrives as a space; base64 has no spaces.
                 echo = query.get("echostr", "").replace(" ", "+")
@@ -714,8 +714,8 @@ class WeComAdapter:
                                                 envelope.get("Encrypt", "")))
             if not identifier(inbound.user):
                 # Nobody to run it as and nobody to answer: refused, not run as user "".
-                raise CallbackRejected("no FromUserName that names a member")
-        except CallbackRejected as error:
+                raise Rejected("no FromUserName that names a member")
+        except Rejected as error:
             log.warning("wecom callback refused (%s): %s", error.status, error)
             return Response(status_code=error.status)
         received = await self._receive(inbound)

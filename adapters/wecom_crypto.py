@@ -2,7 +2,7 @@
 
 SHA-1 signature over the sorted token, timestamp, nonce and ciphertext; AES-256-CBC with the key's
 first 16 bytes as IV; PKCS#7 padding to 32-byte blocks; a plaintext of 16 random bytes, a 4-byte
-length, the message and the receive id. Every failed check raises a `CallbackRejected` that says
+length, the message and the receive id. Every failed check raises a `Rejected` that says
 which HTTP status to answer, and none of them carries the plaintext.
 """
 
@@ -22,35 +22,17 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
-from adapters.base import unix_seconds
+from adapters.base import BadCiphertext, BadSignature, Rejected, StaleTimestamp, unix_seconds
 
 BLOCK = 32  # WeCom pads to 32 bytes, not AES's 16: `cryptography`'s PKCS7(128) would be wrong here
 MAX_AGE = 300.0  # seconds; older (or further in the future) callbacks are refused as replays
 
 
-class CallbackRejected(Exception):
-    """A callback we refuse; `status` is the HTTP answer."""
-
-    status = 400
-
-
-class BadSignature(CallbackRejected):
+class WrongReceiver(Rejected):
     status = 401
 
 
-class StaleTimestamp(CallbackRejected):
-    status = 401
-
-
-class WrongReceiver(CallbackRejected):
-    status = 401
-
-
-class BadCiphertext(CallbackRejected):
-    status = 400
-
-
-class BadXml(CallbackRejected):
+class BadXml(Rejected):
     status = 400
 
 

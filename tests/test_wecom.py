@@ -53,7 +53,7 @@ from adapters.wecom_crypto import (
     BadCiphertext,
     BadSignature,
     BadXml,
-    CallbackRejected,
+    Rejected,
     StaleTimestamp,
     WeComCrypto,
     WrongReceiver,
@@ -925,6 +925,6 @@ def test_inbound_parsing_survives_any_content(text: str) -> None:
                   msg_id=5)
     try:
         message = Inbound.parse(xml.encode())
-    except CallbackRejected:
+    except Rejected:
         return  # characters XML cannot carry are refused, not crashed on
     assert message.user == "u" and message.msg_id == "5"
