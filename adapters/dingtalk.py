@@ -23,10 +23,9 @@ import logging
 import re
 import time
 import uuid
-import weakref
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -37,6 +36,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from adapters.app_api import AppApi
 from adapters.base import (
     AuthBroken,
     DeliveryError,
@@ -238,13 +238,7 @@ def new_card_id() -> str:
 # --- the server API -----------------------------------------------------------------------------
 
 
-@dataclass
-class _LoopState:
-    client: httpx.AsyncClient
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-
-class DingTalkApi:
+class DingTalkApi(AppApi):
     """The app's access token (oauth2, cached until five minutes before it expires, one fetch
     shared by concurrent callers, fetched anew once when refused), the robot APIs, the old API's
     media upload, sessionWebhooks and the custom robot; every refusal an outbox error."""
@@ -262,61 +256,39 @@ class DingTalkApi:
         monotonic: Callable[[], float] = time.monotonic,
         wall_ms: Callable[[], int] = lambda: int(time.time() * 1000),
     ) -> None:
+        super().__init__(base_url=base_url, timeout=timeout, monotonic=monotonic)
         self.client_id = client_id
         self.client_secret = client_secret
         self.robot_code = robot_code or client_id
-        self.base_url = base_url.rstrip("/")
         self.legacy_url = legacy_base(base_url)
         self.webhook_token = webhook_token
         self.webhook_secret = webhook_secret
-        self.timeout = timeout
-        self.monotonic = monotonic
         self.wall_ms = wall_ms
-        self._token: str | None = None
-        self._expires = 0.0
-        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = (
-            weakref.WeakKeyDictionary()
-        )
 
-    def _state(self) -> _LoopState:
-        loop = asyncio.get_running_loop()
-        state = self._loops.get(loop)
-        if state is None:
-            state = self._loops[loop] = _LoopState(client=httpx.AsyncClient(timeout=self.timeout))
-        return state
-
-    def _fresh(self) -> str | None:
-        return self._token if self._token and self.monotonic() < self._expires else None
+    def new_client(self) -> httpx.AsyncClient:
+        # Absolute URLs only: the new API, the old one and sessionWebhooks have different hosts.
+        return httpx.AsyncClient(timeout=self.timeout)
 
     async def token(self) -> str:
-        token = self._fresh()
-        if token:
-            return token
         if not (self.client_id and self.client_secret):
             raise AuthBroken(
                 "set DINGTALK_CLIENT_ID and DINGTALK_CLIENT_SECRET to send through the app"
             )
-        async with self._state().lock:
-            token = self._fresh()
-            if token:
-                return token
-            response = await self._exchange(
-                "POST",
-                f"{self.base_url}/v1.0/oauth2/accessToken",
-                "accessToken",
-                json={"appKey": self.client_id, "appSecret": self.client_secret},
-            )
-            answer = self._new_api(response, "accessToken")
-            token = str(answer.get("accessToken") or "")
-            if not token:
-                raise Transient("dingtalk accessToken: no accessToken in the answer")
-            lifetime = float(answer.get("expireIn") or 7200)
-            self._token, self._expires = token, self.monotonic() + max(lifetime - 300, lifetime / 2)
-            return token
+        return await super().token()
 
-    def _forget(self, token: str) -> None:
-        if self._token == token:
-            self._token, self._expires = None, 0.0
+    async def fetch_token(self) -> tuple[str, float]:
+        response = await self._exchange(
+            "POST",
+            f"{self.base_url}/v1.0/oauth2/accessToken",
+            "accessToken",
+            json={"appKey": self.client_id, "appSecret": self.client_secret},
+        )
+        answer = self._new_api(response, "accessToken")
+        token = str(answer.get("accessToken") or "")
+        if not token:
+            raise Transient("dingtalk accessToken: no accessToken in the answer")
+        lifetime = float(answer.get("expireIn") or 7200)
+        return token, max(lifetime - 300, lifetime / 2)
 
     async def _exchange(self, method: str, url: str, what: str, **kwargs: Any) -> httpx.Response:
         try:

@@ -30,10 +30,9 @@ import json
 import logging
 import re
 import time
-import weakref
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +42,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from adapters.app_api import AppApi
 from adapters.base import (
     AuthBroken,
     DeliveryError,
@@ -149,15 +149,7 @@ def card(reply: Reply, *, buttons: bool = True) -> dict[str, Any]:
 # --- the server API -----------------------------------------------------------------------------
 
 
-@dataclass
-class _LoopState:
-    """httpx clients and asyncio locks belong to one event loop; the token itself is shared."""
-
-    client: httpx.AsyncClient
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-
-class FeishuApi:
+class FeishuApi(AppApi):
     """Feishu's open API for one self-built app: the tenant_access_token (cached until half an hour
     before it expires, when Feishu starts handing out its successor; one fetch shared by concurrent
     callers; fetched anew once when refused), and every error code turned into the outbox's typed
@@ -173,67 +165,28 @@ class FeishuApi:
         monotonic: Callable[[], float] = time.monotonic,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        super().__init__(
+            base_url=base_url, timeout=timeout, monotonic=monotonic, transport=transport
+        )
         self.app_id = app_id
         self.app_secret = app_secret
-        self.base_url = base_url.rstrip("/")
-        self.timeout = timeout
-        self.monotonic = monotonic
-        self.transport = transport
-        self._token: str | None = None
-        self._expires = 0.0
-        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = (
-            weakref.WeakKeyDictionary()
+
+    async def fetch_token(self) -> tuple[str, float]:
+        path = "/open-apis/auth/v3/tenant_access_token/internal"
+        answer = self._checked(
+            await self._request(
+                "POST",
+                path,
+                what="tenant_access_token",
+                json={"app_id": self.app_id, "app_secret": self.app_secret},
+            ),
+            "tenant_access_token",
         )
-
-    def _state(self) -> _LoopState:
-        loop = asyncio.get_running_loop()
-        state = self._loops.get(loop)
-        if state is None:
-            client = httpx.AsyncClient(
-                base_url=self.base_url, timeout=self.timeout, transport=self.transport
-            )
-            state = self._loops[loop] = _LoopState(client=client)
-        return state
-
-    async def aclose(self) -> None:
-        state = self._loops.pop(asyncio.get_running_loop(), None)
-        if state is not None:
-            await state.client.aclose()
-
-    def _fresh(self) -> str | None:
-        return self._token if self._token and self.monotonic() < self._expires else None
-
-    async def token(self) -> str:
-        token = self._fresh()
-        if token:
-            return token
-        async with self._state().lock:
-            token = self._fresh()  # another caller may have fetched it while we waited
-            if token:
-                return token
-            path = "/open-apis/auth/v3/tenant_access_token/internal"
-            answer = self._checked(
-                await self._request(
-                    "POST",
-                    path,
-                    what="tenant_access_token",
-                    json={"app_id": self.app_id, "app_secret": self.app_secret},
-                ),
-                "tenant_access_token",
-            )
-            token = str(answer.get("tenant_access_token") or "")
-            if not token:
-                raise Transient("feishu tenant_access_token: no token in the answer")
-            lifetime = float(answer.get("expire") or 7200)
-            self._token = token
-            self._expires = self.monotonic() + (
-                lifetime - 1800 if lifetime > 3600 else lifetime / 2
-            )
-            return token
-
-    def _forget(self, token: str) -> None:
-        if self._token == token:
-            self._token, self._expires = None, 0.0
+        token = str(answer.get("tenant_access_token") or "")
+        if not token:
+            raise Transient("feishu tenant_access_token: no token in the answer")
+        lifetime = float(answer.get("expire") or 7200)
+        return token, (lifetime - 1800 if lifetime > 3600 else lifetime / 2)
 
     async def call(
         self,

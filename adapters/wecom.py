@@ -25,11 +25,10 @@ import logging
 import re
 import time
 import uuid
-import weakref
 import zlib
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -39,6 +38,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from adapters.app_api import AppApi
 from adapters.base import (
     AuthBroken,
     DeliveryError,
@@ -242,16 +242,7 @@ def outcome_text(reply: Reply) -> tuple[str, bool]:
 
 # --- the server API -----------------------------------------------------------------------------
 
-@dataclass
-class _LoopState:
-    """httpx clients and asyncio locks belong to one event loop: the web server's and each
-    worker run have their own; the access token itself is shared."""
-
-    client: httpx.AsyncClient
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-
-class WeComApi:
+class WeComApi(AppApi):
     """WeCom's server API for one self-built app: the access token (cached until shortly before it
     expires, one fetch shared by concurrent callers, refreshed once when refused), WeCom's busy
     answer retried with back-off, and every other errcode turned into the outbox's typed errors."""
@@ -260,63 +251,25 @@ class WeComApi:
                  webhook_key: str | None = None, timeout: float = 10.0, busy_retries: int = 3,
                  sleep: Sleep = asyncio.sleep, monotonic: Callable[[], float] = time.monotonic,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
+        super().__init__(base_url=base_url, timeout=timeout, monotonic=monotonic,
+                         transport=transport)
         self.corp_id = corp_id
         self.secret = secret
         self.agent_id = agent_id
-        self.base_url = base_url.rstrip("/")
         self.webhook_key = webhook_key
-        self.timeout = timeout
         self.busy_retries = busy_retries
         self.sleep = sleep
-        self.monotonic = monotonic
-        self.transport = transport
-        self._token: str | None = None
-        self._expires = 0.0
-        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = \
-            weakref.WeakKeyDictionary()
 
-    def _state(self) -> _LoopState:
-        loop = asyncio.get_running_loop()
-        state = self._loops.get(loop)
-        if state is None:
-            client = httpx.AsyncClient(base_url=self.base_url, timeout=self.timeout,
-                                       transport=self.transport)
-            state = self._loops[loop] = _LoopState(client=client)
-        return state
-
-    async def aclose(self) -> None:
-        """Close this event loop's HTTP client."""
-        state = self._loops.pop(asyncio.get_running_loop(), None)
-        if state is not None:
-            await state.client.aclose()
-
-    def _fresh(self) -> str | None:
-        return self._token if self._token and self.monotonic() < self._expires else None
-
-    async def token(self) -> str:
-        """The cached access token, fetched with `gettoken` when missing or nearly expired."""
-        token = self._fresh()
-        if token:
-            return token
-        async with self._state().lock:
-            token = self._fresh()  # another caller may have fetched it while we waited
-            if token:
-                return token
-            answer = self._checked(await self._request(
-                "GET", "/cgi-bin/gettoken", what="gettoken",
-                params={"corpid": self.corp_id, "corpsecret": self.secret}), "gettoken")
-            token = str(answer.get("access_token") or "")
-            if not token:
-                raise Transient("wecom gettoken: no access_token in the answer")
-            lifetime = float(answer.get("expires_in") or 7200)
-            # Refresh early: five minutes before expiry, or at half-life for short-lived tokens.
-            self._token, self._expires = token, self.monotonic() + max(lifetime - 300, lifetime / 2)
-            return token
-
-    def _forget(self, token: str) -> None:
-        """Drop a refused token, unless a concurrent caller already replaced it."""
-        if self._token == token:
-            self._token, self._expires = None, 0.0
+    async def fetch_token(self) -> tuple[str, float]:
+        answer = self._checked(await self._request(
+            "GET", "/cgi-bin/gettoken", what="gettoken",
+            params={"corpid": self.corp_id, "corpsecret": self.secret}), "gettoken")
+        token = str(answer.get("access_token") or "")
+        if not token:
+            raise Transient("wecom gettoken: no access_token in the answer")
+        lifetime = float(answer.get("expires_in") or 7200)
+        # Refresh early: five minutes before expiry, or at half-life for short-lived tokens.
+        return token, max(lifetime - 300, lifetime / 2)
 
     async def call(self, method: str, path: str, *, json: dict[str, Any] | None = None,
                    params: dict[str, str] | None = None,
