@@ -435,7 +435,7 @@ def export_(kind: Annotated[str | None, typer.Argument(help="leads, followups, q
 
 
 def _subject_access(value: str, out: Path | None, db: str | None) -> None:
-    """Read only: no migration, no change (issue 10)."""
+    """Read only: no migration, no change."""
     import json
 
     from models import privacy

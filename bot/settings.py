@@ -84,7 +84,7 @@ class Settings(BaseSettings):
     dingtalk_robot_rate: str = Field("20/60s", validation_alias="DEALBOT_DINGTALK_ROBOT_RATE")
     dingtalk_app_rate: str = Field("20/1s", validation_alias="DEALBOT_DINGTALK_APP_RATE")
     outbox_max_attempts: int = Field(6, validation_alias="DEALBOT_OUTBOX_MAX_ATTEMPTS")
-    # Issue 10 (hardening): how long a claimed outbox row is the claimer's before another worker may
+    # How long a claimed outbox row is the claimer's before another worker may
     # take it over; command rate limits per member and per team ("count/seconds", or "off"); the
     # largest request body any endpoint reads.
     outbox_lease_seconds: float = Field(120.0, gt=0,

@@ -7,7 +7,7 @@ Adapters call `Dispatcher.dispatch(invocation) -> Reply` and nothing else.
 
 from __future__ import annotations
 
-from commands import (  # issue 8: /report export, /report points
+from commands import (  # one module per family of verbs
     aftersale,
     exchange,
     followups,
@@ -15,12 +15,12 @@ from commands import (  # issue 8: /report export, /report points
     leads,
     me,
     points,
-    privacy,  # issue 10: /lead forget
+    privacy,  # /lead forget, personal-data export
     quotes,
     reports,
     targets,
     team,
-    teamwork,  # issue 8: transfers, delegation, personal settings
+    teamwork,  # transfers, delegation, personal settings
 )
 from commands.registry import Family, Verb
 from wording import N_
@@ -103,7 +103,7 @@ VERBS: list[Verb] = [
     Verb("team", "", ("members", "list", "成员"), team.show,
          N_("/team"), N_("/team")),
     Verb("me", "", (), me.dashboard, N_("/me"), N_("/me")),
-    # --- teamwork: transfers, delegation, notification settings, points (issue 8) ---
+    # --- teamwork: transfers, delegation, notification settings, points ---
     Verb("lead", "transfer", ("transfer", "转移", "转交", "申请转移"), teamwork.transfer,
          N_("/lead transfer <L> <reason> · /lead transfer approve|reject|cancel <L> [note]"),
          N_("/lead transfer L12 I met them at the fair last week")),
@@ -130,7 +130,7 @@ VERBS: list[Verb] = [
     Verb("report", "export", ("export", "导出"), exchange.export,
          N_("/report export [leads|followups|quotes] [xlsx|csv]"),
          N_("/report export")),
-    # --- after the signature: contracts, payment plans, receivables, care (issue 9) ---
+    # --- after the signature: contracts, payment plans, receivables, care ---
     Verb("contract", "show", ("show", "view", "查看", "详情"), aftersale.show,
          N_("/contract show <C>"), N_("/contract show C2")),
     Verb("contract", "edit", ("edit", "set", "编辑", "修改"), aftersale.edit,
@@ -156,7 +156,7 @@ VERBS: list[Verb] = [
          N_("/care <L> <note> [grade=A|B|C] [via=call|visit|wechat|email|meeting]"),
          N_("/care L3 called, all good, wants a training grade=A"),
          aftersale.CARE_OPTIONS),
-    # --- privacy (issue 10) ---
+    # --- privacy: erasure of a customer's personal data ---
     Verb("lead", "forget", ("forget", "erase", "遗忘", "删除个人信息"), privacy.forget,
          N_("/lead forget <L>"), N_("/lead forget L3")),
     Verb("help", "", (), help.help_, N_("/help [command]"), N_("/help quote")),

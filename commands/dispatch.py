@@ -162,7 +162,7 @@ class Dispatcher:
         self.admins = tuple(admins)
         self._admins = admins_by_platform(self.admins)
         self.observer = observer
-        self.throttle = throttle  # per-member and per-team command rate limits (issue 10)
+        self.throttle = throttle  # per-member and per-team command rate limits
         self._known: OrderedDict[tuple[str, str, str], None] = OrderedDict()
         # How long a runner keeps a received command it ran, to answer it (models.inbox).
         self.inbox_lease = timedelta(seconds=30)

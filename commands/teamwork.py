@@ -1,4 +1,4 @@
-"""Teamwork verbs (issue 8): `/lead transfer`, `/team delegate`, and the personal settings under
+"""Teamwork verbs: `/lead transfer`, `/team delegate`, and the personal settings under
 `/me` (`notify`, `quiet`, `lang`, `timezone`, `silent`, `settings`)."""
 
 from __future__ import annotations

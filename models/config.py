@@ -84,7 +84,7 @@ class PointsConfig(BaseModel):
     burst_count: int = Field(default=3, ge=2, le=100)  # this many within burst_seconds: none of them earn
 
 
-# The names assignment rules had before issue 8; stored configs and typed commands keep working.
+# Older names of the assignment rules: stored configs and typed commands keep working.
 ASSIGNMENT_ALIASES = {"author": "manual", "balanced": "least_loaded"}
 
 _CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
@@ -118,7 +118,7 @@ class TeamConfig(BaseModel):
     pool_claim_limit: int = Field(default=0, ge=0, le=1000)  # leads a rep may claim from the pool per day; 0: no limit
     transfer_wait_hours: float = Field(default=4.0, gt=0, le=720)  # then a transfer request goes to the owner's manager
     page_size: int = Field(default=10, ge=1, le=50)
-    # After the signature (issue 9): payment and renewal nudges, care per customer grade.
+    # After the signature: payment and renewal nudges, care per customer grade.
     instalment_due_days: int = Field(default=3, ge=0, le=60)
     renewal_days: int = Field(default=30, ge=0, le=365)
     care_after_won_days: int = Field(default=7, ge=0, le=365)

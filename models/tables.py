@@ -366,10 +366,10 @@ class OAuthState(SQLModel, table=True):
     nonce: str = Field(max_length=64)
     expires_at: datetime = _utc_column()
 
-# Issue 9's tables (contracts, instalments, payments, care plans): a plain import, so that importing
+# The after-sale tables (contracts, instalments, payments, care plans): a plain import, so that importing
 # models.aftersale first works too.
 import models.aftersale  # noqa: E402,F401
 
-# Issue 8's tables (transfer requests, delegations, signatures, personal settings). A plain import, so
+# The teamwork tables (transfer requests, delegations, signatures, personal settings). A plain import, so
 # that importing models.teamwork first (it reads helpers from this module) works as well.
 import models.teamwork  # noqa: E402,F401

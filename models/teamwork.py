@@ -1,4 +1,4 @@
-"""Teamwork (issue 8): transfer requests, delegation and N-of-M signatures, personal notification
+"""Teamwork: transfer requests, delegation and N-of-M signatures, personal notification
 settings, assignment turns and the daily pool-claim limit. The tables, then their rules.
 
 This module reads helpers from `models.tables` and is imported at that module's end; it must not
@@ -170,7 +170,7 @@ MODES = ("realtime", "digest", "off")
 _KIND_CATEGORY = {
     "overdue": "nudges", "overdue-manager": "nudges", "stuck": "nudges", "stuck-manager": "nudges",
     "pool-warning": "nudges", "pool-returned": "nudges",
-    # After-sales reminders (issue 9) are nudges too.
+    # After-sales reminders are nudges too.
     "instalment-due": "nudges", "receivable-overdue": "nudges",
     "receivable-overdue-manager": "nudges", "renewal": "nudges", "care": "nudges",
     "approval": "approvals", "approval-wait": "approvals", "approval-escalate": "approvals",
