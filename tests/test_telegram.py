@@ -1,5 +1,5 @@
-"""Telegram through its real entry point: recorded Update JSON posted to `POST /telegram/webhook` on the
-app served by uvicorn, python-telegram-bot underneath, and a local fake Bot API server."""
+"""Telegram through its real entry point: recorded Update JSON posted to `POST /telegram/webhook`
+on the app served by uvicorn, python-telegram-bot underneath, and a local fake Bot API server."""
 
 from __future__ import annotations
 
@@ -75,12 +75,22 @@ class TelegramHarness:
         self.api = api
         self.engine = engine
         self.clock = clock
-        settings = Settings(TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_WEBHOOK_SECRET=SECRET, TELEGRAM_API_URL=api.url,
-                            TELEGRAM_WEBHOOK_URL="https://bot.example.com/telegram/webhook")
+        settings = Settings(
+            TELEGRAM_BOT_TOKEN=TOKEN,
+            TELEGRAM_WEBHOOK_SECRET=SECRET,
+            TELEGRAM_API_URL=api.url,
+            TELEGRAM_WEBHOOK_URL="https://bot.example.com/telegram/webhook",
+        )
         dispatcher = Dispatcher(engine, clock)
         self.adapter = TelegramAdapter.from_settings(settings, dispatcher.dispatch)
-        self.bot = Bot(settings=settings, engine=engine, clock=clock, dispatcher=dispatcher,
-                       senders={"telegram": self.adapter.sender()}, adapters=[self.adapter])
+        self.bot = Bot(
+            settings=settings,
+            engine=engine,
+            clock=clock,
+            dispatcher=dispatcher,
+            senders={"telegram": self.adapter.sender()},
+            adapters=[self.adapter],
+        )
         self.server = LiveServer(create_app(self.bot))
         self.http = httpx.Client(base_url=self.server.url, timeout=10)
         self.update_id = 20000
@@ -105,9 +115,17 @@ class TelegramHarness:
             if word.startswith("@") and len(word) > 1:
                 entities.append({"offset": offset, "length": len(word), "type": "mention"})
             offset += len(word) + 1
-        return {"update_id": self.update_id, "message": {
-            "message_id": self.update_id, "from": PEOPLE[who], "date": int(time.time()), "text": text,
-            "chat": chat or {"id": GROUP, "title": "Sales team", "type": "supergroup"}, "entities": entities}}
+        return {
+            "update_id": self.update_id,
+            "message": {
+                "message_id": self.update_id,
+                "from": PEOPLE[who],
+                "date": int(time.time()),
+                "text": text,
+                "chat": chat or {"id": GROUP, "title": "Sales team", "type": "supergroup"},
+                "entities": entities,
+            },
+        }
 
     def say(self, who: str, text: str, *, chat: dict[str, Any] | None = None) -> str:
         """Send a command as `who`; the bot's answer (HTML) as it was sent to the chat."""
@@ -148,13 +166,21 @@ def test_group_command_answers_in_the_group_in_html(telegram: TelegramHarness) -
     sent = telegram.api.sent()[-1]
     assert int(sent["chat_id"]) == GROUP and sent["parse_mode"] == "HTML"
     assert "L1 Acme" in sent["text"]
-    markup = json.loads(sent["reply_markup"]) if isinstance(sent["reply_markup"], str) else sent["reply_markup"]
-    prefilled = [b.get("switch_inline_query_current_chat") for row in markup["inline_keyboard"] for b in row]
+    markup = (
+        json.loads(sent["reply_markup"])
+        if isinstance(sent["reply_markup"], str)
+        else sent["reply_markup"]
+    )
+    prefilled = [
+        b.get("switch_inline_query_current_chat") for row in markup["inline_keyboard"] for b in row
+    ]
     # A button that needs more words pre-fills the input field, bound to the group's team.
     assert f"~{GROUP}." in prefilled[0] and prefilled[0].endswith(" /follow L1 "), prefilled
 
 
-def test_command_addressed_to_us_works_and_to_another_bot_is_ignored(telegram: TelegramHarness) -> None:
+def test_command_addressed_to_us_works_and_to_another_bot_is_ignored(
+    telegram: TelegramHarness,
+) -> None:
     telegram.say("alice", "/lead add Acme")
     assert telegram.post(_recorded("command_at_bot.json")).status_code == 200
     assert "Acme" in telegram.api.sent()[-1]["text"]
@@ -169,7 +195,9 @@ def test_chinese_alias_as_text_when_the_bot_is_mentioned(telegram: TelegramHarne
     assert "L1 华为技术" in answer and "负责人" in answer
     before = len(telegram.api.sent())
     telegram.post(telegram.message("alice", "线索 新建 没有提到机器人"))
-    assert len(telegram.api.sent()) == before, "plain group chatter that does not address the bot is ignored"
+    assert len(telegram.api.sent()) == before, (
+        "plain group chatter that does not address the bot is ignored"
+    )
 
 
 def test_html_is_escaped_so_names_display_as_typed(telegram: TelegramHarness) -> None:
@@ -188,7 +216,9 @@ def test_private_chat_belongs_to_the_members_team(telegram: TelegramHarness) -> 
 
 
 def test_private_chat_of_a_stranger_is_told_to_start_in_a_group(telegram: TelegramHarness) -> None:
-    update = telegram.message("dan", "/me", chat={"id": PEOPLE["dan"]["id"], "type": "private", "first_name": "Dan"})
+    update = telegram.message(
+        "dan", "/me", chat={"id": PEOPLE["dan"]["id"], "type": "private", "first_name": "Dan"}
+    )
     assert telegram.post(update).status_code == 200
     assert "group" in telegram.api.sent()[-1]["text"]
 
@@ -201,7 +231,9 @@ def _quote_waiting(telegram: TelegramHarness) -> None:
     assert "asked Bob" in telegram.say("carol", "/quote L1 80k")
 
 
-def test_inline_button_press_runs_as_the_presser_and_edits_the_message(telegram: TelegramHarness) -> None:
+def test_inline_button_press_runs_as_the_presser_and_edits_the_message(
+    telegram: TelegramHarness,
+) -> None:
     _quote_waiting(telegram)
     telegram.deliver()
     card = [m for m in telegram.api.sent() if int(m["chat_id"]) == PEOPLE["bob"]["id"]][-1]
@@ -212,8 +244,11 @@ def test_inline_button_press_runs_as_the_presser_and_edits_the_message(telegram:
     edited = [arguments(r) for r in telegram.api.calls("editMessageText")]
     assert edited and "Q1 approved by Bob" in edited[-1]["text"]
     telegram.deliver()
-    assert any("Q1 approved by Bob" in m["text"] for m in telegram.api.sent()
-               if int(m["chat_id"]) == PEOPLE["carol"]["id"])
+    assert any(
+        "Q1 approved by Bob" in m["text"]
+        for m in telegram.api.sent()
+        if int(m["chat_id"]) == PEOPLE["carol"]["id"]
+    )
 
 
 OTHER_GROUP = {"id": -1009876543210, "title": "Other team", "type": "supergroup"}
@@ -233,8 +268,11 @@ def _callback_data(message: dict[str, Any]) -> list[str]:
 def _statuses(telegram: TelegramHarness) -> dict[str, str]:
     """Each team's Q1 status, by team key."""
     with unit_of_work(telegram.engine) as session:
-        rows = session.execute(select(Team.key, Quote.status).join(Quote, Quote.team_id == Team.id)
-                               .where(Quote.number == 1)).all()
+        rows = session.execute(
+            select(Team.key, Quote.status)
+            .join(Quote, Quote.team_id == Team.id)
+            .where(Quote.number == 1)
+        ).all()
     return {str(key): str(status) for key, status in rows}
 
 
@@ -247,8 +285,11 @@ def _bob_in_two_teams_each_with_q1(telegram: TelegramHarness) -> str:
     assert "asked Bob" in telegram.say("alice", "/quote L1 80k", chat=OTHER_GROUP)
     telegram.deliver()
     telegram.say("bob", "/lead list", chat=OTHER_GROUP)
-    card = [m for m in telegram.api.sent()
-            if int(m["chat_id"]) == PEOPLE["bob"]["id"] and "Acme" in m["text"]][-1]
+    card = [
+        m
+        for m in telegram.api.sent()
+        if int(m["chat_id"]) == PEOPLE["bob"]["id"] and "Acme" in m["text"]
+    ][-1]
     [approve] = [data for data in _callback_data(card) if "approve" in data]
     assert _statuses(telegram) == {str(GROUP): "pending", str(OTHER_GROUP["id"]): "pending"}
     return approve
@@ -261,7 +302,8 @@ def _alert(telegram: TelegramHarness) -> str:
 
 
 def test_a_card_pressed_in_a_private_chat_acts_in_the_team_it_was_pushed_for(
-        telegram: TelegramHarness) -> None:
+    telegram: TelegramHarness,
+) -> None:
     approve = _bob_in_two_teams_each_with_q1(telegram)
     assert telegram.press("bob", approve, chat=_private("bob")).status_code == 200
     assert _statuses(telegram) == {str(GROUP): "approved", str(OTHER_GROUP["id"]): "pending"}
@@ -270,16 +312,24 @@ def test_a_card_pressed_in_a_private_chat_acts_in_the_team_it_was_pushed_for(
 
 
 def test_a_reject_completed_in_a_private_chat_acts_in_the_team_of_its_card(
-        telegram: TelegramHarness) -> None:
+    telegram: TelegramHarness,
+) -> None:
     """Reject needs a reason, so its button pre-fills the input field; what Bob completes and
     sends privately still rejects the group's Q1, not the one of the team he wrote in last."""
     _bob_in_two_teams_each_with_q1(telegram)
-    card = [m for m in telegram.api.sent()
-            if int(m["chat_id"]) == PEOPLE["bob"]["id"] and "Acme" in m["text"]][-1]
+    card = [
+        m
+        for m in telegram.api.sent()
+        if int(m["chat_id"]) == PEOPLE["bob"]["id"] and "Acme" in m["text"]
+    ][-1]
     markup = card["reply_markup"]
     markup = json.loads(markup) if isinstance(markup, str) else markup
-    [prefill] = [b["switch_inline_query_current_chat"] for row in markup["inline_keyboard"]
-                 for b in row if "reject" in b.get("switch_inline_query_current_chat", "")]
+    [prefill] = [
+        b["switch_inline_query_current_chat"]
+        for row in markup["inline_keyboard"]
+        for b in row
+        if "reject" in b.get("switch_inline_query_current_chat", "")
+    ]
     sent = f"@DealTestBot {prefill}too expensive"
     assert "rejected by Bob" in telegram.say("bob", sent, chat=_private("bob"))
     assert _statuses(telegram) == {str(GROUP): "rejected", str(OTHER_GROUP["id"]): "pending"}
@@ -288,7 +338,8 @@ def test_a_reject_completed_in_a_private_chat_acts_in_the_team_of_its_card(
 
 
 def test_a_command_typed_privately_by_someone_in_two_teams_names_the_team(
-        telegram: TelegramHarness) -> None:
+    telegram: TelegramHarness,
+) -> None:
     _bob_in_two_teams_each_with_q1(telegram)
     assert "(in Other team" in telegram.say("bob", "/quote list", chat=_private("bob"))
     telegram.say("bob", "/lead list")
@@ -302,8 +353,14 @@ def test_a_tampered_team_binding_is_refused_and_changes_nothing(telegram: Telegr
     unsigned = approve.split(" ", 1)[1]
     assert forged != approve and unsigned == "/quote approve Q1"
     head = approve.split(" ", 1)[0]  # the binding without its command, and one of 10 kB
-    for data in (forged, unsigned, f"~{OTHER_GROUP['id']}. {unsigned}", "~ /quote approve Q1",
-                 head, f"~{'9' * 10_000}.{head.rpartition('.')[2]} {unsigned}"):
+    for data in (
+        forged,
+        unsigned,
+        f"~{OTHER_GROUP['id']}. {unsigned}",
+        "~ /quote approve Q1",
+        head,
+        f"~{'9' * 10_000}.{head.rpartition('.')[2]} {unsigned}",
+    ):
         assert telegram.press("bob", data, chat=_private("bob")).status_code == 200
         assert "did nothing" in _alert(telegram), data
     assert _statuses(telegram) == {str(GROUP): "pending", str(OTHER_GROUP["id"]): "pending"}
@@ -325,7 +382,9 @@ def test_a_bound_button_never_makes_the_presser_a_member(telegram: TelegramHarne
     assert _statuses(telegram) == {str(GROUP): "pending", str(OTHER_GROUP["id"]): "pending"}
 
 
-def test_a_rep_pressing_approve_gets_an_alert_and_nothing_changes(telegram: TelegramHarness) -> None:
+def test_a_rep_pressing_approve_gets_an_alert_and_nothing_changes(
+    telegram: TelegramHarness,
+) -> None:
     _quote_waiting(telegram)
     telegram.say("dan", "/help")
     telegram.press("dan", "/quote approve Q1")
@@ -336,8 +395,9 @@ def test_a_rep_pressing_approve_gets_an_alert_and_nothing_changes(telegram: Tele
 
 
 @pytest.mark.parametrize("secret", [None, "wrong", SECRET.upper()])
-def test_webhook_without_the_right_secret_is_rejected_before_any_processing(telegram: TelegramHarness,
-                                                                           secret: str | None) -> None:
+def test_webhook_without_the_right_secret_is_rejected_before_any_processing(
+    telegram: TelegramHarness, secret: str | None
+) -> None:
     assert telegram.post(_recorded("group_command.json"), secret=secret).status_code == 401
     with unit_of_work(telegram.engine) as session:
         assert session.execute(select(func.count()).select_from(Team)).scalar_one() == 0
@@ -364,20 +424,25 @@ def test_edits_and_stickers_do_nothing(telegram: TelegramHarness, payload: str) 
 
 @pytest.mark.parametrize("body", [b"not json", b"[]", b'{"no": "update"}'])
 def test_malformed_bodies_get_a_clean_400(telegram: TelegramHarness, body: bytes) -> None:
-    answer = telegram.http.post("/telegram/webhook", content=body,
-                                headers={"X-Telegram-Bot-Api-Secret-Token": SECRET})
+    answer = telegram.http.post(
+        "/telegram/webhook", content=body, headers={"X-Telegram-Bot-Api-Secret-Token": SECRET}
+    )
     assert answer.status_code == 400
 
 
 def test_an_update_whose_text_no_utf8_spells_gets_a_clean_400_and_changes_nothing(
-        telegram: TelegramHarness) -> None:
+    telegram: TelegramHarness,
+) -> None:
     """A lone surrogate, escaped in the JSON, in a button's data or a message: it could be neither
     checked, stored nor answered, so the update is refused whole."""
     approve = _bob_in_two_teams_each_with_q1(telegram)
     sent = len(telegram.api.sent())
     head = approve.split(" ", 1)[0]
-    for data in (f"{head} /quote approve Q1\ud800", "~\ud800.x /quote approve Q1",
-                 "/quote approve Q1\ud800"):
+    for data in (
+        f"{head} /quote approve Q1\ud800",
+        "~\ud800.x /quote approve Q1",
+        "/quote approve Q1\ud800",
+    ):
         assert telegram.press("bob", data, chat=_private("bob")).status_code == 400, data
     assert telegram.post(telegram.message("carol", "/lead add Gamma\ud800")).status_code == 400
     assert _statuses(telegram) == {str(GROUP): "pending", str(OTHER_GROUP["id"]): "pending"}
@@ -387,12 +452,22 @@ def test_an_update_whose_text_no_utf8_spells_gets_a_clean_400_and_changes_nothin
 
 def test_rendering_limits() -> None:
     long_command = "/lead add " + "x" * 80 + " force=yes"
-    markup = keyboard(Reply(text="t", buttons=[Button(label="Approve", command="/quote approve Q7"),
-                                               Button(label="Add anyway", command=long_command)]))
+    markup = keyboard(
+        Reply(
+            text="t",
+            buttons=[
+                Button(label="Approve", command="/quote approve Q7"),
+                Button(label="Add anyway", command=long_command),
+            ],
+        )
+    )
     assert markup is not None
     buttons = [button for row in markup.inline_keyboard for button in row]
     assert buttons[0].callback_data == "/quote approve Q7"
-    assert buttons[1].callback_data is None and buttons[1].switch_inline_query_current_chat == long_command + " "
+    assert (
+        buttons[1].callback_data is None
+        and buttons[1].switch_inline_query_current_chat == long_command + " "
+    )
     assert to_html(Reply(text="**Q7** <b>")) == "<b>Q7</b> &lt;b&gt;"
 
 
@@ -401,48 +476,120 @@ class TestSender:
         from commands.types import Image
 
         sender = TelegramSender(TOKEN, bot_api.url)
-        ref = asyncio.run(sender.send(Target(kind="channel", key=str(GROUP)),
-                                      Reply(text="digest", image=Image(png=b"\x89PNG", alt="funnel"))))
+        ref = asyncio.run(
+            sender.send(
+                Target(kind="channel", key=str(GROUP)),
+                Reply(text="digest", image=Image(png=b"\x89PNG", alt="funnel")),
+            )
+        )
         assert ref.startswith(f"{GROUP}:")
         assert bot_api.calls("sendPhoto")
 
-    @pytest.mark.parametrize(("answer", "error"), [
-        (Answer(status=429, body={"ok": False, "error_code": 429, "description": "Too Many Requests: retry after 17",
-                                  "parameters": {"retry_after": 17}}), "RateLimited"),
-        (Answer(status=403, body={"ok": False, "error_code": 403,
-                                  "description": "Forbidden: bot was blocked by the user"}), "TargetGone"),
-        (Answer(status=400, body={"ok": False, "error_code": 400, "description": "Bad Request: chat not found"}),
-         "TargetGone"),
-        (Answer(status=401, body={"ok": False, "error_code": 401, "description": "Unauthorized"}), "AuthBroken"),
-        (Answer(status=502, body={"ok": False, "error_code": 502, "description": "Bad Gateway"}), "Transient"),
-    ])
-    def test_errors_map_to_the_outbox(self, bot_api: FakeBotApi, answer: Answer, error: str) -> None:
+    @pytest.mark.parametrize(
+        ("answer", "error"),
+        [
+            (
+                Answer(
+                    status=429,
+                    body={
+                        "ok": False,
+                        "error_code": 429,
+                        "description": "Too Many Requests: retry after 17",
+                        "parameters": {"retry_after": 17},
+                    },
+                ),
+                "RateLimited",
+            ),
+            (
+                Answer(
+                    status=403,
+                    body={
+                        "ok": False,
+                        "error_code": 403,
+                        "description": "Forbidden: bot was blocked by the user",
+                    },
+                ),
+                "TargetGone",
+            ),
+            (
+                Answer(
+                    status=400,
+                    body={
+                        "ok": False,
+                        "error_code": 400,
+                        "description": "Bad Request: chat not found",
+                    },
+                ),
+                "TargetGone",
+            ),
+            (
+                Answer(
+                    status=401, body={"ok": False, "error_code": 401, "description": "Unauthorized"}
+                ),
+                "AuthBroken",
+            ),
+            (
+                Answer(
+                    status=502, body={"ok": False, "error_code": 502, "description": "Bad Gateway"}
+                ),
+                "Transient",
+            ),
+        ],
+    )
+    def test_errors_map_to_the_outbox(
+        self, bot_api: FakeBotApi, answer: Answer, error: str
+    ) -> None:
         bot_api.failures["sendMessage"] = answer
         with pytest.raises(Exception) as raised:
-            asyncio.run(TelegramSender(TOKEN, bot_api.url).send(Target(kind="member", key="42"), Reply(text="x")))
+            asyncio.run(
+                TelegramSender(TOKEN, bot_api.url).send(
+                    Target(kind="member", key="42"), Reply(text="x")
+                )
+            )
         assert type(raised.value).__name__ == error
         if error == "RateLimited":
             assert raised.value.retry_after == 17  # type: ignore[attr-defined]
 
 
-def test_set_webhook_registers_the_secret_and_the_menu_in_both_languages(bot_api: FakeBotApi) -> None:
+def test_set_webhook_registers_the_secret_and_the_menu_in_both_languages(
+    bot_api: FakeBotApi,
+) -> None:
     import os
     import subprocess
     import sys
     from pathlib import Path as _Path
 
     dealbot = _Path(sys.executable).with_name("dealbot")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "SLACK_", "WECOM_", "DEALBOT_"))}
-    env.update(TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_API_URL=bot_api.url, TELEGRAM_WEBHOOK_SECRET=SECRET,
-               TELEGRAM_WEBHOOK_URL="https://bot.example.com/telegram/webhook")
-    done = subprocess.run([str(dealbot), "telegram", "set-webhook"], env=env, capture_output=True, text=True,
-                          timeout=60)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TELEGRAM_", "SLACK_", "WECOM_", "DEALBOT_"))
+    }
+    env.update(
+        TELEGRAM_BOT_TOKEN=TOKEN,
+        TELEGRAM_API_URL=bot_api.url,
+        TELEGRAM_WEBHOOK_SECRET=SECRET,
+        TELEGRAM_WEBHOOK_URL="https://bot.example.com/telegram/webhook",
+    )
+    done = subprocess.run(
+        [str(dealbot), "telegram", "set-webhook"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     webhook = arguments(bot_api.calls("setWebhook")[0])
-    assert webhook["url"] == "https://bot.example.com/telegram/webhook" and webhook["secret_token"] == SECRET
+    assert (
+        webhook["url"] == "https://bot.example.com/telegram/webhook"
+        and webhook["secret_token"] == SECRET
+    )
     menus = [arguments(r) for r in bot_api.calls("setMyCommands")]
     assert {m.get("language_code") for m in menus} == {None, "zh"}
-    commands = [m["commands"] if isinstance(m["commands"], list) else json.loads(m["commands"]) for m in menus]
+    commands = [
+        m["commands"] if isinstance(m["commands"], list) else json.loads(m["commands"])
+        for m in menus
+    ]
     assert any("线索" in command["description"] for menu in commands for command in menu)
 
 
@@ -463,8 +610,15 @@ def test_pending_quotes_each_get_their_own_keyboard_row(telegram: TelegramHarnes
     sent = telegram.api.sent()[-1]
     markup = sent["reply_markup"]
     markup = json.loads(markup) if isinstance(markup, str) else markup
-    rows = [[(button.get("callback_data") or button["switch_inline_query_current_chat"]).strip()
-             for button in row] for row in markup["inline_keyboard"]]
+    rows = [
+        [
+            (button.get("callback_data") or button["switch_inline_query_current_chat"]).strip()
+            for button in row
+        ]
+        for row in markup["inline_keyboard"]
+    ]
     # Each button's data is its command, bound to the team: `~<team>.<mac> <command>`.
-    rows = [[data.split(" ", 1)[1] if data.startswith("~") else data for data in row] for row in rows]
+    rows = [
+        [data.split(" ", 1)[1] if data.startswith("~") else data for data in row] for row in rows
+    ]
     assert rows == [[f"/quote approve Q{n}", f"/quote reject Q{n}"] for n in (4, 3, 2, 1)]
