@@ -11,7 +11,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.engine import Engine
@@ -384,6 +384,9 @@ class Dispatcher:
             action_key = f"action.{params.get('action')}"
             if wording.has(action_key):
                 params["action"] = translate(locale, action_key)
+        for name, value in params.items():  # a date the domain names reads as every date does
+            if isinstance(value, date) and not isinstance(value, datetime):
+                params[name] = wording.day(value, locale)
         text = translate(locale, error.key, **params)
         if isinstance(error, UsageError):
             text = "❓ " + text

@@ -172,3 +172,12 @@ def test_a_mistyped_name_is_refused_and_never_becomes_a_member(team: Chat, zh: C
     team.say("/quote L1 150k")
     assert [name for name in ("bob", "erin") if team.pushes(name)]  # the real approvers are asked
     assert not team.pushes("ghost")
+
+
+def test_a_snooze_that_ends_today_names_the_day_as_every_date_reads(team: Chat, zh: Chat) -> None:
+    team.clock.set(at(2026, 12, 8))
+    team.say("/lead add Acme Trading")
+    zh.say("[李四] /线索 新建 德信集团")
+    assert team.say("/lead snooze L1 0d") == "Snooze until a day after today (Tue 8 Dec is not)."
+    assert zh.say("[李四] /线索 暂缓 L1 0天") == "暂缓日期需要晚于今天（12月8日（周二）不行）。"
+    assert "Snoozed" not in team.say("/lead show L1")
