@@ -386,7 +386,7 @@ class Dispatcher:
                 params["action"] = translate(locale, action_key)
         for name, value in params.items():  # a date the domain names reads as every date does
             if isinstance(value, date) and not isinstance(value, datetime):
-                params[name] = wording.day(value, locale)
+                params[name] = wording.day(value, locale, self.clock.now().date())
         text = translate(locale, error.key, **params)
         if isinstance(error, UsageError):
             text = "❓ " + text
